@@ -1,0 +1,127 @@
+"""Per-environment random streams for the numba kernels.
+
+Every environment owns one 64-bit splitmix64 state, so an environment's trajectory depends only
+on its own seed, never on the batch size or on its neighbours. Draws are ``@njit`` functions that
+take the state array and an index and advance that one stream in place.
+
+splitmix64 (Steele, Lea & Flood 2014) passes BigCrush and costs a handful of integer operations.
+Seeds are hashed before use, so the streams of seeds ``s`` and ``s + 1`` start at unrelated
+points of the 2**64-long sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV_2_53 = 1.0 / 9007199254740992.0
+_SEED_SALT = np.uint64(0x6D6D67796D2D7631)  # "mmgym-v1"
+
+
+@nb.njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(cache=True, inline="always")
+def next_u64(rng: NDArray[np.uint64], i: int) -> np.uint64:
+    """Advance stream ``i`` and return 64 random bits."""
+    s = rng[i] + _GOLDEN
+    rng[i] = s
+    return _mix(s)
+
+
+@nb.njit(cache=True, inline="always")
+def uniform(rng: NDArray[np.uint64], i: int) -> float:
+    """Uniform on [0, 1) with 53 random bits."""
+    return float(next_u64(rng, i) >> _S11) * _INV_2_53
+
+
+@nb.njit(cache=True, inline="always")
+def uniform_open(rng: NDArray[np.uint64], i: int) -> float:
+    """Uniform on (0, 1): safe to take a logarithm of."""
+    return (float(next_u64(rng, i) >> _S11) + 0.5) * _INV_2_53
+
+
+@nb.njit(cache=True, inline="always")
+def standard_normal(rng: NDArray[np.uint64], i: int) -> float:
+    """Standard normal draw (Box-Muller, one of the pair)."""
+    u1 = uniform_open(rng, i)
+    u2 = uniform(rng, i)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@nb.njit(cache=True, inline="always")
+def exponential(rng: NDArray[np.uint64], i: int) -> float:
+    """Exponential draw with mean 1."""
+    return -math.log(uniform_open(rng, i))
+
+
+@nb.njit(cache=True)
+def poisson(rng: NDArray[np.uint64], i: int, lam: float) -> int:
+    """Poisson draw: inversion for small means, PTRS (Hormann 1993) for large ones."""
+    if lam <= 0.0:
+        return 0
+    if lam < 30.0:
+        u = uniform(rng, i)
+        p = math.exp(-lam)
+        cdf = p
+        k = 0
+        while u > cdf and k < 1000:
+            k += 1
+            p *= lam / k
+            cdf += p
+        return k
+    slam = math.sqrt(lam)
+    loglam = math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
+    v_r = 0.9277 - 3.6224 / (b - 2.0)
+    while True:
+        u = uniform(rng, i) - 0.5
+        v = uniform_open(rng, i)
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + lam + 0.43)
+        if us >= 0.07 and v <= v_r:
+            return int(k)
+        if k < 0.0 or (us < 0.013 and v > us):
+            continue
+        if math.log(v) + math.log(inv_alpha) - math.log(a / (us * us) + b) <= (
+            -lam + k * loglam - math.lgamma(k + 1.0)
+        ):
+            return int(k)
+
+
+@nb.njit(cache=True)
+def seed_streams(rng: NDArray[np.uint64], seeds: NDArray[np.uint64], mask: NDArray[np.bool_]) -> None:
+    """Set stream ``i`` from ``seeds[i]`` wherever ``mask[i]``."""
+    for i in range(rng.shape[0]):
+        if mask[i]:
+            rng[i] = _mix(seeds[i] ^ _SEED_SALT)
+
+
+def new_streams(num_envs: int) -> NDArray[np.uint64]:
+    """An array of ``num_envs`` stream states (unseeded: call :func:`seed_streams`)."""
+    return np.zeros(num_envs, dtype=np.uint64)
+
+
+def seeds_from(seed: int | None, num_envs: int) -> NDArray[np.uint64]:
+    """Seeds ``seed + i`` for sub-env ``i`` (Gymnasium's SyncVectorEnv rule); fresh entropy if None."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    return (np.arange(num_envs, dtype=np.uint64) + np.uint64(seed)).astype(np.uint64)

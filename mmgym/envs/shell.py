@@ -1,0 +1,214 @@
+"""Gymnasium shells over a batched simulator.
+
+A :class:`BatchSimulator` advances ``num_envs`` markets in one compiled call and writes its
+results into preallocated buffers. :class:`KernelVectorEnv` turns it into a native Gymnasium
+``VectorEnv`` (autoreset mode NEXT_STEP); :class:`KernelEnv` is the single-env twin, the very same
+simulator with ``num_envs=1``. Because both run the same kernel on the same per-env random
+stream, sub-env ``i`` of a vector env reset with seed ``s`` matches a single env reset with seed
+``s + i``, bit for bit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from numpy.typing import NDArray
+
+from mmgym.core.rng import seeds_from
+
+
+class BatchSimulator(ABC):
+    """``num_envs`` independent environments advanced together by one compiled kernel.
+
+    Subclasses own their state arrays and fill these buffers on every ``reset``/``step``:
+    ``obs`` (num_envs, obs_dim) float32, ``reward`` (num_envs,) float64, ``terminated`` and
+    ``truncated`` (num_envs,) bool.
+    """
+
+    single_observation_space: spaces.Box
+    single_action_space: spaces.Box
+    obs: NDArray[np.float32]
+    reward: NDArray[np.float64]
+    terminated: NDArray[np.bool_]
+    truncated: NDArray[np.bool_]
+
+    def __init__(self, num_envs: int) -> None:
+        if not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.num_envs = int(num_envs)
+
+    @abstractmethod
+    def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
+        """Start new episodes for envs in ``mask``; reseed their streams from ``seeds`` if given."""
+
+    @abstractmethod
+    def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
+        """Advance every env: envs in ``autoreset`` start a new episode instead of stepping.
+
+        Returns -1, or the flat index of the first non-finite action (state is then unchanged).
+        """
+
+    @abstractmethod
+    def info(self, copy: bool) -> dict[str, Any]:
+        """Per-env diagnostics of the last step, as arrays of length ``num_envs``."""
+
+
+def _check_actions(actions: Any, expected_shape: tuple[int, ...]) -> NDArray[Any]:
+    arr = actions if isinstance(actions, np.ndarray) else np.asarray(actions, dtype=np.float64)
+    if arr.shape != expected_shape:
+        raise ValueError(
+            f"action has shape {arr.shape}, expected {expected_shape} (num_envs, action_dim)"
+        )
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _raise_bad_action(flat_index: int, actions: NDArray[Any], names: tuple[str, ...]) -> None:
+    env_index, component = divmod(flat_index, actions.shape[-1])
+    value = actions.reshape(-1)[flat_index]
+    raise ValueError(
+        f"action component {names[component]!r} of env {env_index} is {value}; "
+        "actions must be finite numbers"
+    )
+
+
+class KernelVectorEnv(VectorEnv):  # type: ignore[type-arg]
+    """Native vector env over a :class:`BatchSimulator` (autoreset mode NEXT_STEP).
+
+    ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``. With ``copy=False`` the returned arrays
+    are views of internal buffers that the next call overwrites (fastest); with ``copy=True``
+    (the default, as in Gymnasium's SyncVectorEnv) they are fresh copies.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": [],
+    }
+    action_names: tuple[str, ...] = ()
+
+    def __init__(self, sim: BatchSimulator, copy: bool = True) -> None:
+        self.sim = sim
+        self.num_envs = sim.num_envs
+        self.copy = copy
+        self.single_observation_space = sim.single_observation_space
+        self.single_action_space = sim.single_action_space
+        self.observation_space = gym.vector.utils.batch_space(
+            sim.single_observation_space, self.num_envs
+        )
+        self.action_space = gym.vector.utils.batch_space(sim.single_action_space, self.num_envs)
+        self._action_shape = (self.num_envs, *sim.single_action_space.shape)
+        self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._all = np.ones(self.num_envs, dtype=np.bool_)
+        self._seeded = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Start a new episode in every sub-env (seeding sub-env ``i`` with ``seed + i``)."""
+        if options:
+            raise ValueError(f"reset options are not supported, got {sorted(options)}")
+        seeds = None
+        if seed is not None or not self._seeded:
+            seeds = seeds_from(seed, self.num_envs)
+            self._seeded = True
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
+        self.sim.reset(self._all, seeds)
+        self._autoreset[:] = False
+        return self._out(self.sim.obs), self.sim.info(self.copy)
+
+    def step(
+        self, actions: Any
+    ) -> tuple[
+        NDArray[np.float32],
+        NDArray[np.float64],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        dict[str, Any],
+    ]:
+        """Advance every sub-env; sub-envs whose episode ended last step are reset instead."""
+        arr = _check_actions(actions, self._action_shape)
+        bad = self.sim.step(arr, self._autoreset)
+        if bad >= 0:
+            _raise_bad_action(bad, arr, self.action_names)
+        sim = self.sim
+        np.logical_or(sim.terminated, sim.truncated, out=self._autoreset)
+        return (
+            self._out(sim.obs),
+            self._out(sim.reward),
+            self._out(sim.terminated),
+            self._out(sim.truncated),
+            sim.info(self.copy),
+        )
+
+    def _out(self, buf: NDArray[Any]) -> NDArray[Any]:
+        return buf.copy() if self.copy else buf
+
+
+class KernelEnv(gym.Env):  # type: ignore[type-arg]
+    """Single-env twin of :class:`KernelVectorEnv`: the same simulator with ``num_envs=1``."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    action_names: tuple[str, ...] = ()
+
+    def __init__(self, sim: BatchSimulator) -> None:
+        if sim.num_envs != 1:
+            raise ValueError("a single env needs a simulator with num_envs=1")
+        self.sim = sim
+        self.observation_space = sim.single_observation_space
+        self.action_space = sim.single_action_space
+        self._action_shape = (1, *sim.single_action_space.shape)
+        self._one = np.ones(1, dtype=np.bool_)
+        self._no_reset = np.zeros(1, dtype=np.bool_)
+        self._seeded = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Start a new episode; ``seed`` reseeds this env's random stream."""
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options are not supported, got {sorted(options)}")
+        seeds = None
+        if seed is not None or not self._seeded:
+            seeds = seeds_from(seed, 1)
+            self._seeded = True
+        self.sim.reset(self._one, seeds)
+        return self.sim.obs[0].copy(), _first(self.sim.info(True))
+
+    def step(
+        self, action: Any
+    ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """Advance the market by one decision interval."""
+        arr = _check_actions(np.asarray(action).reshape(1, -1), self._action_shape)
+        if np.shape(action) != self.action_space.shape:
+            raise ValueError(
+                f"action has shape {np.shape(action)}, expected {self.action_space.shape}"
+            )
+        bad = self.sim.step(arr, self._no_reset)
+        if bad >= 0:
+            _raise_bad_action(bad, arr, self.action_names)
+        sim = self.sim
+        return (
+            sim.obs[0].copy(),
+            float(sim.reward[0]),
+            bool(sim.terminated[0]),
+            bool(sim.truncated[0]),
+            _first(sim.info(True)),
+        )
+
+
+def _first(info: dict[str, Any]) -> dict[str, Any]:
+    """Per-env info of env 0, as plain Python scalars where possible."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == 1:
+            out[key] = value[0].item() if value.ndim == 1 else value[0].copy()
+        else:
+            out[key] = value
+    return out
