@@ -1,0 +1,1 @@
+"""Closed-form and heuristic baseline policies."""

@@ -1,0 +1,195 @@
+"""The order book: background depth on a tick grid, taker walks, recentring and replenishment.
+
+Each side holds ``L`` levels of background depth, level 0 at the best price. The agent's resting
+order on a side is tracked apart from the background: its price, remaining size and the
+background volume queued ahead of it (``*_ahead``), which must trade or cancel before it fills.
+At its level the queue is: volume ahead, then the agent, then volume behind.
+
+- A taker order walks the book level by level; an emptied level moves the best price.
+- Background makers keep their best quotes at ``anchor +/- half_spread`` (anchor = fair price
+  plus impact, in ticks): new levels they quote start thin (``new_level_fraction``) and levels
+  they abandon are cancelled, so the agent there loses everyone ahead of it.
+- Depth relaxes toward a regime-dependent profile; a shrinking level is a cancellation spread
+  evenly through its queue, so the volume ahead of the agent shrinks in proportion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from mmgym.core.accounting import apply_fill
+
+EMPTY = 1e-12
+"""Depth at or below which a level counts as empty."""
+
+
+@nb.njit(cache=True, inline="always")
+def remove_top(depth: NDArray[np.float64], k: int, profile: NDArray[np.float64]) -> None:
+    """Drop the best ``k`` levels; levels entering at the deep end sit at their profile depth."""
+    n = depth.shape[0]
+    k = min(k, n)
+    for j in range(n - k):
+        depth[j] = depth[j + k]
+    for j in range(n - k, n):
+        depth[j] = profile[j]
+
+
+@nb.njit(cache=True, inline="always")
+def insert_top(
+    depth: NDArray[np.float64], k: int, profile: NDArray[np.float64], fraction: float
+) -> None:
+    """Insert ``k`` new best levels, each at ``fraction`` of its profile depth."""
+    n = depth.shape[0]
+    k = min(k, n)
+    for j in range(n - 1, k - 1, -1):
+        depth[j] = depth[j - k]
+    for j in range(k):
+        depth[j] = fraction * profile[j]
+
+
+@nb.njit(cache=True, inline="always")
+def anchor_ticks(s: np.void, P: np.void) -> float:
+    """Price (in ticks) around which background makers quote: fair price plus impact."""
+    return math.exp(s.log_fair) / P.tick_size + s.impact
+
+
+@nb.njit(cache=True, inline="always")
+def book_mid(s: np.void, P: np.void) -> float:
+    """Mid of the background book (the agent's own quotes excluded), in price units."""
+    return 0.5 * (s.best_bid + s.best_ask) * P.tick_size
+
+
+@nb.njit(cache=True)
+def recentre(s: np.void, P: np.void, r: int, anchor: float) -> None:
+    """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
+    h = P.background_half_spread[r]
+    target_bid = int(math.floor(anchor - h))
+    target_ask = int(math.ceil(anchor + h))
+    if target_ask <= target_bid:
+        target_ask = target_bid + 1
+    profile = P.profile[r]
+    shift = target_bid - s.best_bid
+    if shift > 0:
+        insert_top(s.bid_depth, shift, profile, P.new_level_fraction)
+    elif shift < 0:
+        remove_top(s.bid_depth, -shift, profile)
+        if s.bid_qty > 0.0 and s.bid_px > target_bid:
+            s.bid_ahead = 0.0
+    s.best_bid = target_bid
+    shift = s.best_ask - target_ask
+    if shift > 0:
+        insert_top(s.ask_depth, shift, profile, P.new_level_fraction)
+    elif shift < 0:
+        remove_top(s.ask_depth, -shift, profile)
+        if s.ask_qty > 0.0 and s.ask_px < target_ask:
+            s.ask_ahead = 0.0
+    s.best_ask = target_ask
+
+
+@nb.njit(cache=True)
+def replenish(s: np.void, P: np.void, r: int) -> None:
+    """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
+    f = P.refill_fraction[r]
+    profile = P.profile[r]
+    n = s.bid_depth.shape[0]
+    jb = s.best_bid - s.bid_px if s.bid_qty > 0.0 else -1
+    ja = s.ask_px - s.best_ask if s.ask_qty > 0.0 else -1
+    for j in range(n):
+        old = s.bid_depth[j]
+        new = old + (profile[j] - old) * f
+        s.bid_depth[j] = new
+        if j == jb and new < old:
+            s.bid_ahead *= new / old
+        old = s.ask_depth[j]
+        new = old + (profile[j] - old) * f
+        s.ask_depth[j] = new
+        if j == ja and new < old:
+            s.ask_ahead *= new / old
+
+
+@nb.njit(cache=True, inline="always")
+def walk(
+    depth: NDArray[np.float64],
+    best: int,
+    step: int,
+    agent_px: int,
+    agent_qty: float,
+    agent_ahead: float,
+    volume: float,
+) -> tuple[float, int, float, float, int]:
+    """Walk one side with a taker order of ``volume``; prices move by ``step`` ticks per level.
+
+    Returns (executed volume, levels emptied, agent fill, agent volume ahead, last trade tick).
+    An agent order priced better than the background best is hit first.
+    """
+    remaining = volume
+    fill = 0.0
+    last_px = best
+    if agent_qty > 0.0 and (agent_px - best) * step < 0:
+        fill = min(remaining, agent_qty)
+        remaining -= fill
+        last_px = agent_px
+    n = depth.shape[0]
+    j = 0
+    while remaining > 0.0 and j < n:
+        px = best + step * j
+        d = depth[j]
+        if agent_qty - fill > 0.0 and agent_px == px:
+            a = min(remaining, agent_ahead, d)
+            agent_ahead -= a
+            d -= a
+            remaining -= a
+            f = min(remaining, agent_qty - fill)
+            fill += f
+            remaining -= f
+        b = min(remaining, d)
+        d -= b
+        remaining -= b
+        last_px = px
+        if d <= EMPTY:
+            d = 0.0
+        depth[j] = d
+        if d > 0.0 or (agent_qty - fill > 0.0 and agent_px == px):
+            break
+        j += 1
+    return volume - remaining, j, fill, agent_ahead, last_px
+
+
+@nb.njit(cache=True)
+def sell_into_bids(s: np.void, P: np.void, r: int, volume: float) -> float:
+    """A taker sell of ``volume`` walks the bids; return the volume executed."""
+    executed, cleared, fill, ahead, last_px = walk(
+        s.bid_depth, s.best_bid, -1, s.bid_px, s.bid_qty, s.bid_ahead, volume
+    )
+    s.bid_ahead = ahead
+    if fill > 0.0:
+        s.bid_qty -= fill
+        s.bid_filled += fill
+        apply_fill(s, fill, s.bid_px * P.tick_size, P.maker_fee)
+    if cleared > 0:
+        remove_top(s.bid_depth, cleared, P.profile[r])
+        s.best_bid -= cleared
+    s.last_trade = last_px * P.tick_size
+    return executed
+
+
+@nb.njit(cache=True)
+def buy_from_asks(s: np.void, P: np.void, r: int, volume: float) -> float:
+    """A taker buy of ``volume`` walks the asks; return the volume executed."""
+    executed, cleared, fill, ahead, last_px = walk(
+        s.ask_depth, s.best_ask, 1, s.ask_px, s.ask_qty, s.ask_ahead, volume
+    )
+    s.ask_ahead = ahead
+    if fill > 0.0:
+        s.ask_qty -= fill
+        s.ask_filled += fill
+        apply_fill(s, -fill, s.ask_px * P.tick_size, P.maker_fee)
+    if cleared > 0:
+        remove_top(s.ask_depth, cleared, P.profile[r])
+        s.best_ask += cleared
+    s.last_trade = last_px * P.tick_size
+    return executed

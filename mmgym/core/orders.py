@@ -1,0 +1,136 @@
+"""Agent orders: action decoding, latency, placement rules and stale-quote pick-off.
+
+The action is a vector in [-1, 1] (out-of-range values are clipped) whose components sit at the
+indices below; later components (hedging, more assets) append to it.
+
+=====  ===========  ==========================================================================
+index  name         meaning
+=====  ===========  ==========================================================================
+0      skew         reservation-price offset from mid: ``skew x max_skew_ticks`` ticks
+1      half_spread  ``0.5 + (a + 1) / 2 x (max_half_spread_ticks - 0.5)`` ticks around it
+2      bid_size     ``(a + 1) / 2 x max_quote_size``, cut so a full fill keeps |q| <= limit
+3      ask_size     same for the ask; a size under ``min_quote_size`` places no order
+=====  ===========  ==========================================================================
+
+Prices are rounded outward to the tick grid (bid down, ask up) from the mid seen at decision
+time. The orders reach the book after ``latency + Exp(jitter_regime)`` (capped), as a cancel and
+replace of both sides. At arrival:
+
+- a quote that keeps its price and does not grow keeps its place in the queue;
+- any other quote joins the back of the queue at its price (all background depth is ahead);
+- post-only: a bid at or above the best ask (an ask at or below the best bid) is rejected and
+  counted, and that side is left without an order; it never executes as a taker.
+
+A resting quote that ends up beyond the anchor (a bid above fair value) is picked off in full
+by arbitrageurs at its price: the stale-quote risk of a book that gaps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from mmgym.core.accounting import apply_fill
+from mmgym.core.rng import exponential
+
+ACTION_NAMES: tuple[str, ...] = ("skew", "half_spread", "bid_size", "ask_size")
+SKEW, HALF_SPREAD, BID_SIZE, ASK_SIZE = range(4)
+
+
+@nb.njit(cache=True, inline="always")
+def _clip1(x: float) -> float:
+    return min(1.0, max(-1.0, x))
+
+
+@nb.njit(cache=True)
+def decode_quotes(
+    action: NDArray[np.floating], mid_ticks: float, P: np.void
+) -> tuple[int, float, int, float]:
+    """Bid price (ticks), bid size, ask price (ticks), ask size for one env's action."""
+    skew = _clip1(action[SKEW]) * P.max_skew
+    half = 0.5 + 0.5 * (_clip1(action[HALF_SPREAD]) + 1.0) * (P.max_half_spread - 0.5)
+    bid_size = 0.5 * (_clip1(action[BID_SIZE]) + 1.0) * P.max_quote_size
+    ask_size = 0.5 * (_clip1(action[ASK_SIZE]) + 1.0) * P.max_quote_size
+    centre = mid_ticks + skew
+    bid_px = int(math.floor(centre - half + 1e-9))
+    ask_px = int(math.ceil(centre + half - 1e-9))
+    if ask_px <= bid_px:
+        ask_px = bid_px + 1
+    return bid_px, bid_size, ask_px, ask_size
+
+
+@nb.njit(cache=True)
+def submit(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, action: NDArray[np.floating]) -> None:
+    """Decode ``action`` at the current mid and put the orders in flight."""
+    bid_px, bid_size, ask_px, ask_size = decode_quotes(
+        action, 0.5 * (s.best_bid + s.best_ask), P
+    )
+    delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[s.regime]
+    delay = min(delay, P.latency_cap_ticks)
+    s.pending_tick = s.tick + int(math.ceil(delay - 1e-9))
+    s.pending_bid_px = bid_px
+    s.pending_bid_qty = bid_size
+    s.pending_ask_px = ask_px
+    s.pending_ask_qty = ask_size
+
+
+@nb.njit(cache=True, inline="always")
+def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
+    """Background volume at ``level`` (none inside the spread; the deepest level beyond the book)."""
+    if level < 0:
+        return 0.0
+    if level >= depth.shape[0]:
+        return depth[depth.shape[0] - 1]
+    return depth[level]
+
+
+@nb.njit(cache=True)
+def activate(s: np.void, P: np.void) -> None:
+    """Orders in flight reach the book (cancel/replace of both sides)."""
+    s.pending_tick = -1
+    bid = min(s.pending_bid_qty, max(0.0, P.max_inventory - s.inventory))
+    if bid < P.min_quote_size:
+        s.bid_qty = 0.0
+    elif not (s.bid_qty > 0.0 and s.pending_bid_px == s.bid_px and bid <= s.bid_qty + 1e-12):
+        if s.pending_bid_px >= s.best_ask:
+            s.rejected_post_only += 1
+            s.bid_qty = 0.0
+        else:
+            s.bid_px = s.pending_bid_px
+            s.bid_ahead = _queue_depth(s.bid_depth, s.best_bid - s.bid_px)
+            s.bid_qty = bid
+    else:
+        s.bid_qty = bid
+    ask = min(s.pending_ask_qty, max(0.0, P.max_inventory + s.inventory))
+    if ask < P.min_quote_size:
+        s.ask_qty = 0.0
+    elif not (s.ask_qty > 0.0 and s.pending_ask_px == s.ask_px and ask <= s.ask_qty + 1e-12):
+        if s.pending_ask_px <= s.best_bid:
+            s.rejected_post_only += 1
+            s.ask_qty = 0.0
+        else:
+            s.ask_px = s.pending_ask_px
+            s.ask_ahead = _queue_depth(s.ask_depth, s.ask_px - s.best_ask)
+            s.ask_qty = ask
+    else:
+        s.ask_qty = ask
+
+
+@nb.njit(cache=True)
+def pick_off_stale(s: np.void, P: np.void, anchor: float) -> None:
+    """Arbitrageurs take agent quotes that sit beyond the anchor (fair value plus impact)."""
+    if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold:
+        qty = s.bid_qty
+        s.bid_qty = 0.0
+        s.bid_filled += qty
+        s.toxic_filled += qty
+        apply_fill(s, qty, s.bid_px * P.tick_size, P.maker_fee)
+    if s.ask_qty > 0.0 and s.ask_px < anchor - P.arb_threshold:
+        qty = s.ask_qty
+        s.ask_qty = 0.0
+        s.ask_filled += qty
+        s.toxic_filled += qty
+        apply_fill(s, -qty, s.ask_px * P.tick_size, P.maker_fee)

@@ -1,0 +1,182 @@
+"""``mmgym/AvellanedaStoikov-v0``: the Avellaneda-Stoikov (2008) market as a Gymnasium env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from mmgym.core import avellaneda_stoikov as k
+from mmgym.core.rng import new_streams, seed_streams
+from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
+
+_ACTION_NAMES = ("bid_depth", "ask_depth")
+
+
+def _params(params: dict[str, Any]) -> k.ASParams:
+    valid = k.ASParams.field_names()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} for AvellanedaStoikov; valid ones are {list(valid)}"
+        )
+    return k.ASParams(**params).validate()
+
+
+class AvellanedaStoikovSimulator(BatchSimulator):
+    """``num_envs`` Avellaneda-Stoikov markets advanced by one numba call per step."""
+
+    def __init__(self, num_envs: int = 1, params: k.ASParams | None = None) -> None:
+        super().__init__(num_envs)
+        self.params = (params or k.ASParams()).validate()
+        self._packed = self.params.packed()
+        p = self.params
+        self.single_action_space = spaces.Box(
+            low=-p.max_depth, high=p.max_depth, shape=(2,), dtype=np.float32
+        )
+        self.single_observation_space = spaces.Box(
+            low=np.array([-np.inf, 0.0], dtype=np.float32),
+            high=np.array([np.inf, p.T], dtype=np.float32),
+            dtype=np.float32,
+        )
+        self.state, self.obs, self.flags = k.new_state(self.num_envs)
+        self.rng = new_streams(self.num_envs)
+        self.reward = self.state[k.REWARD]
+        self.terminated = self.flags[k.TERMINATED]
+        self.truncated = self.flags[k.TRUNCATED]
+        self._info_views: dict[str, NDArray[Any]] = {
+            "wealth": self.state[k.WEALTH],
+            "inventory": self.state[k.INVENTORY],
+            "mid": self.state[k.MID],
+            "bid_fill": self.flags[k.BID_FILL],
+            "ask_fill": self.flags[k.ASK_FILL],
+        }
+
+    def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
+        """Start new episodes for envs in ``mask``; reseed their streams from ``seeds`` if given."""
+        if seeds is not None:
+            seed_streams(self.rng, seeds, mask)
+        k.reset_kernel(self.state, self.obs, self.flags, self._packed, mask)
+
+    def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
+        """Advance every env (envs in ``autoreset`` restart); -1 or the first bad action index."""
+        return int(
+            k.step_kernel(
+                self.state, self.rng, actions, autoreset, self.obs, self.flags, self._packed
+            )
+        )
+
+    def info(self, copy: bool) -> dict[str, Any]:
+        """``wealth``, ``inventory``, ``mid``, ``bid_fill``, ``ask_fill`` per env."""
+        if copy:
+            return {key: value.copy() for key, value in self._info_views.items()}
+        return dict(self._info_views)
+
+
+class AvellanedaStoikovVectorEnv(KernelVectorEnv):
+    """Native vector env of ``num_envs`` Avellaneda-Stoikov markets (autoreset NEXT_STEP).
+
+    ## Description
+
+    `num_envs` independent copies of :class:`AvellanedaStoikovEnv`, advanced by one numba call.
+    `reset(seed=s)` seeds sub-env `i` with `s + i`, so sub-env `i` matches a single env reset
+    with seed `s + i` bit for bit. With `copy=False` the returned arrays are views of buffers
+    that the next call overwrites.
+
+    ## Action Space
+
+    `(num_envs, 2)` array of `(bid_depth, ask_depth)`, as in the single env.
+
+    ## Observation Space
+
+    `(num_envs, 2)` float32 array of `(inventory, time elapsed)`.
+
+    ## Rewards
+
+    Per-env change in mark-to-market wealth `x + q s`.
+
+    ## Starting State
+
+    Mid `s0`, inventory `q0`, cash 0, time 0 in every sub-env.
+
+    ## Episode End
+
+    Sub-envs truncate after `T / dt` steps; the next step returns the reset observation with
+    reward 0 (autoreset mode NEXT_STEP).
+
+    ## Arguments
+
+    `num_envs=1`, `copy=True`, and the single env's parameters (`s0, T, sigma, dt, A, k, q0,
+    max_depth, reward`).
+    """
+
+    action_names = _ACTION_NAMES
+
+    def __init__(self, num_envs: int = 1, copy: bool = True, **params: Any) -> None:
+        super().__init__(AvellanedaStoikovSimulator(num_envs, _params(params)), copy=copy)
+
+
+class AvellanedaStoikovEnv(KernelEnv):
+    """Single Avellaneda-Stoikov market (the vector env's kernel with ``num_envs=1``).
+
+    ## Description
+
+    The market-making model of Avellaneda & Stoikov, "High-frequency trading in a limit order
+    book", Quantitative Finance 8(3), 2008. A dealer quotes a bid and an ask around a mid price
+    that moves by `+/- sigma sqrt(dt)` with probability 1/2 each per step. A quote at distance
+    `delta` from the mid is filled (one unit) within a step with probability
+    `min(1, A exp(-k delta) dt)`, the bid and the ask independently. Within a step the fills are
+    drawn at the current mid, then the mid moves.
+
+    ## Action Space
+
+    `ndarray` of shape `(2,)`: depths in price units, quoted at `s - bid_depth` and
+    `s + ask_depth`. Values outside `[-max_depth, max_depth]` are clipped; a negative depth
+    crosses the mid (fill probability capped at 1). Non-finite actions raise ValueError.
+
+    | Num | Action    | Min        | Max       |
+    |-----|-----------|------------|-----------|
+    | 0   | bid_depth | -max_depth | max_depth |
+    | 1   | ask_depth | -max_depth | max_depth |
+
+    ## Observation Space
+
+    `ndarray` of shape `(2,)`, float32.
+
+    | Num | Observation           | Min  | Max |
+    |-----|-----------------------|------|-----|
+    | 0   | inventory `q`         | -Inf | Inf |
+    | 1   | time elapsed `t`      | 0    | T   |
+
+    ## Rewards
+
+    The change in mark-to-market wealth `x + q s` (cash plus inventory at the mid) over the step,
+    so an episode's return is its profit `x_T + q_T s_T - q0 s0`.
+
+    ## Starting State
+
+    Mid `s0`, inventory `q0`, cash 0, time 0.
+
+    ## Episode End
+
+    The episode never terminates; it is truncated after `T / dt` steps (200 by default).
+
+    ## Arguments
+
+    `s0=100.0, T=1.0, sigma=2.0, dt=0.005, A=140.0, k=1.5, q0=0, max_depth=10.0,
+    reward="wealth"` (the paper's experiment); an unknown name raises ValueError.
+
+    ```python
+    >>> import gymnasium as gym, mmgym
+    >>> env = gym.make("mmgym/AvellanedaStoikov-v0", sigma=1.0)
+    >>> venv = gym.make_vec("mmgym/AvellanedaStoikov-v0", num_envs=1000,
+    ...                     vectorization_mode="vector_entry_point")
+    ```
+    """
+
+    action_names = _ACTION_NAMES
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(AvellanedaStoikovSimulator(1, _params(params)))

@@ -1,0 +1,217 @@
+"""The one observation builder, shared by the simulator and the live runner.
+
+It reads only an event window (``mmgym.core.layout.window_dtype``): the mid and the taker buy
+and sell volume of every tick of the last decision interval, a book snapshot, the agent's own
+orders and inventory. It keeps exponential moving averages over three horizons (execution,
+order-flow aggregation, regime) and writes one float32 feature vector per env.
+
+=====  =======================  ===========================================================
+index  name                     definition
+=====  =======================  ===========================================================
+0      inventory                inventory / max_inventory
+1-3    return_{h}               (log mid - EMA_h(log mid)) in bp / (return_scale_bp sqrt(h))
+4-6    volatility_{h}           sqrt(EMA_h(r^2) / tick_seconds) in bp per sqrt(s) / scale
+7-9    flow_imbalance_{h}       (EMA_h(buy vol) - EMA_h(sell vol)) / (sum), in [-1, 1]
+10     book_imbalance           (bid depth - ask depth) / sum over the snapshot levels
+11     spread                   (best ask - best bid) in ticks / 10
+12     bid_distance             (mid - own bid) in ticks / max_half_spread_ticks (0: no bid)
+13     bid_queue                volume ahead / (volume ahead + own size) (0: no bid)
+14     ask_distance             (own ask - mid) in ticks / max_half_spread_ticks (0: no ask)
+15     ask_queue                volume ahead / (volume ahead + own size) (0: no ask)
+16     time                     elapsed fraction of the episode
+=====  =======================  ===========================================================
+
+All features are clipped to [-clip, clip].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from mmgym.core.params import MarketParams
+
+HORIZON_LABELS = ("fast", "medium", "slow")
+OBS_NAMES: tuple[str, ...] = (
+    "inventory",
+    *(f"return_{h}" for h in HORIZON_LABELS),
+    *(f"volatility_{h}" for h in HORIZON_LABELS),
+    *(f"flow_imbalance_{h}" for h in HORIZON_LABELS),
+    "book_imbalance",
+    "spread",
+    "bid_distance",
+    "bid_queue",
+    "ask_distance",
+    "ask_queue",
+    "time",
+)
+OBS_DIM = len(OBS_NAMES)
+SPREAD_SCALE_TICKS = 10.0
+H = len(HORIZON_LABELS)
+
+CONFIG_DTYPE = np.dtype(
+    [
+        ("tick_seconds", "f8"),
+        ("tick_size", "f8"),
+        ("horizons", "f8", (H,)),
+        ("ema_weight", "f8", (H,)),
+        ("return_scale_bp", "f8"),
+        ("max_inventory", "f8"),
+        ("max_half_spread_ticks", "f8"),
+        ("clip", "f8"),
+    ],
+    align=True,
+)
+
+FEATURE_STATE_DTYPE = np.dtype(
+    [
+        ("log_mid", "f8"),
+        ("ema_log_mid", "f8", (H,)),
+        ("ema_sq_return", "f8", (H,)),
+        ("ema_buy", "f8", (H,)),
+        ("ema_sell", "f8", (H,)),
+    ],
+    align=True,
+)
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """What the builder needs to know about the market: its grid, clocks and limits."""
+
+    tick_seconds: float
+    tick_size: float
+    horizons: tuple[float, float, float]
+    return_scale_bp: float
+    max_inventory: float
+    max_half_spread_ticks: float
+    clip: float
+
+    @classmethod
+    def from_market(cls, p: MarketParams) -> ObservationConfig:
+        """The configuration matching a simulated market."""
+        return cls(
+            tick_seconds=p.tick_seconds,
+            tick_size=p.tick_size,
+            horizons=p.horizons,
+            return_scale_bp=p.return_scale_bp,
+            max_inventory=p.max_inventory,
+            max_half_spread_ticks=p.max_half_spread_ticks,
+            clip=p.obs_clip,
+        )
+
+    def pack(self) -> NDArray[np.void]:
+        """One-element record for the compiled builder."""
+        out = np.zeros(1, dtype=CONFIG_DTYPE)
+        r = out[0]
+        r["tick_seconds"] = self.tick_seconds
+        r["tick_size"] = self.tick_size
+        r["horizons"] = self.horizons
+        r["ema_weight"] = 1.0 - np.exp(-self.tick_seconds / np.array(self.horizons))
+        r["return_scale_bp"] = self.return_scale_bp
+        r["max_inventory"] = self.max_inventory
+        r["max_half_spread_ticks"] = self.max_half_spread_ticks
+        r["clip"] = self.clip
+        return out
+
+
+@nb.njit(cache=True, inline="always")
+def _queue_fraction(ahead: float, size: float) -> float:
+    return ahead / (ahead + size) if size > 0.0 else 0.0
+
+
+@nb.njit(cache=True)
+def build_observations(
+    Ca: NDArray[np.void],
+    window: NDArray[np.void],
+    feat: NDArray[np.void],
+    obs: NDArray[np.float32],
+    mask: NDArray[np.bool_],
+) -> None:
+    """Update the feature state of envs in ``mask`` from their window and write their features."""
+    C = Ca[0]
+    n_h = C.horizons.shape[0]
+    for i in range(window.shape[0]):
+        if not mask[i]:
+            continue
+        w = window[i]
+        f = feat[i]
+        ticks = w.mid.shape[0]
+        if w.episode_start:
+            lm = math.log(w.mid[ticks - 1])
+            f.log_mid = lm
+            for h in range(n_h):
+                f.ema_log_mid[h] = lm
+                f.ema_sq_return[h] = 0.0
+                f.ema_buy[h] = 0.0
+                f.ema_sell[h] = 0.0
+        else:
+            for t in range(ticks):
+                lm = math.log(w.mid[t])
+                ret = lm - f.log_mid
+                f.log_mid = lm
+                bv = w.buy_volume[t]
+                sv = w.sell_volume[t]
+                for h in range(n_h):
+                    a = C.ema_weight[h]
+                    f.ema_log_mid[h] += a * (lm - f.ema_log_mid[h])
+                    f.ema_sq_return[h] += a * (ret * ret - f.ema_sq_return[h])
+                    f.ema_buy[h] += a * (bv - f.ema_buy[h])
+                    f.ema_sell[h] += a * (sv - f.ema_sell[h])
+        o = obs[i]
+        o[0] = w.inventory / C.max_inventory
+        for h in range(n_h):
+            o[1 + h] = (
+                (f.log_mid - f.ema_log_mid[h])
+                * 1e4
+                / (C.return_scale_bp * math.sqrt(C.horizons[h]))
+            )
+            o[4 + h] = math.sqrt(f.ema_sq_return[h] / C.tick_seconds) * 1e4 / C.return_scale_bp
+            flow = f.ema_buy[h] + f.ema_sell[h]
+            o[7 + h] = (f.ema_buy[h] - f.ema_sell[h]) / flow if flow > 1e-12 else 0.0
+        bid_depth = 0.0
+        ask_depth = 0.0
+        for j in range(w.bid_depth.shape[0]):
+            bid_depth += w.bid_depth[j]
+            ask_depth += w.ask_depth[j]
+        total = bid_depth + ask_depth
+        o[10] = (bid_depth - ask_depth) / total if total > 0.0 else 0.0
+        o[11] = (w.best_ask - w.best_bid) / C.tick_size / SPREAD_SCALE_TICKS
+        mid = 0.5 * (w.best_bid + w.best_ask)
+        scale = C.tick_size * C.max_half_spread_ticks
+        o[12] = (mid - w.bid_price) / scale if w.bid_size > 0.0 else 0.0
+        o[13] = _queue_fraction(w.bid_queue_ahead, w.bid_size)
+        o[14] = (w.ask_price - mid) / scale if w.ask_size > 0.0 else 0.0
+        o[15] = _queue_fraction(w.ask_queue_ahead, w.ask_size)
+        o[16] = w.time_fraction
+        clip = C.clip
+        for k in range(o.shape[0]):
+            o[k] = min(clip, max(-clip, o[k]))
+
+
+class ObservationBuilder:
+    """Stateful feature builder for ``num_envs`` streams of event windows."""
+
+    def __init__(self, config: ObservationConfig, num_envs: int) -> None:
+        self.config = config
+        self._packed = config.pack()
+        self.state = np.zeros(num_envs, dtype=FEATURE_STATE_DTYPE)
+        self.obs = np.zeros((num_envs, OBS_DIM), dtype=np.float32)
+        self._all = np.ones(num_envs, dtype=np.bool_)
+
+    def update(
+        self, window: NDArray[np.void], mask: NDArray[np.bool_] | None = None
+    ) -> NDArray[np.float32]:
+        """Consume one window per env (those in ``mask``) and return the feature buffer."""
+        if window.shape[0] != self.obs.shape[0]:
+            raise ValueError(
+                f"window holds {window.shape[0]} envs, the builder {self.obs.shape[0]}"
+            )
+        build_observations(
+            self._packed, window, self.state, self.obs, self._all if mask is None else mask
+        )
+        return self.obs

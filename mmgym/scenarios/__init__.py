@@ -1,0 +1,5 @@
+"""Named market scenarios: documented sets of overrides on :class:`~mmgym.core.params.MarketParams`."""
+
+from mmgym.scenarios.library import DEFAULT_SCENARIO, SCENARIOS, Scenario, make_params
+
+__all__ = ["DEFAULT_SCENARIO", "SCENARIOS", "Scenario", "make_params"]

@@ -1,0 +1,196 @@
+"""Reproduction of the simulation table of Avellaneda & Stoikov (2008), section 4.
+
+M. Avellaneda and S. Stoikov, "High-frequency trading in a limit order book", Quantitative
+Finance 8(3), 2008: 1000 paths of 200 steps (s0=100, T=1, sigma=2, dt=0.005, A=140, k=1.5,
+q0=0), the "inventory" strategy (optimal spread around the reservation price) against the
+"symmetric" one (same spread around the mid), for gamma = 0.1 and 0.01.
+
+Tolerances. Both the paper and we average 1000 independent paths, so each difference carries
+two standard errors: we compare within ``3 sqrt(se_paper^2 + se_ours^2)``, which is
+``3 sqrt(2) se`` when the two are equal. SE of a mean: ``sd / sqrt(n)``. SE of a standard
+deviation: ``sd sqrt((2 + kappa) / (4 n))`` with ``kappa`` the excess kurtosis of our sample;
+this is ``sd / sqrt(2n)`` for normal data (kappa = 0: final inventories, inventory-strategy
+profits) and about 1.5 times that for the symmetric strategy's profit (kappa ~ 2.6). The
+average spread does not depend on the paths: it is compared within the rounding of the table.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import mmgym  # noqa: F401  (registers the env ids)
+from agents.baselines.avellaneda_stoikov import (
+    AvellanedaStoikovPolicy,
+    SymmetricPolicy,
+    optimal_spread,
+    reservation_price,
+)
+
+SIGMA, K, T = 2.0, 1.5, 1.0
+NUM_PATHS, NUM_STEPS, SEED = 1000, 200, 2008
+
+
+class Row(NamedTuple):
+    spread: float
+    profit: float
+    std_profit: float
+    final_q: float
+    std_final_q: float
+
+
+# (gamma, strategy) -> published row (Quantitative Finance 8(3), 2008, section 4).
+PUBLISHED: dict[tuple[float, str], Row] = {
+    (0.1, "inventory"): Row(1.49, 65.0, 6.6, 0.08, 2.9),
+    (0.1, "symmetric"): Row(1.49, 68.4, 12.7, 0.26, 8.4),
+    (0.01, "inventory"): Row(1.35, 68.6, 8.7, 0.12, 5.1),
+    (0.01, "symmetric"): Row(1.35, 68.8, 12.8, 0.09, 8.7),
+}
+
+
+class Sample(NamedTuple):
+    spread: float
+    wealth: np.ndarray
+    final_q: np.ndarray
+    max_abs_depth: float
+
+
+@functools.cache
+def _simulate(gamma: float, strategy: str) -> Sample:
+    """One run of the experiment through the native vector env and a baseline policy."""
+    env = gym.make_vec(
+        "mmgym/AvellanedaStoikov-v0", num_envs=NUM_PATHS, vectorization_mode="vector_entry_point"
+    )
+    cls = AvellanedaStoikovPolicy if strategy == "inventory" else SymmetricPolicy
+    policy = cls(gamma=gamma, sigma=SIGMA, k=K, T=T)
+    policy.reset()
+    obs, _ = env.reset(seed=SEED)
+    spreads, max_abs_depth = [], 0.0
+    for _ in range(NUM_STEPS):
+        actions = policy.act(obs)
+        spreads.append(float(np.mean(actions[:, 0].astype(np.float64) + actions[:, 1])))
+        max_abs_depth = max(max_abs_depth, float(np.abs(actions).max()))
+        obs, _, terminated, truncated, info = env.step(actions)
+    assert truncated.all() and not terminated.any()
+    sample = Sample(float(np.mean(spreads)), info["wealth"], info["inventory"], max_abs_depth)
+    return sample
+
+
+def _excess_kurtosis(x: np.ndarray) -> float:
+    z = (x - x.mean()) / x.std()
+    return float(np.mean(z**4) - 3.0)
+
+
+def _se_std(sd: float, kappa: float, n: int) -> float:
+    return sd * math.sqrt((2.0 + kappa) / (4.0 * n))
+
+
+CASES = sorted(PUBLISHED, key=lambda c: (-c[0], c[1]))
+
+
+@pytest.mark.parametrize(("gamma", "strategy"), CASES)
+def test_average_spread(gamma: float, strategy: str) -> None:
+    sample = _simulate(gamma, strategy)
+    # Deterministic (the same for every path): within the table's rounding, 0.005.
+    assert abs(sample.spread - PUBLISHED[gamma, strategy].spread) <= 0.005 + 1e-6
+    # The quotes never reach the action bound (max_depth=10), so clipping plays no part.
+    assert sample.max_abs_depth < 10.0
+
+
+@pytest.mark.parametrize(("gamma", "strategy"), CASES)
+def test_profit_mean_and_std(gamma: float, strategy: str) -> None:
+    row, w = PUBLISHED[gamma, strategy], _simulate(gamma, strategy).wealth
+    n, sd = w.size, float(w.std(ddof=1))
+    # Mean: SE sd/sqrt(n) on each side, about 0.21 (inventory, gamma 0.1) to 0.43.
+    se_mean = math.hypot(row.std_profit / math.sqrt(n), sd / math.sqrt(n))
+    assert abs(w.mean() - row.profit) < 3 * se_mean, (w.mean(), row.profit, se_mean)
+    # Std: SE sd sqrt((2 + kappa) / 4n) on each side, about 0.15 to 0.46.
+    kappa = _excess_kurtosis(w)
+    se_sd = math.hypot(_se_std(row.std_profit, kappa, n), _se_std(sd, kappa, n))
+    assert abs(sd - row.std_profit) < 3 * se_sd, (sd, row.std_profit, se_sd, kappa)
+
+
+@pytest.mark.parametrize(("gamma", "strategy"), CASES)
+def test_final_inventory_mean_and_std(gamma: float, strategy: str) -> None:
+    row, q = PUBLISHED[gamma, strategy], _simulate(gamma, strategy).final_q
+    n, sd = q.size, float(q.std(ddof=1))
+    # Mean: SE sd/sqrt(n) on each side, about 0.09 (inventory, gamma 0.1) to 0.28.
+    se_mean = math.hypot(row.std_final_q / math.sqrt(n), sd / math.sqrt(n))
+    assert abs(q.mean() - row.final_q) < 3 * se_mean, (q.mean(), row.final_q, se_mean)
+    # Std: SE sd sqrt((2 + kappa) / 4n) on each side, about 0.065 to 0.2.
+    kappa = _excess_kurtosis(q)
+    se_sd = math.hypot(_se_std(row.std_final_q, kappa, n), _se_std(sd, kappa, n))
+    assert abs(sd - row.std_final_q) < 3 * se_sd, (sd, row.std_final_q, se_sd, kappa)
+
+
+def _symmetric_exact(gamma: float) -> tuple[float, float, float]:
+    """Exact mean and std of profit and std of final q of the symmetric strategy.
+
+    Its depths h_n do not depend on the path, so fills are independent Bernoulli(p_n) draws,
+    independent of the mid: profit = sum_n h_n (bid_n + ask_n) + sum_n q'_n ds_n, with q'_n the
+    inventory after step n's fills (mean 0) and ds_n = +/- sigma sqrt(dt) independent of it.
+    """
+    dt = T / NUM_STEPS
+    mean = var_profit = var_q = 0.0
+    for n in range(NUM_STEPS):
+        h = 0.5 * float(optimal_spread(gamma, SIGMA, T - n * dt, K))
+        p = min(1.0, 140.0 * math.exp(-K * h) * dt)
+        v = 2.0 * p * (1.0 - p)  # variance of bid_n - ask_n (and of bid_n + ask_n)
+        var_q += v
+        mean += 2.0 * p * h
+        var_profit += h * h * v + SIGMA**2 * dt * var_q
+    return mean, math.sqrt(var_profit), math.sqrt(var_q)
+
+
+@pytest.mark.parametrize("gamma", [0.1, 0.01])
+def test_symmetric_strategy_matches_exact_moments(gamma: float) -> None:
+    """A sharper check of the simulator than the table: exact moments, 20000 paths."""
+    n = 20_000
+    env = gym.make_vec(
+        "mmgym/AvellanedaStoikov-v0", num_envs=n, vectorization_mode="vector_entry_point"
+    )
+    policy = SymmetricPolicy(gamma=gamma, sigma=SIGMA, k=K, T=T)
+    obs, _ = env.reset(seed=SEED + 1)
+    for _ in range(NUM_STEPS):
+        obs, _, _, _, info = env.step(policy.act(obs))
+    w, q = info["wealth"], info["inventory"]
+    mean, sd_profit, sd_q = _symmetric_exact(gamma)  # 68.02, 13.27, 8.40 at gamma = 0.1
+    # The reference is exact, so one SE: sd/sqrt(n) ~ 0.097 (profit), 0.061 (q) for the mean;
+    # sd sqrt((2 + kappa)/4n) ~ 0.10 (profit, kappa ~ 2.6), 0.044 (q) for the std.
+    assert abs(w.mean() - mean) < 3 * sd_profit / math.sqrt(n)
+    assert abs(q.mean()) < 3 * sd_q / math.sqrt(n)
+    sd_w = float(w.std(ddof=1))
+    assert abs(sd_w - sd_profit) < 3 * _se_std(sd_profit, _excess_kurtosis(w), n), sd_w
+    sd_qs = float(q.std(ddof=1))
+    assert abs(sd_qs - sd_q) < 3 * _se_std(sd_q, _excess_kurtosis(q), n), sd_qs
+
+
+def test_inventory_strategy_reduces_risk() -> None:
+    """The paper's qualitative finding: lower std of profit and of final inventory."""
+    for gamma in (0.1, 0.01):
+        inv, sym = _simulate(gamma, "inventory"), _simulate(gamma, "symmetric")
+        assert inv.wealth.std() < sym.wealth.std()
+        assert inv.final_q.std() < sym.final_q.std()
+
+
+def test_closed_forms() -> None:
+    # r = s - q gamma sigma^2 tau; spread = gamma sigma^2 tau + (2/gamma) ln(1 + gamma/k).
+    assert reservation_price(100.0, 3, 0.1, 2.0, 0.5) == pytest.approx(100.0 - 3 * 0.1 * 4 * 0.5)
+    assert optimal_spread(0.1, 2.0, 0.0, 1.5) == pytest.approx(20.0 * math.log(1 + 0.1 / 1.5))
+    obs = np.array([[2.0, 0.25], [-1.0, 0.75], [0.0, 1.0]], dtype=np.float32)
+    inv = AvellanedaStoikovPolicy(0.1, 2.0, 1.5, 1.0).act(obs)
+    sym = SymmetricPolicy(0.1, 2.0, 1.5, 1.0).act(obs)
+    tau = 1.0 - obs[:, 1].astype(np.float64)
+    spread = optimal_spread(0.1, 2.0, tau, 1.5)
+    r = reservation_price(100.0, obs[:, 0], 0.1, 2.0, tau)
+    np.testing.assert_allclose(inv[:, 0], 100.0 - (r - spread / 2), rtol=1e-6)
+    np.testing.assert_allclose(inv[:, 1], (r + spread / 2) - 100.0, rtol=1e-6)
+    np.testing.assert_allclose(sym, np.stack([spread / 2, spread / 2], axis=1), rtol=1e-6)
+    assert inv.dtype == sym.dtype == np.float32
+    with pytest.raises(ValueError, match="gamma"):
+        AvellanedaStoikovPolicy(0.0, 2.0, 1.5, 1.0)
