@@ -8,11 +8,12 @@ Equity is ``cash + inventory x mid``. Every change of equity is booked to exactl
 from __future__ import annotations
 
 import numba as nb
-import numpy as np
+
+from mmgym.core.records import Record
 
 
 @nb.njit(cache=True, inline="always")
-def apply_fill(s: np.void, signed_qty: float, price: float, fee_rate: float) -> None:
+def apply_fill(s: Record, signed_qty: float, price: float, fee_rate: float) -> None:
     """Book a fill of ``signed_qty`` (+ agent buys) at ``price``, marked against ``s.mid``."""
     fee = fee_rate * price * abs(signed_qty)
     s.cash -= signed_qty * price + fee
@@ -37,13 +38,13 @@ def apply_fill(s: np.void, signed_qty: float, price: float, fee_rate: float) -> 
 
 
 @nb.njit(cache=True, inline="always")
-def mark_to(s: np.void, new_mid: float) -> None:
+def mark_to(s: Record, new_mid: float) -> None:
     """Move the marking price to ``new_mid``, booking the inventory revaluation."""
     s.pnl_inventory += s.inventory * (new_mid - s.mid)
     s.mid = new_mid
 
 
 @nb.njit(cache=True, inline="always")
-def equity(s: np.void) -> float:
+def equity(s: Record) -> float:
     """Cash plus inventory at the mid."""
     return s.cash + s.inventory * s.mid

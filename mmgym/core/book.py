@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_fill
+from mmgym.core.records import Record
 
 EMPTY = 1e-12
 """Depth at or below which a level counts as empty."""
@@ -52,23 +53,23 @@ def insert_top(
 
 
 @nb.njit(cache=True, inline="always")
-def anchor_ticks(s: np.void, P: np.void) -> float:
+def anchor_ticks(s: Record, P: Record) -> float:
     """Price (in ticks) around which background makers quote: fair price plus impact."""
     return math.exp(s.log_fair) / P.tick_size + s.impact
 
 
 @nb.njit(cache=True, inline="always")
-def book_mid(s: np.void, P: np.void) -> float:
+def book_mid(s: Record, P: Record) -> float:
     """Mid of the background book (the agent's own quotes excluded), in price units."""
     return 0.5 * (s.best_bid + s.best_ask) * P.tick_size
 
 
 @nb.njit(cache=True)
-def recentre(s: np.void, P: np.void, r: int, anchor: float) -> None:
+def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
     h = P.background_half_spread[r]
-    target_bid = int(math.floor(anchor - h))
-    target_ask = int(math.ceil(anchor + h))
+    target_bid = math.floor(anchor - h)
+    target_ask = math.ceil(anchor + h)
     if target_ask <= target_bid:
         target_ask = target_bid + 1
     profile = P.profile[r]
@@ -91,7 +92,7 @@ def recentre(s: np.void, P: np.void, r: int, anchor: float) -> None:
 
 
 @nb.njit(cache=True)
-def replenish(s: np.void, P: np.void, r: int) -> None:
+def replenish(s: Record, P: Record, r: int) -> None:
     """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
     f = P.refill_fraction[r]
     profile = P.profile[r]
@@ -160,7 +161,7 @@ def walk(
 
 
 @nb.njit(cache=True)
-def sell_into_bids(s: np.void, P: np.void, r: int, volume: float) -> float:
+def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker sell of ``volume`` walks the bids; return the volume executed."""
     executed, cleared, fill, ahead, last_px = walk(
         s.bid_depth, s.best_bid, -1, s.bid_px, s.bid_qty, s.bid_ahead, volume
@@ -178,7 +179,7 @@ def sell_into_bids(s: np.void, P: np.void, r: int, volume: float) -> float:
 
 
 @nb.njit(cache=True)
-def buy_from_asks(s: np.void, P: np.void, r: int, volume: float) -> float:
+def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker buy of ``volume`` walks the asks; return the volume executed."""
     executed, cleared, fill, ahead, last_px = walk(
         s.ask_depth, s.best_ask, 1, s.ask_px, s.ask_qty, s.ask_ahead, volume

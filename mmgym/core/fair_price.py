@@ -12,11 +12,12 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.records import Record
 from mmgym.core.rng import exponential, standard_normal, uniform
 
 
 @nb.njit(cache=True, inline="always")
-def step_fair_price(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, r: int) -> float:
+def step_fair_price(rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: int) -> float:
     """Advance the log fair price and the latent drift by one tick; return the jump (log)."""
     jump = 0.0
     if uniform(rng, i) < P.jump_prob[r]:

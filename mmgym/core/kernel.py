@@ -25,13 +25,14 @@ from mmgym.core.book import (
 )
 from mmgym.core.fair_price import step_fair_price
 from mmgym.core.orders import activate, pick_off_stale, submit
+from mmgym.core.records import Record
 from mmgym.core.regime import next_regime, sample_from_cdf
 from mmgym.core.rng import poisson, seed_streams, standard_normal, uniform
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
 
 
 @nb.njit(cache=True)
-def tick_market(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void) -> tuple[float, float]:
+def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[float, float]:
     """Advance one env by one market tick; return (taker buy volume, taker sell volume)."""
     r = next_regime(rng, i, s.regime, P.transition_cdf)
     s.regime = r
@@ -80,7 +81,7 @@ def tick_market(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void) -> tupl
 
 
 @nb.njit(cache=True)
-def _snapshot(s: np.void, P: np.void, w: np.void) -> None:
+def _snapshot(s: Record, P: Record, w: Record) -> None:
     """Write the end-of-interval book, own orders and account into the event window."""
     tick = P.tick_size
     k = w.bid_depth.shape[0]
@@ -100,12 +101,9 @@ def _snapshot(s: np.void, P: np.void, w: np.void) -> None:
 
 
 @nb.njit(cache=True)
-def _reset_one(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, w: np.void) -> None:
+def _reset_one(rng: NDArray[np.uint64], i: int, s: Record, P: Record, w: Record) -> None:
     """Start a new episode for env ``i``, drawing its initial regime and drift from its stream."""
-    if P.initial_regime >= 0:
-        r = P.initial_regime
-    else:
-        r = sample_from_cdf(rng, i, P.stationary_cdf)
+    r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
     s.regime = r
     s.tick = 0
     s.log_fair = P.log_initial_price
@@ -119,8 +117,8 @@ def _reset_one(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, w: np.vo
         s.ask_depth[j] = profile[j]
     anchor = anchor_ticks(s, P)
     h = P.background_half_spread[r]
-    s.best_bid = int(math.floor(anchor - h))
-    s.best_ask = max(int(math.ceil(anchor + h)), s.best_bid + 1)
+    s.best_bid = math.floor(anchor - h)
+    s.best_ask = max(math.ceil(anchor + h), s.best_bid + 1)
     s.mid = book_mid(s, P)
     s.last_trade = s.mid
     s.cash = 0.0
@@ -147,7 +145,7 @@ def _reset_one(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, w: np.vo
 
 
 @nb.njit(cache=True, inline="always")
-def _clear_step(s: np.void) -> None:
+def _clear_step(s: Record) -> None:
     s.pnl_spread = 0.0
     s.pnl_inventory = 0.0
     s.pnl_fees = 0.0

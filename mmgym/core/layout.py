@@ -104,7 +104,9 @@ def pack_params(p: MarketParams) -> NDArray[np.void]:
     r["transition_cdf"][:, -1] = 1.0
     r["stationary_cdf"] = np.cumsum(regime_stationary_law(p))
     r["stationary_cdf"][-1] = 1.0
-    r["initial_regime"] = -1 if p.initial_regime == "stationary" else REGIMES.index(p.initial_regime)
+    r["initial_regime"] = (
+        -1 if p.initial_regime == "stationary" else REGIMES.index(p.initial_regime)
+    )
     decay = math.exp(-dt / p.signal_timescale)
     r["signal_decay"] = decay
     r["signal_noise"] = math.sqrt(1.0 - decay * decay)

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_fill
+from mmgym.core.records import Record
 from mmgym.core.rng import exponential
 
 ACTION_NAMES: tuple[str, ...] = ("skew", "half_spread", "bid_size", "ask_size")
@@ -47,7 +48,7 @@ def _clip1(x: float) -> float:
 
 @nb.njit(cache=True)
 def decode_quotes(
-    action: NDArray[np.floating], mid_ticks: float, P: np.void
+    action: NDArray[np.floating], mid_ticks: float, P: Record
 ) -> tuple[int, float, int, float]:
     """Bid price (ticks), bid size, ask price (ticks), ask size for one env's action."""
     skew = _clip1(action[SKEW]) * P.max_skew
@@ -55,22 +56,22 @@ def decode_quotes(
     bid_size = 0.5 * (_clip1(action[BID_SIZE]) + 1.0) * P.max_quote_size
     ask_size = 0.5 * (_clip1(action[ASK_SIZE]) + 1.0) * P.max_quote_size
     centre = mid_ticks + skew
-    bid_px = int(math.floor(centre - half + 1e-9))
-    ask_px = int(math.ceil(centre + half - 1e-9))
+    bid_px = math.floor(centre - half + 1e-9)
+    ask_px = math.ceil(centre + half - 1e-9)
     if ask_px <= bid_px:
         ask_px = bid_px + 1
     return bid_px, bid_size, ask_px, ask_size
 
 
 @nb.njit(cache=True)
-def submit(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, action: NDArray[np.floating]) -> None:
+def submit(
+    rng: NDArray[np.uint64], i: int, s: Record, P: Record, action: NDArray[np.floating]
+) -> None:
     """Decode ``action`` at the current mid and put the orders in flight."""
-    bid_px, bid_size, ask_px, ask_size = decode_quotes(
-        action, 0.5 * (s.best_bid + s.best_ask), P
-    )
+    bid_px, bid_size, ask_px, ask_size = decode_quotes(action, 0.5 * (s.best_bid + s.best_ask), P)
     delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[s.regime]
     delay = min(delay, P.latency_cap_ticks)
-    s.pending_tick = s.tick + int(math.ceil(delay - 1e-9))
+    s.pending_tick = s.tick + math.ceil(delay - 1e-9)
     s.pending_bid_px = bid_px
     s.pending_bid_qty = bid_size
     s.pending_ask_px = ask_px
@@ -79,7 +80,7 @@ def submit(rng: NDArray[np.uint64], i: int, s: np.void, P: np.void, action: NDAr
 
 @nb.njit(cache=True, inline="always")
 def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
-    """Background volume at ``level`` (none inside the spread; the deepest level beyond the book)."""
+    """Background volume at ``level``: none inside the spread, the deepest level beyond the book."""
     if level < 0:
         return 0.0
     if level >= depth.shape[0]:
@@ -88,7 +89,7 @@ def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
 
 
 @nb.njit(cache=True)
-def activate(s: np.void, P: np.void) -> None:
+def activate(s: Record, P: Record) -> None:
     """Orders in flight reach the book (cancel/replace of both sides)."""
     s.pending_tick = -1
     bid = min(s.pending_bid_qty, max(0.0, P.max_inventory - s.inventory))
@@ -120,7 +121,7 @@ def activate(s: np.void, P: np.void) -> None:
 
 
 @nb.njit(cache=True)
-def pick_off_stale(s: np.void, P: np.void, anchor: float) -> None:
+def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
     """Arbitrageurs take agent quotes that sit beyond the anchor (fair value plus impact)."""
     if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold:
         qty = s.bid_qty

@@ -57,7 +57,7 @@ class MarketParams:
     )
     """Transition rates between regimes per hour (row: from, column: to; diagonal ignored)."""
     initial_regime: str = "stationary"
-    """Regime at reset: a regime name, or ``stationary`` to draw it from the chain's stationary law."""
+    """Regime at reset: a regime name, or ``stationary`` to draw it from the stationary law."""
 
     # --- informed signal ---------------------------------------------------------------------
     signal_timescale: float = 30.0
@@ -148,12 +148,12 @@ class MarketParams:
     @property
     def ticks_per_decision(self) -> int:
         """Market ticks per agent decision."""
-        return int(round(self.decision_interval / self.tick_seconds))
+        return round(self.decision_interval / self.tick_seconds)
 
     @property
     def decisions_per_episode(self) -> int:
         """Agent decisions per episode."""
-        return int(round(self.episode_seconds / self.decision_interval))
+        return round(self.episode_seconds / self.decision_interval)
 
     def validate(self) -> MarketParams:
         """Raise ValueError naming the first invalid field; return self when all are valid."""
@@ -202,9 +202,11 @@ def _triple(p: MarketParams, name: str, positive: bool) -> None:
     ok = isinstance(value, tuple | list) and len(value) == NUM_REGIMES
     if ok:
         for v in value:
-            if not (isinstance(v, int | float) and math.isfinite(v)):
-                ok = False
-            elif v < 0 or (positive and v == 0):
+            if (
+                not (isinstance(v, int | float) and math.isfinite(v))
+                or v < 0
+                or (positive and v == 0)
+            ):
                 ok = False
     if not ok:
         sign = "> 0" if positive else ">= 0"
@@ -286,7 +288,11 @@ def _validate(p: MarketParams) -> None:
     if p.min_quote_size > p.max_quote_size:
         _fail("min_quote_size", f"<= max_quote_size ({p.max_quote_size})", p.min_quote_size)
     if p.latency_seconds + 1e-12 > p.latency_cap_seconds:
-        _fail("latency_cap_seconds", f">= latency_seconds ({p.latency_seconds})", p.latency_cap_seconds)
+        _fail(
+            "latency_cap_seconds",
+            f">= latency_seconds ({p.latency_seconds})",
+            p.latency_cap_seconds,
+        )
     if p.latency_cap_seconds >= p.decision_interval:
         _fail(
             "latency_cap_seconds",

@@ -21,6 +21,8 @@ def sample_from_cdf(rng: NDArray[np.uint64], i: int, cdf: NDArray[np.float64]) -
 
 
 @nb.njit(cache=True, inline="always")
-def next_regime(rng: NDArray[np.uint64], i: int, regime: int, transition_cdf: NDArray[np.float64]) -> int:
+def next_regime(
+    rng: NDArray[np.uint64], i: int, regime: int, transition_cdf: NDArray[np.float64]
+) -> int:
     """Regime after one tick, from the exact one-tick transition matrix exp(Q dt)."""
     return sample_from_cdf(rng, i, transition_cdf[regime])

@@ -106,7 +106,9 @@ def poisson(rng: NDArray[np.uint64], i: int, lam: float) -> int:
 
 
 @nb.njit(cache=True)
-def seed_streams(rng: NDArray[np.uint64], seeds: NDArray[np.uint64], mask: NDArray[np.bool_]) -> None:
+def seed_streams(
+    rng: NDArray[np.uint64], seeds: NDArray[np.uint64], mask: NDArray[np.bool_]
+) -> None:
     """Set stream ``i`` from ``seeds[i]`` wherever ``mask[i]``."""
     for i in range(rng.shape[0]):
         if mask[i]:
@@ -119,7 +121,7 @@ def new_streams(num_envs: int) -> NDArray[np.uint64]:
 
 
 def seeds_from(seed: int | None, num_envs: int) -> NDArray[np.uint64]:
-    """Seeds ``seed + i`` for sub-env ``i`` (Gymnasium's SyncVectorEnv rule); fresh entropy if None."""
+    """Seeds ``seed + i`` for sub-env ``i``, as in SyncVectorEnv; fresh entropy if None."""
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     if seed < 0:

@@ -12,11 +12,12 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.records import Record
 from mmgym.core.rng import uniform, uniform_open
 
 
 @nb.njit(cache=True, inline="always")
-def order_size(rng: NDArray[np.uint64], i: int, P: np.void) -> float:
+def order_size(rng: NDArray[np.uint64], i: int, P: Record) -> float:
     """Pareto order size ``size_min * U^(-1/tail)``, capped."""
     size = P.size_min * uniform_open(rng, i) ** (-P.size_inv_tail)
     return min(size, P.size_cap)
@@ -33,7 +34,7 @@ def order_side(
 
 
 @nb.njit(cache=True, inline="always")
-def update_excitation(s: np.void, P: np.void, buys: int, sells: int) -> None:
+def update_excitation(s: Record, P: Record, buys: int, sells: int) -> None:
     """Decay both excitations by one tick and add this tick's events."""
     d = P.excitation_decay
     eb = s.excitation_buy * d + P.excitation_self * buys + P.excitation_cross * sells

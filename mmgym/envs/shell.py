@@ -11,7 +11,7 @@ stream, sub-env ``i`` of a vector env reset with seed ``s`` matches a single env
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -78,7 +78,7 @@ def _raise_bad_action(flat_index: int, actions: NDArray[Any], names: tuple[str, 
     )
 
 
-class KernelVectorEnv(VectorEnv):  # type: ignore[type-arg]
+class KernelVectorEnv(VectorEnv):
     """Native vector env over a :class:`BatchSimulator` (autoreset mode NEXT_STEP).
 
     ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``. With ``copy=False`` the returned arrays
@@ -86,7 +86,7 @@ class KernelVectorEnv(VectorEnv):  # type: ignore[type-arg]
     (the default, as in Gymnasium's SyncVectorEnv) they are fresh copies.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata: dict[str, Any] = {  # noqa: RUF012 (an instance attribute in Gymnasium)
         "autoreset_mode": AutoresetMode.NEXT_STEP,
         "render_modes": [],
     }
@@ -150,10 +150,10 @@ class KernelVectorEnv(VectorEnv):  # type: ignore[type-arg]
         return buf.copy() if self.copy else buf
 
 
-class KernelEnv(gym.Env):  # type: ignore[type-arg]
+class KernelEnv(gym.Env):
     """Single-env twin of :class:`KernelVectorEnv`: the same simulator with ``num_envs=1``."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
     action_names: tuple[str, ...] = ()
 
     def __init__(self, sim: BatchSimulator) -> None:
@@ -181,9 +181,7 @@ class KernelEnv(gym.Env):  # type: ignore[type-arg]
         self.sim.reset(self._one, seeds)
         return self.sim.obs[0].copy(), _first(self.sim.info(True))
 
-    def step(
-        self, action: Any
-    ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         """Advance the market by one decision interval."""
         arr = _check_actions(np.asarray(action).reshape(1, -1), self._action_shape)
         if np.shape(action) != self.action_space.shape:

@@ -1,4 +1,4 @@
-"""Named market scenarios: documented sets of overrides on :class:`~mmgym.core.params.MarketParams`."""
+"""Named market scenarios: documented overrides of :class:`~mmgym.core.params.MarketParams`."""
 
 from mmgym.scenarios.library import DEFAULT_SCENARIO, SCENARIOS, Scenario, make_params
 
