@@ -210,3 +210,23 @@ def test_bad_actions_are_named_and_leave_state_untouched() -> None:
         single.step(np.array([np.inf, 0, 0, 0], dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         single.step(np.zeros(5, dtype=np.float32))
+
+
+def test_parallel_kernel_matches_serial_bit_for_bit() -> None:
+    from mmgym.envs.perp_mm import PARALLEL_MIN_ENVS, PerpMMSimulator
+    from mmgym.scenarios import make_params
+
+    n = PARALLEL_MIN_ENVS + 3
+    params = make_params("volatile", **SHORT)
+    parallel = PerpMMVectorEnv(num_envs=n, scenario="volatile", **SHORT)
+    assert parallel.sim._step_kernel.__name__ == "step_markets_parallel"
+    serial = PerpMMVectorEnv(num_envs=n, scenario="volatile", **SHORT)
+    serial.sim = PerpMMSimulator(n, params, parallel=False)
+    o1, _ = parallel.reset(seed=21)
+    o2, _ = serial.reset(seed=21)
+    np.testing.assert_array_equal(o1, o2)
+    for a in _actions(np.random.default_rng(4), n, 25):
+        r1, r2 = parallel.step(a), serial.step(a)
+        for x, y in zip(r1[:4], r2[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(parallel.sim.state, serial.sim.state)

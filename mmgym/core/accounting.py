@@ -12,7 +12,7 @@ import numba as nb
 from mmgym.core.records import Record
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def apply_fill(s: Record, signed_qty: float, price: float, fee_rate: float) -> None:
     """Book a fill of ``signed_qty`` (+ agent buys) at ``price``, marked against ``s.mid``."""
     fee = fee_rate * price * abs(signed_qty)
@@ -37,14 +37,14 @@ def apply_fill(s: Record, signed_qty: float, price: float, fee_rate: float) -> N
     s.fills += 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def mark_to(s: Record, new_mid: float) -> None:
     """Move the marking price to ``new_mid``, booking the inventory revaluation."""
     s.pnl_inventory += s.inventory * (new_mid - s.mid)
     s.mid = new_mid
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def equity(s: Record) -> float:
     """Cash plus inventory at the mid."""
     return s.cash + s.inventory * s.mid

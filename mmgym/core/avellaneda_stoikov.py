@@ -108,7 +108,7 @@ def new_state(num_envs: int) -> tuple[NDArray[np.float64], NDArray[np.float32], 
     return state, obs, flags
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _reset_one(
     i: int,
     state: NDArray[np.float64],
@@ -132,7 +132,7 @@ def _reset_one(
     flags[ASK_FILL, i] = False
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def reset_kernel(
     state: NDArray[np.float64],
     obs: NDArray[np.float32],
@@ -146,7 +146,7 @@ def reset_kernel(
             _reset_one(i, state, obs, flags, params)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def step_kernel(
     state: NDArray[np.float64],
     rng: NDArray[np.uint64],

@@ -28,7 +28,7 @@ EMPTY = 1e-12
 """Depth at or below which a level counts as empty."""
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def remove_top(depth: NDArray[np.float64], k: int, profile: NDArray[np.float64]) -> None:
     """Drop the best ``k`` levels; levels entering at the deep end sit at their profile depth."""
     n = depth.shape[0]
@@ -39,7 +39,7 @@ def remove_top(depth: NDArray[np.float64], k: int, profile: NDArray[np.float64])
         depth[j] = profile[j]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def insert_top(
     depth: NDArray[np.float64], k: int, profile: NDArray[np.float64], fraction: float
 ) -> None:
@@ -52,19 +52,19 @@ def insert_top(
         depth[j] = fraction * profile[j]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def anchor_ticks(s: Record, P: Record) -> float:
     """Price (in ticks) around which background makers quote: fair price plus impact."""
-    return math.exp(s.log_fair) / P.tick_size + s.impact
+    return s.fair_ticks + s.impact
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def book_mid(s: Record, P: Record) -> float:
     """Mid of the background book (the agent's own quotes excluded), in price units."""
     return 0.5 * (s.best_bid + s.best_ask) * P.tick_size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
     h = P.background_half_spread[r]
@@ -91,28 +91,33 @@ def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
     s.best_ask = target_ask
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _relax(depth: NDArray[np.float64], profile: NDArray[np.float64], f: float) -> None:
+    for j in range(depth.shape[0]):
+        depth[j] += (profile[j] - depth[j]) * f
+
+
+@nb.njit(cache=True, error_model="numpy")
 def replenish(s: Record, P: Record, r: int) -> None:
     """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
     f = P.refill_fraction[r]
     profile = P.profile[r]
     n = s.bid_depth.shape[0]
-    jb = s.best_bid - s.bid_px if s.bid_qty > 0.0 else -1
-    ja = s.ask_px - s.best_ask if s.ask_qty > 0.0 else -1
-    for j in range(n):
-        old = s.bid_depth[j]
-        new = old + (profile[j] - old) * f
-        s.bid_depth[j] = new
-        if j == jb and new < old:
-            s.bid_ahead *= new / old
-        old = s.ask_depth[j]
-        new = old + (profile[j] - old) * f
-        s.ask_depth[j] = new
-        if j == ja and new < old:
-            s.ask_ahead *= new / old
+    jb = s.best_bid - s.bid_px
+    ja = s.ask_px - s.best_ask
+    track_bid = s.bid_qty > 0.0 and 0 <= jb < n
+    track_ask = s.ask_qty > 0.0 and 0 <= ja < n
+    old_bid = s.bid_depth[jb] if track_bid else 0.0
+    old_ask = s.ask_depth[ja] if track_ask else 0.0
+    _relax(s.bid_depth, profile, f)
+    _relax(s.ask_depth, profile, f)
+    if track_bid and s.bid_depth[jb] < old_bid:
+        s.bid_ahead *= s.bid_depth[jb] / old_bid
+    if track_ask and s.ask_depth[ja] < old_ask:
+        s.ask_ahead *= s.ask_depth[ja] / old_ask
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def walk(
     depth: NDArray[np.float64],
     best: int,
@@ -160,7 +165,7 @@ def walk(
     return volume - remaining, j, fill, agent_ahead, last_px
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker sell of ``volume`` walks the bids; return the volume executed."""
     executed, cleared, fill, ahead, last_px = walk(
@@ -178,7 +183,7 @@ def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
     return executed
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker buy of ``volume`` walks the asks; return the volume executed."""
     executed, cleared, fill, ahead, last_px = walk(

@@ -8,28 +8,33 @@ and ``signal`` is a latent Ornstein-Uhlenbeck drift. Informed takers trade on th
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.records import Record
-from mmgym.core.rng import exponential, standard_normal, uniform
+from mmgym.core.rng import exponential, standard_normal_pair, uniform
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def exp_small(x: float) -> float:
+    """exp(x), by a 5-term Taylor series where |x| < 1e-3 (error < 1e-17, below float64 epsilon)."""
+    if abs(x) < 1e-3:
+        return 1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0))))
+    return math.exp(x)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def step_fair_price(rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: int) -> float:
-    """Advance the log fair price and the latent drift by one tick; return the jump (log)."""
+    """Advance the fair price (in ticks) and the latent drift by one tick; return the jump (log)."""
+    z_price, z_signal = standard_normal_pair(rng, i)
     jump = 0.0
     if uniform(rng, i) < P.jump_prob[r]:
         size = exponential(rng, i) * P.jump_mean[r]
         jump = -size if uniform(rng, i) < P.jump_down_prob else size
-    s.log_fair += (
-        s.signal * P.dt
-        + P.sigma_sqrt_dt[r] * standard_normal(rng, i)
-        + P.drift_correction[r]
-        + jump
-    )
-    s.signal = s.signal * P.signal_decay + P.signal_std[r] * P.signal_noise * standard_normal(
-        rng, i
-    )
+    log_return = s.signal * P.dt + P.sigma_sqrt_dt[r] * z_price + P.drift_correction[r] + jump
+    s.fair_ticks *= exp_small(log_return)
+    s.signal = s.signal * P.signal_decay + P.signal_std[r] * P.signal_noise * z_signal
     return jump

@@ -31,7 +31,7 @@ from mmgym.core.rng import poisson, seed_streams, standard_normal, uniform
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[float, float]:
     """Advance one env by one market tick; return (taker buy volume, taker sell volume)."""
     r = next_regime(rng, i, s.regime, P.transition_cdf)
@@ -46,23 +46,20 @@ def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[
         activate(s, P)
     pick_off_stale(s, P, anchor)
 
-    # Taker arrivals: interleave this tick's buys and sells in random order.
+    # Taker arrivals. Poisson thinning: the total count is Poisson(lam_buy + lam_sell) and each
+    # arrival is a buy with probability lam_buy / total, which gives independent Poisson counts
+    # per side, in a random interleaving.
     dt = P.dt
-    n_buy = poisson(rng, i, P.mu_dt[r] + s.excitation_buy * dt)
-    n_sell = poisson(rng, i, P.mu_dt[r] + s.excitation_sell * dt)
+    lam_buy = P.mu_dt[r] + s.excitation_buy * dt
+    lam_total = lam_buy + P.mu_dt[r] + s.excitation_sell * dt
+    arrivals = poisson(rng, i, lam_total)
     buy_volume = 0.0
     sell_volume = 0.0
     buys = 0
     sells = 0
-    left_buy = n_buy
-    left_sell = n_sell
-    while left_buy + left_sell > 0:
-        if uniform(rng, i) * (left_buy + left_sell) < left_buy:
-            left_buy -= 1
-            side = order_side(rng, i, 1, s.signal, P.informed_fraction[r])
-        else:
-            left_sell -= 1
-            side = order_side(rng, i, -1, s.signal, P.informed_fraction[r])
+    for _ in range(arrivals):
+        hawkes_side = 1 if uniform(rng, i) * lam_total < lam_buy else -1
+        side = order_side(rng, i, hawkes_side, s.signal, P.informed_fraction[r])
         size = order_size(rng, i, P)
         if side > 0:
             buy_volume += buy_from_asks(s, P, r, size)
@@ -80,7 +77,7 @@ def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[
     return buy_volume, sell_volume
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _snapshot(s: Record, P: Record, w: Record) -> None:
     """Write the end-of-interval book, own orders and account into the event window."""
     tick = P.tick_size
@@ -100,13 +97,13 @@ def _snapshot(s: Record, P: Record, w: Record) -> None:
     w.time_fraction = s.tick / P.episode_ticks
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _reset_one(rng: NDArray[np.uint64], i: int, s: Record, P: Record, w: Record) -> None:
     """Start a new episode for env ``i``, drawing its initial regime and drift from its stream."""
     r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
     s.regime = r
     s.tick = 0
-    s.log_fair = P.log_initial_price
+    s.fair_ticks = P.initial_price_ticks
     s.signal = P.signal_std[r] * standard_normal(rng, i)
     s.impact = 0.0
     s.excitation_buy = P.excitation_mean[r]
@@ -135,7 +132,7 @@ def _reset_one(rng: NDArray[np.uint64], i: int, s: Record, P: Record, w: Record)
     _clear_step(s)
     s.equity_before = 0.0
     s.equity = 0.0
-    s.fair_price = math.exp(s.log_fair)
+    s.fair_price = s.fair_ticks * P.tick_size
     for t in range(w.mid.shape[0]):
         w.mid[t] = s.mid
         w.buy_volume[t] = 0.0
@@ -144,7 +141,7 @@ def _reset_one(rng: NDArray[np.uint64], i: int, s: Record, P: Record, w: Record)
     w.episode_start = True
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _clear_step(s: Record) -> None:
     s.pnl_spread = 0.0
     s.pnl_inventory = 0.0
@@ -162,7 +159,7 @@ def _clear_step(s: Record) -> None:
     s.fill_notional = 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def reset_markets(
     Pa: NDArray[np.void],
     state: NDArray[np.void],
@@ -181,7 +178,66 @@ def reset_markets(
             _reset_one(rng, i, state[i], P, window[i])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
+def _step_one(
+    Pa: NDArray[np.void],
+    state: NDArray[np.void],
+    window: NDArray[np.void],
+    rng: NDArray[np.uint64],
+    i: int,
+    actions: NDArray[np.floating],
+    autoreset: NDArray[np.bool_],
+    reward: NDArray[np.float64],
+    terminated: NDArray[np.bool_],
+    truncated: NDArray[np.bool_],
+) -> None:
+    """Advance env ``i`` by one decision interval, or reset it if ``autoreset[i]``."""
+    P = Pa[0]
+    s = state[i]
+    w = window[i]
+    action = actions[i]
+    if autoreset[i]:
+        _reset_one(rng, i, s, P, w)
+        reward[i] = 0.0
+        terminated[i] = False
+        truncated[i] = False
+        return
+    _clear_step(s)
+    s.equity_before = equity(s)
+    submit(rng, i, s, P, action)
+    for t in range(P.ticks_per_decision):
+        bv, sv = tick_market(rng, i, s, P)
+        w.mid[t] = s.mid
+        w.buy_volume[t] = bv
+        w.sell_volume[t] = sv
+        s.taker_buy_volume += bv
+        s.taker_sell_volume += sv
+    _snapshot(s, P, w)
+    w.episode_start = False
+    s.equity = equity(s)
+    s.fair_price = s.fair_ticks * P.tick_size
+    done = s.tick >= P.episode_ticks
+    value = s.equity - s.equity_before
+    if P.reward_mode == 1:
+        value -= P.inventory_penalty * s.inventory_sq_time
+        if done:
+            value -= P.terminal_inventory_penalty * s.inventory * s.inventory
+    reward[i] = value * P.reward_scale
+    terminated[i] = False
+    truncated[i] = done
+
+
+@nb.njit(cache=True, error_model="numpy")
+def first_non_finite(actions: NDArray[np.floating]) -> int:
+    """Flat index of the first non-finite action, or -1."""
+    flat = actions.reshape(-1)
+    for k in range(flat.shape[0]):
+        if not math.isfinite(flat[k]):
+            return k
+    return -1
+
+
+@nb.njit(cache=True, error_model="numpy")
 def step_markets(
     Pa: NDArray[np.void],
     state: NDArray[np.void],
@@ -197,43 +253,30 @@ def step_markets(
 
     Returns -1, or the flat index of the first non-finite action, in which case nothing moved.
     """
-    flat = actions.reshape(-1)
-    for k in range(flat.shape[0]):
-        if not math.isfinite(flat[k]):
-            return k
-    P = Pa[0]
-    ticks = P.ticks_per_decision
+    bad = first_non_finite(actions)
+    if bad >= 0:
+        return bad
     for i in range(state.shape[0]):
-        s = state[i]
-        w = window[i]
-        if autoreset[i]:
-            _reset_one(rng, i, s, P, w)
-            reward[i] = 0.0
-            terminated[i] = False
-            truncated[i] = False
-            continue
-        _clear_step(s)
-        s.equity_before = equity(s)
-        submit(rng, i, s, P, actions[i])
-        for t in range(ticks):
-            bv, sv = tick_market(rng, i, s, P)
-            w.mid[t] = s.mid
-            w.buy_volume[t] = bv
-            w.sell_volume[t] = sv
-            s.taker_buy_volume += bv
-            s.taker_sell_volume += sv
-        _snapshot(s, P, w)
-        w.episode_start = False
-        s.equity = equity(s)
-        s.fair_price = math.exp(s.log_fair)
-        done = s.tick >= P.episode_ticks
-        pnl = s.equity - s.equity_before
-        value = pnl
-        if P.reward_mode == 1:
-            value -= P.inventory_penalty * s.inventory_sq_time
-            if done:
-                value -= P.terminal_inventory_penalty * s.inventory * s.inventory
-        reward[i] = value * P.reward_scale
-        terminated[i] = False
-        truncated[i] = done
+        _step_one(Pa, state, window, rng, i, actions, autoreset, reward, terminated, truncated)
+    return -1
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def step_markets_parallel(
+    Pa: NDArray[np.void],
+    state: NDArray[np.void],
+    window: NDArray[np.void],
+    rng: NDArray[np.uint64],
+    actions: NDArray[np.floating],
+    autoreset: NDArray[np.bool_],
+    reward: NDArray[np.float64],
+    terminated: NDArray[np.bool_],
+    truncated: NDArray[np.bool_],
+) -> int:
+    """:func:`step_markets` over all cores. Envs share nothing, so results are identical."""
+    bad = first_non_finite(actions)
+    if bad >= 0:
+        return bad
+    for i in nb.prange(state.shape[0]):
+        _step_one(Pa, state, window, rng, i, actions, autoreset, reward, terminated, truncated)
     return -1

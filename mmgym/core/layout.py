@@ -36,7 +36,7 @@ def param_dtype(levels: int) -> np.dtype:
             ("ticks_per_decision", "i8"),
             ("episode_ticks", "i8"),
             ("tick_size", "f8"),
-            ("log_initial_price", "f8"),
+            ("initial_price_ticks", "f8"),
             ("sigma_sqrt_dt", "f8", (R,)),
             ("drift_correction", "f8", (R,)),
             ("jump_prob", "f8", (R,)),
@@ -93,7 +93,7 @@ def pack_params(p: MarketParams) -> NDArray[np.void]:
     r["ticks_per_decision"] = p.ticks_per_decision
     r["episode_ticks"] = p.decisions_per_episode * p.ticks_per_decision
     r["tick_size"] = p.tick_size
-    r["log_initial_price"] = math.log(p.initial_price)
+    r["initial_price_ticks"] = p.initial_price / p.tick_size
     vol = np.array(p.volatility) * math.sqrt(dt / SECONDS_PER_YEAR)
     r["sigma_sqrt_dt"] = vol
     r["drift_correction"] = -0.5 * vol**2
@@ -155,7 +155,7 @@ def state_dtype(levels: int) -> np.dtype:
             # market
             ("regime", "i8"),
             ("tick", "i8"),
-            ("log_fair", "f8"),
+            ("fair_ticks", "f8"),
             ("signal", "f8"),
             ("impact", "f8"),
             ("excitation_buy", "f8"),

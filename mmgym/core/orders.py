@@ -41,12 +41,12 @@ ACTION_NAMES: tuple[str, ...] = ("skew", "half_spread", "bid_size", "ask_size")
 SKEW, HALF_SPREAD, BID_SIZE, ASK_SIZE = range(4)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _clip1(x: float) -> float:
     return min(1.0, max(-1.0, x))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def decode_quotes(
     action: NDArray[np.floating], mid_ticks: float, P: Record
 ) -> tuple[int, float, int, float]:
@@ -63,7 +63,7 @@ def decode_quotes(
     return bid_px, bid_size, ask_px, ask_size
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def submit(
     rng: NDArray[np.uint64], i: int, s: Record, P: Record, action: NDArray[np.floating]
 ) -> None:
@@ -78,7 +78,7 @@ def submit(
     s.pending_ask_qty = ask_size
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
     """Background volume at ``level``: none inside the spread, the deepest level beyond the book."""
     if level < 0:
@@ -88,7 +88,7 @@ def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
     return depth[level]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def activate(s: Record, P: Record) -> None:
     """Orders in flight reach the book (cancel/replace of both sides)."""
     s.pending_tick = -1
@@ -120,7 +120,7 @@ def activate(s: Record, P: Record) -> None:
         s.ask_qty = ask
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
     """Arbitrageurs take agent quotes that sit beyond the anchor (fair value plus impact)."""
     if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold:

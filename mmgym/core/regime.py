@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from mmgym.core.rng import uniform
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def sample_from_cdf(rng: NDArray[np.uint64], i: int, cdf: NDArray[np.float64]) -> int:
     """Index drawn from a cumulative distribution (last entry 1)."""
     u = uniform(rng, i)
@@ -20,7 +20,7 @@ def sample_from_cdf(rng: NDArray[np.uint64], i: int, cdf: NDArray[np.float64]) -
     return n - 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def next_regime(
     rng: NDArray[np.uint64], i: int, regime: int, transition_cdf: NDArray[np.float64]
 ) -> int:

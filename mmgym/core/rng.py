@@ -28,14 +28,14 @@ _INV_2_53 = 1.0 / 9007199254740992.0
 _SEED_SALT = np.uint64(0x6D6D67796D2D7631)  # "mmgym-v1"
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _mix(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     return z ^ (z >> _S31)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def next_u64(rng: NDArray[np.uint64], i: int) -> np.uint64:
     """Advance stream ``i`` and return 64 random bits."""
     s = rng[i] + _GOLDEN
@@ -43,19 +43,19 @@ def next_u64(rng: NDArray[np.uint64], i: int) -> np.uint64:
     return _mix(s)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def uniform(rng: NDArray[np.uint64], i: int) -> float:
     """Uniform on [0, 1) with 53 random bits."""
     return float(next_u64(rng, i) >> _S11) * _INV_2_53
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def uniform_open(rng: NDArray[np.uint64], i: int) -> float:
     """Uniform on (0, 1): safe to take a logarithm of."""
     return (float(next_u64(rng, i) >> _S11) + 0.5) * _INV_2_53
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def standard_normal(rng: NDArray[np.uint64], i: int) -> float:
     """Standard normal draw (Box-Muller, one of the pair)."""
     u1 = uniform_open(rng, i)
@@ -63,13 +63,25 @@ def standard_normal(rng: NDArray[np.uint64], i: int) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def standard_normal_pair(rng: NDArray[np.uint64], i: int) -> tuple[float, float]:
+    """Two independent standard normal draws (Marsaglia's polar method: no trigonometry)."""
+    while True:
+        u = 2.0 * uniform(rng, i) - 1.0
+        v = 2.0 * uniform(rng, i) - 1.0
+        r2 = u * u + v * v
+        if 0.0 < r2 < 1.0:
+            scale = math.sqrt(-2.0 * math.log(r2) / r2)
+            return u * scale, v * scale
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def exponential(rng: NDArray[np.uint64], i: int) -> float:
     """Exponential draw with mean 1."""
     return -math.log(uniform_open(rng, i))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def poisson(rng: NDArray[np.uint64], i: int, lam: float) -> int:
     """Poisson draw: inversion for small means, PTRS (Hormann 1993) for large ones."""
     if lam <= 0.0:
@@ -105,7 +117,7 @@ def poisson(rng: NDArray[np.uint64], i: int, lam: float) -> int:
             return int(k)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def seed_streams(
     rng: NDArray[np.uint64], seeds: NDArray[np.uint64], mask: NDArray[np.bool_]
 ) -> None:

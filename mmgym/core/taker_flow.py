@@ -16,14 +16,14 @@ from mmgym.core.records import Record
 from mmgym.core.rng import uniform, uniform_open
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def order_size(rng: NDArray[np.uint64], i: int, P: Record) -> float:
     """Pareto order size ``size_min * U^(-1/tail)``, capped."""
     size = P.size_min * uniform_open(rng, i) ** (-P.size_inv_tail)
     return min(size, P.size_cap)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def order_side(
     rng: NDArray[np.uint64], i: int, hawkes_side: int, signal: float, informed_fraction: float
 ) -> int:
@@ -33,7 +33,7 @@ def order_side(
     return hawkes_side
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def update_excitation(s: Record, P: Record, buys: int, sells: int) -> None:
     """Decay both excitations by one tick and add this tick's events."""
     d = P.excitation_decay

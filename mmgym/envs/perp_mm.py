@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from mmgym.core.kernel import reset_markets, step_markets
+from mmgym.core.kernel import reset_markets, step_markets, step_markets_parallel
 from mmgym.core.layout import pack_params, state_dtype, window_dtype
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
@@ -46,11 +46,19 @@ INFO_FIELDS: tuple[str, ...] = (
 """Per-env entries of ``info`` (see :class:`PerpMMEnv`)."""
 
 
+PARALLEL_MIN_ENVS = 256
+"""Batches at least this large step on all cores (smaller ones would pay more to start threads
+than they gain). The results do not depend on it: envs share nothing."""
+
+
 class PerpMMSimulator(BatchSimulator):
     """``num_envs`` independent perpetual markets, each with one market-making agent."""
 
-    def __init__(self, num_envs: int, params: MarketParams) -> None:
+    def __init__(self, num_envs: int, params: MarketParams, parallel: bool | None = None) -> None:
         super().__init__(num_envs)
+        if parallel is None:
+            parallel = num_envs >= PARALLEL_MIN_ENVS
+        self._step_kernel = step_markets_parallel if parallel else step_markets
         self.params = params.validate()
         self._packed = pack_params(params)
         n = self.num_envs
@@ -88,7 +96,7 @@ class PerpMMSimulator(BatchSimulator):
 
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env by one decision interval."""
-        bad = step_markets(
+        bad = self._step_kernel(
             self._packed,
             self.state,
             self.window,

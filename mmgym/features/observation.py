@@ -119,12 +119,12 @@ class ObservationConfig:
         return out
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _queue_fraction(ahead: float, size: float) -> float:
     return ahead / (ahead + size) if size > 0.0 else 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def build_observations(
     Ca: NDArray[np.void],
     window: NDArray[np.void],

@@ -1,0 +1,156 @@
+"""Throughput of mmgym's envs through the public ``gymnasium.make_vec`` API.
+
+Steps each env with a fixed action at several batch sizes and prints a markdown table of the
+median over repeats (env-steps per second; for PerpMM also market ticks per second).
+
+    python scripts/bench.py                      # print the table
+    python scripts/bench.py --write docs/benchmarks.md
+    python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import mmgym
+from mmgym.scenarios import make_params
+
+ENVS = {
+    "AvellanedaStoikov": (mmgym.AVELLANEDA_STOIKOV_ID, np.array([0.7, 0.7])),
+    "PerpMM": (mmgym.PERP_MM_ID, np.array([0.0, -0.8, 0.0, 0.0])),
+}
+
+
+@dataclass
+class Result:
+    """One row of the benchmark table."""
+
+    env: str
+    num_envs: int
+    steps_per_second: float
+    spread: float
+    ticks_per_second: float | None
+
+
+def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Result:
+    env_id, action = ENVS[env_name]
+    env = gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=False
+    )
+    actions = np.tile(action.astype(np.float32), (num_envs, 1))
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(actions)
+    # Size one repeat to about `seconds` of work.
+    t0 = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - t0 < 0.05:
+        env.step(actions)
+        calls += 1
+    per_call = (time.perf_counter() - t0) / calls
+    steps = max(1, int(seconds / per_call))
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(actions)
+        rates.append(steps * num_envs / (time.perf_counter() - t0))
+    median = statistics.median(rates)
+    spread = (max(rates) - min(rates)) / median
+    ticks = None
+    if env_name == "PerpMM":
+        ticks = median * make_params().ticks_per_decision
+    env.close()
+    return Result(env_name, num_envs, median, spread, ticks)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _table(results: list[Result]) -> str:
+    lines = [
+        "| env | num_envs | env-steps/s | market ticks/s | spread of repeats |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ticks = f"{r.ticks_per_second:,.0f}" if r.ticks_per_second is not None else "-"
+        lines.append(
+            f"| {r.env} | {r.num_envs:,} | {r.steps_per_second:,.0f} | {ticks} | "
+            f"{100 * r.spread:.0f} % |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the benchmark and print (and optionally write) the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[1, 100, 1000, 10000])
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per cell (median)")
+    parser.add_argument("--seconds", type=float, default=0.4, help="duration of one repeat")
+    parser.add_argument("--write", type=Path, help="write the table into this markdown file")
+    args = parser.parse_args()
+
+    results = []
+    for env_name in args.envs:
+        for n in args.sizes:
+            r = _measure(env_name, n, args.repeats, args.seconds)
+            print(f"  {env_name:18s} num_envs={n:6d}  {r.steps_per_second:14,.0f} env-steps/s")
+            results.append(r)
+    table = _table(results)
+    header = (
+        f"Machine: {_machine()}. Commit {_commit()}, {time.strftime('%Y-%m-%d')}. "
+        f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "
+        "`make_vec(..., vectorization_mode='vector_entry_point', copy=False)`."
+    )
+    print()
+    print(header)
+    print()
+    print(table)
+    if args.write:
+        _write(args.write, header, table)
+
+
+def _write(path: Path, header: str, table: str) -> None:
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    block = f"{begin}\n{header}\n\n{table}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    path.write_text(text)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
