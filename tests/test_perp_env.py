@@ -213,15 +213,13 @@ def test_bad_actions_are_named_and_leave_state_untouched() -> None:
 
 
 def test_parallel_kernel_matches_serial_bit_for_bit() -> None:
-    from mmgym.envs.perp_mm import PARALLEL_MIN_ENVS, PerpMMSimulator
-    from mmgym.scenarios import make_params
+    from mmgym.envs.perp_mm import PARALLEL_MIN_ENVS
 
     n = PARALLEL_MIN_ENVS + 3
-    params = make_params("volatile", **SHORT)
     parallel = PerpMMVectorEnv(num_envs=n, scenario="volatile", **SHORT)
     assert parallel.sim._step_kernel.__name__ == "step_markets_parallel"
-    serial = PerpMMVectorEnv(num_envs=n, scenario="volatile", **SHORT)
-    serial.sim = PerpMMSimulator(n, params, parallel=False)
+    serial = PerpMMVectorEnv(num_envs=n, scenario="volatile", parallel=False, **SHORT)
+    assert serial.sim._step_kernel.__name__ == "step_markets"
     o1, _ = parallel.reset(seed=21)
     o2, _ = serial.reset(seed=21)
     np.testing.assert_array_equal(o1, o2)

@@ -31,9 +31,10 @@ import math
 
 import numba as nb
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from mmgym.core.accounting import apply_fill
+from mmgym.core.params import MarketParams
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential
 
@@ -135,3 +136,27 @@ def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
         s.ask_filled += qty
         s.toxic_filled += qty
         apply_fill(s, -qty, s.ask_px * P.tick_size, P.maker_fee)
+
+
+def encode_action(
+    P: MarketParams,
+    skew_ticks: ArrayLike,
+    half_spread_ticks: ArrayLike,
+    bid_size: ArrayLike,
+    ask_size: ArrayLike,
+) -> NDArray[np.float32]:
+    """The action (batch, 4) that :func:`decode_quotes` maps to these quotes (inverse mapping).
+
+    Values beyond the action's range are clipped to it, as the decoder would.
+    """
+    skew = np.asarray(skew_ticks, dtype=np.float64) / max(P.max_skew_ticks, 1e-12)
+    half = (
+        2.0
+        * (np.asarray(half_spread_ticks, dtype=np.float64) - 0.5)
+        / (P.max_half_spread_ticks - 0.5)
+        - 1.0
+    )
+    bid = 2.0 * np.asarray(bid_size, dtype=np.float64) / P.max_quote_size - 1.0
+    ask = 2.0 * np.asarray(ask_size, dtype=np.float64) / P.max_quote_size - 1.0
+    out = np.stack(np.broadcast_arrays(skew, half, bid, ask), axis=-1)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -125,8 +125,11 @@ def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParam
 class PerpMMVectorEnv(KernelVectorEnv):
     """Native vector twin of :class:`PerpMMEnv`: ``num_envs`` markets stepped by one kernel call.
 
-    Arguments are those of :class:`PerpMMEnv` plus ``num_envs`` and ``copy`` (return fresh arrays
-    each step, default True; False returns views that the next call overwrites).
+    Arguments are those of :class:`PerpMMEnv` plus ``num_envs``, ``copy`` (return fresh arrays
+    each step, default True; False returns views that the next call overwrites) and ``parallel``
+    (step on all cores; default: when ``num_envs >= 256``). Results are identical either way;
+    pass ``parallel=False`` when other processes share the cores (e.g. Ray env runners), since
+    a parallel step waits for its slowest thread.
     """
 
     action_names = ACTION_NAMES
@@ -136,10 +139,11 @@ class PerpMMVectorEnv(KernelVectorEnv):
         num_envs: int = 1,
         scenario: str = DEFAULT_SCENARIO,
         copy: bool = True,
+        parallel: bool | None = None,
         **overrides: Any,
     ) -> None:
         params = _params_from_kwargs(scenario, overrides)
-        super().__init__(PerpMMSimulator(num_envs, params), copy=copy)
+        super().__init__(PerpMMSimulator(num_envs, params, parallel=parallel), copy=copy)
         self.params = params
         self.scenario = scenario
 

@@ -1,0 +1,70 @@
+"""Simple quoting baselines for ``mmgym/PerpMM-v0``: a fixed spread and a linear inventory skew.
+
+Both read only the inventory feature of the observation (``obs[:, 0] = q / max_inventory``)
+and speak in ticks and base units, translated to actions by
+:func:`mmgym.core.orders.encode_action`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mmgym.core.orders import encode_action
+from mmgym.core.params import MarketParams
+from mmgym.features.observation import OBS_NAMES
+
+_INVENTORY = OBS_NAMES.index("inventory")
+
+
+class FixedSpreadPolicy:
+    """Quote ``size`` on both sides at ``half_spread_ticks`` around the mid, whatever happens."""
+
+    def __init__(self, params: MarketParams, half_spread_ticks: float, size: float) -> None:
+        if half_spread_ticks < 0.5:
+            raise ValueError(f"half_spread_ticks must be >= 0.5, got {half_spread_ticks}")
+        if size <= 0:
+            raise ValueError(f"size must be > 0, got {size}")
+        self.params = params
+        self.half_spread_ticks = half_spread_ticks
+        self.size = size
+
+    def skew_ticks(self, inventory_fraction: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Reservation-price offset in ticks (none for a fixed spread)."""
+        return np.zeros_like(inventory_fraction)
+
+    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Actions for a batch of PerpMM observations."""
+        inventory_fraction = np.asarray(obs)[:, _INVENTORY].astype(np.float64)
+        return encode_action(
+            self.params,
+            self.skew_ticks(inventory_fraction),
+            self.half_spread_ticks,
+            self.size,
+            self.size,
+        )
+
+    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
+        """Stateless: nothing to clear."""
+
+
+class LinearSkewPolicy(FixedSpreadPolicy):
+    """Shift both quotes against inventory: ``skew = -skew_ticks_at_limit x q / max_inventory``.
+
+    A long book lowers its quotes (sells more readily, buys less), the practitioner's first
+    inventory control and the linear approximation of the Avellaneda-Stoikov reservation price.
+    """
+
+    def __init__(
+        self,
+        params: MarketParams,
+        half_spread_ticks: float,
+        size: float,
+        skew_ticks_at_limit: float,
+    ) -> None:
+        super().__init__(params, half_spread_ticks, size)
+        self.skew_ticks_at_limit = skew_ticks_at_limit
+
+    def skew_ticks(self, inventory_fraction: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Offset proportional to inventory, opposite in sign."""
+        return -self.skew_ticks_at_limit * inventory_fraction
