@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -31,54 +30,16 @@ from agents.baselines.avellaneda_stoikov import (
     optimal_spread,
     reservation_price,
 )
+from agents.experiments import as2008
+from agents.experiments.as2008 import SIGMA, K, T
 
-SIGMA, K, T = 2.0, 1.5, 1.0
-NUM_PATHS, NUM_STEPS, SEED = 1000, 200, 2008
-
-
-class Row(NamedTuple):
-    spread: float
-    profit: float
-    std_profit: float
-    final_q: float
-    std_final_q: float
-
-
-# (gamma, strategy) -> published row (Quantitative Finance 8(3), 2008, section 4).
-PUBLISHED: dict[tuple[float, str], Row] = {
-    (0.1, "inventory"): Row(1.49, 65.0, 6.6, 0.08, 2.9),
-    (0.1, "symmetric"): Row(1.49, 68.4, 12.7, 0.26, 8.4),
-    (0.01, "inventory"): Row(1.35, 68.6, 8.7, 0.12, 5.1),
-    (0.01, "symmetric"): Row(1.35, 68.8, 12.8, 0.09, 8.7),
-}
-
-
-class Sample(NamedTuple):
-    spread: float
-    wealth: np.ndarray
-    final_q: np.ndarray
-    max_abs_depth: float
+NUM_PATHS, NUM_STEPS, SEED = as2008.NUM_PATHS, as2008.NUM_STEPS, 2008
+PUBLISHED = as2008.PUBLISHED
 
 
 @functools.cache
-def _simulate(gamma: float, strategy: str) -> Sample:
-    """One run of the experiment through the native vector env and a baseline policy."""
-    env = gym.make_vec(
-        "mmgym/AvellanedaStoikov-v0", num_envs=NUM_PATHS, vectorization_mode="vector_entry_point"
-    )
-    cls = AvellanedaStoikovPolicy if strategy == "inventory" else SymmetricPolicy
-    policy = cls(gamma=gamma, sigma=SIGMA, k=K, T=T)
-    policy.reset()
-    obs, _ = env.reset(seed=SEED)
-    spreads, max_abs_depth = [], 0.0
-    for _ in range(NUM_STEPS):
-        actions = policy.act(obs)
-        spreads.append(float(np.mean(actions[:, 0].astype(np.float64) + actions[:, 1])))
-        max_abs_depth = max(max_abs_depth, float(np.abs(actions).max()))
-        obs, _, terminated, truncated, info = env.step(actions)
-    assert truncated.all() and not terminated.any()
-    sample = Sample(float(np.mean(spreads)), info["wealth"], info["inventory"], max_abs_depth)
-    return sample
+def _simulate(gamma: float, strategy: str) -> as2008.Sample:
+    return as2008.simulate(gamma, strategy, NUM_PATHS, SEED)
 
 
 def _excess_kurtosis(x: np.ndarray) -> float:
