@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 from pathlib import Path
 
 from mmgym.core import params as params_module
@@ -26,7 +27,7 @@ def field_docs() -> dict[str, str]:
     )
     docs: dict[str, str] = {}
     body = cls.body
-    for node, following in zip(body, body[1:], strict=False):
+    for node, following in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)
