@@ -89,36 +89,59 @@ def _queue_depth(depth: NDArray[np.float64], level: int) -> float:
     return depth[level]
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _replace_quote(
+    pending_px: int,
+    pending_qty: float,
+    room: float,
+    crosses: bool,
+    px: int,
+    qty: float,
+    ahead: float,
+    depth_at_pending: float,
+    min_qty: float,
+) -> tuple[int, float, float, int]:
+    """One side's cancel/replace on arrival: new (price, size, volume ahead, rejections)."""
+    new_qty = min(pending_qty, max(0.0, room))
+    if new_qty < min_qty:
+        return px, 0.0, ahead, 0
+    if qty > 0.0 and pending_px == px and new_qty <= qty + 1e-12:
+        return px, new_qty, ahead, 0  # same price, not larger: keeps its place
+    if crosses:
+        return px, 0.0, ahead, 1  # post-only: rejected, never a taker
+    return pending_px, new_qty, depth_at_pending, 0  # joins the back of the queue
+
+
 @nb.njit(cache=True, error_model="numpy")
 def activate(s: Record, P: Record) -> None:
     """Orders in flight reach the book (cancel/replace of both sides)."""
     s.pending_tick = -1
-    bid = min(s.pending_bid_qty, max(0.0, P.max_inventory - s.inventory))
-    if bid < P.min_quote_size:
-        s.bid_qty = 0.0
-    elif not (s.bid_qty > 0.0 and s.pending_bid_px == s.bid_px and bid <= s.bid_qty + 1e-12):
-        if s.pending_bid_px >= s.best_ask:
-            s.rejected_post_only += 1
-            s.bid_qty = 0.0
-        else:
-            s.bid_px = s.pending_bid_px
-            s.bid_ahead = _queue_depth(s.bid_depth, s.best_bid - s.bid_px)
-            s.bid_qty = bid
-    else:
-        s.bid_qty = bid
-    ask = min(s.pending_ask_qty, max(0.0, P.max_inventory + s.inventory))
-    if ask < P.min_quote_size:
-        s.ask_qty = 0.0
-    elif not (s.ask_qty > 0.0 and s.pending_ask_px == s.ask_px and ask <= s.ask_qty + 1e-12):
-        if s.pending_ask_px <= s.best_bid:
-            s.rejected_post_only += 1
-            s.ask_qty = 0.0
-        else:
-            s.ask_px = s.pending_ask_px
-            s.ask_ahead = _queue_depth(s.ask_depth, s.ask_px - s.best_ask)
-            s.ask_qty = ask
-    else:
-        s.ask_qty = ask
+    px, qty, ahead, rejected = _replace_quote(
+        s.pending_bid_px,
+        s.pending_bid_qty,
+        P.max_inventory - s.inventory,
+        s.pending_bid_px >= s.best_ask,
+        s.bid_px,
+        s.bid_qty,
+        s.bid_ahead,
+        _queue_depth(s.bid_depth, s.best_bid - s.pending_bid_px),
+        P.min_quote_size,
+    )
+    s.bid_px, s.bid_qty, s.bid_ahead = px, qty, ahead
+    s.rejected_post_only += rejected
+    px, qty, ahead, rejected = _replace_quote(
+        s.pending_ask_px,
+        s.pending_ask_qty,
+        P.max_inventory + s.inventory,
+        s.pending_ask_px <= s.best_bid,
+        s.ask_px,
+        s.ask_qty,
+        s.ask_ahead,
+        _queue_depth(s.ask_depth, s.pending_ask_px - s.best_ask),
+        P.min_quote_size,
+    )
+    s.ask_px, s.ask_qty, s.ask_ahead = px, qty, ahead
+    s.rejected_post_only += rejected
 
 
 @nb.njit(cache=True, error_model="numpy")
