@@ -126,24 +126,28 @@ def walk(
     agent_qty: float,
     agent_ahead: float,
     volume: float,
-) -> tuple[float, int, float, float, int]:
+) -> tuple[float, int, float, float, int, float]:
     """Walk one side with a taker order of ``volume``; prices move by ``step`` ticks per level.
 
-    Returns (executed volume, levels emptied, agent fill, agent volume ahead, last trade tick).
-    An agent order priced better than the background best is hit first.
+    Returns (executed volume, levels emptied, agent fill, agent volume ahead, last trade tick,
+    executed notional in ticks). An agent order priced better than the background best is hit
+    first.
     """
     remaining = volume
     fill = 0.0
     last_px = best
+    notional = 0.0
     if agent_qty > 0.0 and (agent_px - best) * step < 0:
         fill = min(remaining, agent_qty)
         remaining -= fill
         last_px = agent_px
+        notional += fill * agent_px
     n = depth.shape[0]
     j = 0
     while remaining > 0.0 and j < n:
         px = best + step * j
         d = depth[j]
+        before = remaining
         if agent_qty - fill > 0.0 and agent_px == px:
             a = min(remaining, agent_ahead, d)
             agent_ahead -= a
@@ -156,19 +160,40 @@ def walk(
         d -= b
         remaining -= b
         last_px = px
+        notional += (before - remaining) * px
         if d <= EMPTY:
             d = 0.0
         depth[j] = d
         if d > 0.0 or (agent_qty - fill > 0.0 and agent_px == px):
             break
         j += 1
-    return volume - remaining, j, fill, agent_ahead, last_px
+    return volume - remaining, j, fill, agent_ahead, last_px, notional
+
+
+@nb.njit(cache=True, error_model="numpy")
+def impact_price(depth: NDArray[np.float64], best: int, step: int, notional: float, tick: float) -> float:
+    """Average price of a taker order of ``notional`` (quote currency) walked through background
+    depth, without touching the book. Beyond the last level the rest fills at its price."""
+    remaining = notional
+    volume = 0.0
+    px = best
+    for j in range(depth.shape[0]):
+        px = best + step * j
+        level_notional = depth[j] * px * tick
+        take = min(remaining, level_notional)
+        volume += take / (px * tick)
+        remaining -= take
+        if remaining <= 0.0:
+            break
+    if remaining > 0.0:
+        volume += remaining / (px * tick)
+    return notional / volume
 
 
 @nb.njit(cache=True, error_model="numpy")
 def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker sell of ``volume`` walks the bids; return the volume executed."""
-    executed, cleared, fill, ahead, last_px = walk(
+    executed, cleared, fill, ahead, last_px, _ = walk(
         s.bid_depth, s.best_bid, -1, s.bid_px, s.bid_qty, s.bid_ahead, volume
     )
     s.bid_ahead = ahead
@@ -186,7 +211,7 @@ def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
 @nb.njit(cache=True, error_model="numpy")
 def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
     """A taker buy of ``volume`` walks the asks; return the volume executed."""
-    executed, cleared, fill, ahead, last_px = walk(
+    executed, cleared, fill, ahead, last_px, _ = walk(
         s.ask_depth, s.best_ask, 1, s.ask_px, s.ask_qty, s.ask_ahead, volume
     )
     s.ask_ahead = ahead

@@ -1,6 +1,7 @@
 """Fair (index) price: regime-switching diffusion, compound-Poisson jumps and an informed drift.
 
-Per tick, ``log S += signal dt + sigma_r sqrt(dt) Z - sigma_r^2 dt / 2 + J``, where ``J`` is a jump
+Per tick, ``log S += signal dt + sigma_r sqrt(dt) Z - sigma_r^2 dt / 2 + J``, where ``Z`` is the
+asset's share of a shock correlated across assets (equicorrelation by regime), ``J`` is a jump
 with probability ``rate_r dt`` (exponential size, downward with probability ``jump_down_prob``)
 and ``signal`` is a latent Ornstein-Uhlenbeck drift. Informed takers trade on the sign of
 ``signal``, so their aggression precedes the price moves it causes (adverse selection).
@@ -15,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.records import Record
-from mmgym.core.rng import exponential, standard_normal_pair, uniform
+from mmgym.core.rng import exponential, uniform
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -27,9 +28,13 @@ def exp_small(x: float) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def step_fair_price(rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: int) -> float:
-    """Advance the fair price (in ticks) and the latent drift by one tick; return the jump (log)."""
-    z_price, z_signal = standard_normal_pair(rng, i)
+def step_fair_price(
+    rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: int, z_price: float, z_signal: float
+) -> float:
+    """Advance the fair price (in ticks) and the latent drift by one tick; return the jump (log).
+
+    ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its own.
+    """
     jump = 0.0
     if uniform(rng, i) < P.jump_prob[r]:
         size = exponential(rng, i) * P.jump_mean[r]
@@ -37,4 +42,5 @@ def step_fair_price(rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: in
     log_return = s.signal * P.dt + P.sigma_sqrt_dt[r] * z_price + P.drift_correction[r] + jump
     s.fair_ticks *= exp_small(log_return)
     s.signal = s.signal * P.signal_decay + P.signal_std[r] * P.signal_noise * z_signal
+    s.fair_price = s.fair_ticks * P.tick_size
     return jump

@@ -1,9 +1,19 @@
 """The PerpMM kernel: one compiled call advances every env by one decision interval.
 
-Per market tick, in order: regime switch; fair price and latent drift; impact decay and
-recentring of the background book; depth replenishment; orders in flight reach the book; stale
-agent quotes are picked off; taker orders arrive (Hawkes) and walk the book; the excitation and
-impact update; the agent is marked to the new mid. Each env draws only from its own stream.
+Per market tick of an env, in order:
+
+1. the regime switches; each perp draws its correlated fair-price shock;
+2. per perp: basis coupling switch; fair price and latent drift; impact decay (the arbitrage
+   pull, weak while decoupled); recentring of the background book and replenishment; orders
+   in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
+   the hedge leg is marked and a due hedge child is sent;
+3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
+4. marks are refreshed and positions marked to them; premium samples and funding when due;
+5. the account is revalued; below maintenance margin the agent is liquidated and the episode
+   ends (``terminated``).
+
+Each env draws only from its own stream, in a fixed order, so its trajectory does not depend on
+the batch it is in.
 """
 
 from __future__ import annotations
@@ -14,7 +24,6 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from mmgym.core.accounting import equity, mark_to
 from mmgym.core.book import (
     anchor_ticks,
     book_mid,
@@ -23,35 +32,55 @@ from mmgym.core.book import (
     replenish,
     sell_into_bids,
 )
+from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import step_fair_price
-from mmgym.core.orders import activate, pick_off_stale, submit
+from mmgym.core.funding import funding_rate, pay_funding, sample_premium
+from mmgym.core.hedge import plan_hedge, step_hedge
+from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
+from mmgym.core.mark import mark_price, update_mark
+from mmgym.core.orders import ACTION_NAMES, activate, pick_off_stale, submit
 from mmgym.core.records import Record
 from mmgym.core.regime import next_regime, sample_from_cdf
-from mmgym.core.rng import poisson, seed_streams, standard_normal, uniform
+from mmgym.core.rng import poisson, seed_streams, standard_normal_pair, uniform
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
+
+ACTION_PER_ASSET = len(ACTION_NAMES)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[float, float]:
-    """Advance one env by one market tick; return (taker buy volume, taker sell volume)."""
-    r = next_regime(rng, i, s.regime, P.transition_cdf)
-    s.regime = r
-    step_fair_price(rng, i, s, P, r)
-    s.impact *= P.impact_decay
-    anchor = anchor_ticks(s, P)
-    recentre(s, P, r, anchor)
-    replenish(s, P, r)
-    mark_to(s, book_mid(s, P))
-    if s.pending_tick == s.tick:
-        activate(s, P)
-    pick_off_stale(s, P, anchor)
+def tick_asset(
+    rng: NDArray[np.uint64],
+    i: int,
+    e: Record,
+    a: Record,
+    P: Record,
+    r: int,
+    z_price: float,
+    z_signal: float,
+) -> tuple[float, float]:
+    """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume)."""
+    u = uniform(rng, i)
+    if a.coupled:
+        if u < P.decouple_prob:
+            a.coupled = False
+    elif u < P.recouple_prob:
+        a.coupled = True
+    oracle_before = a.fair_price
+    step_fair_price(rng, i, a, P, r, z_price, z_signal)
+    a.impact *= P.impact_decay_coupled if a.coupled else P.impact_decay_decoupled
+    anchor = anchor_ticks(a, P)
+    recentre(a, P, r, anchor)
+    replenish(a, P, r)
+    if a.pending_tick == e.tick:
+        activate(a, P)
+    pick_off_stale(a, P, anchor)
 
     # Taker arrivals. Poisson thinning: the total count is Poisson(lam_buy + lam_sell) and each
     # arrival is a buy with probability lam_buy / total, which gives independent Poisson counts
     # per side, in a random interleaving.
     dt = P.dt
-    lam_buy = P.mu_dt[r] + s.excitation_buy * dt
-    lam_total = lam_buy + P.mu_dt[r] + s.excitation_sell * dt
+    lam_buy = P.mu_buy_dt[r] + a.excitation_buy * dt
+    lam_total = lam_buy + P.mu_sell_dt[r] + a.excitation_sell * dt
     arrivals = poisson(rng, i, lam_total)
     buy_volume = 0.0
     sell_volume = 0.0
@@ -59,111 +88,233 @@ def tick_market(rng: NDArray[np.uint64], i: int, s: Record, P: Record) -> tuple[
     sells = 0
     for _ in range(arrivals):
         hawkes_side = 1 if uniform(rng, i) * lam_total < lam_buy else -1
-        side = order_side(rng, i, hawkes_side, s.signal, P.informed_fraction[r])
+        side = order_side(rng, i, hawkes_side, a.signal, P.informed_fraction[r])
         size = order_size(rng, i, P)
         if side > 0:
-            buy_volume += buy_from_asks(s, P, r, size)
+            buy_volume += buy_from_asks(a, P, r, size)
             buys += 1
         else:
-            sell_volume += sell_into_bids(s, P, r, size)
+            sell_volume += sell_into_bids(a, P, r, size)
             sells += 1
-    update_excitation(s, P, buys, sells)
-    s.taker_buy_orders += buys
-    s.taker_sell_orders += sells
-    s.impact += P.impact_per_unit[r] * (buy_volume - sell_volume)
-    mark_to(s, book_mid(s, P))
-    s.inventory_sq_time += s.inventory * s.inventory * dt
-    s.tick += 1
+    update_excitation(a, P, buys, sells)
+    a.taker_buy_orders += buys
+    a.taker_sell_orders += sells
+    a.impact += P.impact_per_unit[r] * (buy_volume - sell_volume)
+    step_hedge(rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _snapshot(s: Record, P: Record, w: Record) -> None:
-    """Write the end-of-interval book, own orders and account into the event window."""
-    tick = P.tick_size
-    k = w.bid_depth.shape[0]
-    w.best_bid = s.best_bid * tick
-    w.best_ask = s.best_ask * tick
-    for j in range(k):
-        w.bid_depth[j] = s.bid_depth[j]
-        w.ask_depth[j] = s.ask_depth[j]
-    w.bid_price = s.bid_px * tick
-    w.bid_size = s.bid_qty
-    w.bid_queue_ahead = s.bid_ahead if s.bid_qty > 0.0 else 0.0
-    w.ask_price = s.ask_px * tick
-    w.ask_size = s.ask_qty
-    w.ask_queue_ahead = s.ask_ahead if s.ask_qty > 0.0 else 0.0
-    w.inventory = s.inventory
-    w.time_fraction = s.tick / P.episode_ticks
+def tick_env(
+    rng: NDArray[np.uint64],
+    i: int,
+    e: Record,
+    A: NDArray[np.void],
+    W: NDArray[np.void],
+    P: Record,
+    t: int,
+) -> None:
+    """Advance all perps of env ``i`` by one market tick, writing tick ``t`` of its windows."""
+    r = next_regime(rng, i, e.regime, P.transition_cdf)
+    e.regime = r
+    n = A.shape[0]
+    for k in range(n):
+        e.shock_raw[k], e.signal_shock[k] = standard_normal_pair(rng, i)
+    chol = P.shock_cholesky[r]
+    for k in range(n):
+        z = 0.0
+        for j in range(k + 1):
+            z += chol[k, j] * e.shock_raw[j]
+        e.shock[k] = z
+    for k in range(n):
+        a = A[k]
+        bv, sv = tick_asset(rng, i, e, a, P, r, e.shock[k], e.signal_shock[k])
+        a.taker_buy_volume += bv
+        a.taker_sell_volume += sv
+        W[k].buy_volume[t] = bv - a.forced_buy_volume
+        W[k].sell_volume[t] = sv - a.forced_sell_volume
+    step_crowd(rng, i, e, A, P, r)
+    premium_due = e.tick == e.next_premium_tick
+    funding_due = e.tick == e.next_funding_tick
+    dt = P.dt
+    for k in range(n):
+        a = A[k]
+        w = W[k]
+        # forced volume counts in the window's trade tape (added back after the crowd's step)
+        w.buy_volume[t] += a.forced_buy_volume
+        w.sell_volume[t] += a.forced_sell_volume
+        update_mark(a, P)
+        w.mid[t] = a.mid
+        if premium_due:
+            sample_premium(a, P)
+        if funding_due:
+            pay_funding(a, P)
+        e.inventory_sq_time += a.inventory * a.inventory * dt
+    if premium_due:
+        e.next_premium_tick += P.premium_sample_ticks
+    if funding_due:
+        e.next_funding_tick += P.funding_interval_ticks
+    update_account(e, A, P)
+    if below_maintenance(e):
+        liquidate_agent(e, A, P, r)
+        for k in range(n):
+            update_mark(A[k], P)
+        update_account(e, A, P)
+    e.tick += 1
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _reset_one(rng: NDArray[np.uint64], i: int, s: Record, P: Record, w: Record) -> None:
-    """Start a new episode for env ``i``, drawing its initial regime and drift from its stream."""
-    r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
-    s.regime = r
-    s.tick = 0
-    s.fair_ticks = P.initial_price_ticks
-    s.signal = P.signal_std[r] * standard_normal(rng, i)
-    s.impact = 0.0
-    s.excitation_buy = P.excitation_mean[r]
-    s.excitation_sell = P.excitation_mean[r]
+def _snapshot(e: Record, a: Record, P: Record, w: Record) -> None:
+    """Write the end-of-interval book, own orders and account into one perp's event window."""
+    tick = P.tick_size
+    k = w.bid_depth.shape[0]
+    w.best_bid = a.best_bid * tick
+    w.best_ask = a.best_ask * tick
+    for j in range(k):
+        w.bid_depth[j] = a.bid_depth[j]
+        w.ask_depth[j] = a.ask_depth[j]
+    w.bid_price = a.bid_px * tick
+    w.bid_size = a.bid_qty
+    w.bid_queue_ahead = a.bid_ahead if a.bid_qty > 0.0 else 0.0
+    w.ask_price = a.ask_px * tick
+    w.ask_size = a.ask_qty
+    w.ask_queue_ahead = a.ask_ahead if a.ask_qty > 0.0 else 0.0
+    w.inventory = a.inventory
+    w.oracle = a.fair_price
+    w.premium = a.premium
+    w.funding_estimate = funding_rate(a.premium_sum, a.premium_count, P)
+    w.last_funding = a.funding_history[0]
+    w.hedge_position = a.hedge_position
+    w.time_fraction = e.tick / P.episode_ticks
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _account_snapshot(e: Record, P: Record, v: Record) -> None:
+    v.equity = e.margin_equity
+    v.maintenance_margin = e.maintenance_margin
+    v.collateral = e.collateral
+    v.time_to_funding = (e.next_funding_tick - e.tick) * P.dt
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _clear_asset_step(a: Record) -> None:
+    a.pnl_spread = 0.0
+    a.pnl_inventory = 0.0
+    a.pnl_fees = 0.0
+    a.pnl_funding = 0.0
+    a.pnl_hedge = 0.0
+    a.pnl_liquidation = 0.0
+    a.bid_filled = 0.0
+    a.ask_filled = 0.0
+    a.toxic_filled = 0.0
+    a.fills = 0
+    a.fill_notional = 0.0
+    a.rejected_post_only = 0
+    a.taker_buy_volume = 0.0
+    a.taker_sell_volume = 0.0
+    a.taker_buy_orders = 0
+    a.taker_sell_orders = 0
+    a.forced_buy_volume = 0.0
+    a.forced_sell_volume = 0.0
+    a.hedge_filled = 0.0
+    a.hedge_cost = 0.0
+    a.funding_paid = 0.0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) -> None:
+    z_signal, _ = standard_normal_pair(rng, i)
+    a.fair_ticks = P.initial_price_ticks
+    a.fair_price = a.fair_ticks * P.tick_size
+    a.signal = P.signal_std[r] * z_signal
+    a.impact = 0.0
+    a.coupled = True
+    a.excitation_buy = P.excitation_mean_buy[r]
+    a.excitation_sell = P.excitation_mean_sell[r]
     profile = P.profile[r]
     for j in range(profile.shape[0]):
-        s.bid_depth[j] = profile[j]
-        s.ask_depth[j] = profile[j]
-    anchor = anchor_ticks(s, P)
+        a.bid_depth[j] = profile[j]
+        a.ask_depth[j] = profile[j]
+    anchor = anchor_ticks(a, P)
     h = P.background_half_spread[r]
-    s.best_bid = math.floor(anchor - h)
-    s.best_ask = max(math.ceil(anchor + h), s.best_bid + 1)
-    s.mid = book_mid(s, P)
-    s.last_trade = s.mid
-    s.cash = 0.0
-    s.inventory = 0.0
-    s.entry_price = 0.0
-    s.realised_pnl = 0.0
-    s.bid_px = 0
-    s.bid_qty = 0.0
-    s.bid_ahead = 0.0
-    s.ask_px = 0
-    s.ask_qty = 0.0
-    s.ask_ahead = 0.0
-    s.pending_tick = -1
-    _clear_step(s)
-    s.equity_before = 0.0
-    s.equity = 0.0
-    s.fair_price = s.fair_ticks * P.tick_size
-    for t in range(w.mid.shape[0]):
-        w.mid[t] = s.mid
-        w.buy_volume[t] = 0.0
-        w.sell_volume[t] = 0.0
-    _snapshot(s, P, w)
-    w.episode_start = True
+    a.best_bid = math.floor(anchor - h)
+    a.best_ask = max(math.ceil(anchor + h), a.best_bid + 1)
+    a.mid = book_mid(a, P)
+    a.last_trade = a.mid
+    a.basis_ema = a.mid - a.fair_price
+    a.mark = mark_price(a, P)
+    a.cash = 0.0
+    a.inventory = 0.0
+    a.entry_price = 0.0
+    a.realised_pnl = 0.0
+    a.position_limit = P.max_inventory
+    a.bid_px = 0
+    a.bid_qty = 0.0
+    a.bid_ahead = 0.0
+    a.ask_px = 0
+    a.ask_qty = 0.0
+    a.ask_ahead = 0.0
+    a.pending_tick = -1
+    a.premium = 0.0
+    a.premium_sum = 0.0
+    a.premium_count = 0
+    for h in range(a.funding_history.shape[0]):
+        a.funding_history[h] = 0.0
+    a.hedge_position = 0.0
+    a.hedge_cash = 0.0
+    a.hedge_target = 0.0
+    a.hedge_children_left = 0
+    a.hedge_next_tick = -1
+    a.hedge_price = a.fair_price
+    _clear_asset_step(a)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _clear_step(s: Record) -> None:
-    s.pnl_spread = 0.0
-    s.pnl_inventory = 0.0
-    s.pnl_fees = 0.0
-    s.inventory_sq_time = 0.0
-    s.bid_filled = 0.0
-    s.ask_filled = 0.0
-    s.toxic_filled = 0.0
-    s.fills = 0
-    s.rejected_post_only = 0
-    s.taker_buy_volume = 0.0
-    s.taker_sell_volume = 0.0
-    s.taker_buy_orders = 0
-    s.taker_sell_orders = 0
-    s.fill_notional = 0.0
+@nb.njit(cache=True, error_model="numpy")
+def _reset_one(
+    rng: NDArray[np.uint64],
+    i: int,
+    e: Record,
+    A: NDArray[np.void],
+    W: NDArray[np.void],
+    V: Record,
+    P: Record,
+) -> None:
+    """Start a new episode for env ``i``, drawing its initial state from its own stream."""
+    r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
+    e.regime = r
+    e.tick = 0
+    e.reason = 0
+    e.collateral = P.collateral
+    e.inventory_sq_time = 0.0
+    e.next_premium_tick = P.premium_sample_ticks
+    phase = P.funding_interval_ticks
+    if P.random_funding_phase:
+        phase = 1 + math.floor(uniform(rng, i) * P.funding_interval_ticks)
+    e.next_funding_tick = phase
+    for k in range(A.shape[0]):
+        _reset_asset(rng, i, A[k], P, r)
+    reset_crowd(rng, i, e, A, P)
+    update_account(e, A, P)
+    e.equity_before = e.equity
+    for k in range(A.shape[0]):
+        a = A[k]
+        w = W[k]
+        for t in range(w.mid.shape[0]):
+            w.mid[t] = a.mid
+            w.buy_volume[t] = 0.0
+            w.sell_volume[t] = 0.0
+        _snapshot(e, a, P, w)
+        w.episode_start = True
+    _account_snapshot(e, P, V)
 
 
 @nb.njit(cache=True, error_model="numpy")
 def reset_markets(
     Pa: NDArray[np.void],
-    state: NDArray[np.void],
-    window: NDArray[np.void],
+    accounts: NDArray[np.void],
+    assets: NDArray[np.void],
+    windows: NDArray[np.void],
+    account_windows: NDArray[np.void],
     rng: NDArray[np.uint64],
     mask: NDArray[np.bool_],
     seeds: NDArray[np.uint64],
@@ -173,16 +324,18 @@ def reset_markets(
     P = Pa[0]
     if reseed:
         seed_streams(rng, seeds, mask)
-    for i in range(state.shape[0]):
+    for i in range(accounts.shape[0]):
         if mask[i]:
-            _reset_one(rng, i, state[i], P, window[i])
+            _reset_one(rng, i, accounts[i], assets[i], windows[i], account_windows[i], P)
 
 
 @nb.njit(cache=True, error_model="numpy")
 def _step_one(
     Pa: NDArray[np.void],
-    state: NDArray[np.void],
-    window: NDArray[np.void],
+    accounts: NDArray[np.void],
+    assets: NDArray[np.void],
+    windows: NDArray[np.void],
+    account_windows: NDArray[np.void],
     rng: NDArray[np.uint64],
     i: int,
     actions: NDArray[np.floating],
@@ -193,37 +346,51 @@ def _step_one(
 ) -> None:
     """Advance env ``i`` by one decision interval, or reset it if ``autoreset[i]``."""
     P = Pa[0]
-    s = state[i]
-    w = window[i]
-    action = actions[i]
+    e = accounts[i]
+    A = assets[i]
+    W = windows[i]
     if autoreset[i]:
-        _reset_one(rng, i, s, P, w)
+        _reset_one(rng, i, e, A, W, account_windows[i], P)
         reward[i] = 0.0
         terminated[i] = False
         truncated[i] = False
         return
-    _clear_step(s)
-    s.equity_before = equity(s)
-    submit(rng, i, s, P, action)
-    for t in range(P.ticks_per_decision):
-        bv, sv = tick_market(rng, i, s, P)
-        w.mid[t] = s.mid
-        w.buy_volume[t] = bv
-        w.sell_volume[t] = sv
-        s.taker_buy_volume += bv
-        s.taker_sell_volume += sv
-    _snapshot(s, P, w)
-    w.episode_start = False
-    s.equity = equity(s)
-    s.fair_price = s.fair_ticks * P.tick_size
-    done = s.tick >= P.episode_ticks
-    value = s.equity - s.equity_before
+    n = A.shape[0]
+    action = actions[i]
+    e.inventory_sq_time = 0.0
+    e.equity_before = e.equity
+    leverage_room = max(e.margin_equity, 0.0) * P.max_leverage
+    for k in range(n):
+        a = A[k]
+        _clear_asset_step(a)
+        a.position_limit = min(P.max_inventory, leverage_room / (a.mark * n))
+        base = k * ACTION_PER_ASSET
+        submit(rng, i, a, P, action[base : base + ACTION_PER_ASSET], e.regime, e.tick)
+        plan_hedge(a, P, action[base + ACTION_PER_ASSET - 1], e.tick)
+    ticks = P.ticks_per_decision
+    for t in range(ticks):
+        tick_env(rng, i, e, A, W, P, t)
+        if e.reason != 0:
+            for rest in range(t + 1, ticks):  # the tape stops: repeat the last mid, no volume
+                for k in range(n):
+                    W[k].mid[rest] = W[k].mid[t]
+                    W[k].buy_volume[rest] = 0.0
+                    W[k].sell_volume[rest] = 0.0
+            break
+    for k in range(n):
+        _snapshot(e, A[k], P, W[k])
+        W[k].episode_start = False
+    _account_snapshot(e, P, account_windows[i])
+    ended = e.reason != 0
+    done = e.tick >= P.episode_ticks and not ended
+    value = e.equity - e.equity_before
     if P.reward_mode == 1:
-        value -= P.inventory_penalty * s.inventory_sq_time
-        if done:
-            value -= P.terminal_inventory_penalty * s.inventory * s.inventory
+        value -= P.inventory_penalty * e.inventory_sq_time
+        if done or ended:
+            for k in range(n):
+                value -= P.terminal_inventory_penalty * A[k].inventory * A[k].inventory
     reward[i] = value * P.reward_scale
-    terminated[i] = False
+    terminated[i] = ended
     truncated[i] = done
 
 
@@ -240,8 +407,10 @@ def first_non_finite(actions: NDArray[np.floating]) -> int:
 @nb.njit(cache=True, error_model="numpy")
 def step_markets(
     Pa: NDArray[np.void],
-    state: NDArray[np.void],
-    window: NDArray[np.void],
+    accounts: NDArray[np.void],
+    assets: NDArray[np.void],
+    windows: NDArray[np.void],
+    account_windows: NDArray[np.void],
     rng: NDArray[np.uint64],
     actions: NDArray[np.floating],
     autoreset: NDArray[np.bool_],
@@ -256,16 +425,21 @@ def step_markets(
     bad = first_non_finite(actions)
     if bad >= 0:
         return bad
-    for i in range(state.shape[0]):
-        _step_one(Pa, state, window, rng, i, actions, autoreset, reward, terminated, truncated)
+    for i in range(accounts.shape[0]):
+        _step_one(
+            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
+            reward, terminated, truncated,
+        )  # fmt: skip
     return -1
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
 def step_markets_parallel(
     Pa: NDArray[np.void],
-    state: NDArray[np.void],
-    window: NDArray[np.void],
+    accounts: NDArray[np.void],
+    assets: NDArray[np.void],
+    windows: NDArray[np.void],
+    account_windows: NDArray[np.void],
     rng: NDArray[np.uint64],
     actions: NDArray[np.floating],
     autoreset: NDArray[np.bool_],
@@ -277,6 +451,9 @@ def step_markets_parallel(
     bad = first_non_finite(actions)
     if bad >= 0:
         return bad
-    for i in nb.prange(state.shape[0]):
-        _step_one(Pa, state, window, rng, i, actions, autoreset, reward, terminated, truncated)
+    for i in nb.prange(accounts.shape[0]):
+        _step_one(
+            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
+            reward, terminated, truncated,
+        )  # fmt: skip
     return -1

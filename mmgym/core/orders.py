@@ -66,13 +66,19 @@ def decode_quotes(
 
 @nb.njit(cache=True, error_model="numpy")
 def submit(
-    rng: NDArray[np.uint64], i: int, s: Record, P: Record, action: NDArray[np.floating]
+    rng: NDArray[np.uint64],
+    i: int,
+    s: Record,
+    P: Record,
+    action: NDArray[np.floating],
+    regime: int,
+    tick: int,
 ) -> None:
     """Decode ``action`` at the current mid and put the orders in flight."""
     bid_px, bid_size, ask_px, ask_size = decode_quotes(action, 0.5 * (s.best_bid + s.best_ask), P)
-    delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[s.regime]
+    delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[regime]
     delay = min(delay, P.latency_cap_ticks)
-    s.pending_tick = s.tick + math.ceil(delay - 1e-9)
+    s.pending_tick = tick + math.ceil(delay - 1e-9)
     s.pending_bid_px = bid_px
     s.pending_bid_qty = bid_size
     s.pending_ask_px = ask_px
@@ -119,7 +125,7 @@ def activate(s: Record, P: Record) -> None:
     px, qty, ahead, rejected = _replace_quote(
         s.pending_bid_px,
         s.pending_bid_qty,
-        P.max_inventory - s.inventory,
+        s.position_limit - s.inventory,
         s.pending_bid_px >= s.best_ask,
         s.bid_px,
         s.bid_qty,
@@ -132,7 +138,7 @@ def activate(s: Record, P: Record) -> None:
     px, qty, ahead, rejected = _replace_quote(
         s.pending_ask_px,
         s.pending_ask_qty,
-        P.max_inventory + s.inventory,
+        s.position_limit + s.inventory,
         s.pending_ask_px <= s.best_bid,
         s.ask_px,
         s.ask_qty,

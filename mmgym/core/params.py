@@ -19,6 +19,7 @@ REGIMES: tuple[str, ...] = ("calm", "volatile", "stressed")
 NUM_REGIMES = len(REGIMES)
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
 REWARDS: tuple[str, ...] = ("pnl", "inventory_penalty")
+HEDGE_SCHEDULES: tuple[str, ...] = ("twap", "almgren_chriss")
 
 Triple = tuple[float, float, float]
 
@@ -102,6 +103,82 @@ class MarketParams:
     """Time constant (s) with which the mid's impact deviation from fair price decays."""
     arb_threshold_ticks: float = 0.0
     """An agent quote this far beyond the anchor is picked off by arbitrageurs (toxic fill)."""
+
+    # --- several assets -----------------------------------------------------------------------
+    num_assets: int = 1
+    """Perps per env (K): same marginal parameters, correlated fair-price shocks."""
+    asset_correlation: Triple = (0.3, 0.5, 0.9)
+    """Correlation of the assets' fair-price shocks, per regime: it jumps toward 1 in stress."""
+
+    # --- basis and mark price -----------------------------------------------------------------
+    taker_imbalance: Triple = (0.0, 0.0, 0.0)
+    """Tilt of baseline taker flow toward buys (+) or sells (-), per regime: mu (1 +/- tilt)."""
+    decoupling_per_hour: tuple[float, float] = (0.05, 1.0)
+    """Rates per hour of the basis decoupling from spot and of recoupling."""
+    decoupled_pull_seconds: float = 1800.0
+    """Time constant (s) of the arbitrage pull on the perp's deviation while decoupled
+    (``impact_decay_seconds`` while coupled)."""
+    mark_ema_seconds: float = 150.0
+    """EMA time (s) of (mid - oracle) in the mark price (Hyperliquid: 150 s)."""
+
+    # --- funding ------------------------------------------------------------------------------
+    funding_interval_seconds: float = 3600.0
+    """Time between funding payments (Hyperliquid: 1 h; Binance and BitMEX: 8 h)."""
+    premium_sample_seconds: float = 5.0
+    """Time between premium-index samples, averaged over the funding interval."""
+    funding_interest_8h: float = 0.0001
+    """Interest component I of the funding rate per 8 h (0.01 %)."""
+    funding_clamp_8h: float = 0.0005
+    """Clamp c on (I - premium) per 8 h: F = P + clamp(I - P, -c, c)."""
+    funding_cap: float = 0.04
+    """Largest absolute funding rate paid per interval (Hyperliquid: 4 % per hour)."""
+    impact_notional: float = 6000.0
+    """Notional walked through the book for the impact bid and ask of the premium index."""
+    random_funding_phase: bool = True
+    """Draw the time to the first funding uniformly over an interval (else a full interval)."""
+
+    # --- margin and liquidation ---------------------------------------------------------------
+    collateral: float = 10000.0
+    """The agent's collateral (quote currency) at reset; cross-margined over its assets."""
+    margin_tiers: tuple[tuple[float, float], ...] = ((0.0, 20.0), (500_000.0, 10.0))
+    """(notional lower bound, max leverage) tiers; maintenance margin rate = 1 / (2 x max
+    leverage), with the usual deduction so margin is continuous across tiers."""
+    liquidation_penalty: float = 0.005
+    """Penalty on the notional of a liquidated position (quote currency fraction)."""
+
+    # --- the leveraged crowd ------------------------------------------------------------------
+    crowd_open_interest: float = 200.0
+    """Open interest of the leveraged crowd per side (base units per asset)."""
+    crowd_leverage: float = 10.0
+    """Mean leverage of crowd accounts (0: no leverage, no forced flow)."""
+    crowd_accounts: int = 32
+    """Crowd accounts simulated per env (half long, half short), each cross-margined."""
+    crowd_holding_seconds: float = 900.0
+    """Mean time (s) before a crowd account closes and reopens at the current price."""
+    crowd_large_position: float = 20.0
+    """A forced close above this size (base units) sends 20 % first, the rest after a cooldown."""
+    crowd_cooldown_seconds: float = 30.0
+    """Cooldown (s) between the partial and the final forced close of a large position."""
+
+    # --- hedge venue --------------------------------------------------------------------------
+    hedge_fee: float = 0.0004
+    """Taker fee rate on the hedge venue."""
+    hedge_noise_bp: float = 1.0
+    """Std (bp) of the hedge venue's price around the oracle."""
+    hedge_impact_y: float = 0.7
+    """Y of the square-root impact Y sigma_day sqrt(Q / V_day) of a hedge child order."""
+    hedge_volume_per_second: float = 20.0
+    """Traded volume of the hedge venue (base units per second), for V in the impact law."""
+    hedge_liquidity: float = 5.0
+    """Mean size (base units) a hedge child order can fill at once (exponential): partial fills."""
+    hedge_latency_seconds: float = 0.2
+    """Delay (s) between a hedge decision and its first child order."""
+    hedge_schedule: str = "twap"
+    """``twap`` (equal children) or ``almgren_chriss`` (front-loaded sinh schedule)."""
+    hedge_horizon_decisions: int = 5
+    """Decisions over which a requested hedge is split into child orders."""
+    hedge_urgency: float = 2.0
+    """kappa T of the Almgren-Chriss schedule (0 tends to TWAP)."""
 
     # --- agent --------------------------------------------------------------------------------
     max_inventory: float = 10.0
@@ -265,6 +342,62 @@ def _validate(p: MarketParams) -> None:
         "latency_jitter_seconds",
     ):
         _triple(p, name, positive=False)
+    for name in (
+        "decoupled_pull_seconds",
+        "mark_ema_seconds",
+        "funding_interval_seconds",
+        "premium_sample_seconds",
+        "impact_notional",
+        "collateral",
+        "crowd_holding_seconds",
+        "crowd_large_position",
+        "crowd_cooldown_seconds",
+        "hedge_volume_per_second",
+        "hedge_liquidity",
+    ):
+        _positive(p, name)
+    for name in (
+        "funding_interest_8h",
+        "funding_clamp_8h",
+        "funding_cap",
+        "liquidation_penalty",
+        "crowd_open_interest",
+        "crowd_leverage",
+        "hedge_fee",
+        "hedge_noise_bp",
+        "hedge_impact_y",
+        "hedge_latency_seconds",
+        "hedge_urgency",
+    ):
+        _non_negative(p, name)
+    if not isinstance(p.num_assets, int) or not 1 <= p.num_assets <= 16:
+        _fail("num_assets", "an integer in [1, 16]", p.num_assets)
+    if any(not -0.0 <= c < 1.0 for c in p.asset_correlation):
+        _fail("asset_correlation", "three correlations in [0, 1)", p.asset_correlation)
+    if any(not -1.0 < t < 1.0 for t in p.taker_imbalance):
+        _fail("taker_imbalance", "three numbers in (-1, 1)", p.taker_imbalance)
+    if len(p.decoupling_per_hour) != 2 or any(r < 0 for r in p.decoupling_per_hour):
+        _fail("decoupling_per_hour", "two rates >= 0 (decouple, recouple)", p.decoupling_per_hour)
+    _multiple(p, "premium_sample_seconds", "tick_seconds")
+    _multiple(p, "funding_interval_seconds", "premium_sample_seconds")
+    tiers = p.margin_tiers
+    if (
+        not tiers
+        or tiers[0][0] != 0.0
+        or any(len(t) != 2 or t[1] < 1.0 for t in tiers)
+        or any(b[0] <= a[0] or b[1] > a[1] for a, b in zip(tiers, tiers[1:], strict=False))
+    ):
+        _fail(
+            "margin_tiers",
+            "(lower bound, max leverage) pairs from 0 up, bounds rising, leverage >= 1 falling",
+            tiers,
+        )
+    if not isinstance(p.crowd_accounts, int) or not 2 <= p.crowd_accounts <= 256 or p.crowd_accounts % 2:
+        _fail("crowd_accounts", "an even integer in [2, 256]", p.crowd_accounts)
+    if p.hedge_schedule not in HEDGE_SCHEDULES:
+        _fail("hedge_schedule", f"one of {list(HEDGE_SCHEDULES)}", p.hedge_schedule)
+    if not isinstance(p.hedge_horizon_decisions, int) or p.hedge_horizon_decisions < 1:
+        _fail("hedge_horizon_decisions", "an integer >= 1", p.hedge_horizon_decisions)
     _multiple(p, "decision_interval", "tick_seconds")
     _multiple(p, "episode_seconds", "decision_interval")
     if p.hawkes_self + p.hawkes_cross >= 1.0:
@@ -366,3 +499,38 @@ def depth_profile(p: MarketParams) -> NDArray[np.float64]:
 def hawkes_stationary_rate(p: MarketParams, regime: int) -> float:
     """Stationary arrival rate of taker orders per side per second: mu / (1 - n)."""
     return float(p.taker_rate[regime] / (1.0 - p.hawkes_self - p.hawkes_cross))
+
+
+def correlation_cholesky(p: MarketParams) -> NDArray[np.float64]:
+    """Cholesky factors of the equicorrelation matrices of the asset shocks, (regimes, K, K)."""
+    k = p.num_assets
+    out = np.zeros((NUM_REGIMES, k, k))
+    for r, rho in enumerate(p.asset_correlation):
+        corr = np.full((k, k), rho) + (1.0 - rho) * np.eye(k)
+        out[r] = np.linalg.cholesky(corr)
+    return out
+
+
+def maintenance_tiers(p: MarketParams) -> NDArray[np.float64]:
+    """Rows (lower bound, maintenance rate, deduction): MM = notional x rate - deduction.
+
+    Rate = 1 / (2 x max leverage); ``deduction_n = deduction_{n-1} + bound_n (rate_n -
+    rate_{n-1})`` keeps the margin continuous at each bound (Hyperliquid's rule).
+    """
+    rows = []
+    deduction = 0.0
+    previous = 0.0
+    for bound, leverage in p.margin_tiers:
+        rate = 0.5 / leverage
+        if rows:
+            deduction += bound * (rate - previous)
+        rows.append((bound, rate, deduction))
+        previous = rate
+    return np.array(rows, dtype=np.float64)
+
+
+def maintenance_margin(p: MarketParams, notional: float) -> float:
+    """Maintenance margin of one position of ``notional`` (reference implementation)."""
+    rows = maintenance_tiers(p)
+    bound, rate, deduction = rows[np.searchsorted(rows[:, 0], notional, side="right") - 1]
+    return float(notional * rate - deduction)

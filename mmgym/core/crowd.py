@@ -1,0 +1,121 @@
+"""The leveraged crowd: cross-margined accounts whose forced closes hit the book.
+
+Half of ``crowd_accounts`` hold a long basket (one position in every perp), half a short one,
+``crowd_open_interest`` per side and asset in all. Each account opens at the current marks with
+a leverage drawn around ``crowd_leverage`` (``1 + (L - 1) x Exp(1)``), so liquidation prices
+cluster below (longs) and above (shorts) recent prices. An account is liquidated when its
+equity ``margin + sum_k size_k (mark_k - entry_k)`` falls below ``rate x sum_k |size_k| mark_k``;
+this is linear in the marks, so it is stored as ``sum_k coef_k mark_k < threshold``. Its
+positions are closed by market orders in every perp at once (a cross-margin event): above
+``crowd_large_position`` 20 % go first and the rest after ``crowd_cooldown_seconds``. The forced
+orders walk the book (and fill the agent's quotes), move the impact and so the mark, which can
+liquidate further accounts: a cascade. Accounts renew (close and reopen at the current marks,
+a transfer that sends no orders) after ``crowd_holding_seconds`` on average; a liquidated
+account reopens at its next renewal. With ``crowd_leverage = 0`` no account can be liquidated.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from mmgym.core.book import buy_from_asks, sell_into_bids
+from mmgym.core.records import Record
+from mmgym.core.rng import exponential, uniform
+
+NEVER = -np.inf
+PARTIAL_FIRST = 0.2
+
+
+@nb.njit(cache=True, error_model="numpy")
+def open_account(
+    rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record, j: int
+) -> None:
+    """(Re)open crowd account ``j`` at the current marks with a fresh leverage."""
+    side = e.crowd_side[j]
+    per_account = P.crowd_open_interest / (0.5 * e.crowd_side.shape[0])
+    leverage = 0.0
+    if P.crowd_leverage > 0.0:
+        leverage = 1.0 + max(P.crowd_leverage - 1.0, 0.0) * exponential(rng, i)
+    notional = 0.0
+    entry_value = 0.0
+    for k in range(A.shape[0]):
+        size = side * per_account * (0.5 + uniform(rng, i))
+        mark = A[k].mark
+        e.crowd_size[j, k] = size
+        e.crowd_coef[j, k] = size - P.crowd_maintenance_rate * abs(size)
+        notional += abs(size) * mark
+        entry_value += size * mark
+    e.crowd_release_tick[j] = -1
+    if leverage > 0.0:
+        e.crowd_threshold[j] = entry_value - notional / leverage
+    else:
+        e.crowd_threshold[j] = NEVER
+
+
+@nb.njit(cache=True, error_model="numpy")
+def reset_crowd(rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record) -> None:
+    """Open every crowd account at the initial marks: the first half long, the rest short."""
+    n = e.crowd_side.shape[0]
+    for j in range(n):
+        e.crowd_side[j] = 1.0 if j < n // 2 else -1.0
+        open_account(rng, i, e, A, P, j)
+    e.crowd_liquidations = 0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _force_close(e: Record, A: NDArray[np.void], P: Record, r: int, j: int, fraction: float) -> None:
+    """Send market orders closing ``fraction`` of account ``j``'s positions in every perp."""
+    for k in range(A.shape[0]):
+        size = e.crowd_size[j, k] * fraction
+        if size == 0.0:
+            continue
+        a = A[k]
+        if size > 0.0:  # a long closes by selling
+            executed = sell_into_bids(a, P, r, size)
+            a.forced_sell_volume += executed
+            a.impact -= P.impact_per_unit[r] * executed
+        else:
+            executed = buy_from_asks(a, P, r, -size)
+            a.forced_buy_volume += executed
+            a.impact += P.impact_per_unit[r] * executed
+        e.crowd_size[j, k] -= size
+        e.crowd_coef[j, k] -= e.crowd_coef[j, k] * fraction
+
+
+@nb.njit(cache=True, error_model="numpy")
+def step_crowd(
+    rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record, r: int
+) -> None:
+    """One tick of the crowd: a renewal, staged closes that are due, new liquidations."""
+    n = e.crowd_side.shape[0]
+    # At most one renewal per tick: P(any) = n p; which one, from the same uniform.
+    u = uniform(rng, i)
+    if u < n * P.crowd_renewal_prob:
+        open_account(rng, i, e, A, P, int(u / P.crowd_renewal_prob) % n)
+    for j in range(n):
+        release = e.crowd_release_tick[j]
+        if release >= 0:
+            if e.tick >= release:
+                _force_close(e, A, P, r, j, 1.0)
+                e.crowd_release_tick[j] = -1
+                e.crowd_threshold[j] = NEVER
+            continue
+        threshold = e.crowd_threshold[j]
+        if threshold == NEVER:
+            continue
+        value = 0.0
+        gross = 0.0
+        for k in range(A.shape[0]):
+            value += e.crowd_coef[j, k] * A[k].mark
+            gross += abs(e.crowd_size[j, k])
+        if value >= threshold:
+            continue
+        e.crowd_liquidations += 1
+        if gross > P.crowd_large_position:
+            _force_close(e, A, P, r, j, PARTIAL_FIRST)
+            e.crowd_release_tick[j] = e.tick + P.crowd_cooldown_ticks
+        else:
+            _force_close(e, A, P, r, j, 1.0)
+            e.crowd_threshold[j] = NEVER

@@ -1,0 +1,56 @@
+"""Funding: premium-index samples from the simulated book, the clamped rate, hourly payments.
+
+Every ``premium_sample_seconds`` the premium ``P = (max(0, impact_bid - oracle) - max(0, oracle -
+impact_ask)) / oracle`` is sampled, where the impact bid and ask are the average prices of a
+taker order of ``impact_notional`` walked through the background book. At each funding time the
+rate per 8 h is ``F = Pbar + clamp(I - Pbar, -c, c)`` with ``Pbar`` the interval's average; the
+interval pays ``F x interval / 8 h``, capped at ``funding_cap``. Longs pay shorts
+``position x oracle x rate`` when it is positive.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+
+from mmgym.core.book import impact_price
+from mmgym.core.layout import FUNDING_HISTORY
+from mmgym.core.records import Record
+
+
+@nb.njit(cache=True, error_model="numpy")
+def sample_premium(s: Record, P: Record) -> float:
+    """Take one premium-index sample of this asset's book and add it to the running average."""
+    tick = P.tick_size
+    oracle = s.fair_price
+    impact_bid = impact_price(s.bid_depth, s.best_bid, -1, P.impact_notional, tick)
+    impact_ask = impact_price(s.ask_depth, s.best_ask, 1, P.impact_notional, tick)
+    premium = (max(0.0, impact_bid - oracle) - max(0.0, oracle - impact_ask)) / oracle
+    s.premium = premium
+    s.premium_sum += premium
+    s.premium_count += 1
+    return premium
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def funding_rate(premium_sum: float, premium_count: int, P: Record) -> float:
+    """Rate paid per interval from the premium samples so far (0 samples: the interest alone)."""
+    mean_premium = premium_sum / premium_count if premium_count > 0 else 0.0
+    gap = min(max(P.funding_interest - mean_premium, -P.funding_clamp), P.funding_clamp)
+    rate = (mean_premium + gap) * P.funding_scale
+    return min(max(rate, -P.funding_cap), P.funding_cap)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def pay_funding(s: Record, P: Record) -> float:
+    """Settle this interval's funding on the agent's position and start a new interval."""
+    rate = funding_rate(s.premium_sum, s.premium_count, P)
+    payment = s.inventory * s.fair_price * rate
+    s.cash -= payment
+    s.pnl_funding -= payment
+    s.funding_paid += payment
+    for h in range(FUNDING_HISTORY - 1, 0, -1):
+        s.funding_history[h] = s.funding_history[h - 1]
+    s.funding_history[0] = rate
+    s.premium_sum = 0.0
+    s.premium_count = 0
+    return rate
