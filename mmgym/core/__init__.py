@@ -24,7 +24,8 @@ def _configure_numba_cache() -> None:
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    numba.config.CACHE_DIR = str(root / "mmgym" / "numba" / digest.hexdigest()[:16])
+    cache_dir = str(root / "mmgym" / "numba" / digest.hexdigest()[:16])
+    numba.config.CACHE_DIR = cache_dir  # type: ignore[attr-defined]
 
 
 _configure_numba_cache()
