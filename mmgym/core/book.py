@@ -64,6 +64,21 @@ def book_mid(s: Record, P: Record) -> float:
     return 0.5 * (s.best_bid + s.best_ask) * P.tick_size
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def clamp_ahead(s: Record) -> None:
+    """Volume ahead of a quote never exceeds its level's depth (its level may have just entered
+    the simulated book, or shrunk by more than its queue)."""
+    n = s.bid_depth.shape[0]
+    if s.bid_qty > 0.0:
+        j = s.best_bid - s.bid_px
+        if 0 <= j < n and s.bid_ahead > s.bid_depth[j]:
+            s.bid_ahead = s.bid_depth[j]
+    if s.ask_qty > 0.0:
+        j = s.ask_px - s.best_ask
+        if 0 <= j < n and s.ask_ahead > s.ask_depth[j]:
+            s.ask_ahead = s.ask_depth[j]
+
+
 @nb.njit(cache=True, error_model="numpy")
 def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
@@ -89,6 +104,7 @@ def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
         if s.ask_qty > 0.0 and s.ask_px < target_ask:
             s.ask_ahead = 0.0
     s.best_ask = target_ask
+    clamp_ahead(s)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -204,6 +220,7 @@ def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
     if cleared > 0:
         remove_top(s.bid_depth, cleared, P.profile[r])
         s.best_bid -= cleared
+        clamp_ahead(s)
     s.last_trade = last_px * P.tick_size
     return executed
 
@@ -222,5 +239,6 @@ def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
     if cleared > 0:
         remove_top(s.ask_depth, cleared, P.profile[r])
         s.best_ask += cleared
+        clamp_ahead(s)
     s.last_trade = last_px * P.tick_size
     return executed

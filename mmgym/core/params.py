@@ -400,6 +400,13 @@ def _validate(p: MarketParams) -> None:
         _fail("hedge_horizon_decisions", "an integer >= 1", p.hedge_horizon_decisions)
     _multiple(p, "decision_interval", "tick_seconds")
     _multiple(p, "episode_seconds", "decision_interval")
+    if p.arb_threshold_ticks > min(p.background_half_spread):
+        _fail(
+            "arb_threshold_ticks",
+            f"<= the smallest background_half_spread ({min(p.background_half_spread)}), "
+            "or a resting quote could sit through the background's opposite best price",
+            p.arb_threshold_ticks,
+        )
     if p.hawkes_self + p.hawkes_cross >= 1.0:
         _fail(
             "hawkes_self + hawkes_cross",
