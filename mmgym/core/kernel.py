@@ -134,8 +134,9 @@ def tick_env(
         W[k].buy_volume[t] = bv - a.forced_buy_volume
         W[k].sell_volume[t] = sv - a.forced_sell_volume
     step_crowd(rng, i, e, A, P, r)
-    premium_due = e.tick == e.next_premium_tick
-    funding_due = e.tick == e.next_funding_tick
+    # Clocks are compared with the time at the end of this tick, (tick + 1) x dt.
+    premium_due = e.tick + 1 == e.next_premium_tick
+    funding_due = e.tick + 1 == e.next_funding_tick
     dt = P.dt
     for k in range(n):
         a = A[k]

@@ -1,7 +1,7 @@
 """Agent orders: action decoding, latency, placement rules and stale-quote pick-off.
 
-The action is a vector in [-1, 1] (out-of-range values are clipped) whose components sit at the
-indices below; later components (hedging, more assets) append to it.
+The action holds one block of the components below per perp (``5 x num_assets`` values in
+[-1, 1]; out-of-range values are clipped). Within a block:
 
 =====  ===========  ==========================================================================
 index  name         meaning
@@ -10,7 +10,12 @@ index  name         meaning
 1      half_spread  ``0.5 + (a + 1) / 2 x (max_half_spread_ticks - 0.5)`` ticks around it
 2      bid_size     ``(a + 1) / 2 x max_quote_size``, cut so a full fill keeps |q| <= limit
 3      ask_size     same for the ask; a size under ``min_quote_size`` places no order
+4      hedge        target hedge: ``(a + 1) / 2`` of the inventory, offset on the hedge venue
+                    (see :mod:`mmgym.core.hedge`); -1 hedges nothing
 =====  ===========  ==========================================================================
+
+The position limit is ``max_inventory``, or less when the leverage cap binds:
+``margin equity x max leverage / (mark x num_assets)`` per perp.
 
 Prices are rounded outward to the tick grid (bid down, ask up) from the mid seen at decision
 time. The orders reach the book after ``latency + Exp(jitter_regime)`` (capped), as a cancel and
@@ -38,8 +43,8 @@ from mmgym.core.params import MarketParams
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential
 
-ACTION_NAMES: tuple[str, ...] = ("skew", "half_spread", "bid_size", "ask_size")
-SKEW, HALF_SPREAD, BID_SIZE, ASK_SIZE = range(4)
+ACTION_NAMES: tuple[str, ...] = ("skew", "half_spread", "bid_size", "ask_size", "hedge")
+SKEW, HALF_SPREAD, BID_SIZE, ASK_SIZE, HEDGE = range(5)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -173,10 +178,10 @@ def encode_action(
     half_spread_ticks: ArrayLike,
     bid_size: ArrayLike,
     ask_size: ArrayLike,
+    hedge_fraction: ArrayLike = 0.0,
 ) -> NDArray[np.float32]:
-    """The action (batch, 4) that :func:`decode_quotes` maps to these quotes (inverse mapping).
-
-    Values beyond the action's range are clipped to it, as the decoder would.
+    """The action block (batch, 5) of one perp that decodes to these quotes and hedge target
+    (inverse mapping). Values beyond the action's range are clipped to it, as the decoder would.
     """
     skew = np.asarray(skew_ticks, dtype=np.float64) / max(P.max_skew_ticks, 1e-12)
     half = (
@@ -187,5 +192,6 @@ def encode_action(
     )
     bid = 2.0 * np.asarray(bid_size, dtype=np.float64) / P.max_quote_size - 1.0
     ask = 2.0 * np.asarray(ask_size, dtype=np.float64) / P.max_quote_size - 1.0
-    out = np.stack(np.broadcast_arrays(skew, half, bid, ask), axis=-1)
+    hedge = 2.0 * np.asarray(hedge_fraction, dtype=np.float64) - 1.0
+    out = np.stack(np.broadcast_arrays(skew, half, bid, ask, hedge), axis=-1)
     return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -9,18 +9,27 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from mmgym.core.kernel import reset_markets, step_markets, step_markets_parallel
-from mmgym.core.layout import pack_params, state_dtype, window_dtype
+from mmgym.core.layout import (
+    ACCOUNT_WINDOW_DTYPE,
+    REASON_LIQUIDATED,
+    account_dtype,
+    asset_dtype,
+    pack_params,
+    window_dtype,
+)
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
 from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
-from mmgym.features.observation import OBS_DIM, ObservationBuilder, ObservationConfig
+from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
 from mmgym.scenarios import DEFAULT_SCENARIO, make_params
 
-INFO_FIELDS: tuple[str, ...] = (
-    "equity",
+ASSET_INFO_FIELDS: tuple[str, ...] = (
     "pnl_spread",
     "pnl_inventory",
     "pnl_fees",
+    "pnl_funding",
+    "pnl_hedge",
+    "pnl_liquidation",
     "inventory",
     "cash",
     "entry_price",
@@ -29,6 +38,7 @@ INFO_FIELDS: tuple[str, ...] = (
     "ask_filled",
     "toxic_filled",
     "fills",
+    "fill_notional",
     "rejected_post_only",
     "bid_ahead",
     "ask_ahead",
@@ -38,17 +48,40 @@ INFO_FIELDS: tuple[str, ...] = (
     "taker_sell_volume",
     "taker_buy_orders",
     "taker_sell_orders",
-    "fill_notional",
-    "regime",
+    "forced_buy_volume",
+    "forced_sell_volume",
     "mid",
+    "mark",
     "fair_price",
+    "premium",
+    "funding_paid",
+    "hedge_position",
+    "hedge_filled",
+    "hedge_cost",
 )
-"""Per-env entries of ``info`` (see :class:`PerpMMEnv`)."""
+"""Per-perp entries of ``info``: shape (num_envs,) with one perp, (num_envs, K) with several."""
 
+ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
+    "equity",
+    "equity_before",
+    "margin_equity",
+    "maintenance_margin",
+    "margin_ratio",
+    "regime",
+    "crowd_liquidations",
+)
+"""Per-env entries of ``info`` (the cross-margined account and the market regime)."""
 
 PARALLEL_MIN_ENVS = 256
 """Batches at least this large step on all cores (smaller ones would pay more to start threads
 than they gain). The results do not depend on it: envs share nothing."""
+
+
+def action_names(num_assets: int) -> tuple[str, ...]:
+    """Names of every action component, ``name[k]`` for perp k when there are several."""
+    if num_assets == 1:
+        return ACTION_NAMES
+    return tuple(f"{name}[{k}]" for k in range(num_assets) for name in ACTION_NAMES)
 
 
 class PerpMMSimulator(BatchSimulator):
@@ -61,29 +94,40 @@ class PerpMMSimulator(BatchSimulator):
         self._step_kernel = step_markets_parallel if parallel else step_markets
         self.params = params.validate()
         self._packed = pack_params(params)
-        n = self.num_envs
-        self.state = np.zeros(n, dtype=state_dtype(params.book_levels))
-        self.window = np.zeros(n, dtype=window_dtype(params.ticks_per_decision))
+        n, k = self.num_envs, params.num_assets
+        self.accounts = np.zeros(n, dtype=account_dtype(k, params.crowd_accounts))
+        self.assets = np.zeros((n, k), dtype=asset_dtype(params.book_levels))
+        self.windows = np.zeros((n, k), dtype=window_dtype(params.ticks_per_decision))
+        self.account_windows = np.zeros(n, dtype=ACCOUNT_WINDOW_DTYPE)
         self.rng = np.zeros(n, dtype=np.uint64)
-        self.builder = ObservationBuilder(ObservationConfig.from_market(params), n)
+        self.builder = ObservationBuilder(ObservationConfig.from_market(params), n, k)
         self.obs = self.builder.obs
         self.reward = np.zeros(n, dtype=np.float64)
         self.terminated = np.zeros(n, dtype=np.bool_)
         self.truncated = np.zeros(n, dtype=np.bool_)
         self._all = np.ones(n, dtype=np.bool_)
         self._no_seeds = np.zeros(n, dtype=np.uint64)
-        self._views = {name: self.state[name] for name in INFO_FIELDS}
+        self._views: dict[str, NDArray[Any]] = {
+            name: self.assets[name][:, 0] if k == 1 else self.assets[name]
+            for name in ASSET_INFO_FIELDS
+        }
+        self._views.update({name: self.accounts[name] for name in ACCOUNT_INFO_FIELDS})
+        self._pnl = np.zeros(n, dtype=np.float64)
+        self._liquidated = np.zeros(n, dtype=np.bool_)
+        self.action_names = action_names(k)
         clip = params.obs_clip
-        self.single_observation_space = spaces.Box(-clip, clip, (OBS_DIM,), np.float32)
-        self.single_action_space = spaces.Box(-1.0, 1.0, (len(ACTION_NAMES),), np.float32)
+        self.single_observation_space = spaces.Box(-clip, clip, (observation_dim(k),), np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (len(ACTION_NAMES) * k,), np.float32)
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``."""
         reseed = seeds is not None
         reset_markets(
             self._packed,
-            self.state,
-            self.window,
+            self.accounts,
+            self.assets,
+            self.windows,
+            self.account_windows,
             self.rng,
             mask,
             seeds if seeds is not None else self._no_seeds,
@@ -92,14 +136,16 @@ class PerpMMSimulator(BatchSimulator):
         self.reward[mask] = 0.0
         self.terminated[mask] = False
         self.truncated[mask] = False
-        self.builder.update(self.window, mask)
+        self.builder.update(self.windows, self.account_windows, mask)
 
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env by one decision interval."""
         bad = self._step_kernel(
             self._packed,
-            self.state,
-            self.window,
+            self.accounts,
+            self.assets,
+            self.windows,
+            self.account_windows,
             self.rng,
             actions,
             autoreset,
@@ -108,14 +154,19 @@ class PerpMMSimulator(BatchSimulator):
             self.truncated,
         )
         if bad < 0:
-            self.builder.update(self.window, self._all)
+            self.builder.update(self.windows, self.account_windows, self._all)
         return int(bad)
 
     def info(self, copy: bool) -> dict[str, Any]:
-        """PnL decomposition, fills, queue and market diagnostics of the last step."""
+        """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step."""
+        np.subtract(self.accounts["equity"], self.accounts["equity_before"], out=self._pnl)
+        np.equal(self.accounts["reason"], REASON_LIQUIDATED, out=self._liquidated)
+        out = dict(self._views)
+        out["pnl"] = self._pnl
+        out["liquidated"] = self._liquidated
         if copy:
-            return {name: view.copy() for name, view in self._views.items()}
-        return dict(self._views)
+            return {name: view.copy() for name, view in out.items()}
+        return out
 
 
 def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParams:
@@ -131,8 +182,6 @@ class PerpMMVectorEnv(KernelVectorEnv):
     pass ``parallel=False`` when other processes share the cores (e.g. Ray env runners), since
     a parallel step waits for its slowest thread.
     """
-
-    action_names = ACTION_NAMES
 
     def __init__(
         self,
@@ -195,8 +244,6 @@ class PerpMMEnv(KernelEnv):
     ``toxic_filled``, ``fills``), ``rejected_post_only``, queue positions (``bid_ahead``,
     ``ask_ahead``) and market state (``regime``, ``mid``, ``fair_price``).
     """
-
-    action_names = ACTION_NAMES
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, **overrides: Any) -> None:
         params = _params_from_kwargs(scenario, overrides)

@@ -32,6 +32,8 @@ class BatchSimulator(ABC):
 
     single_observation_space: spaces.Box
     single_action_space: spaces.Box
+    action_names: tuple[str, ...] = ()
+    """Names of the action components, for error messages (empty: the env class's)."""
     obs: NDArray[np.float32]
     reward: NDArray[np.float64]
     terminated: NDArray[np.bool_]
@@ -103,6 +105,8 @@ class KernelVectorEnv(VectorEnv):
         )
         self.action_space = gym.vector.utils.batch_space(sim.single_action_space, self.num_envs)
         self._action_shape = (self.num_envs, *sim.single_action_space.shape)
+        if sim.action_names:
+            self.action_names = sim.action_names
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._all = np.ones(self.num_envs, dtype=np.bool_)
         self._seeded = False
@@ -163,6 +167,8 @@ class KernelEnv(gym.Env):
         self.observation_space = sim.single_observation_space
         self.action_space = sim.single_action_space
         self._action_shape = (1, *sim.single_action_space.shape)
+        if sim.action_names:
+            self.action_names = sim.action_names
         self._one = np.ones(1, dtype=np.bool_)
         self._no_reset = np.zeros(1, dtype=np.bool_)
         self._seeded = False

@@ -1,9 +1,14 @@
 """The one observation builder, shared by the simulator and the live runner.
 
-It reads only an event window (``mmgym.core.layout.window_dtype``): the mid and the taker buy
-and sell volume of every tick of the last decision interval, a book snapshot, the agent's own
-orders and inventory. It keeps exponential moving averages over three horizons (execution,
-order-flow aggregation, regime) and writes one float32 feature vector per env.
+It reads only event windows: per perp (``mmgym.core.layout.window_dtype``) the mid and the
+taker buy and sell volume of every tick of the last decision interval, a book snapshot, the
+agent's own orders and inventory, the oracle, premium and funding, the hedge position; per
+account (``ACCOUNT_WINDOW_DTYPE``) equity, maintenance margin, collateral and time to funding.
+It keeps exponential moving averages over three horizons (execution, order-flow aggregation,
+regime) and writes one float32 vector per env: a block of ``ASSET_FEATURES`` per perp, then
+``ACCOUNT_FEATURES``.
+
+Per perp:
 
 =====  =======================  ===========================================================
 index  name                     definition
@@ -19,6 +24,19 @@ index  name                     definition
 14     ask_distance             (own ask - mid) in ticks / max_half_spread_ticks (0: no ask)
 15     ask_queue                volume ahead / (volume ahead + own size) (0: no ask)
 16     time                     elapsed fraction of the episode
+17     premium                  last premium-index sample, in bp / 10
+18     funding_estimate         funding rate of the running interval so far, in bp
+19     basis                    (mid - oracle) / oracle, in bp / 10
+20     last_funding             last realised funding rate, in bp
+21     hedge_position           hedge position / max_inventory
+=====  =======================  ===========================================================
+
+Per account (after the K perp blocks):
+
+=====  =======================  ===========================================================
+0      margin_ratio             maintenance margin / margin equity (liquidation at 1)
+1      equity_return            (margin equity / collateral - 1) x 100
+2      time_to_funding          time to the next funding payment / funding interval
 =====  =======================  ===========================================================
 
 All features are clipped to [-clip, clip].
@@ -34,6 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.params import MarketParams
+from mmgym.core.records import Record
 
 HORIZON_LABELS = ("fast", "medium", "slow")
 OBS_NAMES: tuple[str, ...] = (
@@ -48,8 +67,28 @@ OBS_NAMES: tuple[str, ...] = (
     "ask_distance",
     "ask_queue",
     "time",
+    "premium",
+    "funding_estimate",
+    "basis",
+    "last_funding",
+    "hedge_position",
 )
-OBS_DIM = len(OBS_NAMES)
+ASSET_FEATURES = len(OBS_NAMES)
+ACCOUNT_OBS_NAMES: tuple[str, ...] = ("margin_ratio", "equity_return", "time_to_funding")
+ACCOUNT_FEATURES = len(ACCOUNT_OBS_NAMES)
+
+
+def observation_names(num_assets: int) -> tuple[str, ...]:
+    """Names of every observation component, ``name[k]`` for perp k when there are several."""
+    if num_assets == 1:
+        return OBS_NAMES + ACCOUNT_OBS_NAMES
+    per_asset = tuple(f"{name}[{k}]" for k in range(num_assets) for name in OBS_NAMES)
+    return per_asset + ACCOUNT_OBS_NAMES
+
+
+def observation_dim(num_assets: int) -> int:
+    """Length of the observation vector for ``num_assets`` perps."""
+    return ASSET_FEATURES * num_assets + ACCOUNT_FEATURES
 SPREAD_SCALE_TICKS = 10.0
 H = len(HORIZON_LABELS)
 
@@ -62,6 +101,7 @@ CONFIG_DTYPE = np.dtype(
         ("return_scale_bp", "f8"),
         ("max_inventory", "f8"),
         ("max_half_spread_ticks", "f8"),
+        ("funding_interval", "f8"),
         ("clip", "f8"),
     ],
     align=True,
@@ -89,6 +129,7 @@ class ObservationConfig:
     return_scale_bp: float
     max_inventory: float
     max_half_spread_ticks: float
+    funding_interval: float
     clip: float
 
     @classmethod
@@ -101,6 +142,7 @@ class ObservationConfig:
             return_scale_bp=p.return_scale_bp,
             max_inventory=p.max_inventory,
             max_half_spread_ticks=p.max_half_spread_ticks,
+            funding_interval=p.funding_interval_seconds,
             clip=p.obs_clip,
         )
 
@@ -115,6 +157,7 @@ class ObservationConfig:
         r["return_scale_bp"] = self.return_scale_bp
         r["max_inventory"] = self.max_inventory
         r["max_half_spread_ticks"] = self.max_half_spread_ticks
+        r["funding_interval"] = self.funding_interval
         r["clip"] = self.clip
         return out
 
@@ -125,69 +168,84 @@ def _queue_fraction(ahead: float, size: float) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _asset_features(C: Record, w: Record, f: Record, o: NDArray[np.float32], base: int) -> None:
+    """Update one perp's feature state from its window and write its block at ``base``."""
+    n_h = C.horizons.shape[0]
+    ticks = w.mid.shape[0]
+    if w.episode_start:
+        lm = math.log(w.mid[ticks - 1])
+        f.log_mid = lm
+        for h in range(n_h):
+            f.ema_log_mid[h] = lm
+            f.ema_sq_return[h] = 0.0
+            f.ema_buy[h] = 0.0
+            f.ema_sell[h] = 0.0
+    else:
+        for t in range(ticks):
+            lm = math.log(w.mid[t])
+            ret = lm - f.log_mid
+            f.log_mid = lm
+            bv = w.buy_volume[t]
+            sv = w.sell_volume[t]
+            for h in range(n_h):
+                a = C.ema_weight[h]
+                f.ema_log_mid[h] += a * (lm - f.ema_log_mid[h])
+                f.ema_sq_return[h] += a * (ret * ret - f.ema_sq_return[h])
+                f.ema_buy[h] += a * (bv - f.ema_buy[h])
+                f.ema_sell[h] += a * (sv - f.ema_sell[h])
+    o[base] = w.inventory / C.max_inventory
+    for h in range(n_h):
+        o[base + 1 + h] = (
+            (f.log_mid - f.ema_log_mid[h]) * 1e4 / (C.return_scale_bp * math.sqrt(C.horizons[h]))
+        )
+        o[base + 4 + h] = math.sqrt(f.ema_sq_return[h] / C.tick_seconds) * 1e4 / C.return_scale_bp
+        flow = f.ema_buy[h] + f.ema_sell[h]
+        o[base + 7 + h] = (f.ema_buy[h] - f.ema_sell[h]) / flow if flow > 1e-12 else 0.0
+    bid_depth = 0.0
+    ask_depth = 0.0
+    for j in range(w.bid_depth.shape[0]):
+        bid_depth += w.bid_depth[j]
+        ask_depth += w.ask_depth[j]
+    total = bid_depth + ask_depth
+    o[base + 10] = (bid_depth - ask_depth) / total if total > 0.0 else 0.0
+    o[base + 11] = (w.best_ask - w.best_bid) / C.tick_size / SPREAD_SCALE_TICKS
+    mid = 0.5 * (w.best_bid + w.best_ask)
+    scale = C.tick_size * C.max_half_spread_ticks
+    o[base + 12] = (mid - w.bid_price) / scale if w.bid_size > 0.0 else 0.0
+    o[base + 13] = _queue_fraction(w.bid_queue_ahead, w.bid_size)
+    o[base + 14] = (w.ask_price - mid) / scale if w.ask_size > 0.0 else 0.0
+    o[base + 15] = _queue_fraction(w.ask_queue_ahead, w.ask_size)
+    o[base + 16] = w.time_fraction
+    o[base + 17] = w.premium * 1e3
+    o[base + 18] = w.funding_estimate * 1e4
+    o[base + 19] = (mid - w.oracle) / w.oracle * 1e3
+    o[base + 20] = w.last_funding * 1e4
+    o[base + 21] = w.hedge_position / C.max_inventory
+
+
+@nb.njit(cache=True, error_model="numpy")
 def build_observations(
     Ca: NDArray[np.void],
-    window: NDArray[np.void],
+    windows: NDArray[np.void],
+    account_windows: NDArray[np.void],
     feat: NDArray[np.void],
     obs: NDArray[np.float32],
     mask: NDArray[np.bool_],
 ) -> None:
-    """Update the feature state of envs in ``mask`` from their window and write their features."""
+    """Update the feature state of envs in ``mask`` from their windows and write their features."""
     C = Ca[0]
-    n_h = C.horizons.shape[0]
-    for i in range(window.shape[0]):
+    n_assets = windows.shape[1]
+    for i in range(windows.shape[0]):
         if not mask[i]:
             continue
-        w = window[i]
-        f = feat[i]
-        ticks = w.mid.shape[0]
-        if w.episode_start:
-            lm = math.log(w.mid[ticks - 1])
-            f.log_mid = lm
-            for h in range(n_h):
-                f.ema_log_mid[h] = lm
-                f.ema_sq_return[h] = 0.0
-                f.ema_buy[h] = 0.0
-                f.ema_sell[h] = 0.0
-        else:
-            for t in range(ticks):
-                lm = math.log(w.mid[t])
-                ret = lm - f.log_mid
-                f.log_mid = lm
-                bv = w.buy_volume[t]
-                sv = w.sell_volume[t]
-                for h in range(n_h):
-                    a = C.ema_weight[h]
-                    f.ema_log_mid[h] += a * (lm - f.ema_log_mid[h])
-                    f.ema_sq_return[h] += a * (ret * ret - f.ema_sq_return[h])
-                    f.ema_buy[h] += a * (bv - f.ema_buy[h])
-                    f.ema_sell[h] += a * (sv - f.ema_sell[h])
         o = obs[i]
-        o[0] = w.inventory / C.max_inventory
-        for h in range(n_h):
-            o[1 + h] = (
-                (f.log_mid - f.ema_log_mid[h])
-                * 1e4
-                / (C.return_scale_bp * math.sqrt(C.horizons[h]))
-            )
-            o[4 + h] = math.sqrt(f.ema_sq_return[h] / C.tick_seconds) * 1e4 / C.return_scale_bp
-            flow = f.ema_buy[h] + f.ema_sell[h]
-            o[7 + h] = (f.ema_buy[h] - f.ema_sell[h]) / flow if flow > 1e-12 else 0.0
-        bid_depth = 0.0
-        ask_depth = 0.0
-        for j in range(w.bid_depth.shape[0]):
-            bid_depth += w.bid_depth[j]
-            ask_depth += w.ask_depth[j]
-        total = bid_depth + ask_depth
-        o[10] = (bid_depth - ask_depth) / total if total > 0.0 else 0.0
-        o[11] = (w.best_ask - w.best_bid) / C.tick_size / SPREAD_SCALE_TICKS
-        mid = 0.5 * (w.best_bid + w.best_ask)
-        scale = C.tick_size * C.max_half_spread_ticks
-        o[12] = (mid - w.bid_price) / scale if w.bid_size > 0.0 else 0.0
-        o[13] = _queue_fraction(w.bid_queue_ahead, w.bid_size)
-        o[14] = (w.ask_price - mid) / scale if w.ask_size > 0.0 else 0.0
-        o[15] = _queue_fraction(w.ask_queue_ahead, w.ask_size)
-        o[16] = w.time_fraction
+        for k in range(n_assets):
+            _asset_features(C, windows[i, k], feat[i, k], o, k * ASSET_FEATURES)
+        v = account_windows[i]
+        base = n_assets * ASSET_FEATURES
+        o[base] = v.maintenance_margin / v.equity if v.equity > 0.0 else C.clip
+        o[base + 1] = (v.equity / v.collateral - 1.0) * 100.0
+        o[base + 2] = v.time_to_funding / C.funding_interval
         clip = C.clip
         for k in range(o.shape[0]):
             o[k] = min(clip, max(-clip, o[k]))
@@ -196,22 +254,31 @@ def build_observations(
 class ObservationBuilder:
     """Stateful feature builder for ``num_envs`` streams of event windows."""
 
-    def __init__(self, config: ObservationConfig, num_envs: int) -> None:
+    def __init__(self, config: ObservationConfig, num_envs: int, num_assets: int = 1) -> None:
         self.config = config
         self._packed = config.pack()
-        self.state = np.zeros(num_envs, dtype=FEATURE_STATE_DTYPE)
-        self.obs = np.zeros((num_envs, OBS_DIM), dtype=np.float32)
+        self.state = np.zeros((num_envs, num_assets), dtype=FEATURE_STATE_DTYPE)
+        self.obs = np.zeros((num_envs, observation_dim(num_assets)), dtype=np.float32)
         self._all = np.ones(num_envs, dtype=np.bool_)
 
     def update(
-        self, window: NDArray[np.void], mask: NDArray[np.bool_] | None = None
+        self,
+        windows: NDArray[np.void],
+        account_windows: NDArray[np.void],
+        mask: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.float32]:
-        """Consume one window per env (those in ``mask``) and return the feature buffer."""
-        if window.shape[0] != self.obs.shape[0]:
+        """Consume the windows of every env in ``mask`` and return the feature buffer."""
+        if windows.shape != self.state.shape or account_windows.shape != self.state.shape[:1]:
             raise ValueError(
-                f"window holds {window.shape[0]} envs, the builder {self.obs.shape[0]}"
+                f"windows of shape {windows.shape} and {account_windows.shape} do not fit a "
+                f"builder of {self.state.shape[0]} envs x {self.state.shape[1]} perps"
             )
         build_observations(
-            self._packed, window, self.state, self.obs, self._all if mask is None else mask
+            self._packed,
+            windows,
+            account_windows,
+            self.state,
+            self.obs,
+            self._all if mask is None else mask,
         )
         return self.obs

@@ -48,6 +48,93 @@ SCENARIOS: dict[str, Scenario] = {
                 "informed_fraction": (0.15, 0.25, 0.35),
             },
         ),
+        Scenario(
+            name="liquidation_cascade",
+            description=(
+                "A crowded, highly leveraged market on a thin book: large open interest at "
+                "about 25x, frequent downward jumps. A jump pushes the mark through a cluster of "
+                "long liquidation prices; the forced sells sweep a book that is thinning and "
+                "push the price into the next cluster. Stresses inventory control while the "
+                "agent's bids absorb forced flow."
+            ),
+            overrides={
+                "initial_regime": "volatile",
+                "crowd_leverage": 25.0,
+                "crowd_open_interest": 3000.0,
+                "crowd_large_position": 50.0,
+                "depth_top": (3.0, 1.5, 0.4),
+                "jump_rate_per_hour": (1.0, 4.0, 12.0),
+                "jump_mean_size": (0.002, 0.004, 0.008),
+                "jump_down_prob": 0.85,
+            },
+        ),
+        Scenario(
+            name="funding_squeeze",
+            description=(
+                "Persistent one-sided buying (crowded longs) with a weak arbitrage pull: the "
+                "perp trades at a premium for long stretches and funding turns large and "
+                "positive, so a short inventory earns carry while a long one bleeds. Stresses "
+                "funding-aware inventory and the cost of hedging the carry."
+            ),
+            overrides={
+                "initial_regime": "calm",
+                "taker_imbalance": (0.5, 0.5, 0.5),
+                "impact_coefficient": 1.0,
+                "decoupling_per_hour": (6.0, 0.25),
+                "decoupled_pull_seconds": 1800.0,
+            },
+        ),
+        Scenario(
+            name="basis_decoupling",
+            description=(
+                "The perp decouples from spot for long stretches (hours): the arbitrage pull "
+                "almost vanishes and one-sided flow carries the basis away from the oracle, so "
+                "the mark and the hedge venue disagree. Stresses hedging against the oracle "
+                "and models that assume the perp tracks spot."
+            ),
+            overrides={
+                "initial_regime": "calm",
+                "taker_imbalance": (0.15, 0.2, 0.2),
+                "decoupling_per_hour": (1.0, 0.2),
+                "decoupled_pull_seconds": 7200.0,
+            },
+        ),
+        Scenario(
+            name="flash_crash",
+            description=(
+                "Calm markets interrupted by short stress episodes in which large downward "
+                "jumps hit a book that has thinned to a fraction of its depth: resting bids "
+                "become liabilities. Stresses quote withdrawal and stale-quote risk."
+            ),
+            overrides={
+                "initial_regime": "calm",
+                "regime_switch_per_hour": ((0.0, 0.5, 2.0), (2.0, 0.0, 1.0), (30.0, 10.0, 0.0)),
+                "jump_rate_per_hour": (0.2, 2.0, 40.0),
+                "jump_mean_size": (0.001, 0.004, 0.015),
+                "jump_down_prob": 0.9,
+                "depth_top": (4.0, 1.5, 0.2),
+            },
+        ),
+        Scenario(
+            name="cross_margin_event",
+            description=(
+                "Three perps with correlated shocks whose correlation goes to 0.95 in stress, "
+                "and a leveraged, cross-margined crowd: a liquidation closes positions in every "
+                "perp at once, so a shock in one asset forces flow in all. Stresses portfolio "
+                "inventory and size rules keyed on a single asset's volatility."
+            ),
+            overrides={
+                "num_assets": 3,
+                "initial_regime": "volatile",
+                "asset_correlation": (0.4, 0.6, 0.95),
+                "crowd_leverage": 20.0,
+                "crowd_open_interest": 1500.0,
+                "crowd_large_position": 100.0,
+                "jump_rate_per_hour": (0.5, 3.0, 10.0),
+                "jump_mean_size": (0.002, 0.004, 0.008),
+                "jump_down_prob": 0.85,
+            },
+        ),
     )
 }
 DEFAULT_SCENARIO = "calm"
