@@ -11,12 +11,13 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mmgym
 from mmgym.envs.perp_mm import PerpMMEnv, PerpMMVectorEnv
+from mmgym.scenarios import SCENARIOS, make_params
 
 SHORT = {"episode_seconds": 20.0}  # 20 decisions per episode: autoreset is exercised quickly
 
 
-def _actions(rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
-    return rng.uniform(-1.0, 1.0, size=(steps, n, 4)).astype(np.float32)
+def _actions(rng: np.random.Generator, n: int, steps: int, assets: int = 1) -> np.ndarray:
+    return rng.uniform(-1.0, 1.0, size=(steps, n, 5 * assets)).astype(np.float32)
 
 
 def test_gymnasium_env_checker_passes() -> None:
@@ -32,8 +33,8 @@ def test_registered_vector_entry_point_is_native() -> None:
     env = gym.make_vec(mmgym.PERP_MM_ID, num_envs=3, vectorization_mode="vector_entry_point")
     assert isinstance(env, PerpMMVectorEnv)
     assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-    assert env.observation_space.shape == (3, 17)
-    assert env.action_space.shape == (3, 4)
+    assert env.observation_space.shape == (3, 25)  # 22 per perp + 3 account features
+    assert env.action_space.shape == (3, 5)
     obs, _ = env.reset(seed=0)
     assert obs.dtype == np.float32
     assert env.observation_space.contains(obs)
@@ -56,7 +57,7 @@ def test_make_vec_matches_sync_vector_env_of_single_envs() -> None:
         r2 = sync.step(a)
         for x, y in zip(r1[:4], r2[:4], strict=True):
             np.testing.assert_array_equal(x, y)
-        for key in ("equity", "inventory", "fills", "mid"):
+        for key in ("equity", "inventory", "fills", "mid", "mark", "pnl_funding", "regime"):
             np.testing.assert_array_equal(r1[4][key], r2[4][key])
     assert native.step(a)[3].dtype == np.bool_
 
@@ -112,7 +113,7 @@ def test_next_step_autoreset_semantics() -> None:
         mmgym.PERP_MM_ID, num_envs=2, vectorization_mode="vector_entry_point", **SHORT
     )
     _reset_obs, _ = env.reset(seed=3)
-    a = np.zeros((2, 4), dtype=np.float32)
+    a = np.zeros((2, 5), dtype=np.float32)
     for t in range(20):
         obs, rew, term, trunc, info = env.step(a)
         assert trunc.all() == (t == 19)
@@ -123,7 +124,8 @@ def test_next_step_autoreset_semantics() -> None:
     assert not term.any() and not trunc.any()
     assert obs[:, 16].tolist() == [0.0, 0.0]  # elapsed-time feature restarts
     np.testing.assert_array_equal(info["inventory"], 0.0)
-    np.testing.assert_array_equal(info["equity"], 0.0)
+    np.testing.assert_array_equal(info["equity"], env.params.collateral)
+    np.testing.assert_array_equal(info["pnl"], 0.0)
     # The reset episode runs a full length again.
     for t in range(20):
         *_, trunc, _ = env.step(a)
@@ -133,12 +135,12 @@ def test_next_step_autoreset_semantics() -> None:
 def test_reset_without_seed_continues_the_stream() -> None:
     env = gym.make(mmgym.PERP_MM_ID, **SHORT)
     _o1, _ = env.reset(seed=1)
-    env.step(np.zeros(4, dtype=np.float32))
+    env.step(np.zeros(5, dtype=np.float32))
     o2, _ = env.reset()
-    env.step(np.zeros(4, dtype=np.float32))
+    env.step(np.zeros(5, dtype=np.float32))
     o3, _ = env.reset()
     env.reset(seed=1)
-    env.step(np.zeros(4, dtype=np.float32))
+    env.step(np.zeros(5, dtype=np.float32))
     o2b, _ = env.reset()
     np.testing.assert_array_equal(o2, o2b)
     assert o3 is not None
@@ -147,7 +149,7 @@ def test_reset_without_seed_continues_the_stream() -> None:
 def test_copy_false_returns_views_copy_true_fresh_arrays() -> None:
     view_env = PerpMMVectorEnv(num_envs=2, copy=False)
     copy_env = PerpMMVectorEnv(num_envs=2, copy=True)
-    a = np.zeros((2, 4), dtype=np.float32)
+    a = np.zeros((2, 5), dtype=np.float32)
     for env in (view_env, copy_env):
         env.reset(seed=0)
     o_view = view_env.step(a)[0]
@@ -196,20 +198,22 @@ def test_unknown_parameter_lists_valid_ones() -> None:
 def test_bad_actions_are_named_and_leave_state_untouched() -> None:
     env = gym.make_vec(mmgym.PERP_MM_ID, num_envs=3, vectorization_mode="vector_entry_point")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"shape \(3, 3\), expected \(3, 4\)"):
-        env.step(np.zeros((3, 3)))
-    bad = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"shape \(3, 4\), expected \(3, 5\)"):
+        env.step(np.zeros((3, 4)))
+    bad = np.zeros((3, 5))
     bad[1, 2] = np.nan
-    before = env.sim.state.copy()
+    accounts, assets, rng = env.sim.accounts.copy(), env.sim.assets.copy(), env.sim.rng.copy()
     with pytest.raises(ValueError, match=r"'bid_size' of env 1 is nan"):
         env.step(bad)
-    np.testing.assert_array_equal(env.sim.state, before)
+    np.testing.assert_array_equal(env.sim.accounts, accounts)
+    np.testing.assert_array_equal(env.sim.assets, assets)
+    np.testing.assert_array_equal(env.sim.rng, rng)
     single = gym.make(mmgym.PERP_MM_ID)
     single.reset(seed=0)
     with pytest.raises(ValueError, match="skew"):
-        single.step(np.array([np.inf, 0, 0, 0], dtype=np.float32))
+        single.step(np.array([np.inf, 0, 0, 0, 0], dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
-        single.step(np.zeros(5, dtype=np.float32))
+        single.step(np.zeros(4, dtype=np.float32))
 
 
 def test_parallel_kernel_matches_serial_bit_for_bit() -> None:
@@ -227,4 +231,47 @@ def test_parallel_kernel_matches_serial_bit_for_bit() -> None:
         r1, r2 = parallel.step(a), serial.step(a)
         for x, y in zip(r1[:4], r2[:4], strict=True):
             np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(parallel.sim.state, serial.sim.state)
+    np.testing.assert_array_equal(parallel.sim.accounts, serial.sim.accounts)
+    np.testing.assert_array_equal(parallel.sim.assets, serial.sim.assets)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_scenario_passes_the_env_checkers_and_matches_single_envs(scenario: str) -> None:
+    params = make_params(scenario, episode_seconds=10.0)
+    k = params.num_assets
+    env = PerpMMEnv(scenario=scenario, episode_seconds=10.0)
+    sb3_check_env(env, warn=True)
+    gym_check_env(gym.make(mmgym.PERP_MM_ID, scenario=scenario, episode_seconds=10.0).unwrapped)
+    vec = PerpMMVectorEnv(num_envs=3, scenario=scenario, episode_seconds=10.0)
+    assert vec.single_action_space.shape == (5 * k,)
+    assert vec.single_observation_space.shape == (22 * k + 3,)
+    actions = _actions(np.random.default_rng(5), 3, 25, assets=k)
+    obs_v, _ = vec.reset(seed=40)
+    rewards_v = []
+    for a in actions:
+        o, r, *_ = vec.step(a)
+        rewards_v.append((o, r))
+    for i in (0, 2):
+        single = PerpMMEnv(scenario=scenario, episode_seconds=10.0)
+        o, _ = single.reset(seed=40 + i)
+        np.testing.assert_array_equal(o, obs_v[i])
+        ended = False
+        for t, a in enumerate(actions):
+            if ended:  # NEXT_STEP autoreset: this step resets (the stream continues)
+                (o, _), r, ended = single.reset(), 0.0, False
+            else:
+                o, r, terminated, truncated, _ = single.step(a[i])
+                ended = terminated or truncated
+            np.testing.assert_array_equal(o, rewards_v[t][0][i])
+            assert r == rewards_v[t][1][i]
+
+
+def test_unknown_override_in_a_scenario_is_named() -> None:
+    with pytest.raises(ValueError, match="num_asset"):
+        make_params("cross_margin_event", num_asset=2)
+    with pytest.raises(ValueError, match="num_assets must be an integer in"):
+        make_params("calm", num_assets=0)
+    with pytest.raises(ValueError, match="margin_tiers"):
+        make_params("calm", margin_tiers=((0.0, 20.0), (100.0, 40.0)))
+    with pytest.raises(ValueError, match="hedge_schedule"):
+        make_params("calm", hedge_schedule="vwap")

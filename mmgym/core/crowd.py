@@ -62,6 +62,8 @@ def reset_crowd(rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void],
         e.crowd_side[j] = 1.0 if j < n // 2 else -1.0
         open_account(rng, i, e, A, P, j)
     e.crowd_liquidations = 0
+    e.crowd_pending = 0
+    e.crowd_min_slack = -np.inf  # forces a full scan on the first tick
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -84,7 +86,7 @@ def _force_close(e: Record, A: NDArray[np.void], P: Record, r: int, j: int, frac
         e.crowd_coef[j, k] -= e.crowd_coef[j, k] * fraction
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def step_crowd(
     rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record, r: int
 ) -> None:
@@ -93,7 +95,25 @@ def step_crowd(
     # At most one renewal per tick: P(any) = n p; which one, from the same uniform.
     u = uniform(rng, i)
     if u < n * P.crowd_renewal_prob:
-        open_account(rng, i, e, A, P, int(u / P.crowd_renewal_prob) % n)
+        j = int(u / P.crowd_renewal_prob) % n
+        if e.crowd_release_tick[j] < 0:  # an account waiting for its final close stays
+            open_account(rng, i, e, A, P, j)
+            e.crowd_min_slack = -np.inf
+    if e.crowd_pending == 0:
+        moved = 0.0
+        for k in range(A.shape[0]):
+            moved += abs(A[k].mark - e.crowd_ref_mark[k])
+        if e.crowd_min_slack > e.crowd_max_coef * moved:
+            return  # no account can have crossed its threshold
+    _scan(e, A, P, r)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _scan(e: Record, A: NDArray[np.void], P: Record, r: int) -> None:
+    """Check every account: send due staged closes and new liquidations; refresh the skip bound."""
+    n = e.crowd_side.shape[0]
+    min_slack = np.inf
+    max_coef = 0.0
     for j in range(n):
         release = e.crowd_release_tick[j]
         if release >= 0:
@@ -101,21 +121,31 @@ def step_crowd(
                 _force_close(e, A, P, r, j, 1.0)
                 e.crowd_release_tick[j] = -1
                 e.crowd_threshold[j] = NEVER
+                e.crowd_pending -= 1
             continue
         threshold = e.crowd_threshold[j]
         if threshold == NEVER:
             continue
         value = 0.0
         gross = 0.0
+        coef = 0.0
         for k in range(A.shape[0]):
             value += e.crowd_coef[j, k] * A[k].mark
             gross += abs(e.crowd_size[j, k])
+            coef += abs(e.crowd_coef[j, k])
         if value >= threshold:
+            min_slack = min(min_slack, value - threshold)
+            max_coef = max(max_coef, coef)
             continue
         e.crowd_liquidations += 1
         if gross > P.crowd_large_position:
             _force_close(e, A, P, r, j, PARTIAL_FIRST)
             e.crowd_release_tick[j] = e.tick + P.crowd_cooldown_ticks
+            e.crowd_pending += 1
         else:
             _force_close(e, A, P, r, j, 1.0)
             e.crowd_threshold[j] = NEVER
+    for k in range(A.shape[0]):
+        e.crowd_ref_mark[k] = A[k].mark
+    e.crowd_min_slack = min_slack
+    e.crowd_max_coef = max_coef

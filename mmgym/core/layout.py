@@ -266,6 +266,12 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             ("crowd_threshold", "f8", (crowd,)),
             ("crowd_release_tick", "i8", (crowd,)),
             ("crowd_liquidations", "i8"),
+            # exact skip of the scan: no account can cross while min_slack > max_coef x the
+            # marks' total distance from crowd_ref_mark (the check is linear in the marks)
+            ("crowd_min_slack", "f8"),
+            ("crowd_max_coef", "f8"),
+            ("crowd_ref_mark", "f8", (assets,)),
+            ("crowd_pending", "i8"),
             # scratch: correlated shocks of this tick
             ("shock", "f8", (assets,)),
             ("shock_raw", "f8", (assets,)),

@@ -29,7 +29,7 @@ def tier_margin(notional: float, tiers: NDArray[np.float64]) -> float:
     return notional * tiers[row, 1] - tiers[row, 2]
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def update_account(e: Record, A: NDArray[np.void], P: Record) -> None:
     """Recompute equity, margin equity, maintenance margin and margin ratio from the assets."""
     total = e.collateral
