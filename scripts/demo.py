@@ -4,7 +4,7 @@ Runs a batch of ``mmgym/PerpMM-v0`` markets for one episode per policy and scena
 PnL decomposition, fills and inventory (mean and standard error across envs) and writes the
 table as markdown and CSV under ``runs/demo/<time>/``.
 
-    python scripts/demo.py                         # calm and volatile, 256 envs, one hour
+    python scripts/demo.py                  # four scenarios, 256 envs, one hour each
     python scripts/demo.py --scenarios calm --num-envs 1024 --episode-seconds 600
 """
 
@@ -32,12 +32,16 @@ METRICS: dict[str, str] = {
     "pnl_spread": "spread capture",
     "pnl_inventory": "inventory MtM",
     "pnl_fees": "fees",
+    "pnl_funding": "funding",
+    "pnl_liquidation": "liquidation",
     "volume": "filled volume",
     "toxic_share": "toxic share",
     "inventory_abs_mean": "mean |q|",
     "inventory_abs_final": "|q_T|",
     "rejected_post_only": "post-only rejects",
+    "liquidated": "liquidated share",
 }
+COMPONENTS = ("pnl_spread", "pnl_inventory", "pnl_fees", "pnl_funding", "pnl_liquidation")
 
 
 @dataclass
@@ -48,17 +52,23 @@ class EpisodeTotals:
     sums: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for key in ("pnl_spread", "pnl_inventory", "pnl_fees", "volume", "toxic", "q_abs"):
+        for key in (*COMPONENTS, "pnl", "volume", "toxic", "q_abs", "rejected_post_only"):
             self.sums[key] = np.zeros(self.num_envs)
-        self.sums["rejected_post_only"] = np.zeros(self.num_envs)
+        self.sums["liquidated"] = np.zeros(self.num_envs)
 
-    def add(self, info: dict[str, NDArray[np.float64]]) -> None:
-        """Accumulate one step's info."""
-        for key in ("pnl_spread", "pnl_inventory", "pnl_fees", "rejected_post_only"):
-            self.sums[key] += info[key]
-        self.sums["volume"] += info["bid_filled"] + info["ask_filled"]
-        self.sums["toxic"] += info["toxic_filled"]
-        self.sums["q_abs"] += np.abs(info["inventory"])
+    def add(self, info: dict[str, NDArray[np.float64]], active: NDArray[np.bool_]) -> None:
+        """Accumulate one step's info for the envs still in their first episode."""
+
+        def per_env(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            return (x.sum(axis=1) if x.ndim == 2 else x) * active  # sum over perps
+
+        for key in (*COMPONENTS, "rejected_post_only"):
+            self.sums[key] += per_env(info[key])
+        self.sums["pnl"] += info["pnl"] * active
+        self.sums["volume"] += per_env(info["bid_filled"] + info["ask_filled"])
+        self.sums["toxic"] += per_env(info["toxic_filled"])
+        self.sums["q_abs"] += per_env(np.abs(info["inventory"]))
+        self.sums["liquidated"] += info["liquidated"] * active
 
 
 def policies_for(params: MarketParams) -> dict[str, Policy]:
@@ -88,22 +98,22 @@ def run_episode(
     obs, info = env.reset(seed=seed)
     totals = EpisodeTotals(num_envs)
     steps = params.decisions_per_episode
-    for _ in tqdm(range(steps), desc=f"{scenario:>9s} {policy_name:>12s}", unit="step"):
-        obs, _, _, truncated, info = env.step(policy.act(obs))
-        totals.add(info)
-    assert truncated.all(), "episode did not end after decisions_per_episode steps"
+    active = np.ones(num_envs, dtype=np.bool_)  # envs still in their first episode
+    for _ in tqdm(range(steps), desc=f"{scenario:>20s} {policy_name:>12s}", unit="step"):
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        totals.add(info, active)
+        active &= ~(terminated | truncated)
     s = totals.sums
     volume = s["volume"]
     return {
-        "pnl": info["equity"],
-        "pnl_spread": s["pnl_spread"],
-        "pnl_inventory": s["pnl_inventory"],
-        "pnl_fees": s["pnl_fees"],
+        "pnl": s["pnl"],
+        **{key: s[key] for key in COMPONENTS},
         "volume": volume,
         "toxic_share": np.divide(s["toxic"], volume, out=np.zeros_like(volume), where=volume > 0),
         "inventory_abs_mean": s["q_abs"] / steps,
-        "inventory_abs_final": np.abs(info["inventory"]),
+        "inventory_abs_final": np.abs(info["inventory"]).reshape(num_envs, -1).sum(axis=1),
         "rejected_post_only": s["rejected_post_only"],
+        "liquidated": s["liquidated"],
     }
 
 
@@ -111,7 +121,10 @@ def main() -> None:
     """Run the demo and write its summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--scenarios", nargs="+", default=[DEFAULT_SCENARIO, "volatile"], choices=sorted(SCENARIOS)
+        "--scenarios",
+        nargs="+",
+        default=[DEFAULT_SCENARIO, "volatile", "liquidation_cascade", "funding_squeeze"],
+        choices=sorted(SCENARIOS),
     )
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--episode-seconds", type=float, default=3600.0)

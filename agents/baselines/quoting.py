@@ -1,8 +1,8 @@
 """Simple quoting baselines for ``mmgym/PerpMM-v0``: a fixed spread and a linear inventory skew.
 
-Both read only the inventory feature of the observation (``obs[:, 0] = q / max_inventory``)
-and speak in ticks and base units, translated to actions by
-:func:`mmgym.core.orders.encode_action`.
+Both read only each perp's inventory feature (``q / max_inventory``, the first of its block of
+``ASSET_FEATURES``) and speak in ticks and base units, translated to one action block per perp
+by :func:`mmgym.core.orders.encode_action`. Neither hedges.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from mmgym.core.orders import encode_action
 from mmgym.core.params import MarketParams
-from mmgym.features.observation import OBS_NAMES
+from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
 
 _INVENTORY = OBS_NAMES.index("inventory")
 
@@ -34,15 +34,21 @@ class FixedSpreadPolicy:
         return np.zeros_like(inventory_fraction)
 
     def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Actions for a batch of PerpMM observations."""
-        inventory_fraction = np.asarray(obs)[:, _INVENTORY].astype(np.float64)
-        return encode_action(
-            self.params,
-            self.skew_ticks(inventory_fraction),
-            self.half_spread_ticks,
-            self.size,
-            self.size,
-        )
+        """Actions for a batch of PerpMM observations: one block per perp."""
+        obs = np.asarray(obs)
+        blocks = []
+        for k in range(self.params.num_assets):
+            inventory_fraction = obs[:, k * ASSET_FEATURES + _INVENTORY].astype(np.float64)
+            blocks.append(
+                encode_action(
+                    self.params,
+                    self.skew_ticks(inventory_fraction),
+                    self.half_spread_ticks,
+                    self.size,
+                    self.size,
+                )
+            )
+        return np.concatenate(blocks, axis=1)
 
     def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
         """Stateless: nothing to clear."""

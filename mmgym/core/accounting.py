@@ -47,7 +47,9 @@ def _trade(s: Record, signed_qty: float, price: float, cost: float) -> None:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def apply_forced_fill(s: Record, signed_qty: float, price: float, fee_rate: float, penalty: float) -> None:
+def apply_forced_fill(
+    s: Record, signed_qty: float, price: float, fee_rate: float, penalty: float
+) -> None:
     """Book a liquidation fill (the agent takes liquidity) with its fee and penalty."""
     notional = price * abs(signed_qty)
     cost = (fee_rate + penalty) * notional

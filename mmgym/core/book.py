@@ -187,7 +187,9 @@ def walk(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def impact_price(depth: NDArray[np.float64], best: int, step: int, notional: float, tick: float) -> float:
+def impact_price(
+    depth: NDArray[np.float64], best: int, step: int, notional: float, tick: float
+) -> float:
     """Average price of a taker order of ``notional`` (quote currency) walked through background
     depth, without touching the book. Beyond the last level the rest fills at its price."""
     remaining = notional

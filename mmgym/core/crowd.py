@@ -67,7 +67,9 @@ def reset_crowd(rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void],
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _force_close(e: Record, A: NDArray[np.void], P: Record, r: int, j: int, fraction: float) -> None:
+def _force_close(
+    e: Record, A: NDArray[np.void], P: Record, r: int, j: int, fraction: float
+) -> None:
     """Send market orders closing ``fraction`` of account ``j``'s positions in every perp."""
     for k in range(A.shape[0]):
         size = e.crowd_size[j, k] * fraction

@@ -8,6 +8,7 @@ Fields that depend on the volatility regime are triples ``(calm, volatile, stres
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -385,14 +386,18 @@ def _validate(p: MarketParams) -> None:
         not tiers
         or tiers[0][0] != 0.0
         or any(len(t) != 2 or t[1] < 1.0 for t in tiers)
-        or any(b[0] <= a[0] or b[1] > a[1] for a, b in zip(tiers, tiers[1:], strict=False))
+        or any(b[0] <= a[0] or b[1] > a[1] for a, b in itertools.pairwise(tiers))
     ):
         _fail(
             "margin_tiers",
             "(lower bound, max leverage) pairs from 0 up, bounds rising, leverage >= 1 falling",
             tiers,
         )
-    if not isinstance(p.crowd_accounts, int) or not 2 <= p.crowd_accounts <= 256 or p.crowd_accounts % 2:
+    if (
+        not isinstance(p.crowd_accounts, int)
+        or not 2 <= p.crowd_accounts <= 256
+        or p.crowd_accounts % 2
+    ):
         _fail("crowd_accounts", "an even integer in [2, 256]", p.crowd_accounts)
     if p.hedge_schedule not in HEDGE_SCHEDULES:
         _fail("hedge_schedule", f"one of {list(HEDGE_SCHEDULES)}", p.hedge_schedule)
@@ -524,7 +529,7 @@ def maintenance_tiers(p: MarketParams) -> NDArray[np.float64]:
     Rate = 1 / (2 x max leverage); ``deduction_n = deduction_{n-1} + bound_n (rate_n -
     rate_{n-1})`` keeps the margin continuous at each bound (Hyperliquid's rule).
     """
-    rows = []
+    rows: list[tuple[float, float, float]] = []
     deduction = 0.0
     previous = 0.0
     for bound, leverage in p.margin_tiers:
@@ -539,5 +544,5 @@ def maintenance_tiers(p: MarketParams) -> NDArray[np.float64]:
 def maintenance_margin(p: MarketParams, notional: float) -> float:
     """Maintenance margin of one position of ``notional`` (reference implementation)."""
     rows = maintenance_tiers(p)
-    bound, rate, deduction = rows[np.searchsorted(rows[:, 0], notional, side="right") - 1]
+    _bound, rate, deduction = rows[np.searchsorted(rows[:, 0], notional, side="right") - 1]
     return float(notional * rate - deduction)

@@ -89,6 +89,8 @@ def observation_names(num_assets: int) -> tuple[str, ...]:
 def observation_dim(num_assets: int) -> int:
     """Length of the observation vector for ``num_assets`` perps."""
     return ASSET_FEATURES * num_assets + ACCOUNT_FEATURES
+
+
 SPREAD_SCALE_TICKS = 10.0
 H = len(HORIZON_LABELS)
 
