@@ -210,39 +210,49 @@ class PerpMMEnv(KernelEnv):
     ask: orders join the back of the queue, keep priority only if their price is unchanged,
     are post-only, pay the maker fee, and reach the book after a latency that widens in stress.
     The market ticks every ``tick_seconds`` (0.1 s); the agent decides every
-    ``decision_interval`` (1 s).
+    ``decision_interval`` (1 s). It is a perpetual: the mid deviates from the oracle through
+    impact and an arbitrage pull that weakens when the basis decouples; the mark price, a
+    premium index sampled from the book, and clamped funding paid every interval; tiered
+    maintenance margin with liquidation through the book; a leveraged, cross-margined crowd
+    whose forced closes cascade; ``num_assets`` perps with correlated shocks; and a hedge venue
+    with square-root impact and a TWAP or Almgren-Chriss child-order scheduler.
 
     ## Action Space
-    ``Box(-1, 1, (4,), float32)``: ``(skew, half_spread, bid_size, ask_size)``; see
-    :mod:`mmgym.core.orders` for the exact mapping to prices and sizes.
+    ``Box(-1, 1, (5 K,), float32)``: per perp ``(skew, half_spread, bid_size, ask_size,
+    hedge)``; see :mod:`mmgym.core.orders` for the exact mapping to prices and sizes.
 
     ## Observation Space
-    ``Box(-obs_clip, obs_clip, (17,), float32)``: inventory, returns, realised volatility and
-    taker-flow imbalance on three horizons (1 s, 10 s, 300 s), book imbalance, spread, own
-    quote distances and queue positions, elapsed time; see :mod:`mmgym.features.observation`.
+    ``Box(-obs_clip, obs_clip, (22 K + 3,), float32)``: per perp inventory, returns, realised
+    volatility and taker-flow imbalance on three horizons (1 s, 10 s, 300 s), book imbalance,
+    spread, own quote distances and queue positions, elapsed time, premium, funding estimate,
+    basis, last funding, hedge position; then margin ratio, equity return and time to funding;
+    see :mod:`mmgym.features.observation`.
 
     ## Rewards
-    ``reward="pnl"``: the change of equity (cash + inventory x mid) over the interval.
+    ``reward="pnl"``: the change of equity (collateral + per perp cash + inventory x mark +
+    the hedge leg at the oracle) over the interval.
     ``reward="inventory_penalty"``: that change minus ``inventory_penalty x sum(q^2 dt)`` and,
     at the episode's end, minus ``terminal_inventory_penalty x q_T^2``. Times ``reward_scale``.
 
     ## Starting State
-    Flat inventory and zero cash at the initial price; the regime is ``initial_regime`` (or drawn
-    from the chain's stationary law); the book sits at its profile around the fair price.
+    Flat inventory, no hedge and ``collateral`` at the initial price; the regime is
+    ``initial_regime`` (or drawn from the chain's stationary law); the book sits at its profile
+    around the fair price; the crowd opens at that price; the first funding falls at a random
+    phase of its interval.
 
     ## Episode End
     Truncation after ``episode_seconds`` of market time (default one hour, 3600 decisions).
-    No termination yet.
+    Termination when the agent is liquidated (``info["liquidated"]``).
 
     ## Arguments
     ``scenario`` (default ``"calm"``) picks a named parameter set from :mod:`mmgym.scenarios`;
     any field of :class:`mmgym.core.params.MarketParams` can be overridden by keyword, e.g.
     ``gymnasium.make("mmgym/PerpMM-v0", scenario="volatile", maker_fee=0.0)``.
 
-    ``info`` holds the step's PnL decomposition (``pnl_spread``, ``pnl_inventory``,
-    ``pnl_fees``, summing to the change of ``equity``), fills (``bid_filled``, ``ask_filled``,
-    ``toxic_filled``, ``fills``), ``rejected_post_only``, queue positions (``bid_ahead``,
-    ``ask_ahead``) and market state (``regime``, ``mid``, ``fair_price``).
+    ``info`` holds the step's PnL decomposition per perp (``pnl_spread``, ``pnl_inventory``,
+    ``pnl_fees``, ``pnl_funding``, ``pnl_hedge``, ``pnl_liquidation``, summing to ``pnl``),
+    fills, post-only rejections, queue positions, funding, hedge, margin and market state;
+    docs/envs.md lists every key.
     """
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, **overrides: Any) -> None:
