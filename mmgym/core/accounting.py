@@ -22,6 +22,10 @@ def apply_fill(s: Record, signed_qty: float, price: float, fee_rate: float) -> N
     s.pnl_spread += signed_qty * (s.mark - price)
     s.pnl_fees -= fee
     s.fill_notional += price * abs(signed_qty)
+    if signed_qty > 0.0:
+        s.bid_notional += price * signed_qty
+    else:
+        s.ask_notional -= price * signed_qty
     _trade(s, signed_qty, price, fee)
 
 

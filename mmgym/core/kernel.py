@@ -210,6 +210,8 @@ def _clear_asset_step(a: Record) -> None:
     a.toxic_filled = 0.0
     a.fills = 0
     a.fill_notional = 0.0
+    a.bid_notional = 0.0
+    a.ask_notional = 0.0
     a.rejected_post_only = 0
     a.taker_buy_volume = 0.0
     a.taker_sell_volume = 0.0

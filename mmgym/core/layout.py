@@ -344,6 +344,8 @@ def asset_dtype(levels: int) -> np.dtype:
             ("toxic_filled", "f8"),
             ("fills", "i8"),
             ("fill_notional", "f8"),
+            ("bid_notional", "f8"),
+            ("ask_notional", "f8"),
             ("rejected_post_only", "i8"),
             ("taker_buy_volume", "f8"),
             ("taker_sell_volume", "f8"),

@@ -39,6 +39,8 @@ ASSET_INFO_FIELDS: tuple[str, ...] = (
     "toxic_filled",
     "fills",
     "fill_notional",
+    "bid_notional",
+    "ask_notional",
     "rejected_post_only",
     "bid_ahead",
     "ask_ahead",
