@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.baselines.registry import register
 from mmgym.core.orders import encode_action
 from mmgym.core.params import MarketParams
 from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
@@ -17,10 +18,13 @@ from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
 _INVENTORY = OBS_NAMES.index("inventory")
 
 
+@register("fixed_spread")
 class FixedSpreadPolicy:
     """Quote ``size`` on both sides at ``half_spread_ticks`` around the mid, whatever happens."""
 
-    def __init__(self, params: MarketParams, half_spread_ticks: float, size: float) -> None:
+    def __init__(
+        self, params: MarketParams, half_spread_ticks: float = 2.0, size: float = 1.0
+    ) -> None:
         if half_spread_ticks < 0.5:
             raise ValueError(f"half_spread_ticks must be >= 0.5, got {half_spread_ticks}")
         if size <= 0:
@@ -54,6 +58,7 @@ class FixedSpreadPolicy:
         """Stateless: nothing to clear."""
 
 
+@register("linear_skew")
 class LinearSkewPolicy(FixedSpreadPolicy):
     """Shift both quotes against inventory: ``skew = -skew_ticks_at_limit x q / max_inventory``.
 
@@ -64,9 +69,9 @@ class LinearSkewPolicy(FixedSpreadPolicy):
     def __init__(
         self,
         params: MarketParams,
-        half_spread_ticks: float,
-        size: float,
-        skew_ticks_at_limit: float,
+        half_spread_ticks: float = 2.0,
+        size: float = 1.0,
+        skew_ticks_at_limit: float = 6.0,
     ) -> None:
         super().__init__(params, half_spread_ticks, size)
         self.skew_ticks_at_limit = skew_ticks_at_limit

@@ -185,6 +185,8 @@ class PerpMMVectorEnv(KernelVectorEnv):
     a parallel step waits for its slowest thread.
     """
 
+    sim: PerpMMSimulator
+
     def __init__(
         self,
         num_envs: int = 1,
@@ -256,6 +258,8 @@ class PerpMMEnv(KernelEnv):
     fills, post-only rejections, queue positions, funding, hedge, margin and market state;
     docs/envs.md lists every key.
     """
+
+    sim: PerpMMSimulator
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, **overrides: Any) -> None:
         params = _params_from_kwargs(scenario, overrides)
