@@ -1,10 +1,10 @@
 """Deterministic rules of the PerpMM book, queues and orders.
 
-Each test builds one env's state record by hand (``state_dtype``), drives a single kernel
+Each test builds one perp's asset record by hand (``asset_dtype``), drives a single kernel
 component through a small ``@numba.njit`` wrapper and checks the exact outcome: queue priority
 and the walk of taker orders (``sell_into_bids``, ``buy_from_asks``), recentring and
 replenishment, placement rules at arrival (``activate``: post-only, queue position) and the
-latency of orders in flight (``submit``, ``tick_market``). The post-only rule is also checked
+latency of orders in flight (``submit``, ``tick_env``). The post-only rule is also checked
 end to end through the vector env.
 """
 
@@ -24,12 +24,20 @@ from numpy.typing import NDArray
 
 import mmgym  # noqa: F401  (registers the env ids)
 from mmgym.core.book import buy_from_asks, recentre, replenish, sell_into_bids
-from mmgym.core.kernel import reset_markets, tick_market
-from mmgym.core.layout import pack_params, state_dtype, window_dtype
+from mmgym.core.kernel import reset_markets, tick_env
+from mmgym.core.layout import (
+    ACCOUNT_WINDOW_DTYPE,
+    account_dtype,
+    asset_dtype,
+    pack_params,
+    window_dtype,
+)
 from mmgym.core.orders import activate, submit
 from mmgym.core.params import MarketParams, depth_profile
 
 ENV_ID = "mmgym/PerpMM-v0"
+ACTION_DIM = 5  # one perp: skew, half_spread, bid_size, ask_size, hedge
+NO_HEDGE = -1.0  # hedge component: hedge fraction 0
 TOL = 1e-12  # float round-off of a handful of additions of O(1) volumes
 
 # A book of L levels per side around 100.00 (10000 ticks): best bid 9998, best ask 10002.
@@ -40,7 +48,7 @@ BEST_BID, BEST_ASK = 9998, 10002
 CALM, STRESSED = 0, 2
 
 
-# --- numba wrappers: one record of the state array, the packed parameters ------------------------
+# --- numba wrappers: one perp's record of an asset array, the packed parameters -----------------
 
 
 @nb.njit(cache=True)
@@ -69,13 +77,14 @@ def _activate(state, Pa):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _submit(rng, state, Pa, action):  # type: ignore[no-untyped-def]
-    submit(rng, 0, state[0], Pa[0], action)
+def _submit(rng, state, Pa, action, regime, tick):  # type: ignore[no-untyped-def]
+    submit(rng, 0, state[0], Pa[0], action, regime, tick)
 
 
 @nb.njit(cache=True)
-def _tick(rng, state, Pa):  # type: ignore[no-untyped-def]
-    tick_market(rng, 0, state[0], Pa[0])
+def _tick(rng, accounts, assets, windows, Pa):  # type: ignore[no-untyped-def]
+    # One market tick of env 0, written to tick 0 of its event windows (not inspected here).
+    tick_env(rng, 0, accounts[0], assets[0], windows[0], Pa[0], 0)
 
 
 def _packed(**overrides: Any) -> NDArray[np.void]:
@@ -83,14 +92,21 @@ def _packed(**overrides: Any) -> NDArray[np.void]:
 
 
 def _book(regime: int = CALM) -> NDArray[np.void]:
-    """One env's state: a book at its profile, best bid 9998 / best ask 10002, no agent orders."""
-    state = np.zeros(1, dtype=state_dtype(L))
-    state["regime"][0] = regime
+    """One perp's asset record: a book at the ``regime`` profile, best bid 9998 / best ask 10002,
+    no agent orders, marked at the mid, position limit ``max_inventory``. The regime itself is
+    an argument of every component (it lives in the account record), not part of this record."""
+    state = np.zeros(1, dtype=asset_dtype(L))
     state["best_bid"][0] = BEST_BID
     state["best_ask"][0] = BEST_ASK
     state["bid_depth"][0] = PROFILE[regime]
     state["ask_depth"][0] = PROFILE[regime]
-    state["mid"][0] = 0.5 * (BEST_BID + BEST_ASK) * PARAMS.tick_size
+    mid = 0.5 * (BEST_BID + BEST_ASK) * PARAMS.tick_size
+    state["mid"][0] = mid
+    state["mark"][0] = mid
+    state["fair_ticks"][0] = 0.5 * (BEST_BID + BEST_ASK)
+    state["fair_price"][0] = mid
+    state["last_trade"][0] = mid
+    state["position_limit"][0] = PARAMS.max_inventory
     state["pending_tick"][0] = -1
     return state
 
@@ -143,6 +159,10 @@ def test_bid_at_best_fills_only_after_the_volume_ahead() -> None:
     assert _get(state, "bid_depth")[0] == pytest.approx(PROFILE[CALM, 1] - 0.6, abs=TOL)
     price = BEST_BID * PARAMS.tick_size
     assert _get(state, "cash") == pytest.approx(-size * price * (1 + PARAMS.maker_fee), rel=1e-14)
+    # Booked against the mark (here the mid): the edge of the fill, and the fee on its price.
+    mark = _get(state, "mark")
+    assert _get(state, "pnl_spread") == pytest.approx(size * (mark - price), rel=1e-12)
+    assert _get(state, "pnl_fees") == pytest.approx(-PARAMS.maker_fee * size * price, rel=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -338,11 +358,11 @@ def test_volume_ahead_within_level_depth_on_random_episodes() -> None:
     num_envs, steps = 64, 300
     env = _make_vec(num_envs, scenario="volatile", episode_seconds=float(steps))
     env.reset(seed=13)
-    state = env.unwrapped.sim.state  # the kernel's state records (a view)
+    state = env.unwrapped.sim.assets[:, 0]  # the kernel's asset records of the one perp (a view)
     rng = np.random.default_rng(13)
     checked = 0
     for _ in range(steps):
-        env.step(rng.uniform(-1.0, 1.0, size=(num_envs, 4)).astype(np.float32))
+        env.step(rng.uniform(-1.0, 1.0, size=(num_envs, ACTION_DIM)).astype(np.float32))
         for side, sign in (("bid", 1), ("ask", -1)):
             level = sign * (state[f"best_{side}"] - state[f"{side}_px"])
             live = np.nonzero((state[f"{side}_qty"] > 0.0) & (level >= 0) & (level < L))[0]
@@ -478,21 +498,25 @@ def _make_vec(num_envs: int, **params: Any) -> Any:
 def test_env_post_only_rejects_crossing_quote(side: str) -> None:
     # skew = +/-1 (20 ticks) with the narrowest half-spread (0.5 ticks): the bid (ask) lands far
     # through the best ask (bid), whose background half-spread is 2 ticks in calm.
+    # crowd_leverage = 0: no crowd liquidations, so no forced sweep can move the book by the ~18
+    # levels that would let the crossing quote through (the count below is exact).
     num_envs, steps = 8, 60
-    env = _make_vec(num_envs, scenario="calm", episode_seconds=float(steps))
+    env = _make_vec(num_envs, scenario="calm", episode_seconds=float(steps), crowd_leverage=0.0)
     env.reset(seed=11)
     skew = 1.0 if side == "bid" else -1.0
-    action = np.tile(np.array([skew, -1.0, 1.0, 1.0], dtype=np.float32), (num_envs, 1))
+    action = np.tile(np.array([skew, -1.0, 1.0, 1.0, NO_HEDGE], dtype=np.float32), (num_envs, 1))
     for _ in range(steps):
         _, _, _, _, info = env.step(action)
         # Submitted every step, rejected every step, exactly once (the other side is valid).
         np.testing.assert_array_equal(info["rejected_post_only"], 1)
         np.testing.assert_array_equal(info[f"{side}_qty"], 0.0)
         np.testing.assert_array_equal(info[f"{side}_filled"], 0.0)
-        # Any fee comes from the other side's fills (this side never fills).
+        # Any fee comes from the other side's fills (this side never fills); fees are charged
+        # on the fill price.
         np.testing.assert_allclose(
             info["pnl_fees"], -PARAMS.maker_fee * info["fill_notional"], rtol=1e-12, atol=0
         )
+        assert not info["liquidated"].any()
         if side == "bid":
             assert np.all(info["inventory"] <= 0.0)
         else:
@@ -502,9 +526,10 @@ def test_env_post_only_rejects_crossing_quote(side: str) -> None:
 
 def test_env_ordinary_quote_is_not_rejected() -> None:
     num_envs, steps = 8, 60
-    env = _make_vec(num_envs, scenario="calm", episode_seconds=float(steps))
+    env = _make_vec(num_envs, scenario="calm", episode_seconds=float(steps), crowd_leverage=0.0)
     env.reset(seed=12)
-    action = np.zeros((num_envs, 4), dtype=np.float32)  # ~10 ticks either side, size 1
+    action = np.zeros((num_envs, ACTION_DIM), dtype=np.float32)  # ~10 ticks either side, size 1
+    action[:, 4] = NO_HEDGE
     resting = 0
     for _ in range(steps):
         _, _, _, _, info = env.step(action)
@@ -573,24 +598,38 @@ def test_latency_without_jitter_is_exact(latency: float) -> None:
     )
     expected = math.ceil(Fraction(str(latency)) / Fraction(str(tick)))
     P = pack_params(params)
-    state = np.zeros(1, dtype=state_dtype(L))
-    window = np.zeros(1, dtype=window_dtype(params.ticks_per_decision))
+    accounts = np.zeros(1, dtype=account_dtype(params.num_assets, params.crowd_accounts))
+    assets = np.zeros((1, params.num_assets), dtype=asset_dtype(L))
+    windows = np.zeros((1, params.num_assets), dtype=window_dtype(params.ticks_per_decision))
+    account_windows = np.zeros(1, dtype=ACCOUNT_WINDOW_DTYPE)
     rng = np.zeros(1, dtype=np.uint64)
     one = np.ones(1, dtype=np.bool_)
-    reset_markets(P, state, window, rng, one, np.array([5], dtype=np.uint64), True)
+    reset_markets(
+        P,
+        accounts,
+        assets,
+        windows,
+        account_windows,
+        rng,
+        one,
+        np.array([5], dtype=np.uint64),
+        True,
+    )
+    state = assets[0]  # the one perp's record, as a one-element array (a view)
     for _ in range(3):  # advance a little so that submit does not happen at tick 0
-        _tick(rng, state, P)
-    t0 = _get(state, "tick")
-    action = np.array([0.0, 0.0, 0.0, 0.0])  # size 1 both sides, ~10 ticks away
-    _submit(rng, state, P, action)
+        _tick(rng, accounts, assets, windows, P)
+    t0 = accounts["tick"][0].item()
+    assert t0 == 3
+    action = np.array([0.0, 0.0, 0.0, 0.0, NO_HEDGE])  # size 1 both sides, ~10 ticks away
+    _submit(rng, state, P, action, accounts["regime"][0].item(), t0)
     assert _get(state, "pending_tick") - t0 == expected
     pending_bid = _get(state, "pending_bid_px")
     # The orders reach the book during the tick that starts at t0 + expected.
     for k in range(expected):
-        _tick(rng, state, P)
+        _tick(rng, accounts, assets, windows, P)
         assert _get(state, "pending_tick") == t0 + expected, f"activated early after {k + 1}"
         assert _get(state, "bid_qty") == 0.0
-    _tick(rng, state, P)
+    _tick(rng, accounts, assets, windows, P)
     assert _get(state, "pending_tick") == -1
     assert _get(state, "bid_px") == pending_bid
     assert _get(state, "bid_qty") > 0.0 or _get(state, "bid_filled") > 0.0

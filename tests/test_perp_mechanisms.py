@@ -17,7 +17,7 @@ import pytest
 from numpy.typing import NDArray
 
 import mmgym  # noqa: F401  (registers the env ids)
-from mmgym.core.layout import pack_params, state_dtype
+from mmgym.core.layout import asset_dtype, pack_params
 from mmgym.core.orders import submit
 from mmgym.core.params import (
     REGIMES,
@@ -33,7 +33,10 @@ from mmgym.scenarios import make_params
 ENV_ID = "mmgym/PerpMM-v0"
 Z = 4.0  # tolerance in standard errors
 NO_SWITCH = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
-NO_QUOTES = np.array([0.0, 0.0, -1.0, -1.0])  # sizes 0: the agent stays out of the market
+ACTION_DIM = 5  # per perp: skew, half_spread, bid_size, ask_size, hedge
+NO_QUOTES = np.array([0.0, 0.0, -1.0, -1.0, -1.0])  # sizes 0, no hedge: the agent stays out
+STATE_FIELDS = ("hedge_cash", "position_limit")
+"""Asset-record fields that ``info`` does not carry, read from the simulator after each call."""
 
 
 def _make_vec(num_envs: int, **params: Any) -> Any:
@@ -42,24 +45,41 @@ def _make_vec(num_envs: int, **params: Any) -> Any:
     )
 
 
+def _state(env: Any) -> dict[str, NDArray[Any]]:
+    """Copies of :data:`STATE_FIELDS` and the account's collateral, shaped like ``info``."""
+    sim = env.unwrapped.sim
+    one = sim.assets.shape[1] == 1
+    out = {
+        name: (sim.assets[name][:, 0] if one else sim.assets[name]).copy() for name in STATE_FIELDS
+    }
+    out["collateral"] = sim.accounts["collateral"].copy()
+    return out
+
+
 def _run(
-    num_envs: int, seed: int, actions: NDArray[np.floating] | None = None, **params: Any
+    num_envs: int,
+    seed: int,
+    actions: NDArray[np.floating] | None = None,
+    allow_termination: bool = False,
+    **params: Any,
 ) -> dict[str, NDArray[Any]]:
-    """Run one full episode; return each info field stacked as (steps + 1, num_envs), row 0 the
-    reset. ``actions`` is (steps, num_envs, 4), or None for no quotes."""
+    """Run one full episode; return each info field (and :func:`_state`, ``reward``,
+    ``terminated``) stacked as (steps + 1, num_envs), row 0 the reset. ``actions`` is (steps,
+    num_envs, 5 x num_assets), or None for no quotes. Unless ``allow_termination``, no env may be
+    liquidated (terminated); if one is, the row after its last holds its new episode's reset."""
     env = _make_vec(num_envs, **params)
     steps = env.unwrapped.params.decisions_per_episode
     _, info = env.reset(seed=seed)
-    rows = [info]
+    no_end = np.zeros(num_envs, dtype=np.bool_)
+    rows = [dict(info, reward=np.zeros(num_envs), terminated=no_end, **_state(env))]
     for t in range(steps):
         a = np.tile(NO_QUOTES, (num_envs, 1)) if actions is None else actions[t]
         _, reward, terminated, truncated, info = env.step(a.astype(np.float32))
-        info = dict(info, reward=reward)
-        rows.append(info)
-        assert not terminated.any()
-        assert truncated.all() == (t == steps - 1)
+        rows.append(dict(info, reward=reward, terminated=terminated, **_state(env)))
+        if not allow_termination:
+            assert not terminated.any()
+            assert truncated.all() == (t == steps - 1)
     env.close()
-    rows[0]["reward"] = np.zeros(num_envs)
     return {k: np.stack([r[k] for r in rows]) for k in rows[-1]}
 
 
@@ -77,6 +97,9 @@ def test_hawkes_counts_match_stationary_intensity(regime: str, informed: float) 
         regime_switch_per_hour=NO_SWITCH,
         initial_regime=regime,
         informed_fraction=(informed,) * 3,
+        # No crowd: its forced orders are not counted in taker_*_orders but do walk the book;
+        # without it the only taker flow is the Hawkes flow under test.
+        crowd_open_interest=0.0,
     )
     out = _run(num_envs, seed=100 + int(10 * informed), **params)
     p = make_params(**params)
@@ -238,8 +261,8 @@ def test_informed_flow_predicts_the_fair_price() -> None:
 def test_uninformed_flow_does_not_predict_the_fair_price() -> None:
     corr = _flow_return_correlations(0.0, seed=401)
     # SE from the spread across the 32 independent envs; ~ 1 / sqrt(599 * 32) = 0.0072 (the
-    # series are autocorrelated, which can inflate it by Bartlett's factor, here ~1). Guard that
-    # the SE is not so large that the check would be vacuous.
+    # series are autocorrelated, which can inflate it by Bartlett's factor: measured 0.0095, a
+    # factor ~1.3). Guard that the SE is not so large that the check would be vacuous.
     se = corr.std(ddof=1) / math.sqrt(corr.size)
     assert se < 3.0 / math.sqrt(599 * 32)
     assert abs(corr.mean()) < Z * se, (corr.mean(), se)
@@ -282,12 +305,12 @@ def test_jumps_direction_and_rate(down_prob: float) -> None:
 
 
 @nb.njit(cache=True)
-def _sample_delays(rng, state, Pa, action, n):  # type: ignore[no-untyped-def]
+def _sample_delays(rng, state, Pa, action, regime, tick, n):  # type: ignore[no-untyped-def]
     out = np.empty(n, np.int64)
     s = state[0]
     for k in range(n):
-        submit(rng, 0, s, Pa[0], action)
-        out[k] = s.pending_tick - s.tick
+        submit(rng, 0, s, Pa[0], action, regime, tick)
+        out[k] = s.pending_tick - tick
     return out
 
 
@@ -304,14 +327,12 @@ def test_latency_jitter_mean(regime: int) -> None:
         latency_cap_seconds=cap,
     )
     P = pack_params(p)
-    state = np.zeros(1, dtype=state_dtype(p.book_levels))
-    state["regime"][0] = regime
+    state = np.zeros(1, dtype=asset_dtype(p.book_levels))  # one perp's record
     state["best_bid"][0] = 9998
     state["best_ask"][0] = 10002
-    state["tick"][0] = 123
     rng = np.zeros(1, dtype=np.uint64)
     seed_streams(rng, np.array([600 + regime], dtype=np.uint64), np.ones(1, dtype=np.bool_))
-    ticks = _sample_delays(rng, state, P, np.zeros(4), n)
+    ticks = _sample_delays(rng, state, P, np.zeros(ACTION_DIM), regime, 123, n)
     delay = ticks * dt
     j, c = jitter[regime], cap - latency
     # D = min(latency + J E, cap), E ~ Exp(1): E[D] = latency + J (1 - exp(-c / J)) and
@@ -337,17 +358,39 @@ def test_latency_jitter_mean(regime: int) -> None:
 # --- 9-11. Fees, PnL decomposition, inventory limit --------------------------------------------
 
 
-def _random_actions(seed: int, steps: int, num_envs: int) -> NDArray[np.float64]:
-    """Uniform actions; a quarter of the envs buy hard, another quarter plays corners of the box
-    (crossing quotes rejected by post-only, quotes beyond fair value picked off, full sizes)."""
+def _random_actions(seed: int, steps: int, num_envs: int, assets: int = 1) -> NDArray[np.float64]:
+    """Uniform actions (hedge component included); a quarter of the envs buy hard in every perp,
+    another quarter plays corners of the box (crossing quotes rejected by post-only, quotes
+    beyond fair value picked off, full sizes, no hedge or a full one)."""
     rng = np.random.default_rng(seed)
-    a = rng.uniform(-1.0, 1.0, size=(steps, num_envs, 4))
+    a = rng.uniform(-1.0, 1.0, size=(steps, num_envs, assets, ACTION_DIM))
     k = num_envs // 4
-    a[:, :k, 1] = rng.uniform(-1.0, -0.8, size=(steps, k))  # tight quotes
-    a[:, :k, 2] = 1.0  # full bid size
-    a[:, :k, 3] = -1.0  # no ask: accumulates inventory up to the limit
-    a[:, k : 2 * k] = rng.choice([-1.0, 1.0], size=(steps, k, 4))
-    return a
+    a[:, :k, :, 1] = rng.uniform(-1.0, -0.8, size=(steps, k, assets))  # tight quotes
+    a[:, :k, :, 2] = 1.0  # full bid size
+    a[:, :k, :, 3] = -1.0  # no ask: accumulates inventory up to the limit
+    a[:, k : 2 * k] = rng.choice([-1.0, 1.0], size=(steps, k, assets, ACTION_DIM))
+    return a.reshape(steps, num_envs, assets * ACTION_DIM)
+
+
+PNL_TERMS = (
+    "pnl_spread",
+    "pnl_inventory",
+    "pnl_fees",
+    "pnl_funding",
+    "pnl_hedge",
+    "pnl_liquidation",
+)
+"""Every term of the PnL decomposition: they sum to the change of the account's equity."""
+
+
+def _perp_equity(out: dict[str, NDArray[Any]]) -> NDArray[np.float64]:
+    """Each perp's share of the equity: cash + inventory x mark + the hedge leg at the oracle."""
+    return (
+        out["cash"]
+        + out["inventory"] * out["mark"]
+        + out["hedge_cash"]
+        + out["hedge_position"] * out["fair_price"]
+    )
 
 
 @pytest.mark.parametrize("maker_fee", [0.00015, -0.0001])
@@ -357,13 +400,27 @@ def test_fees_are_exact(maker_fee: float) -> None:
     actions = _random_actions(700, steps, num_envs)
     with_fee = _run(num_envs, seed=700, actions=actions, maker_fee=maker_fee, **params)
     no_fee = _run(num_envs, seed=700, actions=actions, maker_fee=0.0, **params)
-    assert with_fee["fills"].sum() > 500  # the check below is not vacuous (1093 fills)
+    assert with_fee["fills"].sum() > 500  # the check below is not vacuous (1103 fills)
+    # Fees are charged on the fill price: fill_notional is sum |qty| x price.
     np.testing.assert_allclose(
         with_fee["pnl_fees"], -maker_fee * with_fee["fill_notional"], rtol=1e-12, atol=0
     )
     np.testing.assert_array_equal(no_fee["pnl_fees"], 0.0)
-    # The fee changes nothing but cash: identical fills, book and prices.
-    for name in ("fills", "bid_filled", "ask_filled", "inventory", "fill_notional", "mid"):
+    # The fee changes nothing but cash: identical fills, book, prices, funding and hedge (the
+    # leverage cap on the position limit, ~2000 units here, never binds below max_inventory).
+    for name in (
+        "fills",
+        "bid_filled",
+        "ask_filled",
+        "inventory",
+        "fill_notional",
+        "mid",
+        "mark",
+        "pnl_funding",
+        "hedge_position",
+        "hedge_cash",
+        "position_limit",
+    ):
         np.testing.assert_array_equal(with_fee[name], no_fee[name], err_msg=name)
     cumulative_fees = np.cumsum(with_fee["pnl_fees"], axis=0)
     scale = np.cumsum(with_fee["fill_notional"], axis=0) + 1.0
@@ -374,24 +431,44 @@ def test_fees_are_exact(maker_fee: float) -> None:
 
 def test_pnl_decomposition_sums_to_equity_change() -> None:
     num_envs, steps = 32, 300
-    params = dict(scenario="volatile", episode_seconds=float(steps), initial_regime="stationary")
+    params = dict(
+        scenario="volatile",
+        episode_seconds=float(steps),
+        initial_regime="stationary",
+        # Funding every minute (not every hour), so that every env pays or earns it several
+        # times in the episode and the funding term is exercised.
+        funding_interval_seconds=60.0,
+    )
     out = _run(num_envs, seed=800, actions=_random_actions(800, steps, num_envs), **params)
     p = make_params(**params)
     notional = p.initial_price * p.max_inventory
     assert out["fills"].sum() > 1000
     assert out["toxic_filled"].sum() > 0.0  # pick-offs are booked too
+    assert out["hedge_filled"].sum() > 0.0  # so are hedge fills
+    assert np.count_nonzero(out["pnl_funding"]) > num_envs  # and funding payments
     d_equity = np.diff(out["equity"], axis=0)
-    parts = (out["pnl_spread"] + out["pnl_inventory"] + out["pnl_fees"])[1:]
+    parts = sum(out[name] for name in PNL_TERMS)[1:]
     np.testing.assert_array_less(np.abs(parts - d_equity), 1e-9 * notional)
     np.testing.assert_array_less(np.abs(out["reward"][1:] - d_equity), 1e-9 * notional)
+    np.testing.assert_array_less(np.abs(out["pnl"][1:] - d_equity), 1e-9 * notional)
+    # No liquidation in this episode (``_run`` checks), so the liquidation term is exactly 0.
+    np.testing.assert_array_equal(out["pnl_liquidation"], 0.0)
     np.testing.assert_allclose(
-        out["equity"], out["cash"] + out["inventory"] * out["mid"], rtol=0, atol=1e-12 * notional
+        out["equity"],
+        out["collateral"] + _perp_equity(out),
+        rtol=0,
+        atol=1e-12 * notional,
     )
-    assert np.all(out["equity"][0] == 0.0)
-    # Average-cost books agree: realised + inventory x (mid - entry) = equity + fees paid.
+    assert np.all(out["equity"][0] == p.collateral)
+    np.testing.assert_array_equal(out["collateral"], p.collateral)
+    # Average-cost books agree: realised + inventory x (mark - entry) is the perp's equity
+    # (without the hedge leg) plus the fees and funding paid.
     fees_paid = -np.cumsum(out["pnl_fees"], axis=0)
-    booked = out["realised_pnl"] + out["inventory"] * (out["mid"] - out["entry_price"])
-    np.testing.assert_array_less(np.abs(booked - out["equity"] - fees_paid), 1e-9 * notional)
+    funding_paid = np.cumsum(out["funding_paid"], axis=0)
+    np.testing.assert_array_equal(out["funding_paid"], -out["pnl_funding"])
+    booked = out["realised_pnl"] + out["inventory"] * (out["mark"] - out["entry_price"])
+    perp = out["cash"] + out["inventory"] * out["mark"]
+    np.testing.assert_array_less(np.abs(booked - perp - fees_paid - funding_paid), 1e-9 * notional)
 
 
 def test_inventory_never_exceeds_the_limit() -> None:
@@ -411,3 +488,80 @@ def test_inventory_never_exceeds_the_limit() -> None:
     # A resting quote can never take inventory past the limit even if it fills in full.
     assert np.all(q + out["bid_qty"] <= limit + 1e-9)
     assert np.all(q - out["ask_qty"] >= -limit - 1e-9)
+    # The per-perp limit min(max_inventory, margin equity x max leverage / (mark x K)) is
+    # max_inventory here: the leverage cap (10000 x 20 / 100 = 2000 units) is far away.
+    np.testing.assert_array_equal(out["position_limit"], limit)
+
+
+def test_pnl_decomposition_includes_liquidation() -> None:
+    """The same decomposition through liquidations: forced closes are booked to
+    ``pnl_liquidation`` (slippage against the mark, taker fee and penalty) and still sum up."""
+    num_envs, steps = 32, 300
+    params = dict(
+        scenario="volatile",
+        episode_seconds=float(steps),
+        initial_regime="stationary",
+        # 200x leverage on 2.0 of collateral: maintenance margin is 0.25 % of the notional, so
+        # an adverse move of a fraction of a percent liquidates the envs that buy hard.
+        collateral=2.0,
+        margin_tiers=((0.0, 200.0),),
+    )
+    actions = _random_actions(1000, steps, num_envs)
+    out = _run(num_envs, seed=1000, actions=actions, allow_termination=True, **params)
+    p = make_params(**params)
+    notional = p.initial_price * p.max_inventory
+    liquidated = out["liquidated"]
+    np.testing.assert_array_equal(liquidated, out["terminated"])
+    assert liquidated.sum() >= 5  # not vacuous (14 liquidations)
+    parts = sum(out[name] for name in PNL_TERMS)
+    np.testing.assert_array_less(np.abs(parts - out["pnl"]), 1e-9 * notional)
+    np.testing.assert_array_less(np.abs(out["reward"] - out["pnl"]), 1e-9 * notional)
+    # Step to step, except across an autoreset (the row after a liquidation is a new episode).
+    d_equity = np.diff(out["equity"], axis=0)
+    same_episode = ~liquidated[:-1]
+    np.testing.assert_array_less(np.abs(parts[1:] - d_equity)[same_episode], 1e-9 * notional)
+    np.testing.assert_allclose(
+        out["equity"], out["collateral"] + _perp_equity(out), rtol=0, atol=1e-12 * notional
+    )
+    # A liquidation closes the position in full, cancels the quotes and costs something.
+    assert np.all(out["inventory"][liquidated] == 0.0)
+    assert np.all(out["bid_qty"][liquidated] == 0.0)
+    assert np.all(out["ask_qty"][liquidated] == 0.0)
+    assert np.all(out["pnl_liquidation"][liquidated] < 0.0)
+    np.testing.assert_array_equal(out["pnl_liquidation"][~liquidated], 0.0)
+
+
+def test_inventory_limit_under_the_leverage_cap() -> None:
+    """Where the leverage cap binds, each step's per-perp limit is min(max_inventory, margin
+    equity x max leverage / (mark x K)) at the step's start, and quotes are cut to it."""
+    num_envs, steps, assets = 32, 300, 2
+    params = dict(
+        scenario="volatile",
+        episode_seconds=float(steps),
+        initial_regime="stationary",
+        num_assets=assets,
+        collateral=10.0,  # 10 x 20 / (100 x 2): about 1 unit per perp, far below max_inventory
+    )
+    out = _run(num_envs, seed=900, actions=_random_actions(900, steps, num_envs, assets), **params)
+    p = make_params(**params)
+    max_leverage = p.margin_tiers[0][1]
+    q, limit = out["inventory"], out["position_limit"]  # (steps + 1, num_envs, K)
+    room = np.maximum(out["margin_equity"][:-1], 0.0)[..., None] * max_leverage
+    expected = np.minimum(p.max_inventory, room / (out["mark"][:-1] * assets))
+    np.testing.assert_allclose(limit[1:], expected, rtol=1e-15, atol=0)
+    assert limit[1:].max() < 0.5 * p.max_inventory  # the cap binds throughout
+    assert np.abs(q).max() <= p.max_inventory + 1e-9
+    # The limit moves with equity and marks, so a position can end above a limit that fell
+    # after it was taken; it can only grow into a limit in force (the last or this step's).
+    assert (np.abs(q) / limit)[1:].max() >= 0.99  # the limit is reached, so it is really tested
+    assert np.all(np.abs(q[1]) <= limit[1] + 1e-9)
+    upper = np.maximum(np.maximum(q[1:-1], limit[1:-1]), limit[2:])
+    lower = np.minimum(np.minimum(q[1:-1], -limit[1:-1]), -limit[2:])
+    assert np.all(q[2:] <= upper + 1e-9)
+    assert np.all(q[2:] >= lower - 1e-9)
+    # A resting quote (placed this step, under this step's limit) never takes the position past
+    # it even if it fills in full.
+    bid, ask = out["bid_qty"] > 0.0, out["ask_qty"] > 0.0
+    assert bid[1:].any() and ask[1:].any()
+    assert np.all((q + out["bid_qty"])[1:][bid[1:]] <= limit[1:][bid[1:]] + 1e-9)
+    assert np.all((q - out["ask_qty"])[1:][ask[1:]] >= -limit[1:][ask[1:]] - 1e-9)

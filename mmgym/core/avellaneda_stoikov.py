@@ -29,18 +29,34 @@ NUM_FIELDS = 6
 TERMINATED, TRUNCATED, BID_FILL, ASK_FILL = range(4)
 NUM_FLAGS = 4
 # Slots of the packed float parameter array.
-P_S0, P_Q0, P_SIGMA_SQRT_DT, P_A_DT, P_K, P_MAX_DEPTH, P_T, P_NUM_STEPS = range(8)
-NUM_PACKED = 8
+(
+    P_S0,
+    P_Q0,
+    P_SIGMA_SQRT_DT,
+    P_A_DT,
+    P_K,
+    P_MAX_DEPTH,
+    P_T,
+    P_NUM_STEPS,
+    P_PENALTY,
+    P_PHI_DT,
+    P_ALPHA,
+) = range(11)
+NUM_PACKED = 11
 
-REWARDS = ("wealth",)
+REWARDS = ("wealth", "inventory_penalty")
 
 
 @dataclass(frozen=True)
 class ASParams:
     """Parameters of the Avellaneda-Stoikov market (defaults: the paper's experiment).
 
-    ``max_depth`` bounds the quoted depths (the action box); ``reward="wealth"`` pays the change
-    in mark-to-market wealth ``x + q s`` each step.
+    ``max_depth`` bounds the quoted depths (the action box). ``reward="wealth"`` pays the change
+    in mark-to-market wealth ``x + q s`` each step. ``reward="inventory_penalty"`` pays that
+    change minus ``phi q^2 dt``, with ``q`` the inventory held over the step (after its fills),
+    and at the last step also minus ``alpha q_T^2``: an episode's return is then the criterion
+    ``x_T + q_T (s_T - alpha q_T) - phi sum q^2 dt`` of Cartea, Jaimungal & Penalva (2015,
+    ch. 10) less the initial wealth. ``phi`` and ``alpha`` must be 0 with ``reward="wealth"``.
     """
 
     s0: float = 100.0
@@ -52,6 +68,8 @@ class ASParams:
     q0: int = 0
     max_depth: float = 10.0
     reward: str = "wealth"
+    phi: float = 0.0
+    alpha: float = 0.0
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -80,6 +98,17 @@ class ASParams:
             raise ValueError(f"T / dt must be an integer number of steps, got T/dt = {n!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        for name in ("phi", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ValueError(f"{name} must be a real number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+            if value != 0 and self.reward != "inventory_penalty":
+                raise ValueError(
+                    f"{name} applies only with reward='inventory_penalty', got {name}={value!r} "
+                    f"with reward={self.reward!r}"
+                )
         return self
 
     def packed(self) -> NDArray[np.float64]:
@@ -93,6 +122,9 @@ class ASParams:
         p[P_MAX_DEPTH] = self.max_depth
         p[P_T] = self.T
         p[P_NUM_STEPS] = self.num_steps
+        p[P_PENALTY] = 1.0 if self.reward == "inventory_penalty" else 0.0
+        p[P_PHI_DT] = self.phi * self.dt
+        p[P_ALPHA] = self.alpha
         return p
 
     def as_dict(self) -> dict[str, object]:
@@ -162,6 +194,10 @@ def step_kernel(
     ``s + delta_a`` (depths clipped to ``[-max_depth, max_depth]``). Event order within a step:
     bid fill (one uniform), ask fill (one uniform), then the mid move (one uniform).
 
+    The reward is the change in wealth; with the inventory penalty (``params[P_PENALTY]``) it
+    is reduced by ``phi dt q^2`` (``q`` after the step's fills) and, at the last step, by
+    ``alpha q^2``.
+
     Returns -1, or the flat index of the first non-finite action, in which case nothing changed.
     """
     n = actions.shape[0]
@@ -175,6 +211,9 @@ def step_kernel(
     max_depth = params[P_MAX_DEPTH]
     horizon = params[P_T]
     num_steps = params[P_NUM_STEPS]
+    penalty = params[P_PENALTY] != 0.0
+    phi_dt = params[P_PHI_DT]
+    alpha = params[P_ALPHA]
     for i in range(n):
         if autoreset[i]:
             _reset_one(i, state, obs, flags, params)
@@ -202,7 +241,12 @@ def step_kernel(
         state[MID, i] = s
         state[INVENTORY, i] = q
         state[CASH, i] = x
-        state[REWARD, i] = wealth - state[WEALTH, i]
+        reward = wealth - state[WEALTH, i]
+        if penalty:
+            reward -= phi_dt * q * q
+            if step >= num_steps:
+                reward -= alpha * q * q
+        state[REWARD, i] = reward
         state[WEALTH, i] = wealth
         state[STEP, i] = step
         obs[i, 0] = q

@@ -37,7 +37,7 @@ from mmgym.core.fair_price import step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
 from mmgym.core.hedge import plan_hedge, step_hedge
 from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
-from mmgym.core.mark import mark_price, update_mark
+from mmgym.core.mark import mark_price, remark, update_mark
 from mmgym.core.orders import ACTION_NAMES, activate, pick_off_stale, submit
 from mmgym.core.records import Record
 from mmgym.core.regime import next_regime, sample_from_cdf
@@ -159,7 +159,7 @@ def tick_env(
     if below_maintenance(e):
         liquidate_agent(e, A, P, r)
         for k in range(n):
-            update_mark(A[k], P)
+            remark(A[k], P)
         update_account(e, A, P)
     e.tick += 1
 

@@ -28,6 +28,13 @@ def mark_price(s: Record, P: Record) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
+def remark(s: Record, P: Record) -> None:
+    """Re-mark after a book change within the same tick (the basis EMA already stepped)."""
+    s.mid = book_mid(s, P)
+    mark_to(s, mark_price(s, P))
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def update_mark(s: Record, P: Record) -> None:
     """Refresh the mid and the basis EMA, then mark the agent's position to the new mark."""
     s.mid = book_mid(s, P)

@@ -399,6 +399,12 @@ def _validate(p: MarketParams) -> None:
         or p.crowd_accounts % 2
     ):
         _fail("crowd_accounts", "an even integer in [2, 256]", p.crowd_accounts)
+    if p.hedge_latency_seconds >= p.decision_interval:
+        _fail(
+            "hedge_latency_seconds",
+            f"< decision_interval ({p.decision_interval}): a child is sent once per decision",
+            p.hedge_latency_seconds,
+        )
     if p.hedge_schedule not in HEDGE_SCHEDULES:
         _fail("hedge_schedule", f"one of {list(HEDGE_SCHEDULES)}", p.hedge_schedule)
     if not isinstance(p.hedge_horizon_decisions, int) or p.hedge_horizon_decisions < 1:

@@ -95,7 +95,8 @@ class AvellanedaStoikovVectorEnv(KernelVectorEnv):
 
     ## Rewards
 
-    Per-env change in mark-to-market wealth `x + q s`.
+    Per-env change in mark-to-market wealth `x + q s` (`reward="wealth"`), or that change minus
+    `phi q^2 dt` and, at the last step, `alpha q_T^2` (`reward="inventory_penalty"`).
 
     ## Starting State
 
@@ -109,7 +110,7 @@ class AvellanedaStoikovVectorEnv(KernelVectorEnv):
     ## Arguments
 
     `num_envs=1`, `copy=True`, and the single env's parameters (`s0, T, sigma, dt, A, k, q0,
-    max_depth, reward`).
+    max_depth, reward, phi, alpha`).
     """
 
     action_names = _ACTION_NAMES
@@ -152,8 +153,14 @@ class AvellanedaStoikovEnv(KernelEnv):
 
     ## Rewards
 
-    The change in mark-to-market wealth `x + q s` (cash plus inventory at the mid) over the step,
-    so an episode's return is its profit `x_T + q_T s_T - q0 s0`.
+    `reward="wealth"` (default): the change in mark-to-market wealth `x + q s` (cash plus
+    inventory at the mid) over the step, so an episode's return is its profit
+    `x_T + q_T s_T - q0 s0`.
+
+    `reward="inventory_penalty"`: that change minus `phi q^2 dt`, with `q` the inventory held
+    over the step (after its fills), and at the last step also minus `alpha q_T^2`. An episode's
+    return is then the criterion of Cartea, Jaimungal & Penalva (2015, ch. 10),
+    `x_T + q_T (s_T - alpha q_T) - phi sum q^2 dt`, less the initial wealth `q0 s0`.
 
     ## Starting State
 
@@ -166,7 +173,9 @@ class AvellanedaStoikovEnv(KernelEnv):
     ## Arguments
 
     `s0=100.0, T=1.0, sigma=2.0, dt=0.005, A=140.0, k=1.5, q0=0, max_depth=10.0,
-    reward="wealth"` (the paper's experiment); an unknown name raises ValueError.
+    reward="wealth"` (the paper's experiment), and `phi=0.0, alpha=0.0` (the running and
+    terminal inventory penalties, only with `reward="inventory_penalty"`); an unknown name
+    raises ValueError.
 
     ```python
     >>> import gymnasium as gym, mmgym
