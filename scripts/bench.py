@@ -25,9 +25,15 @@ import numpy as np
 import mmgym
 from mmgym.scenarios import make_params
 
-ENVS = {
-    "AvellanedaStoikov": (mmgym.AVELLANEDA_STOIKOV_ID, np.array([0.7, 0.7])),
-    "PerpMM": (mmgym.PERP_MM_ID, np.array([0.0, -0.8, 0.0, 0.0])),
+QUOTE = [0.0, -0.8, 0.0, 0.0, -1.0]  # one perp: quote at the touch, no hedge
+ENVS: dict[str, tuple[str, np.ndarray, dict[str, object]]] = {
+    "AvellanedaStoikov": (mmgym.AVELLANEDA_STOIKOV_ID, np.array([0.7, 0.7]), {}),
+    "PerpMM": (mmgym.PERP_MM_ID, np.array(QUOTE), {"scenario": "calm"}),
+    "PerpMM-K3": (
+        mmgym.PERP_MM_ID,
+        np.array(QUOTE * 3),
+        {"scenario": "cross_margin_event"},
+    ),
 }
 
 
@@ -43,9 +49,9 @@ class Result:
 
 
 def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Result:
-    env_id, action = ENVS[env_name]
+    env_id, action, kwargs = ENVS[env_name]
     env = gym.make_vec(
-        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=False
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=False, **kwargs
     )
     actions = np.tile(action.astype(np.float32), (num_envs, 1))
     env.reset(seed=0)
@@ -68,7 +74,7 @@ def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Resu
     median = statistics.median(rates)
     spread = (max(rates) - min(rates)) / median
     ticks = None
-    if env_name == "PerpMM":
+    if env_name.startswith("PerpMM"):
         ticks = median * make_params().ticks_per_decision
     env.close()
     return Result(env_name, num_envs, median, spread, ticks)
@@ -98,7 +104,7 @@ def _commit() -> str:
 
 def _table(results: list[Result]) -> str:
     lines = [
-        "| env | num_envs | env-steps/s | market ticks/s | spread of repeats |",
+        "| env | num_envs | env-steps/s | market ticks/s (every perp of an env) | spread of repeats |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -115,6 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 100, 1000, 10000])
+    parser.add_argument(
+        "--sizes-k3", nargs="+", type=int, default=[1000], help="batch sizes for PerpMM-K3"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="repeats per cell (median)")
     parser.add_argument("--seconds", type=float, default=0.4, help="duration of one repeat")
     parser.add_argument("--write", type=Path, help="write the table into this markdown file")
@@ -122,7 +131,7 @@ def main() -> None:
 
     results = []
     for env_name in args.envs:
-        for n in args.sizes:
+        for n in args.sizes_k3 if env_name == "PerpMM-K3" else args.sizes:
             r = _measure(env_name, n, args.repeats, args.seconds)
             print(f"  {env_name:18s} num_envs={n:6d}  {r.steps_per_second:14,.0f} env-steps/s")
             results.append(r)
