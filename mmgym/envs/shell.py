@@ -93,6 +93,7 @@ class KernelVectorEnv(VectorEnv):
         "render_modes": [],
     }
     action_names: tuple[str, ...] = ()
+    render_mode: str | None = None
 
     def __init__(self, sim: BatchSimulator, copy: bool = True) -> None:
         self.sim = sim
@@ -114,16 +115,29 @@ class KernelVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        """Start a new episode in every sub-env (seeding sub-env ``i`` with ``seed + i``)."""
+        """Start a new episode in every sub-env (seeding sub-env ``i`` with ``seed + i``).
+
+        ``options={"reset_mask": mask}`` resets only the sub-envs where ``mask`` is set (the
+        others keep their episode); with a seed, masked sub-env ``i`` is seeded with ``seed + i``.
+        """
+        mask = self._all
         if options:
-            raise ValueError(f"reset options are not supported, got {sorted(options)}")
+            unknown = sorted(set(options) - {"reset_mask"})
+            if unknown:
+                raise ValueError(f"unknown reset option(s) {unknown}; supported: ['reset_mask']")
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"reset_mask must be a bool array of shape ({self.num_envs},), "
+                    f"got {mask.dtype} {mask.shape}"
+                )
         seeds = None
         if seed is not None or not self._seeded:
             seeds = seeds_from(seed, self.num_envs)
             self._seeded = True
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
-        self.sim.reset(self._all, seeds)
-        self._autoreset[:] = False
+        self.sim.reset(mask, seeds)
+        self._autoreset[mask] = False
         return self._out(self.sim.obs), self.sim.info(self.copy)
 
     def step(
