@@ -104,7 +104,7 @@ def _commit() -> str:
 
 def _table(results: list[Result]) -> str:
     lines = [
-        "| env | num_envs | env-steps/s | market ticks/s (every perp of an env) | spread of repeats |",
+        "| env | num_envs | env-steps/s | env-ticks/s (all perps) | spread of repeats |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in results:
