@@ -11,9 +11,84 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.evaluation import EvaluationConfig
+
+
+@dataclass
+class EnvConfig:
+    """The market to train or evaluate on: a scenario and parameter overrides."""
+
+    scenario: str = "calm"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PPOConfig:
+    """stable-baselines3 PPO (one machine). Field meanings as in SB3's PPO."""
+
+    algo: str = "ppo"
+    learning_rate: float = 3e-4
+    n_steps: int = 128
+    batch_size: int = 1024
+    n_epochs: int = 5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    log_std_init: float = -0.5
+
+
+@dataclass
+class SACConfig:
+    """stable-baselines3 SAC (one machine). Field meanings as in SB3's SAC."""
+
+    algo: str = "sac"
+    learning_rate: float = 3e-4
+    buffer_size: int = 200_000
+    learning_starts: int = 5_000
+    batch_size: int = 256
+    tau: float = 0.005
+    gamma: float = 0.99
+    train_freq: int = 1
+    gradient_steps: int = 1
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+
+
+@dataclass
+class TrainConfig:
+    """Budget, batch and evaluation cadence of a training run."""
+
+    total_steps: float = 200_000
+    """Env steps (summed over envs); a float so ``2e6`` works on the command line."""
+    num_envs: int = 64
+    episode_seconds: float = 600.0
+    """Training episode length (market seconds)."""
+    normalize_reward: bool = True
+    eval_every_steps: float = 50_000
+    """Evaluate against the baselines every this many env steps (0: only at the end)."""
+    eval_num_envs: int = 32
+    eval_seed: int = 10_000
+    """Held-out seed of the evaluation markets (training seeds are small integers)."""
+    eval_baselines: list[str] = field(default_factory=lambda: ["linear_skew", "adaptive"])
+    checkpoint_every_steps: float = 100_000
+    """Save a checkpoint every this many env steps (0: none)."""
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainJob:
+    """``scripts/train.py``: one SB3 training run."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: Any = MISSING
+    """One of the agent group's schemas (PPOConfig, SACConfig); chosen by ``agent=...``."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
 
 
 @dataclass
@@ -62,6 +137,11 @@ def register_configs() -> None:
     """Register every schema (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="evaluate_schema", node=EvaluateJob)
+    store.store(name="train_schema", node=TrainJob)
+    store.store(group="env", name="env_schema", node=EnvConfig)
+    store.store(group="agent", name="ppo_schema", node=PPOConfig)
+    store.store(group="agent", name="sac_schema", node=SACConfig)
+    store.store(group="train", name="train_schema", node=TrainConfig)
 
 
 register_configs()

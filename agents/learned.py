@@ -1,0 +1,68 @@
+"""A trained stable-baselines3 model behind the common :class:`~agents.policy.Policy` interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class SB3Policy:
+    """Acts with a trained SB3 model on raw env observations.
+
+    When the model was trained under ``VecNormalize``, its observation statistics are applied
+    here exactly as during training (same clipping), so evaluation, vetting and export see the
+    policy the training run produced.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        obs_mean: NDArray[np.float64] | None = None,
+        obs_var: NDArray[np.float64] | None = None,
+        clip_obs: float = 10.0,
+        epsilon: float = 1e-8,
+    ) -> None:
+        self.model = model
+        self.obs_mean = obs_mean
+        self.obs_std = None if obs_var is None else np.sqrt(obs_var + epsilon)
+        self.clip_obs = clip_obs
+
+    @classmethod
+    def load(cls, model_path: Path, vecnormalize_path: Path | None = None) -> SB3Policy:
+        """Load a saved model (and its VecNormalize statistics, if any)."""
+        import pickle
+
+        from stable_baselines3 import PPO, SAC
+
+        model: Any = None
+        for algo in (PPO, SAC):
+            try:
+                model = algo.load(model_path, device="cpu")
+                break
+            except (KeyError, ValueError, TypeError, RuntimeError):
+                continue
+        if model is None:
+            raise ValueError(f"{model_path} is not a PPO or SAC model")
+        if vecnormalize_path is None or not vecnormalize_path.exists():
+            return cls(model)
+        with vecnormalize_path.open("rb") as f:
+            stats = pickle.load(f)
+        return cls(model, stats.obs_rms.mean, stats.obs_rms.var, stats.clip_obs, stats.epsilon)
+
+    def normalise(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The observation as the network saw it in training."""
+        if self.obs_mean is None or self.obs_std is None:
+            return obs
+        z = (np.asarray(obs, dtype=np.float64) - self.obs_mean) / self.obs_std
+        return np.clip(z, -self.clip_obs, self.clip_obs).astype(np.float32)
+
+    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Deterministic actions for a batch of observations."""
+        action, _ = self.model.predict(self.normalise(obs), deterministic=True)
+        return np.asarray(action, dtype=np.float32)
+
+    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
+        """Feed-forward policies keep no state."""

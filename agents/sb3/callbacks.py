@@ -1,0 +1,141 @@
+"""SB3 callbacks: domain scalars, a stop on non-finite numbers, evaluation against baselines."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from tqdm import tqdm
+
+from agents.sb3.vec_env import NativeVecEnv
+
+DOMAIN_TAGS = {
+    "mm/pnl": "pnl",
+    "mm/inventory_abs": "inventory",
+    "mm/funding_pnl": "pnl_funding",
+    "mm/spread_pnl": "pnl_spread",
+    "mm/adverse_selection": "pnl_inventory",
+    "mm/fees": "pnl_fees",
+}
+"""TensorBoard tags of the per-step market metrics (mean over envs and steps of a rollout)."""
+
+
+def native_env(venv: VecEnv) -> NativeVecEnv:
+    """The :class:`NativeVecEnv` under any SB3 wrappers."""
+    env: Any = venv
+    while not isinstance(env, NativeVecEnv):
+        if not hasattr(env, "venv"):
+            raise TypeError("the training env is not built on NativeVecEnv")
+        env = env.venv
+    return env
+
+
+class DomainMetricsCallback(BaseCallback):
+    """Logs ``mm/*`` scalars: PnL and its parts, |inventory| (means per env-step)."""
+
+    def _on_training_start(self) -> None:
+        self._native = native_env(self.training_env)
+        self._sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
+        self._count = 0
+
+    def _on_step(self) -> bool:
+        info = self._native.last_info
+        for tag, key in DOMAIN_TAGS.items():
+            value = np.asarray(info[key], dtype=np.float64)
+            if key == "inventory":
+                value = np.abs(value)
+            self._sums[tag] += float(value.mean()) * (value.shape[1] if value.ndim == 2 else 1)
+        self._count += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self._count:
+            for tag, total in self._sums.items():
+                self.logger.record(tag, total / self._count)
+        self._sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
+        self._count = 0
+
+
+class NonFiniteStop(BaseCallback):
+    """Stops training with a clear message when observations, rewards or losses are not finite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def _on_step(self) -> bool:
+        if self.reason is not None:
+            return False
+        rewards = self.locals.get("rewards")
+        obs = self.locals.get("new_obs")
+        for name, value in (("reward", rewards), ("observation", obs)):
+            if value is not None and not np.all(np.isfinite(value)):
+                self.reason = f"non-finite {name} at step {self.num_timesteps}"
+                return False
+        return True
+
+    def _on_rollout_start(self) -> None:
+        for key, value in self.logger.name_to_value.items():
+            if key.startswith("train/") and not math.isfinite(value):
+                self.reason = f"non-finite {key} = {value} after {self.num_timesteps} steps"
+
+
+class PeriodicEvaluation(BaseCallback):
+    """Every ``every`` env steps, evaluate the current policy (and, once, the baselines) on
+    held-out markets and log ``eval/<policy>/<metric>``."""
+
+    def __init__(self, every: int, run: Callable[[int], dict[str, dict[str, float]]]) -> None:
+        super().__init__()
+        self.every = every
+        self.run = run
+        self._next = every
+        self.history: list[dict[str, Any]] = []
+
+    def _on_step(self) -> bool:
+        if self.every > 0 and self.num_timesteps >= self._next:
+            self._next += self.every
+            self.evaluate_now()
+        return True
+
+    def evaluate_now(self) -> dict[str, dict[str, float]]:
+        """Run the evaluation and log it at the current step."""
+        results = self.run(self.num_timesteps)
+        for policy, values in results.items():
+            for metric, value in values.items():
+                self.logger.record(f"eval/{policy}/{metric}", value)
+        self.logger.dump(self.num_timesteps)
+        self.history.append({"steps": self.num_timesteps, **{p: v for p, v in results.items()}})
+        return results
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over env steps."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, unit="step", desc="train", smoothing=0.1)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def vecnormalize_of(venv: VecEnv) -> VecNormalize | None:
+    """The VecNormalize wrapper in ``venv``'s stack, if any."""
+    env: Any = venv
+    while env is not None:
+        if isinstance(env, VecNormalize):
+            return env
+        env = getattr(env, "venv", None)
+    return None

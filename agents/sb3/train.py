@@ -1,0 +1,198 @@
+"""One stable-baselines3 training run: native vector env, VecNormalize, callbacks, run directory.
+
+The run directory holds the resolved config (``config.yaml``), TensorBoard event files
+(``tensorboard/``: SB3's losses, ``mm/*`` market scalars, ``eval/<policy>/<metric>``, an hparams
+entry), checkpoints, the final ``model.zip`` with its ``vecnormalize.pkl`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.vec_env import VecNormalize
+
+from agents.baselines.registry import make_baseline
+from agents.config import PPOConfig, SACConfig, TrainJob
+from agents.evaluation import run_batch
+from agents.learned import SB3Policy
+from agents.policy import Policy
+from agents.sb3.callbacks import (
+    DomainMetricsCallback,
+    NonFiniteStop,
+    PeriodicEvaluation,
+    ProgressBar,
+    vecnormalize_of,
+)
+from agents.sb3.vec_env import NativeVecEnv
+from mmgym.envs.perp_mm import PerpMMVectorEnv
+from mmgym.envs.shell import NonFiniteActionError
+from mmgym.scenarios import make_params
+
+EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean", "markout_10s")
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training stopped early on a non-finite number; the message says which."""
+
+
+def make_model(job: TrainJob, venv: Any, log_dir: Path) -> Any:
+    """The SB3 model named by ``job.agent``."""
+    agent = job.agent
+    common: dict[str, Any] = {
+        "verbose": 0,
+        "seed": job.seed,
+        "device": "cpu",
+        "tensorboard_log": str(log_dir),
+    }
+    if isinstance(agent, PPOConfig):
+        settings: dict[str, Any] = asdict(agent)
+        settings.pop("algo")
+        net_arch = settings.pop("net_arch")
+        log_std = settings.pop("log_std_init")
+        policy_kwargs = {"net_arch": net_arch, "log_std_init": log_std}
+        return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
+    if isinstance(agent, SACConfig):
+        settings = dict(asdict(agent))
+        settings.pop("algo")
+        policy_kwargs = {"net_arch": settings.pop("net_arch")}
+        return SAC("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
+    raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an SB3 algorithm (ppo, sac)")
+
+
+def evaluate_policies(
+    policies: dict[str, Policy], job: TrainJob, num_envs: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """Mean metrics of each policy on the same held-out markets."""
+    overrides = {"episode_seconds": job.train.episode_seconds, **job.env.overrides}
+    params = make_params(job.env.scenario, **overrides)
+    out = {}
+    for name, policy in policies.items():
+        rows, _ = run_batch(
+            policy,
+            params,
+            num_envs,
+            seed,
+            [max(1, round(10.0 / params.decision_interval))],
+            scenario=job.env.scenario,
+            overrides=overrides,
+        )
+        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in EVAL_METRICS}
+    return out
+
+
+def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
+    """Train, evaluate against the baselines, save everything; return the summary."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    t = job.train
+    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
+    params = make_params(job.env.scenario, **overrides)
+    native = NativeVecEnv(
+        PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
+    )
+    native.seed(job.seed * t.num_envs)
+    venv = VecNormalize(native, norm_obs=True, norm_reward=t.normalize_reward, gamma=_gamma(job))
+    model = make_model(job, venv, run_dir / "tensorboard")
+
+    baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
+    baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
+
+    def run_eval(steps: int) -> dict[str, dict[str, float]]:
+        stats = vecnormalize_of(model.get_env())
+        assert stats is not None
+        rms: Any = stats.obs_rms
+        learned = SB3Policy(model, rms.mean, rms.var, stats.clip_obs)
+        results = evaluate_policies({"learned": learned}, job, t.eval_num_envs, t.eval_seed)
+        return {**results, **baseline_results}
+
+    total_steps = int(t.total_steps)
+    guard = NonFiniteStop()
+    evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval)
+    callbacks: list[Any] = [DomainMetricsCallback(), guard, evaluation]
+    if t.checkpoint_every_steps > 0:
+        every_call = max(1, int(t.checkpoint_every_steps) // t.num_envs)
+        callbacks.append(
+            CheckpointCallback(every_call, str(run_dir / "checkpoints"), save_vecnormalize=True)
+        )
+    if t.progress_bar:
+        callbacks.append(ProgressBar(total_steps))
+
+    started = time.perf_counter()
+    try:
+        model.learn(
+            total_timesteps=total_steps, callback=CallbackList(callbacks), tb_log_name="sb3"
+        )
+    except ValueError as err:
+        reason = _divergence(model, err)
+        if reason is None:
+            raise
+        losses = {k: v for k, v in model.logger.name_to_value.items() if k.startswith("train/")}
+        raise TrainingDivergedError(
+            f"training stopped after {model.num_timesteps} steps: {reason} "
+            f"({str(err).splitlines()[0]}); "
+            f"last losses {losses}; run directory: {run_dir}"
+        ) from err
+    elapsed = time.perf_counter() - started
+    if guard.reason is not None:
+        raise TrainingDivergedError(f"training stopped: {guard.reason} (run directory: {run_dir})")
+    final = evaluation.evaluate_now()
+    _log_hparams(model, job, final)
+    model.save(run_dir / "model.zip")
+    venv.save(str(run_dir / "vecnormalize.pkl"))
+    summary = {
+        "scenario": job.env.scenario,
+        "algo": job.agent.algo,
+        "seed": job.seed,
+        "steps": int(model.num_timesteps),
+        "seconds": elapsed,
+        "steps_per_second": model.num_timesteps / elapsed if elapsed > 0 else math.nan,
+        "final_eval": final,
+        "eval_history": evaluation.history,
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _divergence(model: Any, err: ValueError) -> str | None:
+    """Why training diverged, or None if ``err`` is not a divergence."""
+    import torch
+
+    if isinstance(err, NonFiniteActionError):
+        return "the policy produced a non-finite action"
+    if any(not bool(torch.isfinite(p).all()) for p in model.policy.parameters()):
+        return "the network's parameters became non-finite"
+    if "invalid values" in str(err):  # torch.distributions argument validation
+        return "the policy's action distribution became invalid (non-finite scale or mean)"
+    return None
+
+
+def _gamma(job: TrainJob) -> float:
+    return float(getattr(job.agent, "gamma", 0.99))
+
+
+def _log_hparams(model: Any, job: TrainJob, final: dict[str, dict[str, float]]) -> None:
+    hparams: dict[str, bool | str | float | None] = {
+        "algo": job.agent.algo,
+        "scenario": job.env.scenario,
+        "seed": job.seed,
+        "num_envs": job.train.num_envs,
+    }
+    for key, value in asdict(job.agent).items():
+        if isinstance(value, bool | int | float | str):
+            hparams[f"agent/{key}"] = value
+    metrics = {f"eval/learned/{k}": v for k, v in final.get("learned", {}).items()}
+    model.logger.record(
+        "hparams", HParam(hparams, metrics), exclude=("stdout", "log", "json", "csv")
+    )
+    model.logger.dump(model.num_timesteps)

@@ -1,0 +1,43 @@
+"""Train an RL market maker on PerpMM-v0 with stable-baselines3 (one machine).
+
+    python scripts/train.py env=volatile agent=ppo train.total_steps=2e6 seed=3
+    python scripts/train.py -m seed=0,1,2 env=calm,volatile        # multirun, locally
+
+Each run directory (``runs/train/<time>-<scenario>-<algo>-s<seed>/``) holds the resolved config,
+TensorBoard logs, checkpoints, ``model.zip``, ``vecnormalize.pkl`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from agents.config import TrainJob, to_job
+from agents.sb3.train import TrainingDivergedError, train
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Run one training job and print where its results are."""
+    job = to_job(cfg, TrainJob)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = train(job, run_dir)
+    except TrainingDivergedError as stop:
+        print(stop, file=sys.stderr)
+        raise SystemExit(2) from stop
+    learned = summary["final_eval"].get("learned", {})
+    print(
+        f"trained {summary['steps']} steps in {summary['seconds']:.0f} s "
+        f"({summary['steps_per_second']:.0f} steps/s); final eval: {learned}"
+    )
+    print(f"run directory: {run_dir}")
+    print(f"tensorboard --logdir {run_dir / 'tensorboard'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""SB3 training: config groups, a smoke run's directory and TensorBoard, clean stops."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.config import PPOConfig, SACConfig, TrainJob, to_job
+from agents.sb3.train import TrainingDivergedError, train
+from mmgym.scenarios import SCENARIOS
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = str(ROOT / "conf")
+
+
+def _compose(*overrides: str) -> TrainJob:
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        return to_job(compose(config_name="train", overrides=list(overrides)), TrainJob)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_env_config_composes(scenario: str) -> None:
+    job = _compose(f"env={scenario}")
+    assert job.env.scenario == scenario
+
+
+def test_agent_and_train_groups_compose_into_their_schemas() -> None:
+    assert isinstance(_compose("agent=ppo").agent, PPOConfig)
+    assert isinstance(_compose("agent=sac").agent, SACConfig)
+    job = _compose("train=smoke", "train.total_steps=2e6", "seed=3")
+    assert job.train.total_steps == 2e6 and job.train.num_envs == 16 and job.seed == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("agent.learning_rat=0.1", "learning_rat"),
+        ("train.num_env=8", "num_env"),
+        ("agent.n_steps=lots", "n_steps"),
+        ("env=moon", "moon"),
+    ],
+)
+def test_bad_config_fails_at_composition_naming_the_key(override: str, key: str) -> None:
+    with (
+        initialize_config_dir(config_dir=CONF, version_base=None),
+        pytest.raises(ConfigCompositionException) as err,
+    ):
+        compose(config_name="train", overrides=[override])
+    assert key in str(err.value) + str(err.value.__cause__)
+
+
+def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "train=smoke",
+        f"hydra.run.dir={run}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorboard --logdir" in done.stdout
+    for name in ("config.yaml", "model.zip", "vecnormalize.pkl", "summary.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "checkpoints").glob("*.zip"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] >= 2048
+    assert set(summary["final_eval"]) == {"learned", "linear_skew"}
+    assert all(math.isfinite(v) for v in summary["final_eval"]["learned"].values())
+    event_dirs = list((run / "tensorboard").glob("sb3_*"))
+    assert len(event_dirs) == 1
+    events = EventAccumulator(str(event_dirs[0]))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    expected = {
+        "train/value_loss",
+        "mm/pnl",
+        "mm/inventory_abs",
+        "mm/funding_pnl",
+        "mm/adverse_selection",
+        "eval/learned/sharpe",
+        "eval/linear_skew/pnl",
+    }
+    assert expected <= tags, expected - tags
+    # The last eval/learned/pnl logged equals the summary's final evaluation.
+    last = events.Scalars("eval/learned/pnl")[-1].value
+    assert last == pytest.approx(summary["final_eval"]["learned"]["pnl"], rel=1e-5, abs=1e-9)
+
+
+def test_sac_trains_a_few_steps(tmp_path: Path) -> None:
+    job = _compose(
+        "agent=sac",
+        "train=smoke",
+        "train.total_steps=256",
+        "agent.learning_starts=64",
+        "agent.buffer_size=1000",
+        "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+    )
+    summary = train(job, tmp_path / "sac")
+    assert summary["algo"] == "sac" and summary["steps"] >= 256
+
+
+def test_exploding_learning_rate_stops_cleanly_with_the_losses(tmp_path: Path) -> None:
+    job = _compose(
+        "train=smoke", "agent.learning_rate=1e12", "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0", "train.total_steps=8192",
+    )  # fmt: skip
+    with pytest.raises(
+        TrainingDivergedError, match=r"training stopped after \d+ steps: .*last losses"
+    ):
+        train(job, tmp_path / "nan")
