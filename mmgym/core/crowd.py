@@ -1,8 +1,10 @@
 """The leveraged crowd: cross-margined accounts whose forced closes hit the book.
 
 Half of ``crowd_accounts`` hold a long basket (one position in every perp), half a short one,
-``crowd_open_interest`` per side and asset in all. Each account opens at the current marks with
-a leverage drawn around ``crowd_leverage`` (``1 + (L - 1) x Exp(1)``), so liquidation prices
+``crowd_open_interest`` per side and asset in all. Each account opens near the current marks
+(entries dispersed by ``crowd_entry_dispersion``, as positions opened earlier) with
+a leverage drawn around ``crowd_leverage`` (``1 + (L - 1) x Exp(1)``, capped at the venue's
+maximum leverage, so no account opens below its maintenance margin), so liquidation prices
 cluster below (longs) and above (shorts) recent prices. An account is liquidated when its
 equity ``margin + sum_k size_k (mark_k - entry_k)`` falls below ``rate x sum_k |size_k| mark_k``;
 this is linear in the marks, so it is stored as ``sum_k coef_k mark_k < threshold``. Its
@@ -16,42 +18,64 @@ account reopens at its next renewal. With ``crowd_leverage = 0`` no account can 
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.book import buy_from_asks, sell_into_bids
 from mmgym.core.records import Record
-from mmgym.core.rng import exponential, uniform
+from mmgym.core.rng import exponential, standard_normal_pair, uniform
 
 NEVER = -np.inf
 PARTIAL_FIRST = 0.2
+MAX_WALKS = 100
+MAX_ENTRY_DRAWS = 8
 
 
 @nb.njit(cache=True, error_model="numpy")
 def open_account(
     rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record, j: int
 ) -> None:
-    """(Re)open crowd account ``j`` at the current marks with a fresh leverage."""
+    """(Re)open crowd account ``j`` near the current marks with a fresh leverage.
+
+    The basket's entry prices sit ``exp(dispersion x Z)`` from the marks (one Z per account:
+    positions opened earlier); a draw that would put the account under maintenance at the
+    current marks is redrawn (such an account would already have been liquidated).
+    """
     side = e.crowd_side[j]
     per_account = P.crowd_open_interest / (0.5 * e.crowd_side.shape[0])
     leverage = 0.0
     if P.crowd_leverage > 0.0:
         leverage = 1.0 + max(P.crowd_leverage - 1.0, 0.0) * exponential(rng, i)
-    notional = 0.0
-    entry_value = 0.0
+        leverage = min(leverage, P.max_leverage)  # the venue's cap
     for k in range(A.shape[0]):
         size = side * per_account * (0.5 + uniform(rng, i))
-        mark = A[k].mark
         e.crowd_size[j, k] = size
         e.crowd_coef[j, k] = size - P.crowd_maintenance_rate * abs(size)
-        notional += abs(size) * mark
-        entry_value += size * mark
     e.crowd_release_tick[j] = -1
-    if leverage > 0.0:
-        e.crowd_threshold[j] = entry_value - notional / leverage
-    else:
+    if leverage <= 0.0:
         e.crowd_threshold[j] = NEVER
+        return
+    value_now = 0.0
+    for k in range(A.shape[0]):
+        value_now += e.crowd_coef[j, k] * A[k].mark
+    for attempt in range(MAX_ENTRY_DRAWS + 1):
+        shift = 1.0
+        if attempt < MAX_ENTRY_DRAWS and P.crowd_entry_dispersion > 0.0:
+            z, _ = standard_normal_pair(rng, i)
+            shift = math.exp(P.crowd_entry_dispersion * z)
+        notional = 0.0
+        entry_value = 0.0
+        for k in range(A.shape[0]):
+            entry = A[k].mark * shift
+            notional += abs(e.crowd_size[j, k]) * entry
+            entry_value += e.crowd_size[j, k] * entry
+        threshold = entry_value - notional / leverage
+        if value_now >= threshold:  # above maintenance at the current marks
+            e.crowd_threshold[j] = threshold
+            return
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -76,16 +100,25 @@ def _force_close(
         if size == 0.0:
             continue
         a = A[k]
-        if size > 0.0:  # a long closes by selling
-            executed = sell_into_bids(a, P, r, size)
-            a.forced_sell_volume += executed
-            a.impact -= P.impact_per_unit[r] * executed
-        else:
-            executed = buy_from_asks(a, P, r, -size)
-            a.forced_buy_volume += executed
-            a.impact += P.impact_per_unit[r] * executed
-        e.crowd_size[j, k] -= size
-        e.crowd_coef[j, k] -= e.crowd_coef[j, k] * fraction
+        remaining = abs(size)
+        for _ in range(MAX_WALKS):  # a walk covers the simulated levels; deeper depth refills
+            if remaining <= 1e-12:
+                break
+            if size > 0.0:  # a long closes by selling
+                executed = sell_into_bids(a, P, r, remaining)
+                a.forced_sell_volume += executed
+                a.impact -= P.impact_per_unit[r] * executed
+            else:
+                executed = buy_from_asks(a, P, r, remaining)
+                a.forced_buy_volume += executed
+                a.impact += P.impact_per_unit[r] * executed
+            if executed <= 0.0:
+                break
+            remaining -= executed
+        done = abs(size) - remaining
+        share = done / abs(e.crowd_size[j, k])
+        e.crowd_size[j, k] -= done if size > 0.0 else -done
+        e.crowd_coef[j, k] -= e.crowd_coef[j, k] * share
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

@@ -1,7 +1,8 @@
 """Fair (index) price: regime-switching diffusion, compound-Poisson jumps and an informed drift.
 
 Per tick, ``log S += signal dt + sigma_r sqrt(dt) Z - sigma_r^2 dt / 2 + J``, where ``Z`` is the
-asset's share of a shock correlated across assets (equicorrelation by regime), ``J`` is a jump
+asset's share of a shock correlated across assets (equicorrelation by regime), ``J`` is a
+market-wide jump that every perp of the env takes in the same tick
 with probability ``rate_r dt`` (exponential size, downward with probability ``jump_down_prob``)
 and ``signal`` is a latent Ornstein-Uhlenbeck drift. Informed takers trade on the sign of
 ``signal``, so their aggression precedes the price moves it causes (adverse selection).
@@ -28,19 +29,24 @@ def exp_small(x: float) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def step_fair_price(
-    rng: NDArray[np.uint64], i: int, s: Record, P: Record, r: int, z_price: float, z_signal: float
-) -> float:
-    """Advance the fair price (in ticks) and the latent drift by one tick; return the jump (log).
-
-    ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its own.
-    """
-    jump = 0.0
+def draw_jump(rng: NDArray[np.uint64], i: int, P: Record, r: int) -> float:
+    """This tick's market-wide jump (log size; 0 most ticks): every perp of the env takes it."""
     if uniform(rng, i) < P.jump_prob[r]:
         size = exponential(rng, i) * P.jump_mean[r]
-        jump = -size if uniform(rng, i) < P.jump_down_prob else size
+        return -size if uniform(rng, i) < P.jump_down_prob else size
+    return 0.0
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def step_fair_price(
+    s: Record, P: Record, r: int, z_price: float, z_signal: float, jump: float
+) -> None:
+    """Advance the fair price (in ticks) and the latent drift by one tick.
+
+    ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its own, and
+    ``jump`` the market-wide jump of the tick.
+    """
     log_return = s.signal * P.dt + P.sigma_sqrt_dt[r] * z_price + P.drift_correction[r] + jump
     s.fair_ticks *= exp_small(log_return)
     s.signal = s.signal * P.signal_decay + P.signal_std[r] * P.signal_noise * z_signal
     s.fair_price = s.fair_ticks * P.tick_size
-    return jump

@@ -33,7 +33,7 @@ from mmgym.core.book import (
     sell_into_bids,
 )
 from mmgym.core.crowd import reset_crowd, step_crowd
-from mmgym.core.fair_price import step_fair_price
+from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
 from mmgym.core.hedge import plan_hedge, step_hedge
 from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
@@ -57,6 +57,7 @@ def tick_asset(
     r: int,
     z_price: float,
     z_signal: float,
+    jump: float,
 ) -> tuple[float, float]:
     """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume)."""
     u = uniform(rng, i)
@@ -66,7 +67,7 @@ def tick_asset(
     elif u < P.recouple_prob:
         a.coupled = True
     oracle_before = a.fair_price
-    step_fair_price(rng, i, a, P, r, z_price, z_signal)
+    step_fair_price(a, P, r, z_price, z_signal, jump)
     a.impact *= P.impact_decay_coupled if a.coupled else P.impact_decay_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
@@ -120,6 +121,7 @@ def tick_env(
     n = A.shape[0]
     for k in range(n):
         e.shock_raw[k], e.signal_shock[k] = standard_normal_pair(rng, i)
+    jump = draw_jump(rng, i, P, r)
     chol = P.shock_cholesky[r]
     for k in range(n):
         z = 0.0
@@ -128,7 +130,7 @@ def tick_env(
         e.shock[k] = z
     for k in range(n):
         a = A[k]
-        bv, sv = tick_asset(rng, i, e, a, P, r, e.shock[k], e.signal_shock[k])
+        bv, sv = tick_asset(rng, i, e, a, P, r, e.shock[k], e.signal_shock[k], jump)
         a.taker_buy_volume += bv
         a.taker_sell_volume += sv
         W[k].buy_volume[t] = bv - a.forced_buy_volume

@@ -99,6 +99,7 @@ def param_dtype(levels: int, assets: int, tiers: int) -> np.dtype:
             ("crowd_open_interest", "f8"),
             ("crowd_maintenance_rate", "f8"),
             ("crowd_leverage", "f8"),
+            ("crowd_entry_dispersion", "f8"),
             ("crowd_renewal_prob", "f8"),
             ("crowd_large_position", "f8"),
             ("crowd_cooldown_ticks", "i8"),
@@ -211,6 +212,7 @@ def pack_params(p: MarketParams) -> NDArray[np.void]:
     r["crowd_open_interest"] = p.crowd_open_interest
     r["crowd_maintenance_rate"] = 0.5 / p.margin_tiers[0][1]
     r["crowd_leverage"] = p.crowd_leverage
+    r["crowd_entry_dispersion"] = p.crowd_entry_dispersion
     r["crowd_renewal_prob"] = -math.expm1(-dt / p.crowd_holding_seconds)
     r["crowd_large_position"] = p.crowd_large_position
     r["crowd_cooldown_ticks"] = round(p.crowd_cooldown_seconds / dt)

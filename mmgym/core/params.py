@@ -154,6 +154,9 @@ class MarketParams:
     """Mean leverage of crowd accounts (0: no leverage, no forced flow)."""
     crowd_accounts: int = 32
     """Crowd accounts simulated per env (half long, half short), each cross-margined."""
+    crowd_entry_dispersion: float = 0.01
+    """Std of the log distance of a crowd account's entry price from the mark when it opens
+    (positions opened earlier): liquidation prices spread into clusters near the price."""
     crowd_holding_seconds: float = 900.0
     """Mean time (s) before a crowd account closes and reopens at the current price."""
     crowd_large_position: float = 20.0
@@ -364,6 +367,7 @@ def _validate(p: MarketParams) -> None:
         "liquidation_penalty",
         "crowd_open_interest",
         "crowd_leverage",
+        "crowd_entry_dispersion",
         "hedge_fee",
         "hedge_noise_bp",
         "hedge_impact_y",

@@ -71,10 +71,14 @@ def _check_actions(actions: Any, expected_shape: tuple[int, ...]) -> NDArray[Any
     return arr
 
 
+class NonFiniteActionError(ValueError):
+    """An action held NaN or infinity; nothing moved."""
+
+
 def _raise_bad_action(flat_index: int, actions: NDArray[Any], names: tuple[str, ...]) -> None:
     env_index, component = divmod(flat_index, actions.shape[-1])
     value = actions.reshape(-1)[flat_index]
-    raise ValueError(
+    raise NonFiniteActionError(
         f"action component {names[component]!r} of env {env_index} is {value}; "
         "actions must be finite numbers"
     )

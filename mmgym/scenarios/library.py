@@ -51,15 +51,17 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="liquidation_cascade",
             description=(
-                "A crowded, highly leveraged market on a thin book: large open interest at "
-                "about 25x, frequent downward jumps. A jump pushes the mark through a cluster of "
-                "long liquidation prices; the forced sells sweep a book that is thinning and "
-                "push the price into the next cluster. Stresses inventory control while the "
-                "agent's bids absorb forced flow."
+                "A crowded, highly leveraged market on a thin book: a 50x venue, large open "
+                "interest at about 25x, frequent downward jumps. A jump pushes the mark through "
+                "a cluster of long liquidation prices; the forced sells sweep a book that is "
+                "thinning and push the price into the next cluster. Stresses inventory control "
+                "while the agent's bids absorb forced flow."
             ),
             overrides={
                 "initial_regime": "volatile",
+                "margin_tiers": ((0.0, 50.0), (500_000.0, 20.0)),
                 "crowd_leverage": 25.0,
+                "crowd_entry_dispersion": 0.02,
                 "crowd_open_interest": 3000.0,
                 "crowd_large_position": 50.0,
                 "depth_top": (3.0, 1.5, 0.4),
@@ -119,15 +121,18 @@ SCENARIOS: dict[str, Scenario] = {
             name="cross_margin_event",
             description=(
                 "Three perps with correlated shocks whose correlation goes to 0.95 in stress, "
-                "and a leveraged, cross-margined crowd: a liquidation closes positions in every "
-                "perp at once, so a shock in one asset forces flow in all. Stresses portfolio "
-                "inventory and size rules keyed on a single asset's volatility."
+                "and a leveraged, cross-margined crowd on a 40x venue: a liquidation closes "
+                "positions in every perp at once, so a shock in one asset forces flow in all. "
+                "Stresses portfolio inventory and size rules keyed on a single asset's "
+                "volatility."
             ),
             overrides={
                 "num_assets": 3,
                 "initial_regime": "volatile",
                 "asset_correlation": (0.4, 0.6, 0.95),
+                "margin_tiers": ((0.0, 40.0), (500_000.0, 20.0)),
                 "crowd_leverage": 20.0,
+                "crowd_entry_dispersion": 0.02,
                 "crowd_open_interest": 1500.0,
                 "crowd_large_position": 100.0,
                 "jump_rate_per_hour": (0.5, 3.0, 10.0),
