@@ -116,6 +116,10 @@ def _force_close(
                 break
             remaining -= executed
         done = abs(size) - remaining
+        if remaining <= 1e-12 and fraction == 1.0:  # a full close leaves exactly nothing
+            e.crowd_size[j, k] = 0.0
+            e.crowd_coef[j, k] = 0.0
+            continue
         share = done / abs(e.crowd_size[j, k])
         e.crowd_size[j, k] -= done if size > 0.0 else -done
         e.crowd_coef[j, k] -= e.crowd_coef[j, k] * share
