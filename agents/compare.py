@@ -1,0 +1,170 @@
+"""Compare training runs (and baselines) from their TensorBoard event files and summaries.
+
+``load_runs(paths)`` reads each run directory's ``summary.json`` and every scalar of its
+``tensorboard/`` event files into one tidy DataFrame. ``learning_curves`` plots a tag against
+env steps, averaged over seeds with a band (min-max over seeds) per (scenario, algo);
+``final_table`` gives the final evaluation metrics of the learned policies and of the
+baselines evaluated on the same held-out markets, mean with a 95 % CI across seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents import metrics
+
+
+def read_scalars(log_dir: Path) -> pd.DataFrame:
+    """Every scalar of every event file under ``log_dir``: columns tag, step, value."""
+    frames = []
+    for events_file in sorted(log_dir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events_file.parent), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            data = acc.Scalars(tag)
+            frames.append(
+                pd.DataFrame(
+                    {"tag": tag, "step": [e.step for e in data], "value": [e.value for e in data]}
+                )
+            )
+    if not frames:
+        return pd.DataFrame(columns=["tag", "step", "value"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["tag", "step"], keep="last")
+
+
+def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Scalars of all runs (with scenario, algo, seed, run columns) and their summaries."""
+    frames = []
+    summaries = []
+    for path in paths:
+        summary_file = path / "summary.json"
+        if not summary_file.is_file():
+            raise ValueError(f"{path} is not a training run directory (no summary.json)")
+        summary = json.loads(summary_file.read_text())
+        summaries.append(summary)
+        scalars = read_scalars(path / "tensorboard")
+        for key in ("scenario", "algo", "seed"):
+            scalars[key] = summary[key]
+        scalars["run"] = path.name
+        frames.append(scalars)
+    return pd.concat(frames, ignore_index=True), summaries
+
+
+def learning_curves(scalars: pd.DataFrame, tags: list[str], path: Path) -> Path:
+    """Mean over seeds (line) and min-max band of each tag against env steps."""
+    groups = list(scalars.groupby(["scenario", "algo"], sort=False))
+    fig, axes = plt.subplots(
+        len(tags), 1, figsize=(7.5, 3.2 * len(tags)), squeeze=False, sharex=True
+    )
+    for ax, tag in zip(axes[:, 0], tags, strict=True):
+        for (scenario, algo), block in groups:
+            curves = block[block["tag"] == tag].pivot_table(
+                index="step", columns="run", values="value"
+            )
+            if curves.empty:
+                continue
+            curves = curves.sort_index().interpolate(limit_area="inside")
+            mean = curves.mean(axis=1)
+            line = ax.plot(mean.index, mean.values, label=f"{algo} on {scenario}")[0]
+            if curves.shape[1] > 1:
+                ax.fill_between(
+                    curves.index,
+                    curves.min(axis=1),
+                    curves.max(axis=1),
+                    color=line.get_color(),
+                    alpha=0.2,
+                    linewidth=0,
+                )
+        ax.set_title(tag)
+        ax.set_ylabel(tag.split("/")[-1])
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("env steps")
+    fig.suptitle("Learning curves: mean over seeds, band = min-max across seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def final_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """Final evaluation metrics per (scenario, policy): mean and 95 % CI across seeds."""
+    rows = []
+    for s in summaries:
+        for policy, values in s["final_eval"].items():
+            name = s["algo"] if policy == "learned" else policy
+            rows.append({"scenario": s["scenario"], "policy": name, "seed": s["seed"], **values})
+    table = pd.DataFrame(rows)
+    out = []
+    metric_cols = [c for c in table.columns if c not in ("scenario", "policy", "seed")]
+    for (scenario, policy), block in table.groupby(["scenario", "policy"], sort=False):
+        row: dict[str, Any] = {"scenario": scenario, "policy": policy, "seeds": len(block)}
+        for col in metric_cols:
+            mean, lo, hi = metrics.mean_confidence_interval(block[col].to_numpy())
+            row[col] = mean
+            row[f"{col}_ci"] = (lo, hi)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown(table: pd.DataFrame, curves: Path) -> str:
+    """The comparison report."""
+    metric_cols = [
+        c
+        for c in table.columns
+        if c not in ("scenario", "policy", "seeds") and not c.endswith("_ci")
+    ]
+    lines = [
+        "# Comparison report",
+        "",
+        "Final evaluation on held-out markets: mean [95 % CI across seeds]; baselines are "
+        "evaluated on the same markets as the learned policies.",
+        "",
+        f"![learning curves]({curves.name})",
+    ]
+    for scenario, block in table.groupby("scenario", sort=False):
+        lines += ["", f"## {scenario}", ""]
+        lines.append("| policy | seeds | " + " | ".join(metric_cols) + " |")
+        lines.append("|---|---:|" + "---:|" * len(metric_cols))
+        for _, r in block.iterrows():
+            cells = []
+            for c in metric_cols:
+                lo, hi = r[f"{c}_ci"]
+                cells.append(f"{r[c]:.3g} [{lo:.3g}, {hi:.3g}]")
+            lines.append(f"| {r['policy']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(run_dirs: list[Path], out_dir: Path, tags: list[str] | None = None) -> dict[str, Path]:
+    """Write the comparison report (markdown, learning curves PNG, tidy scalars CSV)."""
+    if not run_dirs:
+        raise ValueError("no run directories to compare")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scalars, summaries = load_runs(run_dirs)
+    tags = tags or [t for t in ("eval/learned/pnl", "mm/pnl", "train/value_loss")
+                    if t in set(scalars["tag"])]  # fmt: skip
+    curves = learning_curves(scalars, tags, out_dir / "learning_curves.png")
+    table = final_table(summaries)
+    report = out_dir / "comparison.md"
+    report.write_text(markdown(table, curves))
+    scalars.to_csv(out_dir / "scalars.csv", index=False)
+    flat = table.copy()
+    for col in [c for c in flat.columns if c.endswith("_ci")]:
+        flat[col.replace("_ci", "_ci_low")] = [lo for lo, _ in flat[col]]
+        flat[col.replace("_ci", "_ci_high")] = [hi for _, hi in flat[col]]
+        flat = flat.drop(columns=col)
+    flat.to_csv(out_dir / "final_metrics.csv", index=False)
+    return {
+        "report": report,
+        "curves": curves,
+        "scalars": out_dir / "scalars.csv",
+        "final": out_dir / "final_metrics.csv",
+    }
