@@ -80,6 +80,38 @@ def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Resu
     return Result(env_name, num_envs, median, spread, ticks)
 
 
+def _sb3_table(steps: int, num_envs: int = 256) -> str:
+    """SB3 PPO env-steps per second including updates (default PPO settings of conf/agent)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.config import PPOConfig
+    from agents.sb3.vec_env import NativeVecEnv
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    cfg = PPOConfig()
+    venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=num_envs, episode_seconds=600.0)))
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        policy_kwargs={"net_arch": cfg.net_arch},
+        device="cpu",
+        seed=0,
+    )
+    model.learn(total_timesteps=num_envs * cfg.n_steps)  # warm-up (compilation, allocation)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    rate = (model.num_timesteps - num_envs * cfg.n_steps) / (time.perf_counter() - t0)
+    print(f"  SB3 PPO            num_envs={num_envs:6d}  {rate:14,.0f} env-steps/s (with updates)")
+    return (
+        "| trainer | num_envs | env-steps/s including updates |\n|---|---:|---:|\n"
+        f"| SB3 PPO (conf/agent/ppo.yaml), PerpMM calm | {num_envs} | {rate:,.0f} |"
+    )
+
+
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -127,6 +159,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="repeats per cell (median)")
     parser.add_argument("--seconds", type=float, default=0.4, help="duration of one repeat")
     parser.add_argument("--write", type=Path, help="write the table into this markdown file")
+    parser.add_argument(
+        "--sb3-steps",
+        type=int,
+        default=0,
+        help="also time SB3 PPO training (updates included) for this many env steps",
+    )
     args = parser.parse_args()
 
     results = []
@@ -136,6 +174,8 @@ def main() -> None:
             print(f"  {env_name:18s} num_envs={n:6d}  {r.steps_per_second:14,.0f} env-steps/s")
             results.append(r)
     table = _table(results)
+    if args.sb3_steps > 0:
+        table += "\n\n" + _sb3_table(args.sb3_steps)
     header = (
         f"Machine: {_machine()}. Commit {_commit()}, {time.strftime('%Y-%m-%d')}. "
         f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "
