@@ -29,19 +29,11 @@ from agents import metrics
 from agents.baselines.registry import make_baseline
 from agents.policy import Policy
 from mmgym.core.params import MarketParams
-from mmgym.envs.perp_mm import PerpMMVectorEnv
+from mmgym.envs.perp_mm import PNL_COMPONENTS, PerpMMVectorEnv
 from mmgym.scenarios import make_params
 
 PolicyFactory = Callable[[MarketParams], Policy]
 
-PNL_COMPONENTS = (
-    "pnl_spread",
-    "pnl_inventory",
-    "pnl_fees",
-    "pnl_funding",
-    "pnl_hedge",
-    "pnl_liquidation",
-)
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SUMMARY_METRICS = (
     "pnl",

@@ -11,10 +11,7 @@ median over repeats (env-steps per second; for PerpMM also market ticks per seco
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 import mmgym
+from mmgym.provenance import commit, machine
 from mmgym.scenarios import make_params
 
 QUOTE = [0.0, -0.8, 0.0, 0.0, -1.0]  # one perp: quote at the touch, no hedge
@@ -112,28 +110,6 @@ def _sb3_table(steps: int, num_envs: int = 256) -> str:
     )
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _table(results: list[Result]) -> str:
     lines = [
         "| env | num_envs | env-steps/s | env-ticks/s (all perps) | spread of repeats |",
@@ -177,7 +153,7 @@ def main() -> None:
     if args.sb3_steps > 0:
         table += "\n\n" + _sb3_table(args.sb3_steps)
     header = (
-        f"Machine: {_machine()}. Commit {_commit()}, {time.strftime('%Y-%m-%d')}. "
+        f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
         f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "
         "`make_vec(..., vectorization_mode='vector_entry_point', copy=False)`."
     )

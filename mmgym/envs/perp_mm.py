@@ -23,13 +23,18 @@ from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
 from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
 from mmgym.scenarios import DEFAULT_SCENARIO, make_params
 
-ASSET_INFO_FIELDS: tuple[str, ...] = (
+PNL_COMPONENTS: tuple[str, ...] = (
     "pnl_spread",
     "pnl_inventory",
     "pnl_fees",
     "pnl_funding",
     "pnl_hedge",
     "pnl_liquidation",
+)
+"""The PnL decomposition: per perp, these sum to the account's equity change (``pnl``)."""
+
+ASSET_INFO_FIELDS: tuple[str, ...] = (
+    *PNL_COMPONENTS,
     "inventory",
     "cash",
     "entry_price",
