@@ -187,6 +187,35 @@ def walk(
 
 
 @nb.njit(cache=True, error_model="numpy")
+def volume_within(s: Record, side: int, limit_px: int) -> float:
+    """Volume a taker order on ``side`` (+1 buy, -1 sell) can fill at prices no worse than
+    ``limit_px`` (ticks), the agent's resting quote included."""
+    total = 0.0
+    if side < 0:
+        n = s.bid_depth.shape[0]
+        for j in range(min(n, s.best_bid - limit_px + 1)):
+            total += s.bid_depth[j]
+        if s.bid_qty > 0.0 and s.bid_px >= limit_px:
+            total += s.bid_qty
+    else:
+        n = s.ask_depth.shape[0]
+        for j in range(min(n, limit_px - s.best_ask + 1)):
+            total += s.ask_depth[j]
+        if s.ask_qty > 0.0 and s.ask_px <= limit_px:
+            total += s.ask_qty
+    return total
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def liquidation_limit(s: Record, P: Record, side: int) -> int:
+    """Worst price (ticks) a forced order on ``side`` may trade at: the slippage band."""
+    band = P.liquidation_max_slippage
+    if side < 0:
+        return math.ceil(s.mark * (1.0 - band) / P.tick_size - 1e-9)
+    return math.floor(s.mark * (1.0 + band) / P.tick_size + 1e-9)
+
+
+@nb.njit(cache=True, error_model="numpy")
 def impact_price(
     depth: NDArray[np.float64], best: int, step: int, notional: float, tick: float
 ) -> float:

@@ -10,8 +10,10 @@ equity ``margin + sum_k size_k (mark_k - entry_k)`` falls below ``rate x sum_k |
 this is linear in the marks, so it is stored as ``sum_k coef_k mark_k < threshold``. Its
 positions are closed by market orders in every perp at once (a cross-margin event): above
 ``crowd_large_position`` 20 % go first and the rest after ``crowd_cooldown_seconds``. The forced
-orders walk the book (and fill the agent's quotes), move the impact and so the mark, which can
-liquidate further accounts: a cascade. Accounts renew (close and reopen at the current marks,
+orders walk the book (and fill the agent's quotes) down to ``liquidation_max_slippage`` from the
+mark; what the book cannot absorb within that band goes to the venue's backstop liquidator, off
+the book (``backstop_volume``). The walk moves the impact and so the mark, which can liquidate
+further accounts: a cascade. Accounts renew (close and reopen at the current marks,
 a transfer that sends no orders) after ``crowd_holding_seconds`` on average; a liquidated
 account reopens at its next renewal. With ``crowd_leverage = 0`` no account can be liquidated.
 """
@@ -24,7 +26,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from mmgym.core.book import buy_from_asks, sell_into_bids
+from mmgym.core.book import buy_from_asks, liquidation_limit, sell_into_bids, volume_within
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential, standard_normal_pair, uniform
 
@@ -100,29 +102,32 @@ def _force_close(
         if size == 0.0:
             continue
         a = A[k]
+        side = -1 if size > 0.0 else 1  # a long closes by selling
+        limit = liquidation_limit(a, P, side)
         remaining = abs(size)
-        for _ in range(MAX_WALKS):  # a walk covers the simulated levels; deeper depth refills
-            if remaining <= 1e-12:
+        for _ in range(MAX_WALKS):  # each walk covers the simulated levels; deeper depth refills
+            take = min(remaining, volume_within(a, side, limit))
+            if take <= 1e-12:
                 break
-            if size > 0.0:  # a long closes by selling
-                executed = sell_into_bids(a, P, r, remaining)
+            if side < 0:
+                executed = sell_into_bids(a, P, r, take)
                 a.forced_sell_volume += executed
                 a.impact -= P.impact_per_unit[r] * executed
             else:
-                executed = buy_from_asks(a, P, r, remaining)
+                executed = buy_from_asks(a, P, r, take)
                 a.forced_buy_volume += executed
                 a.impact += P.impact_per_unit[r] * executed
             if executed <= 0.0:
                 break
             remaining -= executed
-        done = abs(size) - remaining
-        if remaining <= 1e-12 and fraction == 1.0:  # a full close leaves exactly nothing
+        if remaining > 1e-12:
+            a.backstop_volume += remaining  # beyond the band: the backstop takes it off the book
+        if fraction == 1.0:
             e.crowd_size[j, k] = 0.0
             e.crowd_coef[j, k] = 0.0
-            continue
-        share = done / abs(e.crowd_size[j, k])
-        e.crowd_size[j, k] -= done if size > 0.0 else -done
-        e.crowd_coef[j, k] -= e.crowd_coef[j, k] * share
+        else:
+            e.crowd_size[j, k] -= size
+            e.crowd_coef[j, k] -= e.crowd_coef[j, k] * fraction
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

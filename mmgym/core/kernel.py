@@ -221,6 +221,7 @@ def _clear_asset_step(a: Record) -> None:
     a.taker_sell_orders = 0
     a.forced_buy_volume = 0.0
     a.forced_sell_volume = 0.0
+    a.backstop_volume = 0.0
     a.hedge_filled = 0.0
     a.hedge_cost = 0.0
     a.funding_paid = 0.0

@@ -96,6 +96,7 @@ def param_dtype(levels: int, assets: int, tiers: int) -> np.dtype:
             ("collateral", "f8"),
             ("margin_tiers", "f8", (tiers, 3)),
             ("liquidation_penalty", "f8"),
+            ("liquidation_max_slippage", "f8"),
             ("crowd_open_interest", "f8"),
             ("crowd_maintenance_rate", "f8"),
             ("crowd_leverage", "f8"),
@@ -209,6 +210,7 @@ def pack_params(p: MarketParams) -> NDArray[np.void]:
     r["collateral"] = p.collateral
     r["margin_tiers"] = maintenance_tiers(p)
     r["liquidation_penalty"] = p.liquidation_penalty
+    r["liquidation_max_slippage"] = p.liquidation_max_slippage
     r["crowd_open_interest"] = p.crowd_open_interest
     r["crowd_maintenance_rate"] = 0.5 / p.margin_tiers[0][1]
     r["crowd_leverage"] = p.crowd_leverage
@@ -355,6 +357,7 @@ def asset_dtype(levels: int) -> np.dtype:
             ("taker_sell_orders", "i8"),
             ("forced_buy_volume", "f8"),
             ("forced_sell_volume", "f8"),
+            ("backstop_volume", "f8"),
             ("hedge_filled", "f8"),
             ("hedge_cost", "f8"),
             ("funding_paid", "f8"),

@@ -4,7 +4,9 @@ Margin equity is the collateral plus every perp's cash and position at its mark 
 venue is a separate account). Maintenance margin is ``sum_k (notional_k x rate - deduction)``
 by the tier of each position's notional. When margin equity falls below it, every resting order
 is cancelled and every position is closed by market orders walked through the book (taker fee,
-the impact of the walk, and ``liquidation_penalty`` on the notional); the episode terminates.
+the impact of the walk, and ``liquidation_penalty`` on the notional) down to
+``liquidation_max_slippage`` from the mark; the venue's backstop takes the rest at that limit;
+the episode terminates.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_forced_fill, asset_equity
-from mmgym.core.book import remove_top, walk
+from mmgym.core.book import liquidation_limit, remove_top, volume_within, walk
 from mmgym.core.layout import REASON_LIQUIDATED
 from mmgym.core.records import Record
 
@@ -54,44 +56,50 @@ def below_maintenance(e: Record) -> bool:
 
 @nb.njit(cache=True, error_model="numpy")
 def close_at_market(a: Record, P: Record, r: int) -> float:
-    """Close this asset's position through its book (the agent takes liquidity); return the
-    volume closed. The walk repeats if it exhausts the simulated levels."""
+    """Close this asset's position by market orders walked through its book, down to
+    ``liquidation_max_slippage`` from the mark (taker fee and penalty); the backstop takes the
+    rest at the band's limit price (penalty, no taker fee). Return the volume the book took."""
     a.bid_qty = 0.0
     a.ask_qty = 0.0
     a.pending_tick = -1
+    if a.inventory == 0.0:
+        return 0.0
+    side = -1 if a.inventory > 0.0 else 1
+    limit = liquidation_limit(a, P, side)
     remaining = abs(a.inventory)
     closed = 0.0
     for _ in range(100):
-        if remaining <= 1e-12:
+        take = min(remaining, volume_within(a, side, limit))
+        if take <= 1e-12:
             break
-        if a.inventory > 0.0:
+        if side < 0:
             executed, cleared, _, _, last, notional = walk(
-                a.bid_depth, a.best_bid, -1, 0, 0.0, 0.0, remaining
+                a.bid_depth, a.best_bid, -1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
                 remove_top(a.bid_depth, cleared, P.profile[r])
                 a.best_bid -= cleared
-            signed = -executed
+            a.forced_sell_volume += executed
         else:
             executed, cleared, _, _, last, notional = walk(
-                a.ask_depth, a.best_ask, 1, 0, 0.0, 0.0, remaining
+                a.ask_depth, a.best_ask, 1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
                 remove_top(a.ask_depth, cleared, P.profile[r])
                 a.best_ask += cleared
-            signed = executed
+            a.forced_buy_volume += executed
         if executed <= 0.0:
             break
         price = notional / executed * P.tick_size
-        apply_forced_fill(a, signed, price, P.taker_fee, P.liquidation_penalty)
+        apply_forced_fill(a, side * executed, price, P.taker_fee, P.liquidation_penalty)
         a.last_trade = last * P.tick_size
-        a.impact += P.impact_per_unit[r] * signed
-        if signed > 0.0:
-            a.forced_buy_volume += executed
-        else:
-            a.forced_sell_volume += executed
+        a.impact += P.impact_per_unit[r] * side * executed
         remaining -= executed
         closed += executed
+    if a.inventory != 0.0:  # beyond the band (or rounding dust): the backstop takes it
+        rest = -a.inventory  # exactly the remaining position, so the agent ends flat
+        a.backstop_volume += abs(rest)
+        apply_forced_fill(a, rest, limit * P.tick_size, 0.0, P.liquidation_penalty)
     return closed
 
 

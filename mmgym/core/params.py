@@ -144,6 +144,9 @@ class MarketParams:
     margin_tiers: tuple[tuple[float, float], ...] = ((0.0, 20.0), (500_000.0, 10.0))
     """(notional lower bound, max leverage) tiers; maintenance margin rate = 1 / (2 x max
     leverage), with the usual deduction so margin is continuous across tiers."""
+    liquidation_max_slippage: float = 0.02
+    """A forced close (agent or crowd) walks the book at most this far from the mark; the rest
+    goes to the venue's backstop liquidator, off the book (Hyperliquid's vault)."""
     liquidation_penalty: float = 0.005
     """Penalty on the notional of a liquidated position (quote currency fraction)."""
 
@@ -354,6 +357,7 @@ def _validate(p: MarketParams) -> None:
         "impact_notional",
         "collateral",
         "crowd_holding_seconds",
+        "liquidation_max_slippage",
         "crowd_large_position",
         "crowd_cooldown_seconds",
         "hedge_volume_per_second",

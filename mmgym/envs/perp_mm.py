@@ -57,6 +57,7 @@ ASSET_INFO_FIELDS: tuple[str, ...] = (
     "taker_sell_orders",
     "forced_buy_volume",
     "forced_sell_volume",
+    "backstop_volume",
     "mid",
     "mark",
     "fair_price",
