@@ -92,6 +92,77 @@ class TrainJob:
 
 
 @dataclass
+class RLlibPPOConfig:
+    """RLlib PPO on the new API stack (RLModule, Learner, EnvRunners), on a local Ray instance or
+    a cluster. Defaults mirror :class:`PPOConfig` (same batch, minibatch, epochs, network)."""
+
+    algo: str = "rllib_ppo"
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_param: float = 0.2
+    entropy_coeff: float = 0.0
+    vf_loss_coeff: float = 0.5
+    vf_clip_param: float = 10.0
+    grad_clip: float | None = 0.5
+    train_batch_size: int = 8192
+    """Env steps sampled per training iteration (RLlib's ``train_batch_size_per_learner``)."""
+    minibatch_size: int = 1024
+    num_epochs: int = 5
+    fcnet_hiddens: list[int] = field(default_factory=lambda: [64, 64])
+    fcnet_activation: str = "tanh"
+    vf_share_layers: bool = False
+    normalize_obs: bool = True
+    """RLlib's MeanStdFilter on observations (statistics merged over EnvRunners)."""
+    num_env_runners: int = 1
+    """Sampling actors (0: sample in the training process itself)."""
+    num_envs_per_env_runner: int | None = None
+    """Envs in each runner's native vector env (None: ``train.num_envs / max(1, runners)``)."""
+    num_cpus_per_env_runner: float = 1.0
+    ray_address: str | None = None
+    """None: start a local Ray instance; ``"auto"`` or ``"ray://host:10001"``: join a cluster."""
+    ray_num_cpus: int | None = None
+    """CPUs of the local Ray instance (None: every core); ignored when joining a cluster."""
+
+
+@dataclass
+class SweepConfig:
+    """A Ray Tune grid over settings of the training job (``scripts/tune.py``)."""
+
+    name: str = "sweep"
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    """Dotted keys of the training job (``agent.lr``, ``env.scenario``, ``seed``, ...) to the
+    values to try; the trials are their Cartesian product."""
+    fixed: dict[str, Any] = field(default_factory=dict)
+    """Dotted keys set in every trial (e.g. ``train.total_steps``)."""
+    metric: str = "eval/learned/pnl"
+    """The reported metric that ranks the trials."""
+    mode: str = "max"
+    max_concurrent_trials: int = 0
+    """0: as many as the cluster's CPUs allow."""
+    cpus_per_trial: float | None = None
+    """None: one for the trial (its learner) plus one per EnvRunner."""
+    ray_address: str | None = None
+    """None: a local Ray instance; ``"auto"`` or ``"ray://host:10001"``: an existing cluster."""
+    ray_num_cpus: int | None = None
+    """CPUs of the local Ray instance (None: every core); ignored when joining a cluster."""
+    storage_path: str | None = None
+    """Where Tune keeps trials (None: the run directory; a shared path on a cluster)."""
+
+
+@dataclass
+class TuneJob:
+    """``scripts/tune.py``: a base training job (RLlib) and the sweep over it."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: Any = MISSING
+    """The RLlib agent schema (RLlibPPOConfig), chosen by ``agent=...``."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+@dataclass
 class EvaluateJob:
     """``scripts/evaluate.py``: what to evaluate and where the results go."""
 
@@ -133,15 +204,33 @@ def _check_known_keys(node: Any, path: str) -> None:
         _check_known_keys(node._get_node(name), f"{path}.{name}" if path else name)
 
 
+@dataclass
+class ReproduceJob:
+    """``scripts/reproduce.py``: one published experiment (``experiment=as2008`` or ``cj2015``)."""
+
+    name: str = "as2008"
+    gammas: list[float] = field(default_factory=lambda: [0.1, 0.01, 1.0])
+    """as2008: the risk aversions of the table."""
+    seed: int = 2008
+    config_file: str | None = None
+    """cj2015: the experiment's JSON config (``experiments/cj2015/config.json``)."""
+    num_paths: int | None = None
+    """cj2015: override the number of simulated paths."""
+
+
 def register_configs() -> None:
     """Register every schema (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="evaluate_schema", node=EvaluateJob)
     store.store(name="train_schema", node=TrainJob)
+    store.store(group="experiment", name="reproduce_schema", node=ReproduceJob)
     store.store(group="env", name="env_schema", node=EnvConfig)
     store.store(group="agent", name="ppo_schema", node=PPOConfig)
     store.store(group="agent", name="sac_schema", node=SACConfig)
     store.store(group="train", name="train_schema", node=TrainConfig)
+    store.store(name="tune_schema", node=TuneJob)
+    store.store(group="agent", name="rllib_ppo_schema", node=RLlibPPOConfig)
+    store.store(group="sweep", name="sweep_schema", node=SweepConfig)
 
 
 register_configs()
