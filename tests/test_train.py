@@ -118,3 +118,25 @@ def test_exploding_learning_rate_stops_cleanly_with_the_losses(tmp_path: Path) -
         TrainingDivergedError, match=r"training stopped after \d+ steps: .*last losses"
     ):
         train(job, tmp_path / "nan")
+
+
+def test_multirun_trains_one_run_per_combination(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "-m",
+        "seed=0,1",
+        "env=calm,volatile",
+        "train=smoke",
+        "train.total_steps=512",
+        "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").is_file())
+    assert runs == ["calm-ppo-s0", "calm-ppo-s1", "volatile-ppo-s0", "volatile-ppo-s1"]
+    seeds = {json.loads((sweep / r / "summary.json").read_text())["seed"] for r in runs}
+    assert seeds == {0, 1}
