@@ -77,6 +77,9 @@ class TrainConfig:
     eval_baselines: list[str] = field(default_factory=lambda: ["linear_skew", "adaptive"])
     checkpoint_every_steps: float = 100_000
     """Save a checkpoint every this many env steps (0: none)."""
+    torch_threads: int = 1
+    """Torch threads for SB3 (0: torch's default). One is much faster for these small networks
+    on small machines: with two, a forward pass can cost 100x more when a core is busy."""
     progress_bar: bool = True
 
 
@@ -119,6 +122,9 @@ class RLlibPPOConfig:
     num_envs_per_env_runner: int | None = None
     """Envs in each runner's native vector env (None: ``train.num_envs / max(1, runners)``)."""
     num_cpus_per_env_runner: float = 1.0
+    torch_threads: int = 1
+    """Torch threads of the training process (the learner; the sampler too without EnvRunners);
+    0: torch's default (one per core). EnvRunners get one thread each from Ray."""
     ray_address: str | None = None
     """None: start a local Ray instance; ``"auto"`` or ``"ray://host:10001"``: join a cluster."""
     ray_num_cpus: int | None = None

@@ -16,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from agents.config import TrainJob, to_job
+from agents.config import RLlibPPOConfig, TrainJob, to_job
 from agents.sb3.train import TrainingDivergedError, train
 
 
@@ -26,7 +26,12 @@ def main(cfg: DictConfig) -> None:
     job = to_job(cfg, TrainJob)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        summary = train(job, run_dir)
+        if isinstance(job.agent, RLlibPPOConfig):  # RLlib on Ray: agents/rllib, docs/ray.md
+            from agents.rllib.train import train as train_rllib
+
+            summary = train_rllib(job, run_dir)
+        else:
+            summary = train(job, run_dir)
     except TrainingDivergedError as stop:
         print(stop, file=sys.stderr)
         raise SystemExit(2) from stop

@@ -95,6 +95,10 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
     t = job.train
+    if t.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(t.torch_threads)
     overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
     params = make_params(job.env.scenario, **overrides)
     native = NativeVecEnv(
