@@ -174,7 +174,7 @@ def test_tiny_training_writes_its_run_directory_and_tensorboard(trained_run: Pat
         "mm/inventory_abs",
         "mm/funding_pnl",
         "mm/spread_pnl",
-        "mm/adverse_selection",
+        "mm/inventory_pnl",
         "mm/fees",
         "eval/learned/pnl",
         "eval/learned/sharpe",

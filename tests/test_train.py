@@ -85,7 +85,8 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
         "mm/pnl",
         "mm/inventory_abs",
         "mm/funding_pnl",
-        "mm/adverse_selection",
+        "mm/inventory_pnl",
+        "eval/learned/markout_10s",
         "eval/learned/sharpe",
         "eval/linear_skew/pnl",
     }

@@ -18,10 +18,12 @@ DOMAIN_TAGS = {
     "mm/inventory_abs": "inventory",
     "mm/funding_pnl": "pnl_funding",
     "mm/spread_pnl": "pnl_spread",
-    "mm/adverse_selection": "pnl_inventory",
+    "mm/inventory_pnl": "pnl_inventory",
     "mm/fees": "pnl_fees",
 }
-"""TensorBoard tags of the per-step market metrics (mean over envs and steps of a rollout)."""
+"""TensorBoard tags of the per-step market metrics (mean over envs and steps of a rollout).
+Adverse selection is measured by the markouts of the periodic evaluation
+(``eval/<policy>/markout_10s``, per unit filled; negative means adverse selection)."""
 
 
 def native_env(venv: VecEnv) -> NativeVecEnv:
