@@ -1,7 +1,7 @@
 """The main job (``make demo``): train PPO on the default scenario, evaluate it against the
 baselines on held-out markets, and write the comparison report.
 
-    python scripts/demo.py                          # about 5 minutes on 2 cores
+    python scripts/demo.py                          # about 2 minutes on 2 cores
     python scripts/demo.py train.total_steps=1e6    # any train-config override
 
 Everything lands in ``runs/demo/<time>/``: ``train/`` (model, VecNormalize stats, TensorBoard,
