@@ -31,21 +31,18 @@ class SB3Policy:
         self.clip_obs = clip_obs
 
     @classmethod
-    def load(cls, model_path: Path, vecnormalize_path: Path | None = None) -> SB3Policy:
-        """Load a saved model (and its VecNormalize statistics, if any)."""
+    def load(
+        cls, model_path: Path, vecnormalize_path: Path | None = None, algo: str = "ppo"
+    ) -> SB3Policy:
+        """Load a saved ``algo`` ("ppo" or "sac") model and its VecNormalize statistics."""
         import pickle
 
         from stable_baselines3 import PPO, SAC
 
-        model: Any = None
-        for algo in (PPO, SAC):
-            try:
-                model = algo.load(model_path, device="cpu")
-                break
-            except (KeyError, ValueError, TypeError, RuntimeError):
-                continue
-        if model is None:
-            raise ValueError(f"{model_path} is not a PPO or SAC model")
+        algorithms: dict[str, Any] = {"ppo": PPO, "sac": SAC}
+        if algo not in algorithms:
+            raise ValueError(f"algo must be one of {sorted(algorithms)}, got {algo!r}")
+        model = algorithms[algo].load(model_path, device="cpu")
         if vecnormalize_path is None or not vecnormalize_path.exists():
             return cls(model)
         with vecnormalize_path.open("rb") as f:

@@ -37,7 +37,9 @@ def main(overrides: list[str]) -> None:
     summary = train(job, out / "train")
 
     print("[2/3] evaluating it against the baselines on held-out markets")
-    learned = SB3Policy.load(out / "train" / "model.zip", out / "train" / "vecnormalize.pkl")
+    learned = SB3Policy.load(
+        out / "train" / "model.zip", out / "train" / "vecnormalize.pkl", algo=job.agent.algo
+    )
     config = EvaluationConfig(
         policies=[job.agent.algo, *BASELINES],
         scenarios=[job.env.scenario],

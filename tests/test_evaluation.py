@@ -16,7 +16,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.config import EvaluateJob, to_job
 from agents.evaluation import EvaluationConfig, evaluate, summarise
-from mmgym.core.params import MarketParams
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
@@ -137,4 +136,3 @@ def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> No
     summary = pd.read_csv(out / "summary.csv")
     logged = events.Scalars("eval/linear_skew/pnl")[0].value
     assert logged == pytest.approx(summary.set_index("policy").loc["linear_skew", "pnl"], rel=1e-6)
-    assert isinstance(MarketParams(), MarketParams)
