@@ -41,6 +41,11 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     log_std_init: float = -0.5
+    residual_on: str | None = None
+    """A baseline's name: the network learns a bounded correction added to that baseline's
+    action (residual policy learning); None: the network's output is the action."""
+    residual_scale: float = 0.5
+    """Largest correction per action component (actions lie in [-1, 1])."""
 
 
 @dataclass
@@ -57,6 +62,11 @@ class SACConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    residual_on: str | None = None
+    """A baseline's name: the network learns a bounded correction added to that baseline's
+    action (residual policy learning); None: the network's output is the action."""
+    residual_scale: float = 0.5
+    """Largest correction per action component (actions lie in [-1, 1])."""
 
 
 @dataclass

@@ -55,18 +55,24 @@ def make_model(job: TrainJob, venv: Any, log_dir: Path) -> Any:
         "tensorboard_log": str(log_dir),
     }
     if isinstance(agent, PPOConfig):
-        settings: dict[str, Any] = asdict(agent)
-        settings.pop("algo")
+        settings: dict[str, Any] = _model_settings(agent)
         net_arch = settings.pop("net_arch")
         log_std = settings.pop("log_std_init")
         policy_kwargs = {"net_arch": net_arch, "log_std_init": log_std}
         return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
     if isinstance(agent, SACConfig):
-        settings = dict(asdict(agent))
-        settings.pop("algo")
+        settings = _model_settings(agent)
         policy_kwargs = {"net_arch": settings.pop("net_arch")}
         return SAC("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
     raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an SB3 algorithm (ppo, sac)")
+
+
+def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
+    """The agent's settings that are SB3 constructor arguments."""
+    settings = asdict(agent)
+    for key in ("algo", "residual_on", "residual_scale"):
+        settings.pop(key)
+    return settings
 
 
 def evaluate_policies(
