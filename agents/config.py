@@ -93,6 +93,34 @@ class TrainConfig:
     progress_bar: bool = True
 
 
+LOG_FORMATS = ("csv", "json", "stdout", "log")
+"""Outputs a run's scalars can go to besides TensorBoard (stable-baselines3's formats)."""
+
+
+@dataclass
+class LoggerConfig:
+    """What a training run records (the ``logger`` group), besides its config and summary."""
+
+    tensorboard: bool = True
+    """Event files under ``<run>/tensorboard/``."""
+    formats: list[str] = field(default_factory=list)
+    """Other outputs of the same scalars: ``csv`` (``progress.csv``), ``json``
+    (``progress.json``), ``stdout`` (a table per rollout), ``log`` (``log.txt``)."""
+    market_scalars: bool = True
+    """The ``mm/*`` scalars (PnL and its parts, |inventory|, adverse selection)."""
+    markout_seconds: float = 10.0
+    """Horizon of ``mm/adverse_selection`` (rounded to whole decisions, at least one)."""
+    hparams: bool = True
+    """An hparams entry (settings against the final evaluation) for TensorBoard's HPARAMS."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.formats) - set(LOG_FORMATS))
+        if unknown:
+            raise ValueError(f"logger.formats: unknown {unknown}; valid are {list(LOG_FORMATS)}")
+        if not self.markout_seconds > 0:
+            raise ValueError(f"logger.markout_seconds must be > 0, got {self.markout_seconds}")
+
+
 @dataclass
 class TrainJob:
     """``scripts/train.py``: one SB3 training run."""
@@ -101,6 +129,7 @@ class TrainJob:
     agent: Any = MISSING
     """One of the agent group's schemas (PPOConfig, SACConfig); chosen by ``agent=...``."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
 
 
@@ -174,6 +203,7 @@ class TuneJob:
     agent: Any = MISSING
     """The RLlib agent schema (RLlibPPOConfig), chosen by ``agent=...``."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
@@ -234,8 +264,23 @@ class ReproduceJob:
     """cj2015: override the number of simulated paths."""
 
 
+RUN_TAG_MAX = 120
+"""Longest run-directory suffix built from command-line overrides."""
+
+
+def run_tag(overrides: str) -> str:
+    """``-<overrides>`` for a run directory's name (``""`` without overrides): conf/hydra's
+    ``${run_tag:${hydra.job.override_dirname}}``. Path separators and spaces become ``_``."""
+    if not overrides:
+        return ""
+    tag = overrides.replace("/", "_").replace("\\", "_").replace(" ", "_")
+    return "-" + tag[:RUN_TAG_MAX]
+
+
 def register_configs() -> None:
-    """Register every schema (idempotent)."""
+    """Register every schema and the ``run_tag`` resolver (idempotent)."""
+    if not OmegaConf.has_resolver("run_tag"):
+        OmegaConf.register_new_resolver("run_tag", run_tag)
     store = ConfigStore.instance()
     store.store(name="evaluate_schema", node=EvaluateJob)
     store.store(name="train_schema", node=TrainJob)
@@ -244,6 +289,7 @@ def register_configs() -> None:
     store.store(group="agent", name="ppo_schema", node=PPOConfig)
     store.store(group="agent", name="sac_schema", node=SACConfig)
     store.store(group="train", name="train_schema", node=TrainConfig)
+    store.store(group="logger", name="logger_schema", node=LoggerConfig)
     store.store(name="tune_schema", node=TuneJob)
     store.store(group="agent", name="rllib_ppo_schema", node=RLlibPPOConfig)
     store.store(group="sweep", name="sweep_schema", node=SweepConfig)

@@ -176,6 +176,7 @@ def test_tiny_training_writes_its_run_directory_and_tensorboard(trained_run: Pat
         "mm/spread_pnl",
         "mm/inventory_pnl",
         "mm/fees",
+        "mm/adverse_selection",
         "eval/learned/pnl",
         "eval/learned/sharpe",
         "eval/linear_skew/pnl",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,9 +76,8 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
     assert summary["steps"] >= 2048
     assert set(summary["final_eval"]) == {"learned", "linear_skew"}
     assert all(math.isfinite(v) for v in summary["final_eval"]["learned"].values())
-    event_dirs = list((run / "tensorboard").glob("sb3_*"))
-    assert len(event_dirs) == 1
-    events = EventAccumulator(str(event_dirs[0]))
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["sb3"]
+    events = EventAccumulator(str(run / "tensorboard" / "sb3"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     expected = {
@@ -86,6 +86,7 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
         "mm/inventory_abs",
         "mm/funding_pnl",
         "mm/inventory_pnl",
+        "mm/adverse_selection",
         "eval/learned/markout_10s",
         "eval/learned/sharpe",
         "eval/linear_skew/pnl",
@@ -138,6 +139,65 @@ def test_multirun_trains_one_run_per_combination(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").is_file())
-    assert runs == ["calm-ppo-s0", "calm-ppo-s1", "volatile-ppo-s0", "volatile-ppo-s1"]
-    seeds = {json.loads((sweep / r / "summary.json").read_text())["seed"] for r in runs}
-    assert seeds == {0, 1}
+    assert len(runs) == 4
+    combos = set()
+    for name in runs:  # <job number>-<its overrides> (conf/hydra/default.yaml)
+        summary = json.loads((sweep / name / "summary.json").read_text())
+        assert f"env={summary['scenario']}" in name and f"seed={summary['seed']}" in name
+        combos.add((summary["scenario"], summary["seed"]))
+    assert combos == {(e, s) for e in ("calm", "volatile") for s in (0, 1)}
+
+
+def test_runs_land_under_runs_named_by_their_overrides_and_logger_none_logs_nothing(
+    tmp_path: Path,
+) -> None:
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "train=smoke",
+        "train.total_steps=256",
+        "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+        "logger=none",
+        "seed=5",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "train").iterdir()
+    overrides = (
+        "logger=none,seed=5,train.checkpoint_every_steps=0,train.eval_every_steps=0,"
+        "train.total_steps=256,train=smoke"
+    )
+    assert run.name.endswith("-" + overrides)
+    assert (run / "summary.json").is_file() and (run / "model.zip").is_file()
+    assert not (run / "tensorboard").exists()
+    assert not list(run.glob("progress.*"))
+
+
+def test_csv_logger_writes_the_market_scalars_to_progress_csv(tmp_path: Path) -> None:
+    import pandas as pd
+
+    job = _compose(
+        "train=smoke", "logger=csv", "train.eval_every_steps=0", "train.checkpoint_every_steps=0",
+        "train.num_envs=8", "train.total_steps=2048", "agent.n_steps=64",
+    )  # fmt: skip
+    train(job, tmp_path / "csv")
+    progress = pd.read_csv(tmp_path / "csv" / "progress.csv")
+    rollouts = progress.dropna(subset=["mm/pnl"])
+    assert len(rollouts) == 2048 // (8 * 64)
+    for tag in ("mm/pnl", "mm/adverse_selection", "mm/inventory_abs", "train/value_loss"):
+        assert tag in progress.columns, tag
+    assert rollouts["mm/adverse_selection"].notna().all()
+    assert (tmp_path / "csv" / "tensorboard" / "sb3").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("logger.formats=[xml]", "logger.formats: unknown ['xml']"),
+        ("logger.markout_seconds=0", "logger.markout_seconds must be > 0"),
+    ],
+)
+def test_bad_logger_settings_are_named(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _compose(override)

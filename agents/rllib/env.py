@@ -10,8 +10,9 @@ No SyncVectorEnv of single envs is involved.
 
 :class:`MarketStatsWrapper` sits between the two. It
 
-* sums the per-step market scalars of ``DOMAIN_TAGS`` (``mm/pnl``, ...) so that
-  :class:`~agents.rllib.callbacks.MarketMetricsCallback` can log them once per ``sample()``;
+* feeds every step to :class:`~agents.market_scalars.MarketScalars` (``mm/pnl``, ...,
+  ``mm/adverse_selection``) so that :class:`~agents.rllib.callbacks.MarketMetricsCallback` can
+  log them once per ``sample()``;
 * returns an empty ``info``: RLlib splits the info dict into one dict per env
   (``DictInfoToList``) and stores it in every episode step that is shipped to the learner; the
   native info (~45 arrays) would triple the env's cost and bloat every sample batch for nothing
@@ -30,7 +31,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv, VectorWrapper
 from numpy.typing import NDArray
 
-from agents.sb3.callbacks import DOMAIN_TAGS
+from agents.market_scalars import MarketScalars
 from mmgym.envs.registration import PERP_MM_ID
 
 EMPTY_INFO: dict[str, Any] = {}
@@ -47,6 +48,8 @@ class MarketStatsWrapper(VectorWrapper):
         gamma: float = 0.99,
         clip_reward: float = 10.0,
         epsilon: float = 1e-8,
+        markout_steps: int = 1,
+        market_scalars: bool = True,
     ) -> None:
         super().__init__(env)
         self.seed_offset = seed_offset
@@ -58,8 +61,9 @@ class MarketStatsWrapper(VectorWrapper):
         self._ret_count = epsilon
         self._ret_mean = 0.0
         self._ret_var = 1.0
-        self.sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
-        self.steps = 0
+        self.scalars: MarketScalars | None = None
+        self.markout_steps = markout_steps
+        self.market_scalars = market_scalars
         self._restarting = np.zeros(self.num_envs, dtype=np.bool_)
 
     def reset(
@@ -69,9 +73,14 @@ class MarketStatsWrapper(VectorWrapper):
         runner's own, so sub-envs of different runners never share a market."""
         if seed is not None:
             seed = self.seed_offset
-        obs, _ = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
         self._returns[:] = 0.0
         self._restarting[:] = False
+        mid = np.asarray(info["mid"], dtype=np.float64).reshape(self.num_envs, -1)
+        if self.scalars is None and self.market_scalars:
+            self.scalars = MarketScalars(self.num_envs, mid.shape[1], self.markout_steps)
+        if self.scalars is not None:
+            self.scalars.start(None, mid)
         return obs, EMPTY_INFO
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
@@ -83,14 +92,11 @@ class MarketStatsWrapper(VectorWrapper):
         """
         obs, reward, terminated, truncated, info = self.env.step(actions)
         stepped = ~self._restarting
-        if stepped.any():
-            for tag, key in DOMAIN_TAGS.items():
-                value = np.asarray(info[key], dtype=np.float64)[stepped]
-                if key == "inventory":
-                    value = np.abs(value)
-                self.sums[tag] += float(value.mean()) * (value.shape[1] if value.ndim == 2 else 1)
-            self.steps += 1
         done = terminated | truncated
+        if self.scalars is not None:
+            self.scalars.update(info, stepped, done)
+            if self._restarting.any():
+                self.scalars.start(self._restarting, info["mid"])
         if self.normalize_reward:
             reward = self._scale(reward, done, stepped)
         self._restarting = np.asarray(done, dtype=np.bool_).copy()
@@ -98,10 +104,9 @@ class MarketStatsWrapper(VectorWrapper):
 
     def pop_sums(self) -> tuple[dict[str, float], int]:
         """The sums and step count since the last call, and reset them."""
-        sums, steps = self.sums, self.steps
-        self.sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
-        self.steps = 0
-        return sums, steps
+        if self.scalars is None:
+            return {}, 0
+        return self.scalars.pop_sums()
 
     def _scale(
         self, reward: NDArray[np.float64], done: NDArray[np.bool_], stepped: NDArray[np.bool_]
@@ -129,8 +134,10 @@ def make_vector_env(config: dict[str, Any]) -> MarketStatsWrapper:
     """RLlib's env creator: ``config`` is the EnvContext (``env_config`` plus ``num_envs``).
 
     ``env_config`` keys: ``scenario``, ``overrides`` (MarketParams fields), ``seed`` (the
-    job's), ``num_env_runners``, ``normalize_reward``, ``gamma``. The env steps on one core
-    (``parallel=False``): EnvRunners are separate processes that already share the cores.
+    job's), ``num_env_runners``, ``normalize_reward``, ``gamma``, ``market_scalars`` (whether to
+    compute ``mm/*``) and ``markout_steps`` (horizon of ``mm/adverse_selection``). The env
+    steps on one core (``parallel=False``): EnvRunners are separate processes that already
+    share the cores.
     """
     import mmgym  # noqa: F401  (registers mmgym/PerpMM-v0 in this worker process)
 
@@ -152,6 +159,8 @@ def make_vector_env(config: dict[str, Any]) -> MarketStatsWrapper:
         seed_offset=seed_offset,
         normalize_reward=bool(config.get("normalize_reward", False)),
         gamma=float(config.get("gamma", 0.99)),
+        markout_steps=int(config.get("markout_steps", 1)),
+        market_scalars=bool(config.get("market_scalars", True)),
     )
 
 

@@ -16,18 +16,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+from stable_baselines3.common.logger import Logger
 
 from agents.baselines.registry import make_baseline
 from agents.config import RLlibPPOConfig, TrainJob
 from agents.rllib.callbacks import MM_SUMS, MarketMetricsCallback, market_means
 from agents.rllib.env import make_vector_env
 from agents.rllib.policy import RLlibPolicy
-from agents.sb3.train import TrainingDivergedError, evaluate_policies
+from agents.run_logger import make_run_logger, record_hparams
+from agents.sb3.train import TrainingDivergedError, evaluate_policies, markout_steps
 from mmgym.scenarios import make_params
 
 ENV_NAME = "mmgym_perp_mm_vector"
@@ -74,13 +75,17 @@ def build_config(job: TrainJob) -> Any:
     if not isinstance(agent, RLlibPPOConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an RLlib algorithm")
     t = job.train
+    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
+    params = make_params(job.env.scenario, **overrides)
     env_config = {
         "scenario": job.env.scenario,
-        "overrides": {"episode_seconds": t.episode_seconds, **job.env.overrides},
+        "overrides": overrides,
         "seed": job.seed,
         "num_env_runners": agent.num_env_runners,
         "normalize_reward": t.normalize_reward,
         "gamma": agent.gamma,
+        "market_scalars": job.logger.market_scalars,
+        "markout_steps": markout_steps(job.logger.markout_seconds, params),
     }
     runners: dict[str, Any] = {
         "num_env_runners": agent.num_env_runners,
@@ -183,10 +188,8 @@ def training_threads(agent: RLlibPPOConfig) -> Iterator[None]:
 
 
 def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> dict[str, Any]:
-    from torch.utils.tensorboard import SummaryWriter
-
     t = job.train
-    writer = SummaryWriter(str(run_dir / "tensorboard" / "rllib"))
+    logger = make_run_logger(run_dir, "rllib", job.logger)
     params = make_params(job.env.scenario, episode_seconds=t.episode_seconds, **job.env.overrides)
     baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
@@ -200,7 +203,7 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
         }
         for policy, values in results.items():
             for metric, value in values.items():
-                writer.add_scalar(f"eval/{policy}/{metric}", value, steps)
+                logger.record(f"eval/{policy}/{metric}", value)
         history.append({"steps": steps, **results})
         return results
 
@@ -220,13 +223,14 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
             if bar is not None:
                 bar.update(new_steps - steps)
             steps = new_steps
-            flat = _log_result(writer, result, steps)
+            flat = _log_result(logger, result)
             _check_finite(flat, steps, run_dir)
             metrics = {"steps": steps, **{k: v for k, v in flat.items() if _reported(k)}}
             if steps >= next_eval and steps < total:
                 while next_eval <= steps:
                     next_eval += eval_every
                 metrics.update(_flat_eval(evaluate(steps)))
+            logger.dump(steps)
             if steps >= next_ckpt:
                 while next_ckpt <= steps:
                     next_ckpt += ckpt_every
@@ -238,10 +242,10 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     finally:
         if bar is not None:
             bar.close()
-        writer.flush()
     final = evaluate(steps)
-    _log_hparams(writer, job, final, steps)
-    writer.close()
+    logger.dump(steps)
+    record_hparams(logger, job, final, steps)
+    logger.close()
     RLlibPolicy.from_algorithm(algo).save(run_dir / "policy")
     algo.save_to_path(str((run_dir / "checkpoint").resolve()))
     summary = {
@@ -269,19 +273,19 @@ def _progress(enabled: bool, total: int) -> Any:
     return tqdm(total=total, unit="step", desc="train", smoothing=0.1)
 
 
-def _log_result(writer: Any, result: dict[str, Any], steps: int) -> dict[str, float]:
-    """Write ``mm/*`` and every numeric RLlib result (``rllib/<path>``); return them flat."""
+def _log_result(logger: Logger, result: dict[str, Any]) -> dict[str, float]:
+    """Record ``mm/*`` and every numeric RLlib result (``rllib/<path>``, kept off stdout);
+    return them flat."""
     flat: dict[str, float] = {}
     for tag, value in market_means(result.get("env_runners", {})).items():
-        writer.add_scalar(tag, value, steps)
+        logger.record(tag, value)
         flat[tag] = value
     for path, value in _numeric_leaves(result, ()):
         tag = "rllib/" + "/".join(path)
         if not math.isfinite(value) and path[-1] not in GUARDED_LEARNER_KEYS:
             continue  # counters RLlib reports once, then as NaN
-        writer.add_scalar(tag, value, steps)
+        logger.record(tag, value, exclude="stdout")
         flat[tag] = value
-    writer.flush()
     return flat
 
 
@@ -344,26 +348,3 @@ def _check_finite(flat: dict[str, float], steps: int, run_dir: Path) -> None:
 
 def _flat_eval(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"eval/{p}/{m}": v for p, values in results.items() for m, v in values.items()}
-
-
-def _log_hparams(
-    writer: Any, job: TrainJob, final: dict[str, dict[str, float]], steps: int
-) -> None:
-    """An hparams entry in the run's own event file (as SB3 writes it)."""
-    from torch.utils.tensorboard.summary import hparams
-
-    values: dict[str, bool | str | float | int | None] = {
-        "algo": job.agent.algo,
-        "scenario": job.env.scenario,
-        "seed": job.seed,
-        "num_envs": job.train.num_envs,
-    }
-    for key, value in asdict(job.agent).items():
-        if isinstance(value, bool | int | float | str):
-            values[f"agent/{key}"] = value
-    metrics = {f"eval/learned/{k}": v for k, v in final.get("learned", {}).items()}
-    exp, ssi, sei = hparams(values, metrics)
-    file_writer = writer._get_file_writer()
-    for summary in (exp, ssi, sei):
-        file_writer.add_summary(summary, steps)
-    writer.flush()

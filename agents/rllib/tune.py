@@ -37,13 +37,11 @@ PRIMARY_CONFIG: dict[str, Any] = {
         {"env": "calm"},
         {"agent": "rllib_ppo"},
         {"train": "default"},
+        {"logger": "tensorboard"},
         {"sweep": "ppo_lr"},
+        {"hydra": "default"},
         "_self_",
     ],
-    "hydra": {
-        "run": {"dir": "runs/tune/${now:%Y%m%d-%H%M%S}-${sweep.name}"},
-        "job": {"chdir": False},
-    },
 }
 """``scripts/tune.py``'s primary config ``tune``: conf/train.yaml's groups with the RLlib agent,
 plus the ``sweep`` group (conf/sweep/)."""

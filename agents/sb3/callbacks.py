@@ -11,19 +11,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
+from agents.market_scalars import MarketScalars
 from agents.sb3.vec_env import NativeVecEnv
-
-DOMAIN_TAGS = {
-    "mm/pnl": "pnl",
-    "mm/inventory_abs": "inventory",
-    "mm/funding_pnl": "pnl_funding",
-    "mm/spread_pnl": "pnl_spread",
-    "mm/inventory_pnl": "pnl_inventory",
-    "mm/fees": "pnl_fees",
-}
-"""TensorBoard tags of the per-step market metrics (mean over envs and steps of a rollout).
-Adverse selection is measured by the markouts of the periodic evaluation
-(``eval/<policy>/markout_10s``, per unit filled; negative means adverse selection)."""
 
 
 def native_env(venv: VecEnv) -> NativeVecEnv:
@@ -37,29 +26,29 @@ def native_env(venv: VecEnv) -> NativeVecEnv:
 
 
 class DomainMetricsCallback(BaseCallback):
-    """Logs ``mm/*`` scalars: PnL and its parts, |inventory| (means per env-step)."""
+    """Logs the ``mm/*`` market scalars of :mod:`agents.market_scalars` once per rollout."""
+
+    def __init__(self, markout_steps: int) -> None:
+        super().__init__()
+        self.markout_steps = markout_steps
 
     def _on_training_start(self) -> None:
         self._native = native_env(self.training_env)
-        self._sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
-        self._count = 0
+        info = self._native.last_reset_info
+        mid = np.asarray(info["mid"], dtype=np.float64).reshape(self._native.num_envs, -1)
+        self._scalars = MarketScalars(self._native.num_envs, mid.shape[1], self.markout_steps)
+        self._scalars.start(None, mid)
 
     def _on_step(self) -> bool:
-        info = self._native.last_info
-        for tag, key in DOMAIN_TAGS.items():
-            value = np.asarray(info[key], dtype=np.float64)
-            if key == "inventory":
-                value = np.abs(value)
-            self._sums[tag] += float(value.mean()) * (value.shape[1] if value.ndim == 2 else 1)
-        self._count += 1
+        dones = np.asarray(self.locals["dones"], dtype=np.bool_)
+        self._scalars.update(self._native.last_info, done=dones)
+        if dones.any():
+            self._scalars.start(dones, self._native.last_reset_info["mid"])
         return True
 
     def _on_rollout_end(self) -> None:
-        if self._count:
-            for tag, total in self._sums.items():
-                self.logger.record(tag, total / self._count)
-        self._sums = dict.fromkeys(DOMAIN_TAGS, 0.0)
-        self._count = 0
+        for tag, value in self._scalars.pop().items():
+            self.logger.record(tag, value)
 
 
 class NonFiniteStop(BaseCallback):

@@ -18,7 +18,6 @@ import numpy as np
 from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.baselines.registry import make_baseline
@@ -26,6 +25,7 @@ from agents.config import PPOConfig, SACConfig, TrainJob
 from agents.evaluation import run_batch
 from agents.learned import SB3Policy
 from agents.policy import Policy
+from agents.run_logger import make_run_logger, record_hparams
 from agents.sb3.callbacks import (
     DomainMetricsCallback,
     NonFiniteStop,
@@ -34,6 +34,7 @@ from agents.sb3.callbacks import (
     vecnormalize_of,
 )
 from agents.sb3.vec_env import NativeVecEnv
+from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.envs.shell import NonFiniteActionError
 from mmgym.scenarios import make_params
@@ -45,15 +46,10 @@ class TrainingDivergedError(RuntimeError):
     """Training stopped early on a non-finite number; the message says which."""
 
 
-def make_model(job: TrainJob, venv: Any, log_dir: Path) -> Any:
-    """The SB3 model named by ``job.agent``."""
+def make_model(job: TrainJob, venv: Any) -> Any:
+    """The SB3 model named by ``job.agent`` (its logger is set by :func:`train`)."""
     agent = job.agent
-    common: dict[str, Any] = {
-        "verbose": 0,
-        "seed": job.seed,
-        "device": "cpu",
-        "tensorboard_log": str(log_dir),
-    }
+    common: dict[str, Any] = {"verbose": 0, "seed": job.seed, "device": "cpu"}
     if isinstance(agent, PPOConfig):
         settings: dict[str, Any] = _model_settings(agent)
         net_arch = settings.pop("net_arch")
@@ -88,7 +84,7 @@ def evaluate_policies(
             params,
             num_envs,
             seed,
-            [max(1, round(10.0 / params.decision_interval))],
+            [markout_steps(10.0, params)],
             scenario=job.env.scenario,
             overrides=overrides,
         )
@@ -112,7 +108,8 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     )
     native.seed(job.seed * t.num_envs)
     venv = VecNormalize(native, norm_obs=True, norm_reward=t.normalize_reward, gamma=_gamma(job))
-    model = make_model(job, venv, run_dir / "tensorboard")
+    model = make_model(job, venv)
+    model.set_logger(make_run_logger(run_dir, "sb3", job.logger))
 
     baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
@@ -128,7 +125,11 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     total_steps = int(t.total_steps)
     guard = NonFiniteStop()
     evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval)
-    callbacks: list[Any] = [DomainMetricsCallback(), guard, evaluation]
+    callbacks: list[Any] = [guard, evaluation]
+    if job.logger.market_scalars:
+        callbacks.insert(
+            0, DomainMetricsCallback(markout_steps(job.logger.markout_seconds, params))
+        )
     if t.checkpoint_every_steps > 0:
         every_call = max(1, int(t.checkpoint_every_steps) // t.num_envs)
         callbacks.append(
@@ -139,9 +140,7 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     try:
-        model.learn(
-            total_timesteps=total_steps, callback=CallbackList(callbacks), tb_log_name="sb3"
-        )
+        model.learn(total_timesteps=total_steps, callback=CallbackList(callbacks))
     except ValueError as err:
         reason = _divergence(model, err)
         if reason is None:
@@ -156,7 +155,7 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     if guard.reason is not None:
         raise TrainingDivergedError(f"training stopped: {guard.reason} (run directory: {run_dir})")
     final = evaluation.evaluate_now()
-    _log_hparams(model, job, final)
+    record_hparams(model.logger, job, final, model.num_timesteps)
     model.save(run_dir / "model.zip")
     venv.save(str(run_dir / "vecnormalize.pkl"))
     summary = {
@@ -187,22 +186,10 @@ def _divergence(model: Any, err: ValueError) -> str | None:
     return None
 
 
+def markout_steps(seconds: float, params: MarketParams) -> int:
+    """Decisions in ``seconds`` of market time (at least one)."""
+    return max(1, round(seconds / params.decision_interval))
+
+
 def _gamma(job: TrainJob) -> float:
     return float(getattr(job.agent, "gamma", 0.99))
-
-
-def _log_hparams(model: Any, job: TrainJob, final: dict[str, dict[str, float]]) -> None:
-    hparams: dict[str, bool | str | float | None] = {
-        "algo": job.agent.algo,
-        "scenario": job.env.scenario,
-        "seed": job.seed,
-        "num_envs": job.train.num_envs,
-    }
-    for key, value in asdict(job.agent).items():
-        if isinstance(value, bool | int | float | str):
-            hparams[f"agent/{key}"] = value
-    metrics = {f"eval/learned/{k}": v for k, v in final.get("learned", {}).items()}
-    model.logger.record(
-        "hparams", HParam(hparams, metrics), exclude=("stdout", "log", "json", "csv")
-    )
-    model.logger.dump(model.num_timesteps)

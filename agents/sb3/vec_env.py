@@ -24,7 +24,8 @@ class NativeVecEnv(VecEnv):
     """SB3 view of a :class:`~mmgym.envs.shell.KernelVectorEnv`.
 
     ``last_info`` holds the native env's info dict (arrays over envs) of the last step, for
-    callbacks that log domain metrics without per-env dictionaries.
+    callbacks that log domain metrics without per-env dictionaries; ``last_reset_info`` that of
+    the last reset (full, or of the envs that finished in the last step).
     """
 
     def __init__(self, env: KernelVectorEnv) -> None:
@@ -32,12 +33,14 @@ class NativeVecEnv(VecEnv):
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: NDArray[Any] | None = None
         self.last_info: dict[str, Any] = {}
+        self.last_reset_info: dict[str, Any] = {}
 
     def reset(self) -> NDArray[np.float32]:
         """Reset every env (with the seed set by ``seed()``, if any)."""
         seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
         obs, info = self.env.reset(seed=seed)
         self.last_info = info
+        self.last_reset_info = info
         self._reset_seeds()
         self._reset_options()
         return np.array(obs, copy=True)
@@ -62,7 +65,7 @@ class NativeVecEnv(VecEnv):
             for i in np.flatnonzero(dones):
                 infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-            reset_obs, _ = self.env.reset(options={"reset_mask": dones})
+            reset_obs, self.last_reset_info = self.env.reset(options={"reset_mask": dones})
             obs[dones] = reset_obs[dones]
         return obs, rewards.astype(np.float32), dones.copy(), infos
 
