@@ -100,9 +100,13 @@ def final_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for s in summaries:
         for policy, values in s["final_eval"].items():
-            name = s["algo"] if policy == "learned" else policy
-            rows.append({"scenario": s["scenario"], "policy": name, "seed": s["seed"], **values})
-    table = pd.DataFrame(rows)
+            learned = policy == "learned"
+            name = s["algo"] if learned else policy
+            # A baseline is deterministic on the shared held-out markets: every run that
+            # evaluated it reports the same numbers, one measurement rather than one per seed.
+            seed = s["seed"] if learned else -1
+            rows.append({"scenario": s["scenario"], "policy": name, "seed": seed, **values})
+    table = pd.DataFrame(rows).drop_duplicates()
     out = []
     metric_cols = [c for c in table.columns if c not in ("scenario", "policy", "seed")]
     for (scenario, policy), block in table.groupby(["scenario", "policy"], sort=False):

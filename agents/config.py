@@ -7,12 +7,14 @@ type fails at composition, before any compute, with the key's name.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from agents.baselines.registry import BASELINES, load_all, settings_of
 from agents.evaluation import EvaluationConfig
 
 
@@ -67,6 +69,52 @@ class SACConfig:
     action (residual policy learning); None: the network's output is the action."""
     residual_scale: float = 0.5
     """Largest correction per action component (actions lie in [-1, 1])."""
+
+
+@dataclass
+class BaselineAgentConfig:
+    """A registered baseline as the agent (``agent=adaptive``, ...): ``algo`` is its name and
+    every other field one of its settings, with the baseline's own default. A training run of a
+    baseline evaluates it on the held-out markets and logs it as a learner's run is logged."""
+
+    algo: str = MISSING
+
+    def label(self) -> str:
+        """The baseline's name, with the settings that differ from its defaults:
+        ``adaptive`` or ``adaptive[base_half_spread_ticks=3.0]``."""
+        defaults = type(self)().settings()
+        changed = [f"{k}={v}" for k, v in self.settings().items() if v != defaults[k]]
+        return f"{self.algo}[{','.join(changed)}]" if changed else self.algo
+
+    def settings(self) -> dict[str, Any]:
+        """The baseline's keyword settings (lists back to the tuples its signature takes)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name != "algo":
+                value = getattr(self, f.name)
+                out[f.name] = tuple(value) if isinstance(value, list) else value
+        return out
+
+
+def baseline_schema(name: str) -> type[BaselineAgentConfig]:
+    """The structured-config schema of baseline ``name``, built from its constructor."""
+    constructor: Any = BASELINES[name].__init__  # type: ignore[misc]
+    hints = typing.get_type_hints(constructor)
+    fields: list[tuple[str, Any, Any]] = [("algo", str, field(default=name))]
+    for setting, default in settings_of(name).items():
+        kind = hints.get(setting, Any)
+        if typing.get_origin(kind) is tuple:  # OmegaConf has lists, not tuples
+            item = next((a for a in typing.get_args(kind) if a is not Ellipsis), Any)
+            kind = list[item]  # type: ignore[valid-type]
+            fields.append((setting, kind, field(default_factory=_list_of(default))))
+        else:
+            fields.append((setting, kind, field(default=default)))
+    schema_name = "".join(part.title() for part in name.split("_")) + "Config"
+    return dataclasses.make_dataclass(schema_name, fields, bases=(BaselineAgentConfig,))
+
+
+def _list_of(values: Any) -> Any:
+    return lambda: list(values)
 
 
 @dataclass
@@ -127,7 +175,8 @@ class TrainJob:
 
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: Any = MISSING
-    """One of the agent group's schemas (PPOConfig, SACConfig); chosen by ``agent=...``."""
+    """One of the agent group's schemas (PPOConfig, SACConfig, RLlibPPOConfig or a baseline's
+    :class:`BaselineAgentConfig`); chosen by ``agent=...``."""
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
@@ -293,6 +342,9 @@ def register_configs() -> None:
     store.store(name="tune_schema", node=TuneJob)
     store.store(group="agent", name="rllib_ppo_schema", node=RLlibPPOConfig)
     store.store(group="sweep", name="sweep_schema", node=SweepConfig)
+    load_all()
+    for name in BASELINES:
+        store.store(group="agent", name=f"{name}_schema", node=baseline_schema(name))
 
 
 register_configs()

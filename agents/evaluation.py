@@ -311,10 +311,10 @@ def validate_config(
     config: EvaluationConfig, factories: dict[str, PolicyFactory] | None = None
 ) -> None:
     """Fail before any compute, naming what is wrong."""
-    from agents.baselines.registry import BASELINES, _load_all
+    from agents.baselines.registry import BASELINES, load_all
     from mmgym.scenarios import SCENARIOS
 
-    _load_all()
+    load_all()
     for name in config.policies:
         if name not in BASELINES and not (factories and name in factories):
             raise ValueError(f"unknown policy {name!r}; registered baselines: {sorted(BASELINES)}")

@@ -47,11 +47,16 @@ def hparams_of(job: TrainJob) -> dict[str, bool | str | float | None]:
 
 
 def record_hparams(
-    logger: Logger, job: TrainJob, final: dict[str, dict[str, float]], steps: int
+    logger: Logger,
+    job: TrainJob,
+    final: dict[str, dict[str, float]],
+    steps: int,
+    policy: str = "learned",
 ) -> None:
-    """Write the hparams entry: the job's settings against its final ``learned`` evaluation."""
+    """Write the hparams entry: the job's settings against the final evaluation of its own
+    policy (``learned``, or a baseline agent's name)."""
     if not job.logger.hparams:
         return
-    metrics: dict[str, Any] = {f"eval/learned/{k}": v for k, v in final.get("learned", {}).items()}
+    metrics: dict[str, Any] = {f"eval/{policy}/{k}": v for k, v in final.get(policy, {}).items()}
     logger.record("hparams", HParam(hparams_of(job), metrics), exclude=NOT_IN_TENSORBOARD)
     logger.dump(steps)

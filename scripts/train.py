@@ -1,10 +1,13 @@
-"""Train an RL market maker on PerpMM-v0 with stable-baselines3 (one machine).
+"""Train an RL market maker on PerpMM-v0: stable-baselines3 on one machine, RLlib on Ray.
 
     python scripts/train.py env=volatile agent=ppo train.total_steps=2e6 seed=3
     python scripts/train.py -m seed=0,1,2 env=calm,volatile        # multirun, locally
+    python scripts/train.py agent=rllib_ppo                         # RLlib (docs/ray.md)
+    python scripts/train.py agent=adaptive env=volatile             # a baseline, as a run
 
-Each run directory (``runs/train/<time>-<scenario>-<algo>-s<seed>/``) holds the resolved config,
-TensorBoard logs, checkpoints, ``model.zip``, ``vecnormalize.pkl`` and ``summary.json``.
+Each run directory (``runs/train/<time>-<overrides>/``) holds the resolved config, TensorBoard
+logs, checkpoints, ``model.zip``, ``vecnormalize.pkl`` and ``summary.json``; a baseline's run
+holds its evaluation in the same layout (:mod:`agents.baseline_run`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from agents.config import RLlibPPOConfig, TrainJob, to_job
+from agents.baseline_run import run_baseline
+from agents.config import BaselineAgentConfig, RLlibPPOConfig, TrainJob, to_job
 from agents.sb3.train import TrainingDivergedError, train
 
 
@@ -25,6 +29,13 @@ def main(cfg: DictConfig) -> None:
     """Run one training job and print where its results are."""
     job = to_job(cfg, TrainJob)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if isinstance(job.agent, BaselineAgentConfig):
+        summary = run_baseline(job, run_dir)
+        print(f"evaluated {job.agent.algo} in {summary['seconds']:.0f} s: "
+              f"{summary['final_eval'][job.agent.label()]}")  # fmt: skip
+        print(f"run directory: {run_dir}")
+        print(f"tensorboard --logdir {run_dir / 'tensorboard'}")
+        return
     try:
         if isinstance(job.agent, RLlibPPOConfig):  # RLlib on Ray: agents/rllib, docs/ray.md
             from agents.rllib.train import train as train_rllib

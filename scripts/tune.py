@@ -6,7 +6,7 @@
 
 The base training job composes exactly as ``scripts/train.py``'s (groups ``env``, ``agent``,
 ``train``; the agent defaults to ``rllib_ppo``); the sweep's ``fixed`` settings and ``grid``
-apply on top of it. The run directory (``runs/tune/<time>-<sweep>/``) holds the resolved config,
+apply on top of it. The run directory (``runs/tune/<time>-<overrides>/``) holds the resolved config,
 one directory per trial under ``<sweep>/`` (config.yaml, tensorboard/, policy/, checkpoint/,
 summary.json, as a train.py run) and the results table (``results.csv``, ``results.md``).
 See docs/ray.md.

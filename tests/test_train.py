@@ -14,10 +14,13 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.config import PPOConfig, SACConfig, TrainJob, to_job
-from agents.sb3.train import TrainingDivergedError, train
-from mmgym.scenarios import SCENARIOS
+from agents.baseline_run import run_baseline
+from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
+from agents.config import BaselineAgentConfig, PPOConfig, SACConfig, TrainJob, to_job
+from agents.sb3.train import TrainingDivergedError, evaluate_policies, train
+from mmgym.scenarios import SCENARIOS, make_params
 
+load_all()
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
 
@@ -179,7 +182,7 @@ def test_csv_logger_writes_the_market_scalars_to_progress_csv(tmp_path: Path) ->
 
     job = _compose(
         "train=smoke", "logger=csv", "train.eval_every_steps=0", "train.checkpoint_every_steps=0",
-        "train.num_envs=8", "train.total_steps=2048", "agent.n_steps=64",
+        "train.num_envs=8", "train.total_steps=2048", "agent.n_steps=64", "agent.batch_size=256",
     )  # fmt: skip
     train(job, tmp_path / "csv")
     progress = pd.read_csv(tmp_path / "csv" / "progress.csv")
@@ -201,3 +204,52 @@ def test_csv_logger_writes_the_market_scalars_to_progress_csv(tmp_path: Path) ->
 def test_bad_logger_settings_are_named(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         _compose(override)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_every_baseline_is_an_agent_config_with_its_own_defaults(name: str) -> None:
+    agent = _compose(f"agent={name}").agent
+    assert isinstance(agent, BaselineAgentConfig) and agent.algo == name
+    assert agent.settings() == settings_of(name)
+    assert agent.label() == name
+    make_baseline(name, make_params("calm"), **agent.settings())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["agent=glft", "agent.gama=1"], "gama"),
+        (["agent=adaptive", "agent.vol_cap=high"], "vol_cap"),
+        (["agent=linear_skew", "agent.learning_rate=1e-3"], "learning_rate"),
+    ],
+)
+def test_bad_baseline_settings_fail_at_composition(overrides: list[str], key: str) -> None:
+    with (
+        initialize_config_dir(config_dir=CONF, version_base=None),
+        pytest.raises(ConfigCompositionException) as err,
+    ):
+        compose(config_name="train", overrides=overrides)
+    assert key in str(err.value) + str(err.value.__cause__)
+
+
+def test_a_baseline_run_is_its_evaluation_in_a_learners_layout(tmp_path: Path) -> None:
+    job = _compose("agent=adaptive", "train=smoke", "agent.base_half_spread_ticks=3")
+    label = "adaptive[base_half_spread_ticks=3.0]"
+    assert job.agent.label() == label
+    summary = run_baseline(job, tmp_path / "run")
+    assert set(summary["final_eval"]) == {label, "linear_skew"}
+    # The settings reach the baseline: the same evaluation of a directly built one, exactly.
+    params = make_params("calm", episode_seconds=job.train.episode_seconds)
+    direct = make_baseline("adaptive", params, base_half_spread_ticks=3.0)
+    default = make_baseline("adaptive", params)
+    t = job.train
+    ours = evaluate_policies({"a": direct, "b": default}, job, t.eval_num_envs, t.eval_seed)
+    assert summary["final_eval"][label] == ours["a"]
+    assert ours["a"] != ours["b"]
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
+    events = EventAccumulator(str(run / "tensorboard" / "baseline"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars(f"eval/{label}/pnl")]
+    assert steps == [0, int(t.total_steps)]
+    assert events.Scalars(f"eval/{label}/pnl")[-1].value == pytest.approx(ours["a"]["pnl"])

@@ -57,13 +57,13 @@ def make_baseline(name: str, params: MarketParams, **settings: Any) -> Policy:
 
 
 def _lookup(name: str) -> type:
-    _load_all()
+    load_all()
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; valid baselines are: {sorted(BASELINES)}")
     return BASELINES[name]
 
 
-def _load_all() -> None:
+def load_all() -> None:
     """Import every baseline module so their ``@register`` decorators run."""
     import importlib
     import pkgutil

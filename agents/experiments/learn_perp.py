@@ -40,7 +40,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from agents.baselines.registry import BASELINES, _load_all
+from agents.baselines.registry import BASELINES, load_all
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summarise
 from agents.learned import SB3Policy
@@ -81,7 +81,7 @@ class PerpConfig:
 
     def baseline_names(self) -> list[str]:
         """The baselines evaluated."""
-        _load_all()
+        load_all()
         return list(self.baselines) if self.baselines else sorted(BASELINES)
 
 
