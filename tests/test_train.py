@@ -36,6 +36,22 @@ def test_every_env_config_composes(scenario: str) -> None:
     assert job.env.scenario == scenario
 
 
+@pytest.mark.parametrize(
+    "option",
+    sorted(
+        f"{group}={path.stem}"
+        for group in ("env", "agent", "train", "logger")
+        for path in (ROOT / "conf" / group).glob("*.yaml")
+    ),
+)
+def test_every_option_of_every_training_group_composes_into_a_job(option: str) -> None:
+    group, name = option.split("=")
+    job = _compose(option)
+    assert getattr(job, group) is not None
+    if group == "agent":
+        assert job.agent.algo == name
+
+
 def test_agent_and_train_groups_compose_into_their_schemas() -> None:
     assert isinstance(_compose("agent=ppo").agent, PPOConfig)
     assert isinstance(_compose("agent=sac").agent, SACConfig)
