@@ -26,7 +26,7 @@ from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob, to_job
 from agents.evaluation import run_batch
 from agents.policy import Policy
 from agents.rllib.policy import RLlibPolicy
-from agents.rllib.tune import grid_points, register_primary_config, trial_job
+from agents.rllib.tune import base_job, grid_points, register_primary_config, trial_job
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.scenarios import make_params
 
@@ -102,6 +102,9 @@ def test_agent_and_sweep_groups_compose_into_their_schemas() -> None:
     tune_job = _compose_tune("sweep=ppo_lr", "train=smoke")
     assert isinstance(tune_job.sweep, SweepConfig) and isinstance(tune_job.agent, RLlibPPOConfig)
     assert len(grid_points(tune_job.sweep)) == 12
+    logged = _compose_tune("sweep=smoke", "logger=csv", "logger.markout_seconds=5")
+    assert base_job(logged).logger == logged.logger  # trials log as the sweep says
+    assert base_job(logged).logger.formats == ["csv"]
     with (
         initialize_config_dir(config_dir=CONF, version_base=None),
         pytest.raises(ConfigCompositionException) as err,

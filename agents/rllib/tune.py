@@ -56,7 +56,7 @@ def register_primary_config() -> None:
 
 def base_job(job: TuneJob) -> TrainJob:
     """The training job every trial starts from."""
-    return TrainJob(env=job.env, agent=job.agent, train=job.train, seed=job.seed)
+    return TrainJob(env=job.env, agent=job.agent, train=job.train, logger=job.logger, seed=job.seed)
 
 
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
