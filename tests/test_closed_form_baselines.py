@@ -181,6 +181,16 @@ def test_cj_table_is_cached_and_read_only() -> None:
         cartea_jaimungal_table(-0.2, 0.5, 140.0, 1.5, 1.0, 10, 200)
 
 
+def test_numpy_scalars_are_numbers_and_booleans_are_not() -> None:
+    # Settings taken from numpy arrays (a float32 grid, an int64 count) are valid numbers.
+    depths = glft_depths(np.array([0.0]), np.float32(0.1), np.float32(2.0), 140.0, np.int64(2))
+    np.testing.assert_allclose(depths, glft_depths(np.array([0.0]), 0.1, 2.0, 140.0, 2.0), 1e-6)
+    assert avellaneda_stoikov_depths(1.0, 0.5, np.float32(0.1), 2.0, 1.5)[0] > 0
+    assert cj_log_omega(np.float32(0.2), 0.0, 140.0, 1.5, 3, np.zeros(1)).shape == (1, 7)
+    with pytest.raises(ValueError, match="gamma"):
+        glft_depths(np.array([0.0]), True, 2.0, 140.0, 1.5)
+
+
 # --- AS-env policies ----------------------------------------------------------------------------
 
 
@@ -259,6 +269,43 @@ def test_perp_action_decodes_to_intended_depths(
             if not at_short_limit:
                 assert ask_d[i] / tick - 1e-4 <= ask_px - mid_ticks < ask_d[i] / tick + 1
             assert block[4] == -1.0  # no hedge
+
+
+ONE_SIDED = [
+    # A thin book (small k): at the limit the AS depth of the side not quoted (26-39 ticks)
+    # takes the half-spread beyond its 20-tick range; the quoted side's (15-26 ticks) is within
+    # the action's reach (half-spread plus skew).
+    (PerpAvellanedaStoikov, {"gamma": 0.05, "sigma": 0.009, "k": 4.0, "lot": 1.0}),
+    # A heavy running penalty: at the limit CJ quotes one side 1.4 ticks inside the mid, and
+    # its table has no depth (NaN) for the other.
+    (PerpCarteaJaimungal, {"phi": 1e-3, "alpha": 0.0, **EXPLICIT}),
+]
+
+
+@pytest.mark.parametrize(("cls", "settings"), ONE_SIDED)
+@pytest.mark.parametrize("elapsed", [0.0, 0.3, 0.99])
+def test_the_one_quote_at_the_inventory_limit_sits_at_its_depth(
+    cls: type, settings: dict, elapsed: float
+) -> None:
+    # At the limit only one side is quoted; the depth encoded for the other must not move it
+    # through the clipping of the action's half-spread and skew.
+    params = MarketParams(max_inventory=8.0, max_quote_size=2.0)
+    policy = cls(params, **settings)
+    inventory = [8.0, -8.0]  # the long and the short limit (Q = 8 lots)
+    action = policy.act(_obs(params, inventory, elapsed))
+    q_lots = np.asarray(inventory) / policy.lot
+    bid_d, ask_d = policy.quoted_depths(q_lots, np.full(2, elapsed * params.episode_seconds))
+    P = pack_params(params)[0]
+    tick = params.tick_size
+    mid_ticks = 10_000.0
+    long_limit = decode_quotes(action[0].astype(np.float64), mid_ticks, P)
+    short_limit = decode_quotes(action[1].astype(np.float64), mid_ticks, P)
+    bid_px, bid_size, ask_px, ask_size = long_limit
+    assert bid_size == 0.0 and ask_size == pytest.approx(policy.lot)
+    assert ask_d[0] / tick - 1e-4 <= ask_px - mid_ticks < ask_d[0] / tick + 1
+    bid_px, bid_size, ask_px, ask_size = short_limit
+    assert ask_size == 0.0 and bid_size == pytest.approx(policy.lot)
+    assert bid_d[1] / tick - 1e-4 <= mid_ticks - bid_px < bid_d[1] / tick + 1
 
 
 def test_perp_depths_include_the_fee_and_skew_against_inventory() -> None:

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +58,10 @@ from mmgym.core.orders import encode_action
 from mmgym.core.params import MarketParams
 from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
 
+F64 = NDArray[np.float64]
+Depths = tuple[F64, F64]
+"""Depths ``(delta_bid, delta_ask)`` from the mid."""
+
 _INVENTORY = OBS_NAMES.index("inventory")
 _TIME = OBS_NAMES.index("time")
 _EPS = float(np.finfo(np.float64).eps)
@@ -64,15 +70,20 @@ _RELATIVE_ACCURACY = 1e-8
 
 
 def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    _check_numbers(values, lambda v: v > 0, "> 0")
 
 
 def _check_non_negative(**values: float) -> None:
+    _check_numbers(values, lambda v: v >= 0, ">= 0")
+
+
+def _check_numbers(values: dict[str, float], holds: Callable[[float], bool], bound: str) -> None:
+    """Raise unless every value is a finite real number (numpy scalars included, booleans not)
+    for which ``holds`` is true; the message names the first that is not."""
     for name, value in values.items():
-        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+        if not (real and math.isfinite(value) and holds(value)):
+            raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 # --- Avellaneda-Stoikov and GLFT ---------------------------------------------------------------
@@ -80,7 +91,7 @@ def _check_non_negative(**values: float) -> None:
 
 def avellaneda_stoikov_depths(
     q: ArrayLike, tau: ArrayLike, gamma: float, sigma: float, k: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+) -> Depths:
     """AS (2008) depths from the mid: ``delta_bid = half + q gamma sigma^2 tau``,
     ``delta_ask = half - q gamma sigma^2 tau`` with ``half = gamma sigma^2 tau / 2 +
     (1/gamma) ln(1 + gamma/k)`` and ``tau = T - t``.
@@ -101,9 +112,7 @@ def glft_constant(gamma: float, sigma: float, A: float, k: float) -> float:
     return math.sqrt(sigma**2 * gamma / (2.0 * k * A) * math.exp(log_power))
 
 
-def glft_depths(
-    q: ArrayLike, gamma: float, sigma: float, A: float, k: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def glft_depths(q: ArrayLike, gamma: float, sigma: float, A: float, k: float) -> Depths:
     """GLFT (2013) asymptotic depths from the mid:
     ``delta_bid = (1/gamma) ln(1 + gamma/k) + (2q + 1)/2 c`` and
     ``delta_ask = (1/gamma) ln(1 + gamma/k) - (2q - 1)/2 c``.
@@ -117,7 +126,7 @@ def glft_depths(
 # --- Cartea-Jaimungal(-Penalva) ----------------------------------------------------------------
 
 
-def cj_matrix(phi: float, A: float, k: float, Q: int) -> NDArray[np.float64]:
+def cj_matrix(phi: float, A: float, k: float, Q: int) -> F64:
     """The tridiagonal ``M`` over ``q = -Q..Q``: diagonal ``-phi k q^2``, off-diagonals ``A/e``.
 
     Row ``q`` couples to ``q + 1`` through the bid (a bid fill raises the inventory) and to
@@ -132,7 +141,7 @@ def cj_matrix(phi: float, A: float, k: float, Q: int) -> NDArray[np.float64]:
     return M
 
 
-def _positive_propagator(M: NDArray[np.float64], dt: float) -> tuple[NDArray[np.float64], float]:
+def _positive_propagator(M: F64, dt: float) -> tuple[F64, float]:
     """``exp(M dt) = exp(log_scale) P`` with ``max P = 1``, from non-negative terms only.
 
     ``M + c I >= 0`` entrywise (``M`` is a generator plus a non-positive diagonal), so the Taylor
@@ -163,9 +172,7 @@ def _positive_propagator(M: NDArray[np.float64], dt: float) -> tuple[NDArray[np.
     return P / top, log_scale + math.log(top)
 
 
-def cj_log_omega(
-    phi: float, alpha: float, A: float, k: float, Q: int, tau: ArrayLike
-) -> NDArray[np.float64]:
+def cj_log_omega(phi: float, alpha: float, A: float, k: float, Q: int, tau: ArrayLike) -> F64:
     """``ln omega`` at times to maturity ``tau`` (shape ``tau.shape + (2Q + 1,)``).
 
     ``omega(tau) = V diag(exp(mu tau)) V^T z`` from the eigendecomposition ``M = V diag(mu) V^T``,
@@ -199,11 +206,11 @@ def cj_log_omega(
 
 
 def _log_omega_by_recursion(
-    M: NDArray[np.float64],
-    log_z: NDArray[np.float64],
-    tau: NDArray[np.float64],
+    M: F64,
+    log_z: F64,
+    tau: F64,
     wanted: NDArray[np.intp],
-) -> NDArray[np.float64]:
+) -> F64:
     """``ln omega`` at ``tau[wanted]`` stepping ``omega <- exp(M dt) omega`` from ``tau = 0``.
 
     Needs ``tau`` to be ``0, dt, 2 dt, ...`` up to the largest wanted index (in any order).
@@ -249,36 +256,36 @@ class CJTable:
     k: float
     T: float
     Q: int
-    times: NDArray[np.float64]
-    log_omega: NDArray[np.float64]
+    times: F64
+    log_omega: F64
 
     @property
-    def inventories(self) -> NDArray[np.float64]:
+    def inventories(self) -> F64:
         """``-Q..Q``."""
         return np.arange(-self.Q, self.Q + 1, dtype=np.float64)
 
     @property
-    def value(self) -> NDArray[np.float64]:
+    def value(self) -> F64:
         """``h(t, q) = (1/k) ln omega(t, q)``: expected criterion beyond ``x + q s``."""
         return self.log_omega / self.k
 
     @functools.cached_property
-    def bid_depth(self) -> NDArray[np.float64]:
+    def bid_depth(self) -> F64:
         """``1/k + (1/k) ln(omega_q / omega_{q+1})``; NaN at ``q = Q``."""
         out = np.full_like(self.log_omega, np.nan)
         out[:, :-1] = (1.0 + self.log_omega[:, :-1] - self.log_omega[:, 1:]) / self.k
         return out
 
     @functools.cached_property
-    def ask_depth(self) -> NDArray[np.float64]:
+    def ask_depth(self) -> F64:
         """``1/k + (1/k) ln(omega_q / omega_{q-1})``; NaN at ``q = -Q``."""
         out = np.full_like(self.log_omega, np.nan)
         out[:, 1:] = (1.0 + self.log_omega[:, 1:] - self.log_omega[:, :-1]) / self.k
         return out
 
-    def _locate(
-        self, t: ArrayLike, q: ArrayLike
-    ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]]:
+    def _interpolate(self, grid: F64, t: ArrayLike, q: ArrayLike) -> F64:
+        """``grid`` (times x inventories) at times ``t``, linearly interpolated in time, and
+        inventories ``q``, rounded to the nearest integer and held within ``[-Q, Q]``."""
         t = np.asarray(t, dtype=np.float64)
         q = np.asarray(q, dtype=np.float64)
         steps = self.times.size - 1
@@ -286,22 +293,18 @@ class CJTable:
         n = np.minimum(np.floor(x).astype(np.intp), steps - 1)
         w = x - n
         j = (np.clip(np.rint(q), -self.Q, self.Q) + self.Q).astype(np.intp)
-        return n, w, j
+        return (1.0 - w) * grid[n, j] + w * grid[n + 1, j]
 
-    def depths(self, t: ArrayLike, q: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def depths(self, t: ArrayLike, q: ArrayLike) -> Depths:
         """Depths at times ``t`` (linear interpolation on the grid) and inventories ``q``.
 
         ``q`` is rounded to the nearest integer and held within ``[-Q, Q]``; NaN means no quote.
         """
-        n, w, j = self._locate(t, q)
-        bid = (1.0 - w) * self.bid_depth[n, j] + w * self.bid_depth[n + 1, j]
-        ask = (1.0 - w) * self.ask_depth[n, j] + w * self.ask_depth[n + 1, j]
-        return bid, ask
+        return self._interpolate(self.bid_depth, t, q), self._interpolate(self.ask_depth, t, q)
 
-    def value_at(self, t: ArrayLike, q: ArrayLike) -> NDArray[np.float64]:
+    def value_at(self, t: ArrayLike, q: ArrayLike) -> F64:
         """``h(t, q)``, linearly interpolated in time."""
-        n, w, j = self._locate(t, q)
-        return (1.0 - w) * self.value[n, j] + w * self.value[n + 1, j]
+        return self._interpolate(self.value, t, q)
 
 
 @functools.lru_cache(maxsize=64)
@@ -328,9 +331,7 @@ def cartea_jaimungal_table(
 # --- policies for mmgym/AvellanedaStoikov-v0 ---------------------------------------------------
 
 
-def _depth_actions(
-    bid: NDArray[np.float64], ask: NDArray[np.float64], no_quote_depth: float
-) -> NDArray[np.float32]:
+def _depth_actions(bid: F64, ask: F64, no_quote_depth: float) -> NDArray[np.float32]:
     out = np.empty((bid.shape[0], 2), dtype=np.float32)
     out[:, 0] = np.where(np.isnan(bid), no_quote_depth, bid)
     out[:, 1] = np.where(np.isnan(ask), no_quote_depth, ask)
@@ -399,6 +400,24 @@ class CarteaJaimungalPolicy:
 # --- registered baselines for mmgym/PerpMM-v0 --------------------------------------------------
 
 
+def _unquoted_depth(model: F64, quoted: F64, P: MarketParams) -> F64:
+    """The depth (price units) to encode for a side that places no order, given the depth
+    ``quoted`` of the side that does.
+
+    The action holds the half-spread ``(delta_bid + delta_ask) / 2`` and the skew
+    ``(delta_ask - delta_bid) / 2``, each clipped to its range, so the free side's depth can move
+    the quoted side. It is the model's own depth (the quoted side's where the model has none),
+    moved just enough to keep both in range; the quoted side then sits at its depth. Where no
+    value can (a quoted depth above ``max_half_spread_ticks + max_skew_ticks`` ticks or below
+    ``0.5 - max_skew_ticks``), it is the bound that brings the quoted side closest.
+    """
+    tick = P.tick_size
+    reach = 2.0 * P.max_skew_ticks * tick
+    lo = np.maximum(tick - quoted, quoted - reach)
+    hi = np.minimum(2.0 * P.max_half_spread_ticks * tick - quoted, quoted + reach)
+    return np.minimum(np.maximum(np.where(np.isnan(model), quoted, model), lo), hi)
+
+
 class ModelQuoting:
     """Base of the model baselines on PerpMM: the model's depths, one action block per perp.
 
@@ -410,8 +429,9 @@ class ModelQuoting:
     the decoder rounds them outward to the tick grid. Values beyond the action's range
     (half-spread in ``[0.5, max_half_spread_ticks]``, ``|skew| <= max_skew_ticks``) are clipped
     to it. Each side quotes one ``lot`` (base units), or nothing when the rounded inventory is
-    at the limit ``Q`` lots on that side (``Q = floor(max_inventory / lot)`` unless given).
-    Nothing is hedged.
+    at the limit ``Q`` lots on that side (``Q = floor(max_inventory / lot)`` unless given) or
+    the model has no depth for it; the depth encoded for a side that quotes nothing leaves the
+    other side where its depth puts it (:func:`_unquoted_depth`). Nothing is hedged.
 
     Fees (``fees=True``): the models have none, but a maker fee ``f = maker_fee x
     initial_price`` per unit (price units) enters them exactly. A fill at depth ``delta`` earns
@@ -458,16 +478,12 @@ class ModelQuoting:
             raise ValueError(f"the inventory limit must be at least one lot, got Q={self.Q}")
         self.T = float(params.episode_seconds)
 
-    def depths(
-        self, q: NDArray[np.float64], t: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def depths(self, q: F64, t: F64) -> Depths:
         """Model depths net of the fee (price units) at inventories ``q`` (lots) and times
         ``t`` (seconds), with intensity ``A_net``; NaN for no quote."""
         raise NotImplementedError
 
-    def quoted_depths(
-        self, q: NDArray[np.float64], t: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def quoted_depths(self, q: F64, t: F64) -> Depths:
         """Depths from the mid that the action asks for: the model's plus the fee."""
         bid, ask = self.depths(q, t)
         return bid + self.fee, ask + self.fee
@@ -485,9 +501,9 @@ class ModelQuoting:
             bid, ask = self.quoted_depths(q, t)
             bid_on = (q_round < self.Q) & ~np.isnan(bid)
             ask_on = (q_round > -self.Q) & ~np.isnan(ask)
-            bid = np.where(np.isnan(bid), ask, bid)  # any finite value: the side is not quoted
-            ask = np.where(np.isnan(ask), bid, ask)
-            bid = np.nan_to_num(bid, nan=0.0)
+            bid = np.where(bid_on, bid, _unquoted_depth(bid, ask, P))
+            ask = np.where(ask_on, ask, _unquoted_depth(ask, bid, P))
+            bid = np.nan_to_num(bid, nan=0.0)  # neither side has a depth: nothing is quoted
             ask = np.nan_to_num(ask, nan=0.0)
             blocks.append(
                 encode_action(
@@ -528,9 +544,7 @@ class PerpAvellanedaStoikov(ModelQuoting):
         super().__init__(params, sigma=sigma, A=1.0, k=k, lot=lot, max_lots=max_lots, fees=fees)
         self.gamma = float(gamma)
 
-    def depths(
-        self, q: NDArray[np.float64], t: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def depths(self, q: F64, t: F64) -> Depths:
         """AS depths with ``tau = T - t``."""
         tau = np.clip(self.T - t, 0.0, self.T)
         return avellaneda_stoikov_depths(q, tau, self.gamma, self.sigma, self.k)
@@ -559,9 +573,7 @@ class PerpGLFT(ModelQuoting):
         super().__init__(params, sigma=sigma, A=A, k=k, lot=lot, max_lots=max_lots, fees=fees)
         self.gamma = float(gamma)
 
-    def depths(
-        self, q: NDArray[np.float64], t: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def depths(self, q: F64, t: F64) -> Depths:
         """GLFT depths (``t`` unused)."""
         return glft_depths(q, self.gamma, self.sigma, self.A_net, self.k)
 
@@ -602,8 +614,6 @@ class PerpCarteaJaimungal(ModelQuoting):
             self.phi, self.alpha, self.A_net, self.k, self.T, self.Q, params.decisions_per_episode
         )
 
-    def depths(
-        self, q: NDArray[np.float64], t: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def depths(self, q: F64, t: F64) -> Depths:
         """Table depths at the nearest whole lot; NaN on a side at the limit."""
         return self.table.depths(t, q)
