@@ -15,6 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -103,11 +104,34 @@ def _sb3_table(steps: int, num_envs: int = 256) -> str:
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)
     rate = (model.num_timesteps - num_envs * cfg.n_steps) / (time.perf_counter() - t0)
+    scalars_us = _market_scalars_us(venv.venv)
+    share = 100 * scalars_us * 1e-6 * rate / num_envs
     print(f"  SB3 PPO            num_envs={num_envs:6d}  {rate:14,.0f} env-steps/s (with updates)")
+    print(f"  mm/* scalars       {scalars_us:.0f} us per vector step ({share:.1f} % of a step)")
     return (
-        "| trainer | num_envs | env-steps/s including updates |\n|---|---:|---:|\n"
-        f"| SB3 PPO (conf/agent/ppo.yaml), PerpMM calm | {num_envs} | {rate:,.0f} |"
+        "| trainer | num_envs | env-steps/s including updates | mm/* scalars per vector step |\n"
+        "|---|---:|---:|---:|\n"
+        f"| SB3 PPO (conf/agent/ppo.yaml), PerpMM calm | {num_envs} | {rate:,.0f} | "
+        f"{scalars_us:.0f} us ({share:.1f} %) |"
     )
+
+
+def _market_scalars_us(native: Any, calls: int = 2000) -> float:
+    """Median cost of one ``MarketScalars.update`` (the trainers' ``mm/*`` callback work) on the
+    last info of ``native`` (a NativeVecEnv), in microseconds."""
+    from agents.market_scalars import MarketScalars
+
+    info = native.last_info
+    scalars = MarketScalars(native.num_envs, 1, 10)
+    scalars.start(None, info["mid"])
+    done = np.zeros(native.num_envs, dtype=np.bool_)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            scalars.update(info, done=done)
+        times.append((time.perf_counter() - t0) / calls)
+    return 1e6 * float(np.median(times))
 
 
 def _table(results: list[Result]) -> str:
