@@ -269,6 +269,7 @@ def test_learn_perp_runs_the_residual_agent(tmp_path: Path) -> None:
     data = json.loads((out / "results_ppo_residual.json").read_text())
     assert not (out / "results.json").exists()
     assert data["config"]["agent"] == "ppo_residual"
+    assert data["agent_settings"]["residual_on"] == "adaptive"
     (scenario,) = data["scenarios"]
     assert {row["policy"] for row in scenario["league"]} == {
         "adaptive",
@@ -277,3 +278,20 @@ def test_learn_perp_runs_the_residual_agent(tmp_path: Path) -> None:
     }
     assert (tmp_path / "runs" / "calm-ppo_residual-s0" / "model.zip").is_file()
     assert "Agent: `ppo_residual`" in (out / "results_ppo_residual.md").read_text()
+
+
+def test_exploration_noise_probe_moves_only_the_chosen_components() -> None:
+    from agents.experiments.residual_noise import GaussianCorrection, factory
+
+    obs = np.zeros((64, 25), dtype=np.float32)
+    noise = GaussianCorrection(0.5, (1, 4)).act(obs)
+    assert np.all(noise[:, [0, 2, 3]] == 0.0) and np.all(noise[:, [1, 4]] != 0.0)
+    params = _params()
+    quiet = factory(0.0, (0, 1, 2, 3, 4), 0.5)(params)
+    env = PerpMMVectorEnv(num_envs=4, scenario=SCENARIO, **SHORT)
+    obs, _ = env.reset(seed=2)
+    base = make_baseline("adaptive", params)
+    for _ in range(10):
+        expected = base.act(obs)
+        np.testing.assert_array_equal(quiet.act(obs), expected)
+        obs, *_ = env.step(expected)

@@ -238,6 +238,8 @@ class Results:
     scenarios: list[ScenarioResult]
     seconds: float
     machine: dict[str, Any] = field(default_factory=dict)
+    agent_settings: dict[str, Any] = field(default_factory=dict)
+    """The trained agent's resolved settings (``conf/agent/<agent>.yaml`` with the overrides)."""
 
 
 LEAGUE_COLUMNS = (
@@ -334,7 +336,8 @@ def run(cfg: PerpConfig) -> Results:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-    return Results(asdict(cfg), scenarios, time.perf_counter() - start, machine)
+    agent = asdict(compose_job(cfg, cfg.scenarios[0], cfg.seeds[0]).agent)
+    return Results(asdict(cfg), scenarios, time.perf_counter() - start, machine, agent)
 
 
 def _ci(pair: tuple[float, float] | list[float]) -> str:
@@ -358,6 +361,9 @@ def markdown(r: Results) -> str:
         f"{sum(s.eval_seconds for s in r.scenarios):.0f} s; this invocation {r.seconds:.0f} s"
         + (" (finished runs reused)." if cfg.get("reuse") else "."),
     ]
+    if r.agent_settings:
+        settings = ", ".join(f"{k}={v}" for k, v in r.agent_settings.items())
+        lines += ["", f"Agent settings: {settings}."]
     for s in r.scenarios:
         lines += [
             "",
