@@ -41,6 +41,12 @@ def read_scalars(log_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).drop_duplicates(["tag", "step"], keep="last")
 
 
+def agent_label(summary: dict[str, Any]) -> str:
+    """A run's agent: its algorithm, with ``+<baseline>`` for a residual agent."""
+    base = summary.get("residual_on")
+    return str(summary["algo"]) if base is None else f"{summary['algo']}+{base}"
+
+
 def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Scalars of all runs (with scenario, algo, seed, run columns) and their summaries."""
     frames = []
@@ -52,8 +58,9 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         summary = json.loads(summary_file.read_text())
         summaries.append(summary)
         scalars = read_scalars(path / "tensorboard")
-        for key in ("scenario", "algo", "seed"):
+        for key in ("scenario", "seed"):
             scalars[key] = summary[key]
+        scalars["algo"] = agent_label(summary)
         scalars["run"] = path.name
         frames.append(scalars)
     return pd.concat(frames, ignore_index=True), summaries
@@ -101,7 +108,7 @@ def final_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     for s in summaries:
         for policy, values in s["final_eval"].items():
             learned = policy == "learned"
-            name = s["algo"] if learned else policy
+            name = agent_label(s) if learned else policy
             # A baseline is deterministic on the shared held-out markets: every run that
             # evaluated it reports the same numbers, one measurement rather than one per seed.
             seed = s["seed"] if learned else -1

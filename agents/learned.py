@@ -1,4 +1,5 @@
-"""A trained stable-baselines3 model behind the common :class:`~agents.policy.Policy` interface."""
+"""A trained stable-baselines3 model behind the common :class:`~agents.policy.Policy` interface,
+and :func:`load_run`, which rebuilds the policy a training run directory holds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from agents.policy import Policy
+from mmgym.core.params import MarketParams
 
 
 class SB3Policy:
@@ -63,3 +67,35 @@ class SB3Policy:
 
     def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
         """Feed-forward policies keep no state."""
+
+
+def load_run(run_dir: Path, params: MarketParams | None = None) -> Policy:
+    """The policy a training run directory holds (``config.yaml``, ``model.zip``,
+    ``vecnormalize.pkl``), acting exactly as in the run's evaluations.
+
+    A residual agent (``agent.residual_on`` in the config) comes back as a
+    :class:`~agents.residual.ResidualPolicy` on a fresh baseline built for ``params`` (the
+    market it will act in; default: the run's training market), any other as an
+    :class:`SB3Policy`.
+    """
+    from omegaconf import OmegaConf
+
+    from agents.residual import compose_policy
+    from mmgym.scenarios import make_params
+
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ValueError(f"{run_dir} is not a training run directory (no config.yaml)")
+    cfg: Any = OmegaConf.load(config_file)
+    agent = cfg.agent
+    learned = SB3Policy.load(
+        run_dir / "model.zip", run_dir / "vecnormalize.pkl", algo=str(agent.algo)
+    )
+    residual_on = agent.get("residual_on")
+    if residual_on is None:
+        return learned
+    if params is None:
+        env_overrides: Any = OmegaConf.to_container(cfg.env.overrides)
+        overrides = {"episode_seconds": float(cfg.train.episode_seconds), **env_overrides}
+        params = make_params(cfg.env.scenario, **overrides)
+    return compose_policy(learned, str(residual_on), float(agent.residual_scale), params)

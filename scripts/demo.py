@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from agents.compare import compare
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, evaluate, summarise, write_outputs
-from agents.learned import SB3Policy
+from agents.learned import load_run
 from agents.sb3.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,18 +37,18 @@ def main(overrides: list[str]) -> None:
     summary = train(job, out / "train")
 
     print("[2/3] evaluating it against the baselines on held-out markets")
-    learned = SB3Policy.load(
-        out / "train" / "model.zip", out / "train" / "vecnormalize.pkl", algo=job.agent.algo
-    )
+    name = job.agent.algo if job.agent.residual_on is None else f"{job.agent.algo}_residual"
     config = EvaluationConfig(
-        policies=[job.agent.algo, *BASELINES],
+        policies=[name, *BASELINES],
         scenarios=[job.env.scenario],
         seeds=[101, 102],
         num_envs=32,
         episode_seconds=job.train.episode_seconds,
         env_overrides=dict(job.env.overrides),
     )
-    episodes, bands = evaluate(config, factories={job.agent.algo: lambda params: learned})
+    episodes, bands = evaluate(
+        config, factories={name: lambda params: load_run(out / "train", params)}
+    )
     table = summarise(episodes, config.cvar_alpha)
     evaluation = write_outputs(episodes, bands, table, config, out / "evaluation")
 

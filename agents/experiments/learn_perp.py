@@ -1,8 +1,10 @@
 """Does PPO beat the best baseline on PerpMM? Trained policies against every registered baseline.
 
-For each scenario, PPO is trained with the project's SB3 trainer (:func:`agents.sb3.train.train`,
-the job composed by Hydra from ``conf/train.yaml`` exactly as ``scripts/train.py`` would), once
-per seed. Then every registered baseline and every trained policy is evaluated by
+For each scenario, an agent (``agent``: plain ``ppo``, or ``ppo_residual``, PPO learning a
+bounded correction to the ``adaptive`` baseline, see :mod:`agents.residual`) is trained with
+the project's SB3 trainer (:func:`agents.sb3.train.train`, the job composed by Hydra from
+``conf/train.yaml`` exactly as ``scripts/train.py`` would), once per seed. Then every
+registered baseline and every trained policy is evaluated by
 :func:`agents.evaluation.evaluate` on held-out seeds (``eval_seeds``, far from the training
 seeds), with episodes as long as the training ones. The best baseline of a scenario is the one
 with the highest mean episode PnL. Each trained policy is compared with it:
@@ -19,7 +21,10 @@ The goal, per trained policy: PnL above the best baseline's (CI of the paired di
 significantly worse (CI of the difference entirely below 0) is reported too.
 
     python -m agents.experiments.learn_perp [--out experiments/learn_perp] [--steps 1e6]
-        [--scenarios calm volatile liquidation_cascade] [--seeds 0 1 2]
+        [--agent ppo_residual] [--scenarios calm volatile liquidation_cascade] [--seeds 0 1 2]
+
+The tables go to ``<out>/results.md`` and ``results.json`` (``results_<agent>.*`` for an agent
+other than ``ppo``; ``--name`` sets the stem).
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ from omegaconf import OmegaConf
 from agents.baselines.registry import BASELINES, load_all
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summarise
-from agents.learned import SB3Policy
+from agents.learned import load_run
 from agents.metrics import cvar
+from agents.policy import Policy
 from agents.sb3.train import train
+from mmgym.core.params import MarketParams
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -56,6 +63,8 @@ Z95 = 1.959963984540054
 class PerpConfig:
     """The experiment's budget and evaluation."""
 
+    agent: str = "ppo"
+    """The agent config trained (``conf/agent/<agent>.yaml``), e.g. ``ppo`` or ``ppo_residual``."""
     scenarios: tuple[str, ...] = ("calm", "volatile", "liquidation_cascade")
     seeds: tuple[int, ...] = (0, 1, 2)
     total_steps: int = 1_000_000
@@ -89,7 +98,7 @@ def compose_job(cfg: PerpConfig, scenario: str, seed: int) -> TrainJob:
     """The training job, composed exactly as ``scripts/train.py`` composes it."""
     overrides = [
         f"env={scenario}",
-        "agent=ppo",
+        f"agent={cfg.agent}",
         f"train.total_steps={cfg.total_steps}",
         f"train.num_envs={cfg.num_envs}",
         f"train.episode_seconds={cfg.episode_seconds}",
@@ -105,9 +114,9 @@ def compose_job(cfg: PerpConfig, scenario: str, seed: int) -> TrainJob:
         return to_job(compose(config_name="train", overrides=overrides), TrainJob)
 
 
-def learned_name(seed: int) -> str:
+def learned_name(seed: int, agent: str = "ppo") -> str:
     """The trained policy's name in the tables."""
-    return f"ppo_s{seed}"
+    return f"{agent}_s{seed}"
 
 
 @dataclass
@@ -229,6 +238,8 @@ class Results:
     scenarios: list[ScenarioResult]
     seconds: float
     machine: dict[str, Any] = field(default_factory=dict)
+    agent_settings: dict[str, Any] = field(default_factory=dict)
+    """The trained agent's resolved settings (``conf/agent/<agent>.yaml`` with the overrides)."""
 
 
 LEAGUE_COLUMNS = (
@@ -252,7 +263,7 @@ def run_scenario(cfg: PerpConfig, scenario: str, runs: Path) -> ScenarioResult:
     training = []
     factories: dict[str, PolicyFactory] = {}
     for seed in cfg.seeds:
-        run_dir = runs / f"{scenario}-ppo-s{seed}"
+        run_dir = runs / f"{scenario}-{cfg.agent}-s{seed}"
         job = compose_job(cfg, scenario, seed)
         summary = _finished_run(job, run_dir) if cfg.reuse else None
         if summary is None:
@@ -266,7 +277,7 @@ def run_scenario(cfg: PerpConfig, scenario: str, runs: Path) -> ScenarioResult:
                 "run_dir": str(run_dir),
             }
         )
-        factories[learned_name(seed)] = _loader(run_dir)
+        factories[learned_name(seed, cfg.agent)] = _loader(run_dir)
     baselines = cfg.baseline_names()
     config = EvaluationConfig(
         policies=[*baselines, *factories],
@@ -305,8 +316,8 @@ def _mean_pnl(league: list[dict[str, Any]], policy: str) -> float:
 
 
 def _loader(run_dir: Path) -> PolicyFactory:
-    def load(params: Any) -> SB3Policy:
-        return SB3Policy.load(run_dir / "model.zip", run_dir / "vecnormalize.pkl")
+    def load(params: MarketParams) -> Policy:
+        return load_run(run_dir, params)
 
     return load
 
@@ -325,7 +336,8 @@ def run(cfg: PerpConfig) -> Results:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-    return Results(asdict(cfg), scenarios, time.perf_counter() - start, machine)
+    agent = asdict(compose_job(cfg, cfg.scenarios[0], cfg.seeds[0]).agent)
+    return Results(asdict(cfg), scenarios, time.perf_counter() - start, machine, agent)
 
 
 def _ci(pair: tuple[float, float] | list[float]) -> str:
@@ -336,7 +348,11 @@ def markdown(r: Results) -> str:
     """The results tables."""
     cfg = r.config
     train_seconds = sum(t["seconds"] for s in r.scenarios for t in s.training)
+    overrides = list(cfg.get("train_overrides") or [])
     lines = [
+        f"Agent: `{cfg.get('agent', 'ppo')}`"
+        + (f" with overrides `{' '.join(overrides)}`" if overrides else "")
+        + ". "
         f"Budget: {cfg['total_steps']:,} env steps per run, {cfg['num_envs']} envs, "
         f"{len(cfg['seeds'])} seeds per scenario, episodes of {cfg['episode_seconds']:g} s; "
         f"evaluation on seeds {list(cfg['eval_seeds'])} x {cfg['eval_num_envs']} envs "
@@ -345,6 +361,9 @@ def markdown(r: Results) -> str:
         f"{sum(s.eval_seconds for s in r.scenarios):.0f} s; this invocation {r.seconds:.0f} s"
         + (" (finished runs reused)." if cfg.get("reuse") else "."),
     ]
+    if r.agent_settings:
+        settings = ", ".join(f"{k}={v}" for k, v in r.agent_settings.items())
+        lines += ["", f"Agent settings: {settings}."]
     for s in r.scenarios:
         lines += [
             "",
@@ -411,17 +430,28 @@ def to_json(r: Results) -> dict[str, Any]:
     return out
 
 
-def write(r: Results, out: Path) -> None:
-    """``results.md`` and ``results.json`` under ``out``."""
+def results_name(agent: str) -> str:
+    """The default stem of the output files: ``results`` for ``ppo``, else ``results_<agent>``."""
+    return "results" if agent == "ppo" else f"results_{agent}"
+
+
+def write(r: Results, out: Path, name: str = "results") -> None:
+    """``<name>.md`` and ``<name>.json`` under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(markdown(r) + "\n")
-    (out / "results.json").write_text(json.dumps(to_json(r), indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(r) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(to_json(r), indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> Results:
     """Run, print the tables, write the outputs."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", default="experiments/learn_perp")
+    parser.add_argument(
+        "--agent", default=None, help="agent config to train (conf/agent/<agent>.yaml)"
+    )
+    parser.add_argument(
+        "--name", default=None, help="output file stem (default: results[_<agent>])"
+    )
     parser.add_argument("--steps", type=float, default=None, help="env steps per run")
     parser.add_argument("--envs", type=int, default=None, help="training envs")
     parser.add_argument("--scenarios", nargs="+", default=None)
@@ -440,6 +470,7 @@ def main(argv: list[str] | None = None) -> Results:
     )
     args = parser.parse_args(argv)
     values: dict[str, Any] = {
+        "agent": args.agent,
         "total_steps": None if args.steps is None else int(args.steps),
         "num_envs": args.envs,
         "scenarios": None if args.scenarios is None else tuple(args.scenarios),
@@ -456,7 +487,7 @@ def main(argv: list[str] | None = None) -> Results:
     cfg = PerpConfig(**{k: v for k, v in values.items() if v is not None})
     results = run(cfg)
     print(markdown(results))
-    write(results, Path(args.out))
+    write(results, Path(args.out), args.name or results_name(cfg.agent))
     return results
 
 

@@ -1,5 +1,9 @@
 """One stable-baselines3 training run: native vector env, VecNormalize, callbacks, run directory.
 
+A residual agent (``agent.residual_on`` names a baseline) steps the env through
+:class:`~agents.residual.ResidualVecEnv`, between the native env and VecNormalize; its
+periodic evaluation and saved run act as :class:`~agents.residual.ResidualPolicy`.
+
 The run directory holds the resolved config (``config.yaml``), TensorBoard event files
 (``tensorboard/``: SB3's losses, ``mm/*`` market scalars, ``eval/<policy>/<metric>``, an hparams
 entry), checkpoints, the final ``model.zip`` with its ``vecnormalize.pkl`` and ``summary.json``.
@@ -18,13 +22,14 @@ import numpy as np
 from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, SACConfig, TrainJob
 from agents.evaluation import run_batch
 from agents.learned import SB3Policy
 from agents.policy import Policy
+from agents.residual import ResidualVecEnv, compose_policy, start_at_base
 from agents.run_logger import make_run_logger, record_hparams
 from agents.sb3.callbacks import (
     DomainMetricsCallback,
@@ -47,7 +52,9 @@ class TrainingDivergedError(RuntimeError):
 
 
 def make_model(job: TrainJob, venv: Any) -> Any:
-    """The SB3 model named by ``job.agent`` (its logger is set by :func:`train`)."""
+    """The SB3 model named by ``job.agent`` (its logger is set by :func:`train`). A residual
+    agent's network starts with a zero correction (:func:`agents.residual.start_at_base`):
+    training starts at the baseline."""
     agent = job.agent
     common: dict[str, Any] = {"verbose": 0, "seed": job.seed, "device": "cpu"}
     if isinstance(agent, PPOConfig):
@@ -55,12 +62,18 @@ def make_model(job: TrainJob, venv: Any) -> Any:
         net_arch = settings.pop("net_arch")
         log_std = settings.pop("log_std_init")
         policy_kwargs = {"net_arch": net_arch, "log_std_init": log_std}
-        return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
-    if isinstance(agent, SACConfig):
+        model: Any = PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
+    elif isinstance(agent, SACConfig):
         settings = _model_settings(agent)
         policy_kwargs = {"net_arch": settings.pop("net_arch")}
-        return SAC("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
-    raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an SB3 algorithm (ppo, sac)")
+        model = SAC("MlpPolicy", venv, policy_kwargs=policy_kwargs, **settings, **common)
+    else:
+        raise ValueError(
+            f"agent {getattr(agent, 'algo', agent)!r} is not an SB3 algorithm (ppo, sac)"
+        )
+    if agent.residual_on is not None:
+        start_at_base(model)
+    return model
 
 
 def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
@@ -107,7 +120,12 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
     )
     native.seed(job.seed * t.num_envs)
-    venv = VecNormalize(native, norm_obs=True, norm_reward=t.normalize_reward, gamma=_gamma(job))
+    agent = job.agent
+    inner: VecEnv = native
+    if agent.residual_on is not None:
+        base = make_baseline(agent.residual_on, params)
+        inner = ResidualVecEnv(native, base, agent.residual_scale)
+    venv = VecNormalize(inner, norm_obs=True, norm_reward=t.normalize_reward, gamma=_gamma(job))
     model = make_model(job, venv)
     model.set_logger(make_run_logger(run_dir, "sb3", job.logger))
 
@@ -118,7 +136,8 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         stats = vecnormalize_of(model.get_env())
         assert stats is not None
         rms: Any = stats.obs_rms
-        learned = SB3Policy(model, rms.mean, rms.var, stats.clip_obs)
+        network = SB3Policy(model, rms.mean, rms.var, stats.clip_obs, stats.epsilon)
+        learned = compose_policy(network, agent.residual_on, agent.residual_scale, params)
         results = evaluate_policies({"learned": learned}, job, t.eval_num_envs, t.eval_seed)
         return {**results, **baseline_results}
 
@@ -161,6 +180,7 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     summary = {
         "scenario": job.env.scenario,
         "algo": job.agent.algo,
+        "residual_on": job.agent.residual_on,
         "seed": job.seed,
         "steps": int(model.num_timesteps),
         "seconds": elapsed,
