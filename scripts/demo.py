@@ -1,7 +1,12 @@
 """The main job (``make demo``): train PPO on the default scenario, evaluate it against the
 baselines on held-out markets, and write the comparison report.
 
-    python scripts/demo.py                          # about 2 minutes on 2 cores
+The agent is residual PPO on ``adaptive`` (``conf/agent/ppo_residual.yaml``): plain PPO at this
+budget learns to stop quoting (experiments/learn_perp), the residual agent starts at the best
+baseline and learns corrections to it.
+
+    python scripts/demo.py                          # about 1.5 minutes on 2 cores
+    python scripts/demo.py agent=ppo                # plain PPO
     python scripts/demo.py train.total_steps=1e6    # any train-config override
 
 Everything lands in ``runs/demo/<time>/``: ``train/`` (model, VecNormalize stats, TensorBoard,
@@ -31,7 +36,8 @@ def main(overrides: list[str]) -> None:
     started = time.perf_counter()
     out = ROOT / "runs" / "demo" / time.strftime("%Y%m%d-%H%M%S")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        job = to_job(compose(config_name="train", overrides=["train=demo", *overrides]), TrainJob)
+        defaults = ["train=demo", "agent=ppo_residual"]
+        job = to_job(compose(config_name="train", overrides=[*defaults, *overrides]), TrainJob)
     print(f"[1/3] training {job.agent.algo} on {job.env.scenario} for {int(job.train.total_steps)}"
           " env steps")  # fmt: skip
     summary = train(job, out / "train")

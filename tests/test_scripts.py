@@ -38,7 +38,7 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
         ):
             assert (out / path).is_file(), path
         policies = set(pd.read_parquet(out / "evaluation" / "episodes.parquet")["policy"])
-        assert {"ppo", "linear_skew", "adaptive", "cartea_jaimungal"} == policies
+        assert {"ppo_residual", "linear_skew", "adaptive", "cartea_jaimungal"} == policies
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
