@@ -93,6 +93,8 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
     assert list((run / "checkpoints").glob("*.zip"))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] >= 2048
+    # Every 1024 steps, and the final evaluation once (not again by the periodic callback).
+    assert [h["steps"] for h in summary["eval_history"]] == [1024, summary["steps"]]
     assert set(summary["final_eval"]) == {"learned", "linear_skew"}
     assert all(math.isfinite(v) for v in summary["final_eval"]["learned"].values())
     assert [p.name for p in (run / "tensorboard").iterdir()] == ["sb3"]

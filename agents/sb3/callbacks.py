@@ -76,19 +76,24 @@ class NonFiniteStop(BaseCallback):
 
 
 class PeriodicEvaluation(BaseCallback):
-    """Every ``every`` env steps, evaluate the current policy (and, once, the baselines) on
-    held-out markets and log ``eval/<policy>/<metric>``."""
+    """Every ``every`` env steps before ``total``, evaluate the current policy (and, once, the
+    baselines) on held-out markets and log ``eval/<policy>/<metric>``. The evaluation at the
+    end of training is the trainer's (:meth:`evaluate_now`), so it is not run twice."""
 
-    def __init__(self, every: int, run: Callable[[int], dict[str, dict[str, float]]]) -> None:
+    def __init__(
+        self, every: int, run: Callable[[int], dict[str, dict[str, float]]], total: int
+    ) -> None:
         super().__init__()
         self.every = every
         self.run = run
+        self.total = total
         self._next = every
         self.history: list[dict[str, Any]] = []
 
     def _on_step(self) -> bool:
-        if self.every > 0 and self.num_timesteps >= self._next:
-            self._next += self.every
+        if self.every > 0 and self._next <= self.num_timesteps < self.total:
+            while self._next <= self.num_timesteps:
+                self._next += self.every
             self.evaluate_now()
         return True
 

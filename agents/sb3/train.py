@@ -143,7 +143,7 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
 
     total_steps = int(t.total_steps)
     guard = NonFiniteStop()
-    evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval)
+    evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval, total_steps)
     callbacks: list[Any] = [guard, evaluation]
     if job.logger.market_scalars:
         callbacks.insert(
