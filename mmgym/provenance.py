@@ -22,10 +22,15 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """Short hash of the checked-out commit, or ``unknown`` outside a git checkout."""
+    """Short hash of the commit checked out where mmgym is installed from (whatever the working
+    directory), or ``unknown`` outside a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -74,3 +74,33 @@ def test_console_scripts_are_installed_and_pass_arguments_through() -> None:
     args = [str(exe)] if exe else [sys.executable, "-c", "from agents.cli import train; train()"]
     done = _run([*args, "--help"], timeout=300)
     assert "train" in done.stdout and "env" in done.stdout
+
+
+def test_bench_writes_its_table_between_the_markers(tmp_path: Path) -> None:
+    page = tmp_path / "bench.md"
+    page.write_text("# page\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nkept\n")
+    _run([
+        sys.executable, str(ROOT / "scripts" / "bench.py"), "--envs", "AvellanedaStoikov",
+        "PerpMM", "--sizes", "2", "--repeats", "1", "--seconds", "0.02", "--sb3-steps", "1024",
+        "--write", str(page),
+    ])  # fmt: skip
+    text = page.read_text()
+    assert "old table" not in text and text.startswith("# page\n") and text.endswith("kept\n")
+    for row in ("| AvellanedaStoikov | 2 |", "| PerpMM | 2 |", "| SB3 PPO", "us ("):
+        assert row in text, row
+    assert "Commit unknown" not in text  # provenance finds the checkout from any directory
+
+
+def test_as2008_script_prints_the_table_with_published_values() -> None:
+    done = _run([sys.executable, str(ROOT / "scripts" / "as2008.py"), "--gammas", "0.1"])
+    assert "| 0.1 | inventory |" in done.stdout and "(65.0)" in done.stdout
+
+
+def test_stylized_facts_script_writes_its_page_and_figures(tmp_path: Path) -> None:
+    out, img = tmp_path / "facts.md", tmp_path / "img"
+    _run([
+        sys.executable, str(ROOT / "scripts" / "stylized_facts.py"), "--envs", "2",
+        "--hours", "0.1", "--out", str(out), "--img", str(img),
+    ])  # fmt: skip
+    assert out.read_text().startswith("#")
+    assert list(img.glob("*.png"))
