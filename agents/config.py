@@ -27,7 +27,19 @@ class EnvConfig:
 
 
 @dataclass
-class PPOConfig:
+class ResidualSettings:
+    """Settings every stable-baselines3 agent shares: an optional baseline to learn on top of
+    (:mod:`agents.residual`). They are not arguments of the SB3 algorithm."""
+
+    residual_on: str | None = None
+    """A baseline's name: the network learns a bounded correction added to that baseline's
+    action (residual policy learning); None: the network's output is the action."""
+    residual_scale: float = 0.5
+    """Largest correction per action component (actions lie in [-1, 1])."""
+
+
+@dataclass
+class PPOConfig(ResidualSettings):
     """stable-baselines3 PPO (one machine). Field meanings as in SB3's PPO."""
 
     algo: str = "ppo"
@@ -43,15 +55,10 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     log_std_init: float = -0.5
-    residual_on: str | None = None
-    """A baseline's name: the network learns a bounded correction added to that baseline's
-    action (residual policy learning); None: the network's output is the action."""
-    residual_scale: float = 0.5
-    """Largest correction per action component (actions lie in [-1, 1])."""
 
 
 @dataclass
-class SACConfig:
+class SACConfig(ResidualSettings):
     """stable-baselines3 SAC (one machine). Field meanings as in SB3's SAC."""
 
     algo: str = "sac"
@@ -64,11 +71,6 @@ class SACConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
-    residual_on: str | None = None
-    """A baseline's name: the network learns a bounded correction added to that baseline's
-    action (residual policy learning); None: the network's output is the action."""
-    residual_scale: float = 0.5
-    """Largest correction per action component (actions lie in [-1, 1])."""
 
 
 @dataclass

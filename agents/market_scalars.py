@@ -60,6 +60,7 @@ class MarketScalars:
         self._ref_mid = np.zeros(shape)
         self._last_mid = np.zeros((num_envs, num_assets))
         self._slot = 0
+        self._every = np.ones(num_envs, dtype=np.bool_)
         self._sums = dict.fromkeys(MARKET_TAGS, 0.0)
         self._steps = 0
 
@@ -79,8 +80,7 @@ class MarketScalars:
     ) -> None:
         """Add one step: ``info`` is the native env's, ``done`` marks envs whose episode ended
         at this step (their pending fills are marked at this step's mid)."""
-        every = np.ones(self.num_envs, dtype=np.bool_)
-        stepped = every if stepped is None else np.asarray(stepped, dtype=np.bool_)
+        stepped = self._every if stepped is None else np.asarray(stepped, dtype=np.bool_)
         count = int(stepped.sum())
         if count == 0:
             return

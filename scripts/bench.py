@@ -80,26 +80,21 @@ def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Resu
 
 
 def _sb3_table(steps: int, num_envs: int = 256) -> str:
-    """SB3 PPO env-steps per second including updates (default PPO settings of conf/agent)."""
-    from stable_baselines3 import PPO
+    """SB3 PPO env-steps per second including updates: the model and torch threads of a
+    ``scripts/train.py agent=ppo`` run (conf/agent/ppo.yaml, conf/train/default.yaml)."""
+    import torch
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.config import PPOConfig
+    from agents.config import PPOConfig, TrainConfig, TrainJob
+    from agents.sb3.train import make_model
     from agents.sb3.vec_env import NativeVecEnv
     from mmgym.envs.perp_mm import PerpMMVectorEnv
 
-    cfg = PPOConfig()
+    job = TrainJob(agent=PPOConfig(), train=TrainConfig(num_envs=num_envs))
+    torch.set_num_threads(job.train.torch_threads)
+    cfg = job.agent
     venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=num_envs, episode_seconds=600.0)))
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        policy_kwargs={"net_arch": cfg.net_arch},
-        device="cpu",
-        seed=0,
-    )
+    model = make_model(job, venv)
     model.learn(total_timesteps=num_envs * cfg.n_steps)  # warm-up (compilation, allocation)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)

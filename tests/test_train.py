@@ -47,9 +47,14 @@ def test_every_env_config_composes(scenario: str) -> None:
 def test_every_option_of_every_training_group_composes_into_a_job(option: str) -> None:
     group, name = option.split("=")
     job = _compose(option)
-    assert getattr(job, group) is not None
-    if group == "agent":  # an agent option is named after its algorithm or baseline
+    if group == "env":
+        assert job.env.scenario == name
+    elif group == "agent":  # an agent option is named after its algorithm or baseline
         assert job.agent.algo == {"ppo_residual": "ppo"}.get(name, name)
+    elif group == "logger":
+        assert job.logger.tensorboard == (name != "none")
+    else:
+        assert job.train.total_steps > 0 and job.train.num_envs > 0
 
 
 def test_agent_and_train_groups_compose_into_their_schemas() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
-from agents.config import PPOConfig, SACConfig, TrainJob
+from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
 from agents.evaluation import run_batch
 from agents.learned import SB3Policy
 from agents.policy import Policy
@@ -78,10 +78,8 @@ def make_model(job: TrainJob, venv: Any) -> Any:
 
 def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
     """The agent's settings that are SB3 constructor arguments."""
-    settings = asdict(agent)
-    for key in ("algo", "residual_on", "residual_scale"):
-        settings.pop(key)
-    return settings
+    own = {"algo", *(f.name for f in fields(ResidualSettings))}
+    return {key: value for key, value in asdict(agent).items() if key not in own}
 
 
 def evaluate_policies(
