@@ -22,9 +22,9 @@ from omegaconf import OmegaConf
 
 from agents.baselines.registry import make_baseline
 from agents.config import BaselineAgentConfig, TrainJob
+from agents.evaluation import evaluate_policies
+from agents.market import job_market
 from agents.run_logger import make_run_logger, record_hparams
-from agents.sb3.train import evaluate_policies
-from mmgym.scenarios import make_params
 
 
 def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
     t = job.train
-    params = make_params(job.env.scenario, episode_seconds=t.episode_seconds, **job.env.overrides)
+    params = job_market(job).params
     label = agent.label()
     policies = {label: make_baseline(agent.algo, params, **agent.settings())}
     for name in t.eval_baselines:

@@ -80,8 +80,8 @@ def load_run(run_dir: Path, params: MarketParams | None = None) -> Policy:
     """
     from omegaconf import OmegaConf
 
+    from agents.market import market_of
     from agents.residual import compose_policy
-    from mmgym.scenarios import make_params
 
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
@@ -96,6 +96,5 @@ def load_run(run_dir: Path, params: MarketParams | None = None) -> Policy:
         return learned
     if params is None:
         env_overrides: Any = OmegaConf.to_container(cfg.env.overrides)
-        overrides = {"episode_seconds": float(cfg.train.episode_seconds), **env_overrides}
-        params = make_params(cfg.env.scenario, **overrides)
+        params = market_of(cfg.env.scenario, cfg.train.episode_seconds, env_overrides).params
     return compose_policy(learned, str(residual_on), float(agent.residual_scale), params)

@@ -21,7 +21,8 @@ from omegaconf import DictConfig
 
 from agents.baseline_run import run_baseline
 from agents.config import BaselineAgentConfig, RLlibPPOConfig, TrainJob, to_job
-from agents.sb3.train import TrainingDivergedError, train
+from agents.sb3.train import train
+from agents.training_run import TrainingDivergedError
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")

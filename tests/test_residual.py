@@ -16,12 +16,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 from agents.baselines.adaptive import AdaptivePolicy
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, SACConfig, TrainJob, to_job
-from agents.evaluation import run_batch
+from agents.evaluation import evaluate_policies, run_batch
 from agents.learned import SB3Policy, load_run
 from agents.policy import Policy
 from agents.residual import ResidualPolicy, ResidualVecEnv, compose_policy, residual_action
 from agents.sb3.callbacks import native_env
-from agents.sb3.train import evaluate_policies, make_model, train
+from agents.sb3.train import make_model, train
 from agents.sb3.vec_env import NativeVecEnv
 from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv

@@ -260,7 +260,7 @@ def test_exploding_learning_rate_stops_cleanly_with_the_losses(
     ray_local: str, tmp_path: Path
 ) -> None:
     from agents.rllib.train import train
-    from agents.sb3.train import TrainingDivergedError
+    from agents.training_run import TrainingDivergedError
 
     job = _compose(
         *TINY, "agent.num_env_runners=0", "agent.lr=1e12", "agent.grad_clip=null",

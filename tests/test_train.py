@@ -17,7 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from agents.baseline_run import run_baseline
 from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
 from agents.config import BaselineAgentConfig, PPOConfig, SACConfig, TrainJob, to_job
-from agents.sb3.train import TrainingDivergedError, evaluate_policies, train
+from agents.evaluation import evaluate_policies
+from agents.sb3.train import train
+from agents.training_run import TrainingDivergedError
 from mmgym.scenarios import SCENARIOS, make_params
 
 load_all()

@@ -24,12 +24,13 @@ from stable_baselines3.common.logger import Logger
 
 from agents.baselines.registry import make_baseline
 from agents.config import RLlibPPOConfig, TrainJob
+from agents.evaluation import evaluate_policies, markout_steps
+from agents.market import job_market
 from agents.rllib.callbacks import MM_SUMS, MarketMetricsCallback, market_means
 from agents.rllib.env import make_vector_env
 from agents.rllib.policy import RLlibPolicy
 from agents.run_logger import make_run_logger, record_hparams
-from agents.sb3.train import TrainingDivergedError, evaluate_policies, markout_steps
-from mmgym.scenarios import make_params
+from agents.training_run import TrainingDivergedError
 
 ENV_NAME = "mmgym_perp_mm_vector"
 """The Tune-registry name of :func:`~agents.rllib.env.make_vector_env`."""
@@ -75,11 +76,11 @@ def build_config(job: TrainJob) -> Any:
     if not isinstance(agent, RLlibPPOConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an RLlib algorithm")
     t = job.train
-    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
+    market = job_market(job)
+    params = market.params
     env_config = {
-        "scenario": job.env.scenario,
-        "overrides": overrides,
+        "scenario": market.scenario,
+        "overrides": market.overrides,
         "seed": job.seed,
         "num_env_runners": agent.num_env_runners,
         "normalize_reward": t.normalize_reward,
@@ -190,7 +191,7 @@ def training_threads(agent: RLlibPPOConfig) -> Iterator[None]:
 def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> dict[str, Any]:
     t = job.train
     logger = make_run_logger(run_dir, "rllib", job.logger)
-    params = make_params(job.env.scenario, episode_seconds=t.episode_seconds, **job.env.overrides)
+    params = job_market(job).params
     baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
     history: list[dict[str, Any]] = []

@@ -18,7 +18,6 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -26,9 +25,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
-from agents.evaluation import run_batch
+from agents.evaluation import evaluate_policies, markout_steps
 from agents.learned import SB3Policy
-from agents.policy import Policy
+from agents.market import job_market
 from agents.residual import ResidualVecEnv, compose_policy, start_at_base
 from agents.run_logger import make_run_logger, record_hparams
 from agents.sb3.callbacks import (
@@ -39,16 +38,9 @@ from agents.sb3.callbacks import (
     vecnormalize_of,
 )
 from agents.sb3.vec_env import NativeVecEnv
-from mmgym.core.params import MarketParams
+from agents.training_run import TrainingDivergedError
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.envs.shell import NonFiniteActionError
-from mmgym.scenarios import make_params
-
-EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean", "markout_10s")
-
-
-class TrainingDivergedError(RuntimeError):
-    """Training stopped early on a non-finite number; the message says which."""
 
 
 def make_model(job: TrainJob, venv: Any) -> Any:
@@ -82,27 +74,6 @@ def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
     return {key: value for key, value in asdict(agent).items() if key not in own}
 
 
-def evaluate_policies(
-    policies: dict[str, Policy], job: TrainJob, num_envs: int, seed: int
-) -> dict[str, dict[str, float]]:
-    """Mean metrics of each policy on the same held-out markets."""
-    overrides = {"episode_seconds": job.train.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
-    out = {}
-    for name, policy in policies.items():
-        rows, _ = run_batch(
-            policy,
-            params,
-            num_envs,
-            seed,
-            [markout_steps(10.0, params)],
-            scenario=job.env.scenario,
-            overrides=overrides,
-        )
-        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in EVAL_METRICS}
-    return out
-
-
 def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     """Train, evaluate against the baselines, save everything; return the summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,10 +83,10 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(t.torch_threads)
-    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
+    market = job_market(job)
+    params = market.params
     native = NativeVecEnv(
-        PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
+        PerpMMVectorEnv(num_envs=t.num_envs, scenario=market.scenario, **market.overrides)
     )
     native.seed(job.seed * t.num_envs)
     agent = job.agent
@@ -202,11 +173,6 @@ def _divergence(model: Any, err: ValueError) -> str | None:
     if "invalid values" in str(err):  # torch.distributions argument validation
         return "the policy's action distribution became invalid (non-finite scale or mean)"
     return None
-
-
-def markout_steps(seconds: float, params: MarketParams) -> int:
-    """Decisions in ``seconds`` of market time (at least one)."""
-    return max(1, round(seconds / params.decision_interval))
 
 
 def _gamma(job: TrainJob) -> float:
