@@ -38,6 +38,7 @@ CONF = str(ROOT / "conf")
 SB3_SUMMARY_KEYS = {
     "scenario",
     "algo",
+    "residual_on",
     "seed",
     "steps",
     "seconds",
@@ -268,6 +269,36 @@ def test_exploding_learning_rate_stops_cleanly_with_the_losses(
     )  # fmt: skip
     with pytest.raises(TrainingDivergedError, match=r"training stopped after \d+ steps: .*loss"):
         train(job, tmp_path / "nan")
+
+
+def test_a_failed_final_evaluation_keeps_the_trained_policy(
+    ray_local: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.rllib.train as rllib_train
+    from agents.training_run import FinalEvaluationError
+
+    real = rllib_train.evaluate_policies
+
+    def failing_for_the_learned_policy(policies: dict[str, Any], *args: Any) -> Any:
+        if "learned" in policies:
+            raise RuntimeError("evaluation env failed")
+        return real(policies, *args)
+
+    monkeypatch.setattr(rllib_train, "evaluate_policies", failing_for_the_learned_policy)
+    job = _compose(
+        *TINY, "agent.num_env_runners=0", "train.total_steps=512", "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    with pytest.raises(FinalEvaluationError) as err:
+        rllib_train.train(job, run)
+    assert "evaluation env failed" in str(err.value) and str(run / "policy") in str(err.value)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval"] is None and summary["steps"] >= 512
+    assert (run / "checkpoint" / "rllib_checkpoint.json").is_file()
+    policy = RLlibPolicy.load(run / "policy")
+    obs = np.zeros((2, *PerpMMVectorEnv(num_envs=1).single_observation_space.shape), np.float32)
+    assert policy.act(obs).shape == (2, 5)
 
 
 def test_train_script_joins_a_running_ray_with_agent_ray_address(

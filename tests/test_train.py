@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
@@ -18,8 +20,10 @@ from agents.baseline_run import run_baseline
 from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
 from agents.config import BaselineAgentConfig, PPOConfig, SACConfig, TrainJob, to_job
 from agents.evaluation import evaluate_policies
+from agents.learned import load_run
 from agents.sb3.train import train
-from agents.training_run import TrainingDivergedError
+from agents.training_run import FinalEvaluationError, TrainingDivergedError
+from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.scenarios import SCENARIOS, make_params
 
 load_all()
@@ -278,3 +282,51 @@ def test_a_baseline_run_is_its_evaluation_in_a_learners_layout(tmp_path: Path) -
     steps = [e.step for e in events.Scalars(f"eval/{label}/pnl")]
     assert steps == [0, int(t.total_steps)]
     assert events.Scalars(f"eval/{label}/pnl")[-1].value == pytest.approx(ours["a"]["pnl"])
+
+
+@pytest.mark.parametrize("interval", [3.0, 4.0])
+def test_metric_names_follow_the_evaluations_rounded_markout_horizon(
+    tmp_path: Path, interval: float
+) -> None:
+    # 10 s of markout is 3 decisions (9 s) at 3 s and 2 (8 s) at 4 s: the evaluation names the
+    # horizon it measured, and training must report under that name instead of failing.
+    job = _compose(
+        "train=smoke", f"+env.overrides.decision_interval={interval}", "train.total_steps=256",
+        "train.eval_every_steps=0", "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    summary = train(job, tmp_path / "run")
+    horizon = round(10.0 / interval) * interval
+    expected = {"pnl", "sharpe", "max_drawdown", "inventory_abs_mean", f"markout_{horizon:g}s"}
+    assert set(summary["final_eval"]["learned"]) == expected
+    assert set(summary["final_eval"]["linear_skew"]) == expected
+
+
+def test_a_failed_final_evaluation_keeps_the_trained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.sb3.train as sb3_train
+
+    real = sb3_train.evaluate_policies
+
+    def failing_for_the_learned_policy(policies: dict[str, Any], *args: Any) -> Any:
+        if "learned" in policies:
+            raise RuntimeError("evaluation env failed")
+        return real(policies, *args)
+
+    monkeypatch.setattr(sb3_train, "evaluate_policies", failing_for_the_learned_policy)
+    job = _compose(
+        "train=smoke", "train.total_steps=256", "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    with pytest.raises(FinalEvaluationError) as err:
+        train(job, run)
+    message = str(err.value)
+    assert "evaluation env failed" in message
+    assert str(run / "model.zip") in message and str(run / "vecnormalize.pkl") in message
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval"] is None and summary["steps"] >= 256
+    # The saved model is the trained one, usable as any run's.
+    policy = load_run(run)
+    obs = np.zeros((2, *PerpMMVectorEnv(num_envs=1).single_observation_space.shape), np.float32)
+    assert policy.act(obs).shape == (2, 5)

@@ -27,7 +27,9 @@ from agents.evaluation.episode import (
 )
 from agents.evaluation.harness import (
     BAND_QUANTILES,
+    EVAL_MARKOUT_SECONDS,
     EVAL_METRICS,
+    eval_metric_names,
     evaluate,
     evaluate_policies,
     iterate_jobs,
@@ -40,6 +42,7 @@ from agents.evaluation.tensorboard import write_tensorboard
 
 __all__ = [
     "BAND_QUANTILES",
+    "EVAL_MARKOUT_SECONDS",
     "EVAL_METRICS",
     "SUMMARY_METRICS",
     "EpisodeRecorder",
@@ -47,6 +50,7 @@ __all__ = [
     "FillTape",
     "PolicyFactory",
     "episode_row",
+    "eval_metric_names",
     "evaluate",
     "evaluate_policies",
     "iterate_jobs",

@@ -14,7 +14,13 @@ import pandas as pd
 
 from agents.baselines.registry import make_baseline
 from agents.evaluation.config import EvaluationConfig, PolicyFactory, validate_config
-from agents.evaluation.episode import EpisodeRecorder, FillTape, episode_row, markout_steps
+from agents.evaluation.episode import (
+    EpisodeRecorder,
+    FillTape,
+    episode_row,
+    markout_name,
+    markout_steps,
+)
 from agents.market import job_market, market_of
 from agents.policy import Policy
 from mmgym.core.params import MarketParams
@@ -26,7 +32,18 @@ if TYPE_CHECKING:
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """Quantiles over envs of the cumulative PnL path (``q05 .. q95`` of the bands)."""
 
-EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean", "markout_10s")
+EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean")
+"""Episode metrics the trainers' evaluation reports (means over episodes), besides the markout
+at :data:`EVAL_MARKOUT_SECONDS`: see :func:`eval_metric_names`."""
+EVAL_MARKOUT_SECONDS = 10.0
+"""Markout horizon of the trainers' evaluation, before rounding to whole decisions."""
+
+
+def eval_metric_names(params: MarketParams) -> tuple[str, ...]:
+    """The metrics :func:`evaluate_policies` reports in the market of ``params``, named as the
+    episode rows name them (``markout_9s`` at 3 s decisions)."""
+    steps = markout_steps(EVAL_MARKOUT_SECONDS, params)
+    return (*EVAL_METRICS, markout_name(steps, params))
 
 
 def run_batch(
@@ -123,10 +140,11 @@ def evaluate(
 def evaluate_policies(
     policies: dict[str, Policy], job: TrainJob, num_envs: int, seed: int
 ) -> dict[str, dict[str, float]]:
-    """Mean metrics (:data:`EVAL_METRICS`) of each policy on the same held-out markets: the
-    job's market, ``num_envs`` episodes reset with ``seed``."""
+    """Mean metrics (:func:`eval_metric_names`) of each policy on the same held-out markets:
+    the job's market, ``num_envs`` episodes reset with ``seed``."""
     market = job_market(job)
     params = market.params
+    names = eval_metric_names(params)
     out = {}
     for name, policy in policies.items():
         rows, _ = run_batch(
@@ -134,9 +152,9 @@ def evaluate_policies(
             params,
             num_envs,
             seed,
-            [markout_steps(10.0, params)],
+            [markout_steps(EVAL_MARKOUT_SECONDS, params)],
             scenario=market.scenario,
             overrides=market.overrides,
         )
-        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in EVAL_METRICS}
+        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in names}
     return out

@@ -308,7 +308,7 @@ def _finished_run(job: TrainJob, run_dir: Path) -> dict[str, Any] | None:
     if paths[0].read_text() != OmegaConf.to_yaml(OmegaConf.structured(job)):
         return None
     summary: dict[str, Any] = json.loads(paths[1].read_text())
-    return summary
+    return summary if summary.get("final_eval") is not None else None
 
 
 def _mean_pnl(league: list[dict[str, Any]], policy: str) -> float:

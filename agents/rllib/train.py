@@ -5,12 +5,12 @@ event files (``tensorboard/rllib/``: ``mm/*`` market scalars, ``eval/<policy>/<m
 own results under ``rllib/...``, an hparams entry), algorithm checkpoints (``checkpoints/``,
 the final one in ``checkpoint/``), the trained policy (``policy/``, loadable with
 :meth:`RLlibPolicy.load <agents.rllib.policy.RLlibPolicy.load>`) and ``summary.json`` with the
-same keys as SB3's.
+same keys as SB3's. The policy and checkpoint are saved before the final evaluation, so a
+failure there loses no training.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from stable_baselines3.common.logger import Logger
 
 from agents.baselines.registry import make_baseline
@@ -30,7 +29,13 @@ from agents.rllib.callbacks import MM_SUMS, MarketMetricsCallback, market_means
 from agents.rllib.env import make_vector_env
 from agents.rllib.policy import RLlibPolicy
 from agents.run_logger import make_run_logger, record_hparams
-from agents.training_run import TrainingDivergedError
+from agents.training_run import (
+    TrainingDivergedError,
+    final_evaluation,
+    run_summary,
+    write_config,
+    write_summary,
+)
 
 ENV_NAME = "mmgym_perp_mm_vector"
 """The Tune-registry name of :func:`~agents.rllib.env.make_vector_env`."""
@@ -146,8 +151,7 @@ def train(job: TrainJob, run_dir: Path, report: Reporter | None = None) -> dict[
     agent = job.agent
     if not isinstance(agent, RLlibPPOConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an RLlib algorithm")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    write_config(job, run_dir)
     with ray_session(agent.ray_address, agent.ray_num_cpus), training_threads(agent):
         register_env()
         algo = build_config(job).build_algo()
@@ -243,24 +247,18 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     finally:
         if bar is not None:
             bar.close()
-    final = evaluate(steps)
-    logger.dump(steps)
-    record_hparams(logger, job, final, steps)
-    logger.close()
     RLlibPolicy.from_algorithm(algo).save(run_dir / "policy")
     algo.save_to_path(str((run_dir / "checkpoint").resolve()))
-    summary = {
-        "scenario": job.env.scenario,
-        "algo": job.agent.algo,
-        "seed": job.seed,
-        "steps": steps,
-        "seconds": elapsed,
-        "steps_per_second": steps / elapsed if elapsed > 0 else math.nan,
-        "final_eval": final,
-        "eval_history": history,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = run_summary(job, run_dir, steps, elapsed, None, history)
+    write_summary(run_dir, summary)
+    try:
+        final = final_evaluation(lambda: evaluate(steps), run_dir, ["policy", "checkpoint"])
+        logger.dump(steps)
+        record_hparams(logger, job, final, steps)
+    finally:
+        logger.close()
+    summary["final_eval"] = final
+    write_summary(run_dir, summary)
     if report is not None:
         report({**last, **_flat_eval(final)})
     return summary

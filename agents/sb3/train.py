@@ -7,18 +7,17 @@ periodic evaluation and saved run act as :class:`~agents.residual.ResidualPolicy
 The run directory holds the resolved config (``config.yaml``), TensorBoard event files
 (``tensorboard/``: SB3's losses, ``mm/*`` market scalars, ``eval/<policy>/<metric>``, an hparams
 entry), checkpoints, the final ``model.zip`` with its ``vecnormalize.pkl`` and ``summary.json``.
+The model is saved before the final evaluation, so a failure there loses no training
+(:func:`agents.training_run.final_evaluation`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -38,7 +37,13 @@ from agents.sb3.callbacks import (
     vecnormalize_of,
 )
 from agents.sb3.vec_env import NativeVecEnv
-from agents.training_run import TrainingDivergedError
+from agents.training_run import (
+    TrainingDivergedError,
+    final_evaluation,
+    run_summary,
+    write_config,
+    write_summary,
+)
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.envs.shell import NonFiniteActionError
 
@@ -76,8 +81,7 @@ def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
 
 def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     """Train, evaluate against the baselines, save everything; return the summary."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    write_config(job, run_dir)
     t = job.train
     if t.torch_threads > 0:
         import torch
@@ -142,23 +146,14 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     if guard.reason is not None:
         raise TrainingDivergedError(f"training stopped: {guard.reason} (run directory: {run_dir})")
-    final = evaluation.evaluate_now()
-    record_hparams(model.logger, job, final, model.num_timesteps)
     model.save(run_dir / "model.zip")
     venv.save(str(run_dir / "vecnormalize.pkl"))
-    summary = {
-        "scenario": job.env.scenario,
-        "algo": job.agent.algo,
-        "residual_on": job.agent.residual_on,
-        "seed": job.seed,
-        "steps": int(model.num_timesteps),
-        "seconds": elapsed,
-        "steps_per_second": model.num_timesteps / elapsed if elapsed > 0 else math.nan,
-        "final_eval": final,
-        "eval_history": evaluation.history,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = run_summary(job, run_dir, model.num_timesteps, elapsed, None, evaluation.history)
+    write_summary(run_dir, summary)
+    final = final_evaluation(evaluation.evaluate_now, run_dir, ["model.zip", "vecnormalize.pkl"])
+    record_hparams(model.logger, job, final, model.num_timesteps)
+    summary["final_eval"] = final
+    write_summary(run_dir, summary)
     return summary
 
 
