@@ -21,6 +21,8 @@ import pandas as pd
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import metrics
+from agents.evaluation.report import metric_label
+from mmgym.markdown import table as markdown_table
 
 
 def read_scalars(log_dir: Path) -> pd.DataFrame:
@@ -142,15 +144,16 @@ def markdown(table: pd.DataFrame, curves: Path) -> str:
         f"![learning curves]({curves.name})",
     ]
     for scenario, block in table.groupby("scenario", sort=False):
-        lines += ["", f"## {scenario}", ""]
-        lines.append("| policy | seeds | " + " | ".join(metric_cols) + " |")
-        lines.append("|---|---:|" + "---:|" * len(metric_cols))
+        rows = []
         for _, r in block.iterrows():
-            cells = []
+            cells = [r["policy"], r["seeds"]]
             for c in metric_cols:
                 lo, hi = r[f"{c}_ci"]
                 cells.append(f"{r[c]:.3g} [{lo:.3g}, {hi:.3g}]")
-            lines.append(f"| {r['policy']} | {r['seeds']} | " + " | ".join(cells) + " |")
+            rows.append(cells)
+        header = ["policy", "seeds", *map(metric_label, metric_cols)]
+        align = "lr" + "r" * len(metric_cols)
+        lines += ["", f"## {scenario}", "", markdown_table(header, rows, align)]
     return "\n".join(lines) + "\n"
 
 

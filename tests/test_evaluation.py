@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from markdown_tables import assert_tables_render
 from omegaconf.errors import ValidationError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -128,6 +129,7 @@ def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> No
     assert len(episodes) == 8
     for name in ("report.md", "summary.csv", "equity_bands.png", "inventory.png"):
         assert (out / name).stat().st_size > 0, name
+    assert_tables_render((out / "report.md").read_text(), "report.md")
     assert (out / "pnl_decomposition.png").read_bytes()[:4] == b"\x89PNG"
     events = EventAccumulator(str(out / "tensorboard" / "calm"))
     events.Reload()

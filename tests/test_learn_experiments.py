@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markdown_tables import assert_tables_render
 
 from agents.baselines.closed_form import GLFTPolicy
 from agents.baselines.registry import BASELINES
@@ -47,6 +48,7 @@ def test_learn_cj_smoke(tmp_path: Path) -> None:
     assert refs["optimum"] >= refs["cj_exact"] > refs["h00"] > 0
     assert results.seeds[0].se > 0
     assert "of h(0, 0)" in (out / "results.md").read_text()
+    assert_tables_render((out / "results.md").read_text(), "learn_cj results.md")
 
 
 def test_cj_through_learn_cj_evaluation_reproduces_h00() -> None:
@@ -77,6 +79,7 @@ def test_learn_perp_smoke(tmp_path: Path) -> None:
     results = learn_perp.main(argv)
     for name in ("results.md", "results.json"):
         assert (out / name).is_file(), name
+    assert_tables_render((out / "results.md").read_text(), "learn_perp results.md")
     data = json.loads((out / "results.json").read_text())
     (scenario,) = data["scenarios"]
     policies = {row["policy"] for row in scenario["league"]}

@@ -20,6 +20,7 @@ from hydra.errors import ConfigCompositionException
 pytest.importorskip("ray.rllib")
 pytest.importorskip("ray.tune")
 
+from markdown_tables import assert_tables_render
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob, to_job
@@ -343,6 +344,7 @@ def test_two_trial_sweep_completes_with_a_results_table(ray_local: str, tmp_path
     assert list(table["status"]) == ["OK", "OK"]
     assert (table["steps"] >= 1024).all() and table["eval/learned/pnl"].notna().all()
     assert (out / "results.md").read_text().startswith("| trial | agent.lr |")
+    assert_tables_render((out / "results.md").read_text(), "results.md")
     for path in table["path"]:
         trial = Path(path)
         summary = json.loads((trial / "summary.json").read_text())

@@ -7,6 +7,38 @@ import math
 import pandas as pd
 
 from agents.evaluation.config import EvaluationConfig
+from mmgym.markdown import table
+
+LABELS = {
+    "pnl": "PnL (quote)",
+    "pnl_spread": "spread (quote)",
+    "pnl_inventory": "inventory (quote)",
+    "pnl_fees": "fees (quote)",
+    "pnl_funding": "funding (quote)",
+    "pnl_hedge": "hedge (quote)",
+    "pnl_liquidation": "liquidation (quote)",
+    "sharpe": "Sharpe (per step)",
+    "sortino": "Sortino (per step)",
+    "max_drawdown": "max DD (quote)",
+    "inventory_abs_mean": "mean |q| (units)",
+    "time_at_limit": "time at limit (share of steps)",
+    "fill_rate": "fill rate (share of steps)",
+    "volume": "volume (units)",
+    "rejected_post_only": "post-only rejections (count)",
+    "hedge_cost": "hedge cost (quote)",
+    "liquidated": "liquidated (share of episodes)",
+}
+"""Table headers of the episode metrics, with their units (money in the quote currency,
+inventory and volume in units of the perp)."""
+
+
+def metric_label(name: str) -> str:
+    """The table header of metric ``name``, with its unit."""
+    if name.startswith("markout_"):
+        return f"markout {name.removeprefix('markout_')} (quote/unit)"
+    if name.startswith("cvar_"):
+        return f"CVaR {name.removeprefix('cvar_')} % (quote)"
+    return LABELS.get(name, name)
 
 
 def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
@@ -18,39 +50,40 @@ def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
         if c.startswith("markout_") and not c.endswith(("_ci_low", "_ci_high"))
     ]
     shown = [
-        ("pnl", "PnL"),
-        ("pnl_spread", "spread"),
-        ("pnl_inventory", "inventory"),
-        ("pnl_fees", "fees"),
-        ("pnl_funding", "funding"),
-        ("pnl_liquidation", "liquidation"),
-        ("sharpe", "Sharpe/step"),
-        ("max_drawdown", "max DD"),
-        ("inventory_abs_mean", "mean |q|"),
-        ("fill_rate", "fill rate"),
-        *[(c, c.replace("markout_", "markout ")) for c in markout_cols],
-        ("liquidated", "liquidated"),
+        "pnl",
+        "pnl_spread",
+        "pnl_inventory",
+        "pnl_fees",
+        "pnl_funding",
+        "pnl_liquidation",
+        "sharpe",
+        "max_drawdown",
+        "inventory_abs_mean",
+        "fill_rate",
+        *markout_cols,
+        "liquidated",
     ]
     lines = [
         "# Evaluation report",
         "",
         f"{len(config.seeds)} seeds x {config.num_envs} envs per cell, episodes of "
-        f"{config.episode_seconds:g} s. Mean [95 % CI]; CVaR at {config.cvar_alpha:.0%} of "
-        "episode PnL; markouts are per unit filled (negative: adverse selection).",
+        f"{config.episode_seconds:g} s. Mean [95 % CI] over episodes; CVaR at "
+        f"{config.cvar_alpha:.0%} of episode PnL; markouts are per unit filled (negative: "
+        "adverse selection). Money in the quote currency, inventory in units of the perp.",
     ]
+    header = ["policy", *map(metric_label, shown), metric_label(cvar_col)]
     for scenario, block in summary.groupby("scenario", sort=False):
-        lines += ["", f"## {scenario}", ""]
-        header = ["policy", *[label for _, label in shown], cvar_col.replace("_", " ") + " %"]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|---|" + "---:|" * (len(header) - 1))
+        rows = []
         for _, r in block.iterrows():
             cells = [str(r["policy"])]
-            for col, _ in shown:
+            for col in shown:
                 cells.append(
                     f"{_fmt(r[col])} [{_fmt(r[col + '_ci_low'])}, {_fmt(r[col + '_ci_high'])}]"
                 )
             cells.append(_fmt(r[cvar_col]))
-            lines.append("| " + " | ".join(cells) + " |")
+            rows.append(cells)
+        align = "l" + "r" * (len(header) - 1)
+        lines += ["", f"## {scenario}", "", table(header, rows, align)]
     return "\n".join(lines) + "\n"
 
 

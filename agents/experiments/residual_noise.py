@@ -24,6 +24,7 @@ from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summari
 from agents.residual import ResidualPolicy
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
+from mmgym.markdown import table as markdown_table
 
 STDS = (0.0, math.exp(-4.0), math.exp(-3.0), math.exp(-2.5), math.exp(-2.0), math.exp(-1.0))
 ONE_COMPONENT_STD = math.exp(-1.0)
@@ -87,18 +88,22 @@ def main(argv: list[str] | None = None) -> str:
         "256 episodes of 600 s per cell (seeds 1000-1003 x 64 envs). PnL [95 % CI] / CVaR 5 % "
         "/ fill rate.",
         "",
-        "| correction noise | " + " | ".join(args.scenarios) + " |",
-        "|---|" + "---:|" * len(args.scenarios),
     ]
+    rows = []
     for label in factories:
-        cells = []
+        cells = [label]
         for scenario in args.scenarios:
             row = table[(table["policy"] == label) & (table["scenario"] == scenario)].iloc[0]
             cells.append(
                 f"{row['pnl']:.3g} [{row['pnl_ci_low']:.3g}, {row['pnl_ci_high']:.3g}] / "
                 f"{row['cvar_5']:.3g} / {row['fill_rate']:.2f}"
             )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines.append(
+        markdown_table(
+            ["correction noise", *args.scenarios], rows, align="l" + "r" * len(args.scenarios)
+        )
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)
