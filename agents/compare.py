@@ -21,7 +21,7 @@ import pandas as pd
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import metrics
-from agents.evaluation.report import metric_label
+from agents.evaluation.report import mean_ci_text, metric_label
 from mmgym.markdown import table as markdown_table
 
 
@@ -138,8 +138,9 @@ def markdown(table: pd.DataFrame, curves: Path) -> str:
     lines = [
         "# Comparison report",
         "",
-        "Final evaluation on held-out markets: mean [95 % CI across seeds]; baselines are "
-        "evaluated on the same markets as the learned policies.",
+        "Final evaluation on held-out markets: mean [95 % CI across seeds, Student's t]; "
+        "baselines are evaluated on the same markets as the learned policies (one measurement, "
+        "so no CI).",
         "",
         f"![learning curves]({curves.name})",
     ]
@@ -149,7 +150,7 @@ def markdown(table: pd.DataFrame, curves: Path) -> str:
             cells = [r["policy"], r["seeds"]]
             for c in metric_cols:
                 lo, hi = r[f"{c}_ci"]
-                cells.append(f"{r[c]:.3g} [{lo:.3g}, {hi:.3g}]")
+                cells.append(mean_ci_text(r[c], lo, hi, int(r["seeds"])))
             rows.append(cells)
         header = ["policy", "seeds", *map(metric_label, metric_cols)]
         align = "lr" + "r" * len(metric_cols)

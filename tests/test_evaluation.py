@@ -16,7 +16,7 @@ from omegaconf.errors import ValidationError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import EvaluateJob, to_job
-from agents.evaluation import EvaluationConfig, evaluate, summarise
+from agents.evaluation import EvaluationConfig, evaluate, markdown_report, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
@@ -101,8 +101,19 @@ def test_pnl_equals_its_decomposition_and_summary_ci_is_the_t_interval() -> None
     se = pnl.std(ddof=1) / np.sqrt(pnl.size)
     row = summary.iloc[0]
     assert row["episodes"] == 12
-    assert row["pnl_ci_low"] == pytest.approx(pnl.mean() - 1.96 * se)
+    assert row["pnl_ci_low"] == pytest.approx(pnl.mean() - 2.201 * se, rel=1e-3)  # t_0.975,11
     assert row["cvar_5"] == pytest.approx(np.sort(pnl)[0])  # 5 % of 12 is below one episode
+
+
+def test_one_episode_per_policy_reports_no_ci_rather_than_a_zero_width_one() -> None:
+    config = EvaluationConfig(
+        policies=["linear_skew"], scenarios=["calm"], seeds=[0], num_envs=1, episode_seconds=10.0
+    )
+    episodes, _ = evaluate(config)
+    summary = summarise(episodes)
+    assert np.isnan(summary.iloc[0]["pnl_ci_low"]) and np.isnan(summary.iloc[0]["pnl_ci_high"])
+    report = markdown_report(summary, config)
+    assert "[n/a (n=1)]" in report and "nan" not in report
 
 
 def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> None:

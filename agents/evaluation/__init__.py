@@ -36,7 +36,7 @@ from agents.evaluation.harness import (
     run_batch,
 )
 from agents.evaluation.outputs import write_outputs
-from agents.evaluation.report import markdown_report
+from agents.evaluation.report import markdown_report, mean_ci_text, metric_label
 from agents.evaluation.summary import SUMMARY_METRICS, summarise
 from agents.evaluation.tensorboard import write_tensorboard
 
@@ -57,6 +57,8 @@ __all__ = [
     "markdown_report",
     "markout_name",
     "markout_steps",
+    "mean_ci_text",
+    "metric_label",
     "run_batch",
     "summarise",
     "validate_config",

@@ -41,6 +41,13 @@ def metric_label(name: str) -> str:
     return LABELS.get(name, name)
 
 
+def mean_ci_text(mean: float, low: float, high: float, n: int, spec: str = ".3g") -> str:
+    """``mean [low, high]``, or ``mean [n/a (n=1)]`` when the interval cannot be computed."""
+    if n < 2 or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{_fmt(mean, spec)} [n/a (n={n})]"
+    return f"{_fmt(mean, spec)} [{_fmt(low, spec)}, {_fmt(high, spec)}]"
+
+
 def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
     """The desk's table: one block per scenario, one row per policy, mean [95 % CI]."""
     cvar_col = next(c for c in summary.columns if c.startswith("cvar_"))
@@ -67,7 +74,7 @@ def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
         "# Evaluation report",
         "",
         f"{len(config.seeds)} seeds x {config.num_envs} envs per cell, episodes of "
-        f"{config.episode_seconds:g} s. Mean [95 % CI] over episodes; CVaR at "
+        f"{config.episode_seconds:g} s. Mean [95 % CI over episodes, Student's t]; CVaR at "
         f"{config.cvar_alpha:.0%} of episode PnL; markouts are per unit filled (negative: "
         "adverse selection). Money in the quote currency, inventory in units of the perp.",
     ]
@@ -76,10 +83,9 @@ def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
         rows = []
         for _, r in block.iterrows():
             cells = [str(r["policy"])]
+            n = int(r["episodes"])
             for col in shown:
-                cells.append(
-                    f"{_fmt(r[col])} [{_fmt(r[col + '_ci_low'])}, {_fmt(r[col + '_ci_high'])}]"
-                )
+                cells.append(mean_ci_text(r[col], r[f"{col}_ci_low"], r[f"{col}_ci_high"], n))
             cells.append(_fmt(r[cvar_col]))
             rows.append(cells)
         align = "l" + "r" * (len(header) - 1)
@@ -87,7 +93,7 @@ def markdown_report(summary: pd.DataFrame, config: EvaluationConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, spec: str = ".3g") -> str:
     if not math.isfinite(x):
         return str(x)
-    return f"{x:.3g}"
+    return format(x, spec)

@@ -45,11 +45,11 @@ from agents.baselines.closed_form import (
     GLFTPolicy,
     cartea_jaimungal_table,
 )
+from agents.metrics import confidence_interval
 from agents.policy import Policy
 from mmgym.markdown import table
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "experiments" / "cj2015" / "config.json"
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -349,7 +349,7 @@ def _entry(name: str, parameter: str, exact: float, sample: Sample, cj: Sample) 
         mean=sample.mean,
         se=sample.se,
         diff=float(diff.mean()),
-        diff_se=float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+        diff_se=float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
         std_final_q=float(sample.final_q.std(ddof=1)),
         max_abs_q=float(sample.max_abs_q.max()),
     )
@@ -372,7 +372,7 @@ def markdown(r: Results) -> str:
         if e.name == "cartea_jaimungal":
             diff = "—"
         else:
-            lo, hi = e.diff - Z95 * e.diff_se, e.diff + Z95 * e.diff_se
+            lo, hi = confidence_interval(e.diff, e.diff_se, int(c["num_paths"]))
             diff = f"{e.diff:.3f} [{lo:.3f}, {hi:.3f}]"
         league.append([
             e.name, e.parameter, f"{e.exact:.3f}", f"{e.mean:.3f} ± {e.se:.3f}", diff,
@@ -394,7 +394,8 @@ def markdown(r: Results) -> str:
         ),
         "",
         "League on the CJ criterion (the same paths for every strategy; the difference "
-        "CJ - strategy is paired, 95 % CI = ± 1.96 SE):",
+        "CJ - strategy is paired, 95 % CI = ± t SE, Student's t with paths - 1 degrees of "
+        "freedom):",
         "",
         table(
             [

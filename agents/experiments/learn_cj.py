@@ -44,12 +44,11 @@ from agents.baselines.closed_form import cartea_jaimungal_table
 from agents.experiments import cj2015
 from agents.experiments.cj2015 import Sample, cj_policy, exact_value, simulate
 from agents.learned import SB3Policy
+from agents.metrics import confidence_interval
 from agents.policy import Policy
 from agents.sb3.vec_env import NativeVecEnv
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
 from mmgym.markdown import table
-
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -241,9 +240,11 @@ class SeedResult:
     curve: list[tuple[int, float]]
 
 
-def fraction(value: float, se: float, reference: float) -> tuple[float, float, float]:
-    """``value / reference`` and its 95 % CI (the reference is exact)."""
-    return value / reference, (value - Z95 * se) / reference, (value + Z95 * se) / reference
+def fraction(value: float, se: float, n: int, reference: float) -> tuple[float, float, float]:
+    """``value / reference`` and its 95 % CI, ``value`` being a mean of ``n`` paths with
+    standard error ``se`` (Student's t; the reference is exact)."""
+    low, high = confidence_interval(value, se, n)
+    return value / reference, low / reference, high / reference
 
 
 @dataclass
@@ -263,7 +264,8 @@ class Results:
         """Per seed: is the simulated value's 95 % CI lower bound >= target x reference?"""
         ref = self.refs[reference]
         target = float(self.config["target"])
-        return [fraction(s.mean, s.se, ref)[1] >= target for s in self.seeds]
+        n = int(self.market["num_paths"])
+        return [fraction(s.mean, s.se, n, ref)[1] >= target for s in self.seeds]
 
 
 def run(cfg: LearnConfig) -> Results:
@@ -310,8 +312,8 @@ def _pct(x: float) -> str:
     return f"{100.0 * x:.1f} %"
 
 
-def _frac_cell(value: float, se: float, reference: float) -> str:
-    mid, lo, hi = fraction(value, se, reference)
+def _frac_cell(value: float, se: float, n: int, reference: float) -> str:
+    mid, lo, hi = fraction(value, se, n, reference)
     return f"{_pct(mid)} [{_pct(lo)}, {_pct(hi)}]"
 
 
@@ -356,13 +358,14 @@ def markdown(r: Results) -> str:
         "",
     ]
     rows = []
+    n = int(m["num_paths"])
     for s in r.seeds:
-        lo = s.cj_minus_ppo - Z95 * s.cj_minus_ppo_se
-        hi = s.cj_minus_ppo + Z95 * s.cj_minus_ppo_se
+        lo, hi = confidence_interval(s.cj_minus_ppo, s.cj_minus_ppo_se, n)
         rows.append([
             s.seed, f"{s.steps:,}", f"{s.train_seconds:.0f}", f"{s.mean:.3f} ± {s.se:.3f}",
-            f"{s.exact:.3f}", _frac_cell(s.mean, s.se, refs["h00"]),
-            _frac_cell(s.mean, s.se, refs["cj_exact"]), _frac_cell(s.mean, s.se, refs["optimum"]),
+            f"{s.exact:.3f}", _frac_cell(s.mean, s.se, n, refs["h00"]),
+            _frac_cell(s.mean, s.se, n, refs["cj_exact"]),
+            _frac_cell(s.mean, s.se, n, refs["optimum"]),
             f"{s.cj_minus_ppo:.3f} [{lo:.3f}, {hi:.3f}]", f"{s.std_final_q:.2f}",
             f"{s.max_abs_q:.0f}",
         ])  # fmt: skip

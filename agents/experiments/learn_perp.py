@@ -10,8 +10,8 @@ seeds), with episodes as long as the training ones. The best baseline of a scena
 with the highest mean episode PnL. Each trained policy is compared with it:
 
 - **PnL**: the paired difference per episode. The same (seed, env) gives every policy the same
-  initial market and random streams, so the episodes are paired; 95 % CI = ± 1.96 SE of the
-  per-episode difference.
+  initial market and random streams, so the episodes are paired; 95 % CI = ± t SE of the
+  per-episode difference (Student's t, episodes - 1 degrees of freedom).
 - **CVaR 5 %** of episode PnL (the mean of the worst 5 % of episodes; higher is less risk): each
   policy's value with a bootstrap 95 % CI, and the difference with a paired bootstrap CI
   (episodes resampled jointly).
@@ -49,7 +49,7 @@ from agents.baselines.registry import BASELINES, load_all
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summarise
 from agents.learned import load_run
-from agents.metrics import cvar
+from agents.metrics import cvar, mean_confidence_interval
 from agents.policy import Policy
 from agents.sb3.train import train
 from mmgym.core.params import MarketParams
@@ -57,7 +57,6 @@ from mmgym.markdown import table
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -168,9 +167,8 @@ class Comparison:
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, tuple[float, float]]:
-    mean = float(x.mean())
-    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
-    return mean, (mean - Z95 * se, mean + Z95 * se)
+    mean, lo, hi = mean_confidence_interval(x)
+    return mean, (lo, hi)
 
 
 def _bootstrap_cvar(
@@ -342,6 +340,8 @@ def run(cfg: PerpConfig) -> Results:
 
 
 def _ci(pair: tuple[float, float] | list[float]) -> str:
+    if not all(math.isfinite(x) for x in pair):
+        return "[n/a]"  # fewer than two episodes
     return f"[{pair[0]:.3g}, {pair[1]:.3g}]"
 
 

@@ -20,7 +20,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.baselines.registry import make_baseline
-from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summarise
+from agents.evaluation import (
+    EvaluationConfig,
+    PolicyFactory,
+    evaluate,
+    mean_ci_text,
+    summarise,
+)
 from agents.residual import ResidualPolicy
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
@@ -95,7 +101,10 @@ def main(argv: list[str] | None = None) -> str:
         for scenario in args.scenarios:
             row = table[(table["policy"] == label) & (table["scenario"] == scenario)].iloc[0]
             cells.append(
-                f"{row['pnl']:.3g} [{row['pnl_ci_low']:.3g}, {row['pnl_ci_high']:.3g}] / "
+                mean_ci_text(
+                    row["pnl"], row["pnl_ci_low"], row["pnl_ci_high"], int(row["episodes"])
+                )
+                + " / "
                 f"{row['cvar_5']:.3g} / {row['fill_rate']:.2f}"
             )
         rows.append(cells)
