@@ -7,6 +7,7 @@ type fails at composition, before any compute, with the key's name.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -141,6 +142,32 @@ class TrainConfig:
     """Torch threads for SB3 (0: torch's default). One is much faster for these small networks
     on small machines: with two, a forward pass can cost 100x more when a core is busy."""
     progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.total_steps) and int(self.total_steps) >= 1):
+            raise ValueError(
+                f"train.total_steps must be at least 1 env step, got {self.total_steps:g}"
+            )
+        for name in ("num_envs", "eval_num_envs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.episode_seconds > 0:
+            raise ValueError(f"train.episode_seconds must be > 0, got {self.episode_seconds:g}")
+        for name, zero in (
+            ("eval_every_steps", "only at the end"),
+            ("checkpoint_every_steps", "none"),
+            ("torch_threads", "torch's default"),
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.{name} must be >= 0 (0: {zero}), got {value:g}")
+        load_all()
+        unknown = sorted(set(self.eval_baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(
+                f"train.eval_baselines: unknown {unknown}; registered baselines: "
+                f"{sorted(BASELINES)}"
+            )
 
 
 LOG_FORMATS = ("csv", "json", "stdout", "log")

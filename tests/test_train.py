@@ -235,6 +235,38 @@ def test_bad_logger_settings_are_named(override: str, message: str) -> None:
         _compose(override)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.total_steps=0", "train.total_steps must be at least 1 env step, got 0"),
+        ("train.total_steps=-5", "train.total_steps must be at least 1 env step, got -5"),
+        ("train.total_steps=0.5", "train.total_steps must be at least 1 env step, got 0.5"),
+        ("train.total_steps=nan", "train.total_steps must be at least 1 env step, got nan"),
+        ("train.num_envs=0", "train.num_envs must be >= 1, got 0"),
+        ("train.eval_num_envs=0", "train.eval_num_envs must be >= 1, got 0"),
+        ("train.episode_seconds=0", "train.episode_seconds must be > 0, got 0"),
+        ("train.eval_every_steps=-1", "train.eval_every_steps must be >= 0 (0: only at the end)"),
+        ("train.checkpoint_every_steps=-1", "train.checkpoint_every_steps must be >= 0 (0: none)"),
+        ("train.torch_threads=-1", "train.torch_threads must be >= 0 (0: torch's default)"),
+        ("train.eval_baselines=[linear_skw]", "train.eval_baselines: unknown ['linear_skw']"),
+    ],
+)
+def test_bad_train_settings_are_refused_at_composition(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _compose(override)
+
+
+def test_a_zero_budget_run_writes_nothing(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "train.py"), "train=smoke", "train.total_steps=0",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode != 0
+    assert "train.total_steps must be at least 1 env step, got 0" in done.stderr
+    assert not (tmp_path / "run" / "model.zip").exists()
+
+
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_every_baseline_is_an_agent_config_with_its_own_defaults(name: str) -> None:
     agent = _compose(f"agent={name}").agent
