@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
@@ -47,11 +48,23 @@ def run_summary(
     eval_history: list[dict[str, Any]],
     **extra: Any,
 ) -> dict[str, Any]:
-    """The keys every trainer's ``summary.json`` holds (``extra`` adds the trainer's own)."""
+    """The keys every trainer's ``summary.json`` holds (``extra`` adds the trainer's own),
+    with the sizes of the observations and actions of the job's market."""
+    from agents.market import job_market
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    market = job_market(job)
+    env = PerpMMVectorEnv(num_envs=1, scenario=market.scenario, **market.overrides)
+    dims = {
+        "observation_dim": int(np.prod(env.single_observation_space.shape or ())),
+        "action_dim": int(np.prod(env.single_action_space.shape or ())),
+    }
+    env.close()
     return {
         "scenario": job.env.scenario,
         "algo": job.agent.algo,
         "residual_on": getattr(job.agent, "residual_on", None),
+        **dims,
         "seed": job.seed,
         "steps": int(steps),
         "seconds": seconds,

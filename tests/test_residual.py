@@ -230,11 +230,15 @@ def test_residual_smoke_run_trains_and_loads_back_as_a_residual_policy(tmp_path:
     assert again["learned"] == summary["final_eval"]["learned"]
     assert json.loads((run / "summary.json").read_text())["final_eval"] == summary["final_eval"]
 
-    # The same directory without residual_on loads as the plain network.
+    # The network alone loads from the run's files; editing residual_on away from what the
+    # model was trained with is refused.
+    network = SB3Policy.load(run / "model.zip", run / "vecnormalize.pkl")
+    assert isinstance(network, SB3Policy) and network.obs_mean is not None
     config = OmegaConf.load(run / "config.yaml")
     config.agent.residual_on = None
     OmegaConf.save(config, run / "config.yaml")
-    assert isinstance(load_run(run), SB3Policy)
+    with pytest.raises(ValueError, match="residual_on: config.yaml says None"):
+        load_run(run)
 
 
 def test_compose_policy_and_unknown_baselines(tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ SB3_SUMMARY_KEYS = {
     "scenario",
     "algo",
     "residual_on",
+    "observation_dim",
+    "action_dim",
     "seed",
     "steps",
     "seconds",
