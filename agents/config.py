@@ -17,6 +17,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.baselines.registry import BASELINES, load_all, settings_of
 from agents.evaluation import EvaluationConfig
+from agents.seeds import check_seed
 
 
 @dataclass
@@ -161,6 +162,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"train.{name} must be >= 0 (0: {zero}), got {value:g}")
+        check_seed("train.eval_seed", self.eval_seed)
         load_all()
         unknown = sorted(set(self.eval_baselines) - set(BASELINES))
         if unknown:
@@ -209,6 +211,9 @@ class TrainJob:
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
 
 
 @dataclass
@@ -285,6 +290,9 @@ class TuneJob:
     seed: int = 0
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
+
 
 @dataclass
 class EvaluateJob:
@@ -341,6 +349,9 @@ class ReproduceJob:
     num_paths: int | None = None
     """cj2015: override the number of simulated paths."""
 
+    def __post_init__(self) -> None:
+        check_seed("experiment.seed", self.seed)
+
 
 RUN_TAG_MAX = 120
 """Longest run-directory suffix built from command-line overrides."""
@@ -355,25 +366,32 @@ def run_tag(overrides: str) -> str:
     return "-" + tag[:RUN_TAG_MAX]
 
 
+SCHEMA_GROUP = "schema"
+"""The ConfigStore group of the schemas: ``schema/<group>/<name>``, outside the groups a user
+picks options from, so ``agent=ppo_schema`` is no option. The YAML under ``conf/`` extends them
+(``- /schema/agent/ppo@_here_``)."""
+
+
 def register_configs() -> None:
     """Register every schema and the ``run_tag`` resolver (idempotent)."""
     if not OmegaConf.has_resolver("run_tag"):
         OmegaConf.register_new_resolver("run_tag", run_tag)
     store = ConfigStore.instance()
-    store.store(name="evaluate_schema", node=EvaluateJob)
-    store.store(name="train_schema", node=TrainJob)
-    store.store(group="experiment", name="reproduce_schema", node=ReproduceJob)
-    store.store(group="env", name="env_schema", node=EnvConfig)
-    store.store(group="agent", name="ppo_schema", node=PPOConfig)
-    store.store(group="agent", name="sac_schema", node=SACConfig)
-    store.store(group="train", name="train_schema", node=TrainConfig)
-    store.store(group="logger", name="logger_schema", node=LoggerConfig)
-    store.store(name="tune_schema", node=TuneJob)
-    store.store(group="agent", name="rllib_ppo_schema", node=RLlibPPOConfig)
-    store.store(group="sweep", name="sweep_schema", node=SweepConfig)
+    schemas: dict[str, dict[str, Any]] = {
+        "job": {"train": TrainJob, "evaluate": EvaluateJob, "tune": TuneJob},
+        "experiment": {"reproduce": ReproduceJob},
+        "env": {"env": EnvConfig},
+        "agent": {"ppo": PPOConfig, "sac": SACConfig, "rllib_ppo": RLlibPPOConfig},
+        "train": {"train": TrainConfig},
+        "logger": {"logger": LoggerConfig},
+        "sweep": {"sweep": SweepConfig},
+    }
     load_all()
     for name in BASELINES:
-        store.store(group="agent", name=f"{name}_schema", node=baseline_schema(name))
+        schemas["agent"][name] = baseline_schema(name)
+    for group, nodes in schemas.items():
+        for name, node in nodes.items():
+            store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=node)
 
 
 register_configs()

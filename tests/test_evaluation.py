@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,16 @@ def test_wrong_type_fails_at_composition_naming_the_key() -> None:
         compose(config_name="evaluate", overrides=["evaluation.num_envs=many"])
     assert isinstance(err.value.__cause__, ValidationError)
     assert "num_envs" in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("seed", ["-1", "18446744073709551616"])
+def test_out_of_range_seeds_are_refused_at_composition_as_typed(seed: str) -> None:
+    # The env is reset with seed x num_envs: the error names the seed as typed.
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="evaluate", overrides=[f"evaluation.seeds=[0,{seed}]"])
+    message = f"evaluation.seeds must be integers in [0, 4294967295], got {seed}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        to_job(cfg, EvaluateJob)
 
 
 def test_unknown_policy_or_scenario_fails_before_compute() -> None:

@@ -237,7 +237,7 @@ def test_residual_smoke_run_trains_and_loads_back_as_a_residual_policy(tmp_path:
     config = OmegaConf.load(run / "config.yaml")
     config.agent.residual_on = None
     OmegaConf.save(config, run / "config.yaml")
-    with pytest.raises(ValueError, match="residual_on: config.yaml says None"):
+    with pytest.raises(ValueError, match=r"residual_on: config\.yaml says None"):
         load_run(run)
 
 

@@ -267,6 +267,36 @@ def test_a_zero_budget_run_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "model.zip").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=18446744073709551616", "seed must be an integer in {}, got 18446744073709551616"),
+        ("seed=-1", "seed must be an integer in {}, got -1"),
+        ("train.eval_seed=4294967296", "train.eval_seed must be an integer in {}, got 4294967296"),
+    ],
+)
+def test_out_of_range_seeds_are_refused_at_composition_as_typed(
+    override: str, message: str
+) -> None:
+    # Envs are reset with seed x num_envs (16 here): the error shows the seed as typed.
+    with pytest.raises(ValueError, match=re.escape(message.format("[0, 4294967295]"))):
+        _compose("train=smoke", override)
+
+
+@pytest.mark.parametrize("group", ["agent", "env", "train", "logger"])
+def test_schemas_are_not_options_of_the_config_groups(group: str) -> None:
+    option = {"agent": "ppo_schema", "env": "env_schema"}.get(group, f"{group}_schema")
+    with (
+        initialize_config_dir(config_dir=CONF, version_base=None),
+        pytest.raises(ConfigCompositionException) as err,
+    ):
+        compose(config_name="train", overrides=[f"{group}={option}"])
+    message = str(err.value)
+    assert f"Could not find '{group}/{option}'" in message
+    listed = message.split(f"Available options in '{group}':")[1].split("Config search path")[0]
+    assert listed.strip() and "schema" not in listed
+
+
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_every_baseline_is_an_agent_config_with_its_own_defaults(name: str) -> None:
     agent = _compose(f"agent={name}").agent

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.policy import Policy
+from agents.seeds import MAX_SEED, is_valid_seed
 from mmgym.core.params import MarketParams
 
 PolicyFactory = Callable[[MarketParams], Policy]
@@ -39,6 +40,13 @@ class EvaluationConfig:
     env_overrides: dict[str, Any] = field(default_factory=dict)
     parallel: bool | None = None
     """Step the envs on all cores (None: automatic by batch size)."""
+
+    def __post_init__(self) -> None:
+        for seed in self.seeds:
+            if not is_valid_seed(seed):
+                raise ValueError(
+                    f"evaluation.seeds must be integers in [0, {MAX_SEED}], got {seed}"
+                )
 
 
 def validate_config(

@@ -23,6 +23,7 @@ from agents.evaluation.episode import (
 )
 from agents.market import job_market, market_of
 from agents.policy import Policy
+from agents.seeds import check_seed
 from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 
@@ -57,7 +58,9 @@ def run_batch(
     overrides: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, float]], pd.DataFrame]:
     """One episode on each of ``num_envs`` envs: one metrics row per episode, and quantiles over
-    envs of the cumulative PnL at every step (``q05 .. q95``)."""
+    envs of the cumulative PnL at every step (``q05 .. q95``). The envs are reset with
+    ``seed x num_envs`` (sub-env i: + i)."""
+    check_seed("seed", seed)
     env = PerpMMVectorEnv(
         num_envs=num_envs,
         scenario=scenario,

@@ -34,7 +34,7 @@ TABLE_METRICS = (
 
 PRIMARY_CONFIG: dict[str, Any] = {
     "defaults": [
-        "tune_schema",
+        "/schema/job/tune@_here_",
         {"env": "calm"},
         {"agent": "rllib_ppo"},
         {"train": "default"},
