@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -356,14 +357,34 @@ class ReproduceJob:
 RUN_TAG_MAX = 120
 """Longest run-directory suffix built from command-line overrides."""
 
+SHELL_SAFE = str.maketrans(
+    {**dict.fromkeys("[]{}()*?$!&;|<> \t/\\", "_"), **dict.fromkeys("'\"`", "")}
+)
+"""Characters a shell would interpret, and path separators, as they appear in run names:
+brackets, globs, ``$``, ``!``, ``&``, ``;``, ``|``, redirections, blanks and slashes become
+``_``; quotes are dropped."""
 
-def run_tag(overrides: str) -> str:
+
+def run_tag(overrides: Sequence[str]) -> str:
     """``-<overrides>`` for a run directory's name (``""`` without overrides): conf/hydra's
-    ``${run_tag:${hydra.job.override_dirname}}``. Path separators and spaces become ``_``."""
-    if not overrides:
+    ``${run_tag:${hydra.overrides.task}}``. The overrides are sorted and joined with ``,`` (as
+    Hydra's ``override_dirname``), shell-special characters mapped by :data:`SHELL_SAFE`;
+    past :data:`RUN_TAG_MAX` characters whole overrides are left out and counted
+    (``...,and_3_more``), never cut in the middle."""
+    items = sorted(str(o).translate(SHELL_SAFE) for o in overrides)
+    if not items:
         return ""
-    tag = overrides.replace("/", "_").replace("\\", "_").replace(" ", "_")
-    return "-" + tag[:RUN_TAG_MAX]
+    kept: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        more = f",and_{rest}_more" if rest else ""
+        if len(",".join([*kept, item])) + len(more) > RUN_TAG_MAX:
+            break
+        kept.append(item)
+    omitted = len(items) - len(kept)
+    if omitted:
+        kept.append(f"and_{omitted}_more")
+    return "-" + ",".join(kept)
 
 
 SCHEMA_GROUP = "schema"

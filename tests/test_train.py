@@ -18,7 +18,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents.baseline_run import run_baseline
 from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
-from agents.config import BaselineAgentConfig, PPOConfig, SACConfig, TrainJob, to_job
+from agents.config import (
+    RUN_TAG_MAX,
+    BaselineAgentConfig,
+    PPOConfig,
+    SACConfig,
+    TrainJob,
+    run_tag,
+    to_job,
+)
 from agents.evaluation import evaluate_policies
 from agents.learned import load_run
 from agents.sb3.train import train
@@ -295,6 +303,24 @@ def test_schemas_are_not_options_of_the_config_groups(group: str) -> None:
     assert f"Could not find '{group}/{option}'" in message
     listed = message.split(f"Available options in '{group}':")[1].split("Config search path")[0]
     assert listed.strip() and "schema" not in listed
+
+
+def test_run_tags_keep_whole_overrides_and_no_shell_special_characters() -> None:
+    assert run_tag([]) == ""
+    assert run_tag(["seed=3", "env=volatile"]) == "-env=volatile,seed=3"  # sorted, as Hydra's
+    tag = run_tag([
+        "evaluation.policies=[a,b]", "x='one two'", 'y="$HOME"', "z={a:1}", "w=(1)", "v=a*b?",
+        "u=a;b&c|d<e>f!g`h`",
+    ])  # fmt: skip
+    assert not set(tag) & set("[]{}()*?$!'\"`&;|<> "), tag
+    assert tag.startswith("-evaluation.policies=_a,b_,u=a_b_c_d_e_f_gh,")  # quotes dropped
+    overrides = [f"agent.setting_number_{i}={i * 1000}" for i in range(12)]
+    tag = run_tag(overrides)
+    assert len(tag) <= RUN_TAG_MAX + 1
+    kept = tag[1:].split(",")
+    assert kept[-1].startswith("and_") and kept[-1].endswith("_more")
+    assert all(item in overrides for item in kept[:-1])  # whole overrides, none cut
+    assert len(kept) - 1 + int(kept[-1].split("_")[1]) == len(overrides)
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
