@@ -418,3 +418,23 @@ def test_a_failed_final_evaluation_keeps_the_trained_model(
     policy = load_run(run)
     obs = np.zeros((2, *PerpMMVectorEnv(num_envs=1).single_observation_space.shape), np.float32)
     assert policy.act(obs).shape == (2, 5)
+
+
+@pytest.mark.parametrize("agent", ["ppo", "sac"])
+def test_the_progress_bar_counts_to_the_steps_sb3_really_runs(agent: str) -> None:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.sb3.callbacks import ProgressBar
+    from agents.sb3.train import make_model
+    from agents.sb3.vec_env import NativeVecEnv
+
+    extra = ["agent.learning_starts=0", "agent.train_freq=3"] if agent == "sac" else []
+    extra += ["agent.batch_size=256"]
+    job = _compose(f"agent={agent}", "train=smoke", "train.num_envs=4", *extra)
+    venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=4, episode_seconds=30.0)))
+    model = make_model(job, venv)
+    # PPO runs whole rollouts (128 steps x 4 envs = 512), SAC whole train_freq rounds (3 x 4).
+    bar = ProgressBar(100)
+    model.learn(total_timesteps=100, callback=bar)
+    assert model.num_timesteps == (512 if agent == "ppo" else 108)
+    assert bar.bar.total == bar.bar.n == model.num_timesteps

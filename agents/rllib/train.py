@@ -217,7 +217,8 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     ckpt_every = int(t.checkpoint_every_steps)
     next_eval = eval_every if eval_every > 0 else math.inf
     next_ckpt = ckpt_every if ckpt_every > 0 else math.inf
-    bar = _progress(t.progress_bar and report is None, total)
+    batch = max(1, int(job.agent.train_batch_size))
+    bar = _progress(t.progress_bar and report is None, math.ceil(total / batch) * batch)
     steps = 0
     last: dict[str, float] = {}
     started = time.perf_counter()
@@ -226,6 +227,7 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
             result = algo.train()
             new_steps = int(result["num_env_steps_sampled_lifetime"])
             if bar is not None:
+                bar.total = max(bar.total, new_steps)  # an iteration can overshoot the budget
                 bar.update(new_steps - steps)
             steps = new_steps
             flat = _log_result(logger, result)
