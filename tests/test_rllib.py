@@ -20,6 +20,7 @@ from hydra.errors import ConfigCompositionException
 pytest.importorskip("ray.rllib")
 pytest.importorskip("ray.tune")
 
+from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
 from markdown_tables import assert_tables_render
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -280,14 +281,7 @@ def test_a_failed_final_evaluation_keeps_the_trained_policy(
     import agents.rllib.train as rllib_train
     from agents.training_run import FinalEvaluationError
 
-    real = rllib_train.evaluate_policies
-
-    def failing_for_the_learned_policy(policies: dict[str, Any], *args: Any) -> Any:
-        if "learned" in policies:
-            raise RuntimeError("evaluation env failed")
-        return real(policies, *args)
-
-    monkeypatch.setattr(rllib_train, "evaluate_policies", failing_for_the_learned_policy)
+    fail_evaluating_the_learned_policy(monkeypatch, rllib_train)
     job = _compose(
         *TINY, "agent.num_env_runners=0", "train.total_steps=512", "train.eval_every_steps=0",
         "train.checkpoint_every_steps=0",
@@ -295,7 +289,7 @@ def test_a_failed_final_evaluation_keeps_the_trained_policy(
     run = tmp_path / "run"
     with pytest.raises(FinalEvaluationError) as err:
         rllib_train.train(job, run)
-    assert "evaluation env failed" in str(err.value) and str(run / "policy") in str(err.value)
+    assert EVALUATION_FAULT in str(err.value) and str(run / "policy") in str(err.value)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final_eval"] is None and summary["steps"] >= 512
     assert (run / "checkpoint" / "rllib_checkpoint.json").is_file()

@@ -8,10 +8,10 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -236,16 +236,6 @@ def test_csv_logger_writes_the_market_scalars_to_progress_csv(tmp_path: Path) ->
     [
         ("logger.formats=[xml]", "logger.formats: unknown ['xml']"),
         ("logger.markout_seconds=0", "logger.markout_seconds must be > 0"),
-    ],
-)
-def test_bad_logger_settings_are_named(override: str, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        _compose(override)
-
-
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
         ("train.total_steps=0", "train.total_steps must be at least 1 env step, got 0"),
         ("train.total_steps=-5", "train.total_steps must be at least 1 env step, got -5"),
         ("train.total_steps=0.5", "train.total_steps must be at least 1 env step, got 0.5"),
@@ -259,7 +249,7 @@ def test_bad_logger_settings_are_named(override: str, message: str) -> None:
         ("train.eval_baselines=[linear_skw]", "train.eval_baselines: unknown ['linear_skw']"),
     ],
 )
-def test_bad_train_settings_are_refused_at_composition(override: str, message: str) -> None:
+def test_bad_settings_are_refused_at_composition_naming_them(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         _compose(override)
 
@@ -394,14 +384,7 @@ def test_a_failed_final_evaluation_keeps_the_trained_model(
 ) -> None:
     import agents.sb3.train as sb3_train
 
-    real = sb3_train.evaluate_policies
-
-    def failing_for_the_learned_policy(policies: dict[str, Any], *args: Any) -> Any:
-        if "learned" in policies:
-            raise RuntimeError("evaluation env failed")
-        return real(policies, *args)
-
-    monkeypatch.setattr(sb3_train, "evaluate_policies", failing_for_the_learned_policy)
+    fail_evaluating_the_learned_policy(monkeypatch, sb3_train)
     job = _compose(
         "train=smoke", "train.total_steps=256", "train.eval_every_steps=0",
         "train.checkpoint_every_steps=0",
@@ -410,7 +393,7 @@ def test_a_failed_final_evaluation_keeps_the_trained_model(
     with pytest.raises(FinalEvaluationError) as err:
         train(job, run)
     message = str(err.value)
-    assert "evaluation env failed" in message
+    assert EVALUATION_FAULT in message
     assert str(run / "model.zip") in message and str(run / "vecnormalize.pkl") in message
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final_eval"] is None and summary["steps"] >= 256

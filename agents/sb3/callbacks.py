@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -141,12 +141,12 @@ def steps_per_collection(model: Any) -> int:
     every env."""
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
     from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-    from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
     if isinstance(model, OnPolicyAlgorithm):
         return int(model.n_steps) * model.n_envs
-    freq = getattr(model, "train_freq", None)
-    if isinstance(model, OffPolicyAlgorithm) and freq is not None:
+    if isinstance(model, OffPolicyAlgorithm):
+        freq = cast(TrainFreq, model.train_freq)  # converted when the model is set up
         if freq.unit == TrainFrequencyUnit.STEP:
             return int(freq.frequency) * model.n_envs
     return int(model.n_envs)
