@@ -65,18 +65,19 @@ def test_a_successful_job_keeps_its_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "overrides"),
+    ("script", "overrides", "error"),
     [
-        ("train.py", ["train=smoke", "train.total_steps=0"]),
-        ("evaluate.py", ["evaluation.policies=[best]", "evaluation.num_envs=2"]),
+        # A zero budget used to train nothing, exit 0 and leave a model compare counted.
+        ("train.py", ["train=smoke", "train.total_steps=0"], "train.total_steps must be at least"),
+        ("evaluate.py", ["evaluation.policies=[best]"], "unknown policy 'best'"),
     ],
 )
 def test_scripts_remove_the_folder_of_a_job_that_failed_early(
-    tmp_path: Path, script: str, overrides: list[str]
+    tmp_path: Path, script: str, overrides: list[str], error: str
 ) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / script), *overrides, f"hydra.run.dir={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode != 0
+    assert done.returncode != 0 and error in done.stderr
     assert not out.exists(), sorted(p.name for p in out.rglob("*"))
     assert f"removed {out}" in done.stderr
