@@ -483,3 +483,17 @@ def test_baseline_export_from_the_command_line(
     assert _main()(argv) == 0
     assert f"bundle: {out}" in capsys.readouterr().out
     assert load_bundle(out).market == make_params("volatile")
+
+
+def test_bench_times_the_demo_bundle_at_batch_1() -> None:
+    table = runpy.run_path(str(ROOT / "scripts" / "bench.py"))["_onnx_policy_table"](50)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and " us |" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| ONNX Runtime session.run (the graph alone)",
+        "| OnnxPolicy.act (the bundle's network)",
+        "| adaptive baseline alone (the residual's base)",
+        "| residual bundle policy (adaptive + network)",
+    ]
+    for row in rows:
+        p50, p99 = (float(cell.removesuffix(" us")) for cell in row.strip("| ").split(" | ")[1:])
+        assert 0 < p50 <= p99
