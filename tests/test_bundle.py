@@ -230,9 +230,9 @@ def test_a_bundle_trained_on_other_features_is_refused_naming_the_first_differen
     edit: Callable[[dict[str, Any]], None],
     fragments: list[str],
 ) -> None:
-    bundle = _copy(ppo_bundle, tmp_path)
-    _edit_manifest(bundle, edit, seal=True)
-    _refused(bundle, "manifest.json", "differs from the installed mmgym's", *fragments)
+    _refused_after_sealed_edit(
+        ppo_bundle, tmp_path, edit, ["differs from the installed mmgym's", *fragments]
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,9 +255,15 @@ def test_an_invalid_manifest_names_the_field(
     edit: Callable[[dict[str, Any]], None],
     fragments: list[str],
 ) -> None:
-    bundle = _copy(ppo_bundle, tmp_path)
-    _edit_manifest(bundle, edit, seal=True)
-    _refused(bundle, "manifest.json", *fragments)
+    _refused_after_sealed_edit(ppo_bundle, tmp_path, edit, fragments)
+
+
+def _refused_after_sealed_edit(
+    bundle: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None], fragments: list[str]
+) -> None:
+    copy = _copy(bundle, tmp_path)
+    _edit_manifest(copy, edit, seal=True)
+    _refused(copy, "manifest.json", *fragments)
 
 
 def test_a_replaced_network_with_a_valid_hash_is_checked_against_the_spec(

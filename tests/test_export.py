@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from agents.baselines.adaptive import AdaptivePolicy
 from agents.baselines.registry import make_baseline, settings_of
-from agents.deploy.bundle import load_bundle
+from agents.deploy.bundle import Bundle, load_bundle
 from agents.deploy.export import (
     PARITY_OBSERVATIONS,
     PARITY_TOLERANCE,
@@ -47,6 +47,12 @@ BUNDLE_FIXTURES = {
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_and_bundle(run_fixture: str, request: pytest.FixtureRequest) -> tuple[Path, Bundle]:
+    """A session's training run and its bundle, loaded."""
+    run: Path = request.getfixturevalue(run_fixture)
+    return run, load_bundle(request.getfixturevalue(BUNDLE_FIXTURES[run_fixture]))
 
 
 def _network(policy: Any) -> Any:
@@ -93,8 +99,7 @@ def test_parity_observations_hold_the_extremes() -> None:
 def test_onnx_runtime_matches_sb3_with_its_normalisation_on_1e4_observations(
     run_fixture: str, request: pytest.FixtureRequest
 ) -> None:
-    run: Path = request.getfixturevalue(run_fixture)
-    bundle = load_bundle(request.getfixturevalue(BUNDLE_FIXTURES[run_fixture]))
+    run, bundle = _run_and_bundle(run_fixture, request)
     reference = _network(load_run(run))  # SB3 predict after VecNormalize's transform
     onnx_policy = _network(bundle.policy)
     assert isinstance(reference, SB3Policy) and isinstance(onnx_policy, OnnxPolicy)
@@ -143,8 +148,7 @@ def test_the_graph_bounds_actions_as_sb3_predict_does(
 def test_bundle_acts_as_the_training_run_on_the_env_action_for_action(
     run_fixture: str, request: pytest.FixtureRequest
 ) -> None:
-    run: Path = request.getfixturevalue(run_fixture)
-    bundle = load_bundle(request.getfixturevalue(BUNDLE_FIXTURES[run_fixture]))
+    run, bundle = _run_and_bundle(run_fixture, request)
     reference = load_run(run)
     assert type(bundle.policy) is type(reference) or isinstance(bundle.policy, OnnxPolicy)
     config = OmegaConf.load(run / "config.yaml")

@@ -28,6 +28,7 @@ export leaves nothing behind, and an existing bundle is only replaced with ``ove
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import pickle
@@ -38,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -128,84 +129,56 @@ def export_bundle(
     agent = config.get("agent")
     algo = agent.get("algo") if isinstance(agent, dict) else None
     load_all()
-    report = Path(vetting) if vetting is not None else run / VETTING_SUBDIR / VETTING_JSON
-    params = _training_market(run, config)
-    if algo in BASELINES:
-        assert isinstance(agent, dict)
-        settings = {k: v for k, v in agent.items() if k != "algo"}
-        decision = _vetting(report, _run_matcher(run, (CONFIG_FILE,)), force)
-        sources = _sources(run, (CONFIG_FILE,))
-        return _export_baseline(
-            str(algo), settings, params, out_dir, decision, config, f"run:{run}", sources, overwrite
-        )
-    if algo not in SB3_ALGOS:
+    if algo not in BASELINES and algo not in SB3_ALGOS:
         raise ExportError(
             f"{run / CONFIG_FILE}: agent.algo is {algo!r}; export takes SB3 "
             f"{' and '.join(SB3_ALGOS)} runs and baselines"
         )
-    assert isinstance(agent, dict)
-    for name in (MODEL_FILE, STATS_FILE):
-        if not (run / name).is_file():
-            raise ExportError(f"{run / name}: missing (not a finished training run?)")
-    decision = _vetting(report, _run_matcher(run, (MODEL_FILE, STATS_FILE)), force)
-    sources = _sources(run, (CONFIG_FILE, MODEL_FILE, STATS_FILE))
-    residual_on = agent.get("residual_on")
-    model = _load_model(run / MODEL_FILE, str(algo))
-    stats = read_normalisation(run / STATS_FILE)
-    obs_spec, act_spec = observation_spec(params), action_spec(params)
-    _check_spaces(run, model, obs_spec, act_spec)
-
-    with tempfile.TemporaryDirectory() as scratch:
-        onnx_file = Path(scratch) / POLICY_FILE
-        export_onnx(model, stats, onnx_file)
-        graph = onnx_file.read_bytes()
-    reference = SB3Policy(model, stats.mean, stats.var, stats.clip_obs, stats.epsilon)
-    error = parity_error(graph, reference, obs_spec.dim, params.obs_clip, act_spec)
-    if not error <= PARITY_TOLERANCE:
-        raise ExportError(
-            f"{run}: ONNX Runtime differs from SB3 by {error:.3g} (more than "
-            f"{PARITY_TOLERANCE:g}) on {PARITY_OBSERVATIONS} observations; nothing exported"
+    report = Path(vetting) if vetting is not None else run / VETTING_SUBDIR / VETTING_JSON
+    params = _training_market(run, config)
+    if algo in BASELINES:
+        assert isinstance(agent, dict)
+        files = _read_files(run, (CONFIG_FILE,))
+        decision = _vetting(report, _run_matcher(run, files, (CONFIG_FILE,)), force)
+        settings = {k: v for k, v in agent.items() if k != "algo"}
+        sources = {name: sha256_of(data) for name, data in files.items()}
+        return _export_baseline(
+            str(algo),
+            settings,
+            params,
+            out_dir,
+            decision,
+            config,
+            f"run:{run.resolve()}",
+            sources,
+            overwrite,
         )
-    network = NetworkSpec(
-        file=POLICY_FILE,
-        algo=algo,
-        output="action" if residual_on is None else "correction",
-        input_name=INPUT_NAME,
-        output_name=OUTPUT_NAME,
-        opset=OPSET,
-        exporter=EXPORTER,
-        exporter_version=f"torch {torch.__version__}",
-        normalisation=Normalisation(
-            numbers(stats.mean), numbers(stats.var), stats.epsilon, stats.clip_obs
-        ),
-        parity=Parity(
-            max_abs_error=error,
-            tolerance=PARITY_TOLERANCE,
-            observations=PARITY_OBSERVATIONS,
-            reference="stable-baselines3 predict(deterministic=True) after VecNormalize's "
-            "transform (agents.learned.SB3Policy)",
-        ),
-    )
+    assert isinstance(agent, dict)
+    # Read once: the bytes checked against the vetting report are the bytes exported.
+    files = _read_files(run, (CONFIG_FILE, MODEL_FILE, STATS_FILE))
+    decision = _vetting(report, _run_matcher(run, files, (MODEL_FILE, STATS_FILE)), force)
+    residual_on = agent.get("residual_on")
+    graph, network = _export_network(run, files, str(algo), params, residual_on is not None)
     baseline = None
     scale = None
     if residual_on is not None:
         baseline = BaselineSpec(str(residual_on), _default_settings(str(residual_on)))
         scale = float(agent["residual_scale"])
 
-    def manifest(files: dict[str, FileEntry]) -> Manifest:
+    def manifest(entries: dict[str, FileEntry]) -> Manifest:
         return _manifest(
             "learned" if residual_on is None else "residual",
-            files,
-            obs_spec,
-            act_spec,
+            entries,
+            observation_spec(params),
+            action_spec(params),
             params,
             network,
             baseline,
             scale,
             config,
             decision,
-            f"run:{run}",
-            sources,
+            f"run:{run.resolve()}",
+            {name: sha256_of(data) for name, data in files.items()},
         )
 
     return _publish(Path(out_dir), {POLICY_FILE: graph, **decision.copies}, manifest, overwrite)
@@ -239,12 +212,54 @@ def export_baseline(
 # --- the network --------------------------------------------------------------------------------
 
 
-def read_normalisation(path: Path) -> NormalisationStats:
-    """VecNormalize's observation statistics from a run's ``vecnormalize.pkl``. The pickle is
-    read here, on the training side, and never goes into a bundle."""
+def _export_network(
+    run: Path, files: dict[str, bytes], algo: str, params: MarketParams, residual: bool
+) -> tuple[bytes, NetworkSpec]:
+    """The run's network as ONNX bytes, and its spec with the measured parity."""
+    model = _load_model(run / MODEL_FILE, files[MODEL_FILE], algo)
+    stats = read_normalisation(run / STATS_FILE, files[STATS_FILE])
+    obs_spec, act_spec = observation_spec(params), action_spec(params)
+    _check_spaces(run, model, obs_spec, act_spec)
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_file = Path(scratch) / POLICY_FILE
+        export_onnx(model, stats, onnx_file)
+        graph = onnx_file.read_bytes()
+    reference = SB3Policy(model, stats.mean, stats.var, stats.clip_obs, stats.epsilon)
+    error = parity_error(graph, reference, obs_spec.dim, params.obs_clip, act_spec)
+    if not error <= PARITY_TOLERANCE:
+        raise ExportError(
+            f"{run}: ONNX Runtime differs from SB3 by {error:.3g} (more than "
+            f"{PARITY_TOLERANCE:g}) on {PARITY_OBSERVATIONS} observations; nothing exported"
+        )
+    network = NetworkSpec(
+        file=POLICY_FILE,
+        algo="ppo" if algo == "ppo" else "sac",
+        output="correction" if residual else "action",
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+        opset=OPSET,
+        exporter=EXPORTER,
+        exporter_version=f"torch {torch.__version__}",
+        normalisation=Normalisation(
+            numbers(stats.mean), numbers(stats.var), stats.epsilon, stats.clip_obs
+        ),
+        parity=Parity(
+            max_abs_error=error,
+            tolerance=PARITY_TOLERANCE,
+            observations=PARITY_OBSERVATIONS,
+            reference="stable-baselines3 predict(deterministic=True) after VecNormalize's "
+            "transform (agents.learned.SB3Policy)",
+        ),
+    )
+    return graph, network
+
+
+def read_normalisation(path: Path, data: bytes | None = None) -> NormalisationStats:
+    """VecNormalize's observation statistics from a run's ``vecnormalize.pkl`` (its bytes
+    ``data``, default: read ``path``). The pickle is read here, on the training side, and never
+    goes into a bundle."""
     try:
-        with path.open("rb") as f:
-            stats = pickle.load(f)
+        stats = pickle.loads(path.read_bytes() if data is None else data)
         norm_obs = bool(stats.norm_obs)
         mean = np.asarray(stats.obs_rms.mean, dtype=np.float64)
         var = np.asarray(stats.obs_rms.var, dtype=np.float64)
@@ -391,12 +406,12 @@ def parity_error(graph: bytes, reference: Any, dim: int, clip: float, spec: Acti
     return float(np.max(np.abs(onnx.astype(np.float64) - expected)))
 
 
-def _load_model(path: Path, algo: str) -> Any:
+def _load_model(path: Path, data: bytes, algo: str) -> Any:
     from stable_baselines3 import PPO, SAC
 
     algorithms: dict[str, Any] = {"ppo": PPO, "sac": SAC}
     try:
-        return algorithms[algo].load(path, device="cpu")
+        return algorithms[algo].load(io.BytesIO(data), device="cpu")
     except Exception as err:  # a corrupt zip fails in zipfile, torch or SB3
         raise ExportError(f"{path}: not a stable-baselines3 {algo} model ({err})") from None
 
@@ -457,8 +472,12 @@ def _default_settings(name: str) -> dict[str, Any]:
     return settings
 
 
-def _sources(run: Path, names: tuple[str, ...]) -> dict[str, str]:
-    return {name: sha256_of((run / name).read_bytes()) for name in names}
+def _read_files(run: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The bytes of the run's files ``names``; ExportError names a missing one."""
+    for name in names:
+        if not (run / name).is_file():
+            raise ExportError(f"{run / name}: missing (not a finished training run?)")
+    return {name: (run / name).read_bytes() for name in names}
 
 
 # --- vetting ------------------------------------------------------------------------------------
@@ -468,7 +487,7 @@ def _sources(run: Path, names: tuple[str, ...]) -> dict[str, str]:
 class VettingDecision:
     """What the export found about vetting, and the report files to copy into the bundle."""
 
-    verdict: str | None
+    verdict: Literal["pass", "fail"] | None
     forced: bool
     problem: str | None
     copies: dict[str, bytes]
@@ -477,7 +496,7 @@ class VettingDecision:
         """The manifest's vetting entry."""
         report = files.get(VETTING_JSON)
         return VettingRecord(
-            verdict=self.verdict,  # type: ignore[arg-type]
+            verdict=self.verdict,
             report_sha256=None if self.verdict is None or report is None else report.sha256,
             forced=self.forced,
             problem=self.problem,
@@ -532,8 +551,11 @@ def _vetting(
     return VettingDecision("pass", False, None, copies)
 
 
-def _run_matcher(run: Path, required: tuple[str, ...]) -> Callable[[dict[str, Any]], str | None]:
-    """A report on ``run`` lists ``required`` files and every file it lists matches."""
+def _run_matcher(
+    run: Path, policy_files: dict[str, bytes], required: tuple[str, ...]
+) -> Callable[[dict[str, Any]], str | None]:
+    """A report on ``run`` lists the ``required`` files, and every file it lists has its
+    sha256 in the run (``policy_files``: the bytes read for the export)."""
 
     def matches(policy: dict[str, Any]) -> str | None:
         if policy.get("kind") != "run":
@@ -546,9 +568,10 @@ def _run_matcher(run: Path, required: tuple[str, ...]) -> Callable[[dict[str, An
             path = run / str(name)
             if Path(str(name)).is_absolute() or ".." in Path(str(name)).parts:
                 return f"files_sha256 names {name!r} outside the run"
-            if not path.is_file():
+            if name not in policy_files and not path.is_file():
                 return f"{name} is not in the run"
-            actual = sha256_of(path.read_bytes())
+            data = policy_files[name] if name in policy_files else path.read_bytes()
+            actual = sha256_of(data)
             if actual != digest:
                 return f"{name} has sha256 {actual} in the run, {digest} in the report"
         return None
@@ -606,7 +629,7 @@ def _export_baseline(
 
 
 def _manifest(
-    kind: Any,
+    kind: Literal["learned", "residual", "baseline"],
     files: dict[str, FileEntry],
     obs: ObservationSpec,
     act: ActionSpec,
