@@ -268,6 +268,27 @@ class EvaluateJob:
     """Write TensorBoard scalars next to the report."""
 
 
+@dataclass
+class ExportJob:
+    """``scripts/export.py`` (``mmgym-export``): a policy to a bundle (docs/deploy.md)."""
+
+    run: str | None = None
+    """A training run directory: SB3 PPO or SAC (plain or residual), or a baseline's run."""
+    baseline: str | None = None
+    """Instead of ``run``: a registered baseline, bundled alone with its default settings for
+    the market ``env``."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The market of a ``baseline=`` bundle (a run's bundle has the run's market)."""
+    out: str = MISSING
+    """The bundle directory to write."""
+    vetting: str | None = None
+    """The vetting report (default: ``<run>/vetting/vetting.json``)."""
+    force: bool = False
+    """Export without a passing vetting report for these files (the manifest records it)."""
+    overwrite: bool = False
+    """Replace an existing bundle directory ``out``."""
+
+
 J = TypeVar("J")
 
 
@@ -334,6 +355,7 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_tag", run_tag)
     store = ConfigStore.instance()
     store.store(name="evaluate_schema", node=EvaluateJob)
+    store.store(name="export_schema", node=ExportJob)
     store.store(name="train_schema", node=TrainJob)
     store.store(group="experiment", name="reproduce_schema", node=ReproduceJob)
     store.store(group="env", name="env_schema", node=EnvConfig)
