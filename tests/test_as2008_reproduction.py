@@ -24,12 +24,8 @@ import numpy as np
 import pytest
 
 import mmgym  # noqa: F401  (registers the env ids)
-from agents.baselines.avellaneda_stoikov import (
-    AvellanedaStoikovPolicy,
-    SymmetricPolicy,
-    optimal_spread,
-    reservation_price,
-)
+from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
+from agents.baselines.closed_form import optimal_spread, reservation_price
 from agents.experiments import as2008
 from agents.experiments.as2008 import SIGMA, K, T
 

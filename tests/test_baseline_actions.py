@@ -119,14 +119,13 @@ def _rollout(market: str, seed: int) -> NDArray[np.float32]:
 
 def _as_env_policies() -> dict[str, Callable[[], Any]]:
     """Policies of mmgym/AvellanedaStoikov-v0, by name."""
-    from agents.baselines import avellaneda_stoikov as as_policies
-    from agents.baselines import closed_form
+    from agents.baselines import as_env_policies as p
 
     return {
-        "as_inventory": lambda: as_policies.AvellanedaStoikovPolicy(0.1, 2.0, 1.5, 1.0),
-        "as_symmetric": lambda: as_policies.SymmetricPolicy(0.1, 2.0, 1.5, 1.0),
-        "glft_as_env": lambda: closed_form.GLFTPolicy(0.1, 2.0, 140.0, 1.5),
-        "cj_as_env": lambda: closed_form.CarteaJaimungalPolicy(0.2, 0.5, 140.0, 1.5, 1.0, 10, 200),
+        "as_inventory": lambda: p.AvellanedaStoikovPolicy(0.1, 2.0, 1.5, 1.0),
+        "as_symmetric": lambda: p.SymmetricPolicy(0.1, 2.0, 1.5, 1.0),
+        "glft_as_env": lambda: p.GLFTPolicy(0.1, 2.0, 140.0, 1.5),
+        "cj_as_env": lambda: p.CarteaJaimungalPolicy(0.2, 0.5, 140.0, 1.5, 1.0, 10, 200),
     }
 
 

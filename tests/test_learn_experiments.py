@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.closed_form import GLFTPolicy
+from agents.baselines.as_env_policies import GLFTPolicy
 from agents.baselines.registry import BASELINES
 from agents.experiments import learn_cj, learn_perp
 from agents.experiments.cj2015 import cj_policy, exact_value

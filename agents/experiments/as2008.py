@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 import mmgym
-from agents.baselines.avellaneda_stoikov import AvellanedaStoikovPolicy, SymmetricPolicy
+from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
 
 SIGMA, K, T = 2.0, 1.5, 1.0
 NUM_PATHS, NUM_STEPS = 1000, 200

@@ -39,12 +39,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 import mmgym
-from agents.baselines.avellaneda_stoikov import AvellanedaStoikovPolicy, SymmetricPolicy
-from agents.baselines.closed_form import (
+from agents.baselines.as_env_policies import (
+    AvellanedaStoikovPolicy,
     CarteaJaimungalPolicy,
+    FixedDepthPolicy,
     GLFTPolicy,
-    cartea_jaimungal_table,
+    SymmetricPolicy,
 )
+from agents.baselines.closed_form import cartea_jaimungal_table
 from agents.policy import Policy
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "experiments" / "cj2015" / "config.json"
@@ -140,20 +142,6 @@ class Config:
             "phi": self.phi,
             "alpha": self.alpha,
         }
-
-
-class FixedDepthPolicy:
-    """Quote ``depth`` on both sides whatever the state (observations ``(q, t)``)."""
-
-    def __init__(self, depth: float) -> None:
-        self.depth = float(depth)
-
-    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Depths ``(depth, depth)`` for a batch of observations."""
-        return np.full((np.asarray(obs).shape[0], 2), self.depth, dtype=np.float32)
-
-    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
-        """Stateless: nothing to clear."""
 
 
 def cj_policy(c: Config) -> CarteaJaimungalPolicy:
