@@ -11,15 +11,19 @@ The committed results live in ``experiments/<name>/``.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: not installed
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from agents.config import ReproduceJob, to_job
-from agents.experiments import as2008, cj2015
+from experiments.as2008 import run as as2008
+from experiments.cj2015 import run as cj2015
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,8 +26,8 @@ import pytest
 import mmgym  # noqa: F401  (registers the env ids)
 from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
 from agents.baselines.closed_form import optimal_spread, reservation_price
-from agents.experiments import as2008
-from agents.experiments.as2008 import SIGMA, K, T
+from experiments.as2008 import run as as2008
+from experiments.as2008.run import SIGMA, K, T
 
 NUM_PATHS, NUM_STEPS, SEED = as2008.NUM_PATHS, as2008.NUM_STEPS, 2008
 PUBLISHED = as2008.PUBLISHED

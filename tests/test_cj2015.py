@@ -27,8 +27,8 @@ from agents.baselines.as_env_policies import (
     SymmetricPolicy,
 )
 from agents.baselines.closed_form import cartea_jaimungal_table
-from agents.experiments import cj2015
-from agents.experiments.cj2015 import Config, cj_policy, exact_value, simulate
+from experiments.cj2015 import run as cj2015
+from experiments.cj2015.run import Config, cj_policy, exact_value, simulate
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovEnv, AvellanedaStoikovSimulator
 
 # --- the reward mode ----------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import numpy as np
 
 from agents.baselines.as_env_policies import GLFTPolicy
 from agents.baselines.registry import BASELINES
-from agents.experiments import learn_cj, learn_perp
-from agents.experiments.cj2015 import cj_policy, exact_value
+from experiments.cj2015.run import cj_policy, exact_value
+from experiments.learn_cj import run as learn_cj
+from experiments.learn_perp import run as learn_perp
 
 
 def _finite_numbers(node: Any) -> list[float]:

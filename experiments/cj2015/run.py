@@ -20,7 +20,7 @@ All strategies run on the same seeds. The env consumes the same three uniforms p
 whatever the quotes, so the paths share their random numbers. Differences are therefore
 paired, and their confidence intervals are much narrower than those of each mean.
 
-    python -m agents.experiments.cj2015 [--config experiments/cj2015/config.json] [--out DIR]
+    python -m experiments.cj2015.run [--config experiments/cj2015/config.json] [--out DIR]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from agents.baselines.as_env_policies import (
 from agents.baselines.closed_form import cartea_jaimungal_table
 from agents.policy import Policy
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "experiments" / "cj2015" / "config.json"
+CONFIG_PATH = Path(__file__).resolve().with_name("config.json")
 Z95 = 1.959963984540054
 
 

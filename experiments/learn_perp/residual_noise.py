@@ -7,7 +7,7 @@ runner evaluates exactly that policy for several ``std`` (PPO's ``exp(log_std_in
 components or on one, against the same markets as ``learn_perp`` (seeds 1000-1003 x 64 envs,
 600 s episodes), and writes a table of mean episode PnL, CVaR 5 % and fill rate.
 
-    python -m agents.experiments.residual_noise [--out experiments/learn_perp]
+    python -m experiments.learn_perp.residual_noise [--out experiments/learn_perp]
 """
 
 from __future__ import annotations

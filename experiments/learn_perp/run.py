@@ -20,7 +20,7 @@ The goal, per trained policy: PnL above the best baseline's (CI of the paired di
 0) at equal or lower risk (CVaR at or above the best baseline's). Whether the CVaR is
 significantly worse (CI of the difference entirely below 0) is reported too.
 
-    python -m agents.experiments.learn_perp [--out experiments/learn_perp] [--steps 1e6]
+    python -m experiments.learn_perp.run [--out experiments/learn_perp] [--steps 1e6]
         [--agent ppo_residual] [--scenarios calm volatile liquidation_cascade] [--seeds 0 1 2]
 
 The tables go to ``<out>/results.md`` and ``results.json`` (``results_<agent>.*`` for an agent

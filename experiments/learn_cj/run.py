@@ -1,6 +1,6 @@
 """Does PPO learn the Cartea-Jaimungal optimum? Its value as a fraction of ``h(0, 0)``.
 
-The market and criterion are those of :mod:`agents.experiments.cj2015`:
+The market and criterion are those of :mod:`experiments.cj2015.run`:
 ``mmgym/AvellanedaStoikov-v0`` with ``reward="inventory_penalty"`` (``phi = 0.2``,
 ``alpha = 0.5``; ``A = 140``, ``k = 1.5``, ``sigma = 2``, ``T = 1``), so an episode's return is
 one draw of ``E[X_T + q_T (S_T - alpha q_T) - phi int q_t^2 dt]``. PPO (stable-baselines3)
@@ -11,17 +11,17 @@ are the raw depths ``(delta_bid, delta_ask)``.
 Its deterministic policy (the Gaussian's mean) is scored three ways:
 
 - **simulated**: mean criterion over ``eval_paths`` env paths with its SE, by the same code that
-  scores the exact CJ strategy in cj2015 (:func:`agents.experiments.cj2015.simulate`, seed 2015),
+  scores the exact CJ strategy in cj2015 (:func:`experiments.cj2015.run.simulate`, seed 2015),
   so the paths are shared with CJ and the difference CJ - PPO is paired;
 - **exact**: the policy is Markov in ``(q, t)``, so its expected criterion in the discrete env
   is computed without noise by cj2015's backward induction
-  (:func:`agents.experiments.cj2015.exact_value`); this also draws the learning curve;
+  (:func:`experiments.cj2015.run.exact_value`); this also draws the learning curve;
 - as a fraction of three references: the closed form ``h(0, 0)`` (continuous time, inventory
   limit ``Q = 10``), the exact discrete-env value of the CJ strategy, and the exact optimum of
   the discrete env (:func:`discrete_optimum`, backward induction maximising over depths: no
   policy can do better in this env).
 
-    python -m agents.experiments.learn_cj [--out experiments/learn_cj] [--steps N] [--seeds 0 1 2]
+    python -m experiments.learn_cj.run [--out experiments/learn_cj] [--steps N] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.baselines.closed_form import cartea_jaimungal_table
-from agents.experiments import cj2015
-from agents.experiments.cj2015 import Sample, cj_policy, exact_value, simulate
 from agents.learned import SB3Policy
 from agents.policy import Policy
 from agents.sb3.vec_env import NativeVecEnv
+from experiments.cj2015 import run as cj2015
+from experiments.cj2015.run import Sample, cj_policy, exact_value, simulate
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
 
 Z95 = 1.959963984540054
@@ -94,7 +94,7 @@ def discrete_optimum(c: cj2015.Config, sweeps: int = 20) -> float:
     For a fixed ``d_a`` it is ``p_b (d_b + c_b) + const``, maximised at ``d_b = 1/k - c_b`` (or at
     the depth where ``p_b`` reaches 1, if that is larger); the two sides are optimised in turn
     (``sweeps`` times; the coupling ``p_b p_a`` is small). Same inventory truncation as
-    :func:`~agents.experiments.cj2015.exact_value` (``|q| <= dp_inventory``, held at the edge).
+    :func:`~experiments.cj2015.run.exact_value` (``|q| <= dp_inventory``, held at the edge).
     """
     q = np.arange(-c.dp_inventory, c.dp_inventory + 1, dtype=np.float64)
     value = np.zeros_like(q)
