@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import ArrayLike, NDArray
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.baselines.registry import make_baseline
 from agents.policy import Policy
 from mmgym.core.params import MarketParams
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.residual"):
+    from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 
 def residual_action(base: ArrayLike, correction: ArrayLike, scale: float) -> NDArray[np.float32]:
