@@ -36,19 +36,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.baselines.closed_form import cartea_jaimungal_table
+from agents.config import PPOConfig, TrainJob
 from agents.learned import SB3Policy
 from agents.policy import Policy
+from agents.sb3.train import make_model
 from agents.sb3.vec_env import NativeVecEnv
 from experiments.cj2015 import run as cj2015
 from experiments.cj2015.run import Sample, cj_policy, exact_value, simulate
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
 
 Z95 = 1.959963984540054
+
+
+def learn_cj_ppo() -> PPOConfig:
+    """PPO's settings in this experiment: undiscounted (``gamma = 1``, the criterion is a sum
+    over a finite episode), a larger learning rate and batch, a narrower initial noise."""
+    return PPOConfig(
+        learning_rate=1e-3,
+        n_steps=100,
+        batch_size=5120,
+        n_epochs=5,
+        gamma=1.0,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        net_arch=[64, 64],
+        log_std_init=-1.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,15 +81,9 @@ class LearnConfig:
     eval_paths: int = 20_000
     curve_every: int = 250_000
     """Exact (DP) value of the current policy every this many env steps."""
-    learning_rate: float = 1e-3
-    n_steps: int = 100
-    batch_size: int = 5120
-    n_epochs: int = 5
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    net_arch: tuple[int, ...] = (64, 64)
-    log_std_init: float = -1.0
+    ppo: PPOConfig = field(default_factory=learn_cj_ppo)
+    """The agent, built as ``scripts/train.py`` builds it (:func:`agents.sb3.train.make_model`);
+    the batch is cut to one rollout (``n_steps x num_envs``) when that is smaller."""
     torch_threads: int = 1
     target: float = 0.95
     market: dict[str, Any] = field(default_factory=dict)
@@ -199,22 +210,10 @@ def train_one(cfg: LearnConfig, seed: int) -> tuple[Any, list[tuple[int, float]]
         AvellanedaStoikovVectorEnv(num_envs=cfg.num_envs, copy=False, **c.env_kwargs())
     )
     native.seed(seed * cfg.num_envs)
-    venv = VecNormalize(native, norm_obs=True, norm_reward=True, gamma=cfg.gamma)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        learning_rate=cfg.learning_rate,
-        n_steps=cfg.n_steps,
-        batch_size=min(cfg.batch_size, cfg.n_steps * cfg.num_envs),
-        n_epochs=cfg.n_epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=cfg.clip_range,
-        policy_kwargs={"net_arch": list(cfg.net_arch), "log_std_init": cfg.log_std_init},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    venv = VecNormalize(native, norm_obs=True, norm_reward=True, gamma=cfg.ppo.gamma)
+    rollout = cfg.ppo.n_steps * cfg.num_envs
+    agent = replace(cfg.ppo, batch_size=min(cfg.ppo.batch_size, rollout))
+    model = make_model(TrainJob(agent=agent, seed=seed), venv)
     curve = LearningCurve(cfg.curve_every, c)
     start = time.perf_counter()
     model.learn(total_timesteps=cfg.total_steps, callback=curve)
@@ -317,14 +316,15 @@ def _frac_cell(value: float, se: float, reference: float) -> str:
 def markdown(r: Results) -> str:
     """The results section of the README."""
     cfg, m, refs = r.config, r.market, r.refs
+    ppo = cfg["ppo"]
     steps = round(m["T"] / m["dt"])
     lines = [
         f"Market: phi={m['phi']}, alpha={m['alpha']}, Q={m['Q']} (CJ only); A={m['A']}, "
         f"k={m['k']}, sigma={m['sigma']}, T={m['T']}, dt={m['dt']} ({steps} steps). "
         f"PPO: {cfg['num_envs']} envs, {cfg['total_steps']:,} env steps per seed, "
-        f"lr {cfg['learning_rate']:g}, n_steps {cfg['n_steps']}, batch {cfg['batch_size']}, "
-        f"{cfg['n_epochs']} epochs, gamma {cfg['gamma']:g}, GAE lambda {cfg['gae_lambda']:g}, "
-        f"net {list(cfg['net_arch'])}, log_std_init {cfg['log_std_init']:g}, VecNormalize "
+        f"lr {ppo['learning_rate']:g}, n_steps {ppo['n_steps']}, batch {ppo['batch_size']}, "
+        f"{ppo['n_epochs']} epochs, gamma {ppo['gamma']:g}, GAE lambda {ppo['gae_lambda']:g}, "
+        f"net {list(ppo['net_arch'])}, log_std_init {ppo['log_std_init']:g}, VecNormalize "
         f"(obs and reward). Evaluation: {m['num_paths']:,} paths (seed {m['seed']}), "
         f"deterministic actions. Total {r.seconds:.0f} s.",
         "",
