@@ -10,9 +10,7 @@ The committed results live in ``experiments/<name>/``.
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: not installed
@@ -36,6 +34,7 @@ def main(cfg: DictConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if job.name == "as2008":
         table = as2008.markdown_table(tuple(job.gammas), seed=job.seed)
+        (out / "results.md").write_text(table + "\n")
     elif job.name == "cj2015":
         overrides = {"seed": job.seed}
         if job.num_paths is not None:
@@ -43,10 +42,9 @@ def main(cfg: DictConfig) -> None:
         config_file = ROOT / (job.config_file or "experiments/cj2015/config.json")
         results = cj2015.run(cj2015.Config.load(str(config_file), **overrides))
         table = cj2015.markdown(results)
-        (out / "results.json").write_text(json.dumps(asdict(results), indent=2) + "\n")
+        cj2015.write(results, out)
     else:
         raise ValueError(f"unknown experiment {job.name!r}; valid: as2008, cj2015")
-    (out / "results.md").write_text(table + "\n")
     print(table)
     print(f"results: {out / 'results.md'}")
 

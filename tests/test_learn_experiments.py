@@ -56,7 +56,7 @@ def test_cj_through_learn_cj_evaluation_reproduces_h00() -> None:
     refs = learn_cj.references(c)
     sample = learn_cj.evaluate(cj_policy(c), c)
     assert abs(refs.bias) < sample.se  # the DP's bias is below the SE at this dt
-    _, low, high = learn_cj.fraction(sample.mean, sample.se, refs.h00)
+    _, low, high = learn_cj.fraction(sample.mean, sample.ci, refs.h00)
     assert low <= 1.0 <= high, (sample.mean, sample.se, refs.h00)
     assert abs(sample.mean - refs.h00) < 2.0 * sample.se
 

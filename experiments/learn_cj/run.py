@@ -22,6 +22,7 @@ Its deterministic policy (the Gaussian's mean) is scored three ways:
   policy can do better in this env).
 
     python -m experiments.learn_cj.run [--out experiments/learn_cj] [--steps N] [--seeds 0 1 2]
+    python -m experiments.learn_cj.run --out experiments/learn_cj --render   # page from its JSON
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from stable_baselines3.common.vec_env import VecNormalize
 from agents.baselines.closed_form import cartea_jaimungal_table
 from agents.config import PPOConfig, TrainJob
 from agents.learned import SB3Policy
+from agents.metrics import mean_confidence_interval
 from agents.policy import Policy
 from agents.sb3.train import make_model
 from agents.sb3.vec_env import NativeVecEnv
 from experiments.cj2015 import run as cj2015
 from experiments.cj2015.run import Sample, cj_policy, exact_value, simulate
+from experiments.pages import interval
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
-
-Z95 = 1.959963984540054
 
 
 def learn_cj_ppo() -> PPOConfig:
@@ -232,16 +233,20 @@ class SeedResult:
     exact: float
     mean: float
     se: float
+    ci: tuple[float, float]
+    """95 % confidence interval of the mean criterion (Student's t)."""
     cj_minus_ppo: float
     cj_minus_ppo_se: float
+    cj_minus_ppo_ci: tuple[float, float]
+    """95 % confidence interval of the paired difference (Student's t)."""
     std_final_q: float
     max_abs_q: float
     curve: list[tuple[int, float]]
 
 
-def fraction(value: float, se: float, reference: float) -> tuple[float, float, float]:
-    """``value / reference`` and its 95 % CI (the reference is exact)."""
-    return value / reference, (value - Z95 * se) / reference, (value + Z95 * se) / reference
+def fraction(mean: float, ci: tuple[float, float], reference: float) -> tuple[float, float, float]:
+    """``mean / reference`` and its 95 % CI ``ci / reference`` (the reference is exact)."""
+    return mean / reference, ci[0] / reference, ci[1] / reference
 
 
 @dataclass
@@ -261,7 +266,23 @@ class Results:
         """Per seed: is the simulated value's 95 % CI lower bound >= target x reference?"""
         ref = self.refs[reference]
         target = float(self.config["target"])
-        return [fraction(s.mean, s.se, ref)[1] >= target for s in self.seeds]
+        return [fraction(s.mean, s.ci, ref)[1] >= target for s in self.seeds]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results as :func:`write` stored them in ``results.json``."""
+        seeds = [
+            SeedResult(
+                **{
+                    **s,
+                    "ci": tuple(s["ci"]),
+                    "cj_minus_ppo_ci": tuple(s["cj_minus_ppo_ci"]),
+                    "curve": [(int(steps), float(value)) for steps, value in s["curve"]],
+                }
+            )
+            for s in data["seeds"]
+        ]
+        return cls(**{**data, "seeds": seeds})
 
 
 def run(cfg: LearnConfig) -> Results:
@@ -277,6 +298,7 @@ def run(cfg: LearnConfig) -> Results:
         policy = learned_policy(model)
         sample = evaluate(policy, c)
         diff = cj_sample.criterion - sample.criterion
+        diff_mean, diff_low, diff_high = mean_confidence_interval(diff)
         seeds.append(
             SeedResult(
                 seed=seed,
@@ -285,8 +307,10 @@ def run(cfg: LearnConfig) -> Results:
                 exact=exact_value(policy, c),
                 mean=sample.mean,
                 se=sample.se,
-                cj_minus_ppo=float(diff.mean()),
+                ci=sample.ci,
+                cj_minus_ppo=diff_mean,
                 cj_minus_ppo_se=float(diff.std(ddof=1) / math.sqrt(diff.size)),
+                cj_minus_ppo_ci=(diff_low, diff_high),
                 std_final_q=float(sample.final_q.std(ddof=1)),
                 max_abs_q=float(sample.max_abs_q.max()),
                 curve=curve,
@@ -308,8 +332,10 @@ def _pct(x: float) -> str:
     return f"{100.0 * x:.1f} %"
 
 
-def _frac_cell(value: float, se: float, reference: float) -> str:
-    mid, lo, hi = fraction(value, se, reference)
+def _frac_cell(mean: float, ci: tuple[float, float], reference: float) -> str:
+    mid, lo, hi = fraction(mean, ci, reference)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{_pct(mid)} n/a"
     return f"{_pct(mid)} [{_pct(lo)}, {_pct(hi)}]"
 
 
@@ -342,21 +368,20 @@ def markdown(r: Results) -> str:
         "",
         "PPO per seed. Simulated: mean criterion ± SE over the evaluation paths; exact: the "
         "same deterministic policy's value by DP. Fractions: simulated mean / reference "
-        "[95 % CI].",
+        "[95 % CI, Student's t].",
         "",
         "| seed | env steps | train s | simulated ± SE | exact (DP) | of h(0, 0) | "
         "of CJ in env | of env optimum | CJ - PPO, paired [95 % CI] | std(q_T) | max abs(q) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in r.seeds:
-        lo = s.cj_minus_ppo - Z95 * s.cj_minus_ppo_se
-        hi = s.cj_minus_ppo + Z95 * s.cj_minus_ppo_se
         lines.append(
             f"| {s.seed} | {s.steps:,} | {s.train_seconds:.0f} | {s.mean:.3f} ± {s.se:.3f} "
-            f"| {s.exact:.3f} | {_frac_cell(s.mean, s.se, refs['h00'])} "
-            f"| {_frac_cell(s.mean, s.se, refs['cj_exact'])} "
-            f"| {_frac_cell(s.mean, s.se, refs['optimum'])} "
-            f"| {s.cj_minus_ppo:.3f} [{lo:.3f}, {hi:.3f}] | {s.std_final_q:.2f} "
+            f"| {s.exact:.3f} | {_frac_cell(s.mean, s.ci, refs['h00'])} "
+            f"| {_frac_cell(s.mean, s.ci, refs['cj_exact'])} "
+            f"| {_frac_cell(s.mean, s.ci, refs['optimum'])} "
+            f"| {s.cj_minus_ppo:.3f} {interval(*s.cj_minus_ppo_ci, spec='.3f')} "
+            f"| {s.std_final_q:.2f} "
             f"| {s.max_abs_q:.0f} |"
         )
     exact = np.array([s.exact for s in r.seeds])
@@ -415,6 +440,13 @@ def write(r: Results, out: Path) -> None:
     plot(r, out / "learning_curve.png")
 
 
+def render(out: Path) -> str:
+    """Rewrite ``out/results.md`` from ``out/results.json`` (nothing is trained or simulated)."""
+    text = markdown(Results.from_json(json.loads((out / "results.json").read_text())))
+    (out / "results.md").write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> Results:
     """Run, print the table, write the outputs."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -425,7 +457,13 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument("--paths", type=int, default=None, help="evaluation paths")
     parser.add_argument("--curve-every", type=float, default=None)
     parser.add_argument("--dt", type=float, default=None)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite --out's results.md from its JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(Path(args.out)))
+        return Results.from_json(json.loads((Path(args.out) / "results.json").read_text()))
     overrides: dict[str, Any] = {}
     for name, key, cast in (
         ("steps", "total_steps", int),
