@@ -1,4 +1,4 @@
-"""Named PerpMM baselines: one registry that evaluation, training and the live runner share.
+"""Named PerpMM baselines: one registry that evaluation and training share.
 
 A baseline is a class implementing :class:`agents.policy.Policy` whose constructor takes the
 market's :class:`~mmgym.core.params.MarketParams` first and its own settings as keywords.
