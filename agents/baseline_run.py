@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.baseline_run"):
+    from omegaconf import OmegaConf
 
 from agents.baselines.registry import make_baseline
 from agents.config import BaselineAgentConfig, TrainJob

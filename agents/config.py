@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from agents.baselines.registry import BASELINES, load_all, settings_of
+from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
 from agents.evaluation import EvaluationConfig
 
 
@@ -99,12 +99,11 @@ class BaselineAgentConfig:
 
 
 def baseline_schema(name: str) -> type[BaselineAgentConfig]:
-    """The structured-config schema of baseline ``name``, built from its constructor."""
-    constructor: Any = BASELINES[name].__init__  # type: ignore[misc]
-    hints = typing.get_type_hints(constructor)
+    """The structured-config schema of baseline ``name``, built from its settings."""
+    kinds = setting_types(name)
     fields: list[tuple[str, Any, Any]] = [("algo", str, field(default=name))]
     for setting, default in settings_of(name).items():
-        kind = hints.get(setting, Any)
+        kind = kinds[setting]
         if typing.get_origin(kind) is tuple:  # OmegaConf has lists, not tuples
             item = next((a for a in typing.get_args(kind) if a is not Ellipsis), Any)
             kind = list[item]  # type: ignore[valid-type]

@@ -29,11 +29,14 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.policy import Policy
 from agents.residual_policy import ResidualPolicy, check_scale, compose_policy, residual_action
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.residual"):
+    from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+    from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 __all__ = [
     "ResidualPolicy",

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.closed_form import GLFTPolicy
+from agents.baselines.as_env_policies import GLFTPolicy
 from agents.baselines.registry import BASELINES
-from agents.experiments import learn_cj, learn_perp
-from agents.experiments.cj2015 import cj_policy, exact_value
+from experiments.cj2015.run import cj_policy, exact_value
+from experiments.learn_cj import run as learn_cj
+from experiments.learn_perp import run as learn_perp
 
 
 def _finite_numbers(node: Any) -> list[float]:
@@ -55,7 +56,7 @@ def test_cj_through_learn_cj_evaluation_reproduces_h00() -> None:
     refs = learn_cj.references(c)
     sample = learn_cj.evaluate(cj_policy(c), c)
     assert abs(refs.bias) < sample.se  # the DP's bias is below the SE at this dt
-    _, low, high = learn_cj.fraction(sample.mean, sample.se, refs.h00)
+    _, low, high = learn_cj.fraction(sample.mean, sample.ci, refs.h00)
     assert low <= 1.0 <= high, (sample.mean, sample.se, refs.h00)
     assert abs(sample.mean - refs.h00) < 2.0 * sample.se
 

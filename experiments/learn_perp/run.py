@@ -10,8 +10,8 @@ seeds), with episodes as long as the training ones. The best baseline of a scena
 with the highest mean episode PnL. Each trained policy is compared with it:
 
 - **PnL**: the paired difference per episode. The same (seed, env) gives every policy the same
-  initial market and random streams, so the episodes are paired; 95 % CI = ± 1.96 SE of the
-  per-episode difference.
+  initial market and random streams, so the episodes are paired; 95 % CI of the mean
+  per-episode difference by Student's t (as every mean's CI on the page).
 - **CVaR 5 %** of episode PnL (the mean of the worst 5 % of episodes; higher is less risk): each
   policy's value with a bootstrap 95 % CI, and the difference with a paired bootstrap CI
   (episodes resampled jointly).
@@ -20,22 +20,22 @@ The goal, per trained policy: PnL above the best baseline's (CI of the paired di
 0) at equal or lower risk (CVaR at or above the best baseline's). Whether the CVaR is
 significantly worse (CI of the difference entirely below 0) is reported too.
 
-    python -m agents.experiments.learn_perp [--out experiments/learn_perp] [--steps 1e6]
+    python -m experiments.learn_perp.run [--out experiments/learn_perp] [--steps 1e6]
         [--agent ppo_residual] [--scenarios calm volatile liquidation_cascade] [--seeds 0 1 2]
 
 The tables go to ``<out>/results.md`` and ``results.json`` (``results_<agent>.*`` for an agent
-other than ``ppo``; ``--name`` sets the stem).
+other than ``ppo``; ``--name`` sets the stem). ``--render`` rewrites ``<out>/<name>.md`` from
+its JSON without training or evaluating anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,14 @@ from agents.baselines.registry import BASELINES, load_all
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, PolicyFactory, evaluate, summarise
 from agents.learned import load_run
-from agents.metrics import cvar
+from agents.metrics import cvar, mean_confidence_interval
 from agents.policy import Policy
 from agents.sb3.train import train
+from experiments.pages import interval
 from mmgym.core.params import MarketParams
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,8 @@ class Comparison:
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, tuple[float, float]]:
-    mean = float(x.mean())
-    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
-    return mean, (mean - Z95 * se, mean + Z95 * se)
+    mean, low, high = mean_confidence_interval(x)
+    return mean, (low, high)
 
 
 def _bootstrap_cvar(
@@ -240,6 +239,20 @@ class Results:
     machine: dict[str, Any] = field(default_factory=dict)
     agent_settings: dict[str, Any] = field(default_factory=dict)
     """The trained agent's resolved settings (``conf/agent/<agent>.yaml`` with the overrides)."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results as :func:`write` stored them (:func:`to_json`; verdicts are recomputed)."""
+        names = {f.name for f in fields(Comparison)}
+        scenarios = []
+        for s in data["scenarios"]:
+            comparisons = []
+            for c in s["comparisons"]:
+                stored: dict[str, Any] = {k: v for k, v in c.items() if k in names}
+                cis = {k: tuple(v) for k, v in stored.items() if k.endswith("_ci")}
+                comparisons.append(Comparison(**{**stored, **cis}))
+            scenarios.append(ScenarioResult(**{**s, "comparisons": comparisons}))
+        return cls(**{**data, "scenarios": scenarios})
 
 
 LEAGUE_COLUMNS = (
@@ -341,7 +354,7 @@ def run(cfg: PerpConfig) -> Results:
 
 
 def _ci(pair: tuple[float, float] | list[float]) -> str:
-    return f"[{pair[0]:.3g}, {pair[1]:.3g}]"
+    return interval(pair[0], pair[1])
 
 
 def markdown(r: Results) -> str:
@@ -442,6 +455,13 @@ def write(r: Results, out: Path, name: str = "results") -> None:
     (out / f"{name}.json").write_text(json.dumps(to_json(r), indent=2) + "\n")
 
 
+def render(out: Path, name: str = "results") -> str:
+    """Rewrite ``<name>.md`` under ``out`` from ``<name>.json`` (nothing is trained or run)."""
+    text = markdown(Results.from_json(json.loads((out / f"{name}.json").read_text())))
+    (out / f"{name}.md").write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> Results:
     """Run, print the tables, write the outputs."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -468,7 +488,14 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument(
         "--override", action="append", default=[], help="Hydra override of the training jobs"
     )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite <out>/<name>.md from its JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        name = args.name or results_name(args.agent or "ppo")
+        print(render(Path(args.out), name))
+        return Results.from_json(json.loads((Path(args.out) / f"{name}.json").read_text()))
     values: dict[str, Any] = {
         "agent": args.agent,
         "total_steps": None if args.steps is None else int(args.steps),
