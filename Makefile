@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check mmgym agents scripts tests
-	$(PY) -m ruff format --check mmgym agents scripts tests
+	$(PY) -m ruff check mmgym agents experiments docs/tools scripts tests
+	$(PY) -m ruff format --check mmgym agents experiments docs/tools scripts tests
 	$(PY) -m mypy
 
 test: $(STAMP) lint

@@ -17,12 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.baselines.registry import make_baseline
-from agents.config import BaselineAgentConfig, TrainJob
-from agents.evaluation import evaluate_policies
-from agents.market import job_market
-from agents.run_logger import make_run_logger, record_hparams
-from agents.training_run import run_summary, write_config, write_summary
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.baseline_run"):
+    from agents.baselines.registry import make_baseline
+    from agents.config import BaselineAgentConfig, TrainJob
+    from agents.evaluation import evaluate_policies
+    from agents.market import job_market
+    from agents.run_logger import make_run_logger, record_hparams
+    from agents.training_run import run_summary, write_config, write_summary
 
 
 def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:

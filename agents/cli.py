@@ -1,4 +1,4 @@
-"""Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``.
+"""Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``.
 
 Each runs the matching Hydra script in ``scripts/`` with the repository's ``conf/`` (the project
 is installed in editable mode by ``make``), passing the command line through.
@@ -34,3 +34,8 @@ def evaluate() -> None:
 def demo() -> None:
     """``mmgym-demo``: ``scripts/demo.py``."""
     _run("demo")
+
+
+def export() -> None:
+    """``mmgym-export``: ``scripts/export.py``."""
+    _run("export")

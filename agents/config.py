@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from agents.baselines.registry import BASELINES, load_all, settings_of
+from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
 from agents.evaluation import EvaluationConfig
 from agents.seeds import check_seed
 
@@ -102,12 +102,11 @@ class BaselineAgentConfig:
 
 
 def baseline_schema(name: str) -> type[BaselineAgentConfig]:
-    """The structured-config schema of baseline ``name``, built from its constructor."""
-    constructor: Any = BASELINES[name].__init__  # type: ignore[misc]
-    hints = typing.get_type_hints(constructor)
+    """The structured-config schema of baseline ``name``, built from its settings."""
+    kinds = setting_types(name)
     fields: list[tuple[str, Any, Any]] = [("algo", str, field(default=name))]
     for setting, default in settings_of(name).items():
-        kind = hints.get(setting, Any)
+        kind = kinds[setting]
         if typing.get_origin(kind) is tuple:  # OmegaConf has lists, not tuples
             item = next((a for a in typing.get_args(kind) if a is not Ellipsis), Any)
             kind = list[item]  # type: ignore[valid-type]
@@ -304,6 +303,27 @@ class EvaluateJob:
     """Write TensorBoard scalars next to the report."""
 
 
+@dataclass
+class ExportJob:
+    """``scripts/export.py`` (``mmgym-export``): a policy to a bundle (docs/deploy.md)."""
+
+    run: str | None = None
+    """A training run directory: SB3 PPO or SAC (plain or residual), or a baseline's run."""
+    baseline: str | None = None
+    """Instead of ``run``: a registered baseline, bundled alone with its default settings for
+    the market ``env``."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The market of a ``baseline=`` bundle (a run's bundle has the run's market)."""
+    out: str = MISSING
+    """The bundle directory to write."""
+    vetting: str | None = None
+    """The vetting report (default: ``<run>/vetting/vetting.json``)."""
+    force: bool = False
+    """Export without a passing vetting report for these files (the manifest records it)."""
+    overwrite: bool = False
+    """Replace an existing bundle directory ``out``."""
+
+
 J = TypeVar("J")
 
 
@@ -399,7 +419,12 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_tag", run_tag)
     store = ConfigStore.instance()
     schemas: dict[str, dict[str, Any]] = {
-        "job": {"train": TrainJob, "evaluate": EvaluateJob, "tune": TuneJob},
+        "job": {
+            "train": TrainJob,
+            "evaluate": EvaluateJob,
+            "tune": TuneJob,
+            "export": ExportJob,
+        },
         "experiment": {"reproduce": ReproduceJob},
         "env": {"env": EnvConfig},
         "agent": {"ppo": PPOConfig, "sac": SACConfig, "rllib_ppo": RLlibPPOConfig},

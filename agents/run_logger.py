@@ -13,7 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stable_baselines3.common.logger import HParam, Logger, make_output_format
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.run_logger"):
+    from stable_baselines3.common.logger import HParam, Logger, make_output_format
 
 if TYPE_CHECKING:
     from agents.config import LoggerConfig, TrainJob

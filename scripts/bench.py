@@ -6,6 +6,7 @@ median over repeats (env-steps per second; for PerpMM also market ticks per seco
     python scripts/bench.py                      # print the table
     python scripts/bench.py --write docs/benchmarks.md
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --onnx-decisions 20000
 """
 
 from __future__ import annotations
@@ -136,6 +137,75 @@ def _market_scalars_us(native: Any, calls: int = 2000) -> float:
     return 1e6 * float(np.median(times))
 
 
+def _onnx_policy_table(decisions: int) -> str:
+    """Latency per decision at batch 1 of the demo's network (conf/agent/ppo_residual.yaml:
+    PPO, 64x64, residual on adaptive) exported as a bundle and loaded with
+    :func:`agents.deploy.bundle.load_bundle`: ONNX Runtime with the bundle's session options
+    (one intra-op and one inter-op thread, no spinning). The weights are untrained (latency
+    does not depend on them); the observations are the env's own."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.config import TrainJob, to_job
+    from agents.deploy.bundle import load_bundle
+    from agents.deploy.export import export_bundle
+    from agents.residual_policy import ResidualPolicy
+    from agents.sb3.train import make_model
+    from agents.sb3.vec_env import NativeVecEnv
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    conf = str(Path(__file__).resolve().parent.parent / "conf")
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        job = to_job(compose(config_name="train", overrides=["agent=ppo_residual"]), TrainJob)
+    env = PerpMMVectorEnv(num_envs=1, episode_seconds=job.train.episode_seconds)
+    # PPO's rollout (n_steps x envs) a multiple of its minibatch, as in training.
+    envs = job.agent.batch_size // job.agent.n_steps
+    venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=envs, episode_seconds=600.0)))
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        run.mkdir()
+        (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+        make_model(job, venv).save(run / "model.zip")
+        venv.save(str(run / "vecnormalize.pkl"))
+        bundle = load_bundle(export_bundle(run, Path(tmp) / "bundle", force=True).path)
+    policy = bundle.policy
+    assert isinstance(policy, ResidualPolicy)
+    obs, _ = env.reset(seed=0)
+    observations = []
+    for _ in range(256):
+        observations.append(obs.copy())
+        obs, *_ = env.step(policy.act(obs))
+    network = policy.learned
+    session = network.session  # type: ignore[attr-defined]
+    feed = network.input_name  # type: ignore[attr-defined]
+    calls = {
+        "ONNX Runtime session.run (the graph alone)": lambda o: session.run(None, {feed: o}),
+        "OnnxPolicy.act (the bundle's network)": network.act,
+        "adaptive baseline alone (the residual's base)": policy.base.act,
+        "residual bundle policy (adaptive + network)": policy.act,
+    }
+    lines = [
+        "| policy call, batch 1 | p50 per decision | p99 per decision |",
+        "|---|---:|---:|",
+    ]
+    for label, call in calls.items():
+        for o in observations[:64]:  # warm-up
+            call(o)
+        times = np.empty(decisions)
+        for i in range(decisions):
+            o = observations[i % len(observations)]
+            t0 = time.perf_counter_ns()
+            call(o)
+            times[i] = time.perf_counter_ns() - t0
+        p50, p99 = np.percentile(times, [50, 99]) / 1e3
+        print(f"  {label:45s} p50 {p50:6.1f} us  p99 {p99:6.1f} us")
+        lines.append(f"| {label} | {p50:.1f} us | {p99:.1f} us |")
+    return "\n".join(lines)
+
+
 def _table(results: list[Result]) -> str:
     rows = []
     for r in results:
@@ -170,6 +240,12 @@ def main() -> None:
         default=0,
         help="also time SB3 PPO training (updates included) for this many env steps",
     )
+    parser.add_argument(
+        "--onnx-decisions",
+        type=int,
+        default=0,
+        help="also time the demo bundle's ONNX policy at batch 1 over this many decisions",
+    )
     args = parser.parse_args()
 
     results = []
@@ -181,6 +257,8 @@ def main() -> None:
     table = _table(results)
     if args.sb3_steps > 0:
         table += "\n\n" + _sb3_table(args.sb3_steps)
+    if args.onnx_decisions > 0:
+        table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     header = (
         f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
         f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "

@@ -10,17 +10,19 @@ The committed results live in ``experiments/<name>/``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: not installed
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from agents.config import ReproduceJob, to_job
-from agents.experiments import as2008, cj2015
 from agents.job_dir import discard_on_failure
+from experiments.as2008 import run as as2008
+from experiments.cj2015 import run as cj2015
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +40,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if job.name == "as2008":
         table = as2008.markdown_table(tuple(job.gammas), seed=job.seed)
+        (out / "results.md").write_text(table + "\n")
     elif job.name == "cj2015":
         overrides = {"seed": job.seed}
         if job.num_paths is not None:
@@ -45,10 +48,9 @@ def _run(cfg: DictConfig, out: Path) -> None:
         config_file = ROOT / (job.config_file or "experiments/cj2015/config.json")
         results = cj2015.run(cj2015.Config.load(str(config_file), **overrides))
         table = cj2015.markdown(results)
-        (out / "results.json").write_text(json.dumps(asdict(results), indent=2) + "\n")
+        cj2015.write(results, out)
     else:
         raise ValueError(f"unknown experiment {job.name!r}; valid: as2008, cj2015")
-    (out / "results.md").write_text(table + "\n")
     print(table)
     print(f"results: {out / 'results.md'}")
 

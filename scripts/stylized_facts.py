@@ -3,8 +3,8 @@
 Simulates every scenario of :mod:`mmgym.scenarios` with a passive agent (no orders), plus a
 control run (calm, one fixed regime, no informed flow) for the Hawkes fit, measures the facts
 of :mod:`mmgym.analysis.stylized_facts` and writes a markdown page with a table per topic and
-PNG figures (runs: :mod:`mmgym.analysis.facts_runs`; figures:
-:mod:`mmgym.analysis.facts_plots`; page: :mod:`mmgym.analysis.facts_report`).
+PNG figures (runs: :mod:`docs.tools.stylized_facts.runs`; figures:
+:mod:`docs.tools.stylized_facts.plots`; page: :mod:`docs.tools.stylized_facts.report`).
 
     python scripts/stylized_facts.py            # 32 envs x 4 h per scenario (about 2 min)
     python scripts/stylized_facts.py --quick    # 8 envs x 1 h (a smoke run)
@@ -18,12 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not installed
+
 from tqdm import tqdm
 
-from mmgym.analysis.facts_plots import plot_all
-from mmgym.analysis.facts_report import write_page
-from mmgym.analysis.facts_runs import FACTS_RUNS
-from mmgym.analysis.facts_tables import tables_markdown
+from docs.tools.stylized_facts.plots import plot_all
+from docs.tools.stylized_facts.report import write_page
+from docs.tools.stylized_facts.runs import FACTS_RUNS
+from docs.tools.stylized_facts.tables import tables_markdown
 from mmgym.analysis.market_record import MarketRecord
 from mmgym.analysis.stylized_facts import summary_table
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import inspect
 import itertools
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from agents.baselines.adaptive import AdaptivePolicy, expected_hedge_slippage_bp
-from agents.baselines.registry import make_baseline, settings_of
+from agents.baselines.adaptive import AdaptivePolicy, AdaptiveSettings, expected_hedge_slippage_bp
+from agents.baselines.registry import make_baseline, setting_types, settings_of
+from agents.config import TrainJob, to_job
 from agents.policy import Policy
 from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
@@ -26,6 +33,7 @@ from mmgym.features.observation import (
 )
 from mmgym.scenarios import SCENARIOS, make_params
 
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
 P1 = MarketParams()
 P3 = MarketParams(num_assets=3)
 CALM_VOL = 1.5  # bp per sqrt(s): below vol_ref, as in the calm scenario
@@ -73,15 +81,70 @@ def quotes(obs: NDArray[np.float32], params: MarketParams = P1, /, **kw: Any) ->
 # --- construction ---------------------------------------------------------------------------
 
 
+def _field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass, from its source."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
+    return {
+        node.target.id: doc.value.value
+        for node, doc in itertools.pairwise(body)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and isinstance(doc, ast.Expr)
+        and isinstance(doc.value, ast.Constant)
+    }
+
+
 def test_registry_builds_it_with_a_default_for_every_setting() -> None:
     policy = make_baseline("adaptive", P1)
     assert isinstance(policy, AdaptivePolicy)
     assert isinstance(policy, Policy)
+    assert policy.settings == AdaptiveSettings()
     defaults = settings_of("adaptive")
-    assert defaults and all(v is not inspect.Parameter.empty for v in defaults.values())
-    doc = AdaptivePolicy.__doc__ or ""
-    missing = [name for name in defaults if f"``{name}``" not in doc]
-    assert not missing, f"settings not documented in the class docstring: {missing}"
+    assert defaults == dataclasses.asdict(AdaptiveSettings())
+    assert setting_types("adaptive")["flow_weights"] == tuple[float, float, float]
+    missing = sorted(set(defaults) - set(_field_docs(AdaptiveSettings)))
+    assert not missing, f"settings without a docstring: {missing}"
+
+
+def test_settings_object_and_keyword_changes_build_the_same_policy() -> None:
+    changed = AdaptiveSettings(base_size=2.0, hedge_thresholds=[0.3, 0.6])  # a list, as Hydra's
+    assert changed.hedge_thresholds == (0.3, 0.6)
+    by_object = AdaptivePolicy(P1, changed)
+    by_keyword = AdaptivePolicy(P1, base_size=2.0, hedge_thresholds=(0.3, 0.6))
+    assert by_object.settings == by_keyword.settings == changed
+    on_top = AdaptivePolicy(P1, changed, base_size=3.0)  # keywords apply over the object
+    assert on_top.settings == dataclasses.replace(changed, base_size=3.0)
+    obs = make_obs(4, inventory=0.5)
+    np.testing.assert_array_equal(by_object.act(obs), by_keyword.act(obs))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.base_size = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError, match="vol_cp"):
+        AdaptivePolicy(P1, vol_cp=7.0)
+
+
+def test_hydra_overrides_reach_the_settings() -> None:
+    overrides = [
+        "agent=adaptive",
+        "agent.base_size=2",
+        "agent.flow_weights=[0.2,0.3,0.5]",
+        "agent.hedge_slippage_bp=1.5",
+        "agent.corr_min_obs=12",
+    ]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        job = to_job(compose(config_name="train", overrides=overrides), TrainJob)
+    policy = make_baseline("adaptive", P1, **job.agent.settings())
+    assert isinstance(policy, AdaptivePolicy)
+    assert policy.settings == AdaptiveSettings(
+        base_size=2.0, flow_weights=(0.2, 0.3, 0.5), hedge_slippage_bp=1.5, corr_min_obs=12
+    )
+    assert policy.hedge_slippage_bp == 1.5
+    for bad, key in (("agent.corr_min_obs=1.5", "corr_min_obs"), ("agent.flow_weights=x", "flow")):
+        with (
+            initialize_config_dir(config_dir=CONF, version_base=None),
+            pytest.raises(ConfigCompositionException) as err,
+        ):
+            compose(config_name="train", overrides=["agent=adaptive", bad])
+        assert key in str(err.value) + str(err.value.__cause__)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +157,9 @@ def test_registry_builds_it_with_a_default_for_every_setting() -> None:
         {"hedge_thresholds": (0.7, 0.4)},
         {"hedge_fractions": (0.5,)},
         {"flow_weights": (1.0, 1.0)},
+        {"corr_min_obs": 2.5},
+        {"base_size": "1"},
+        {"stress_enter": True},
     ],
 )
 def test_bad_settings_are_named(bad: dict[str, object]) -> None:

@@ -24,14 +24,10 @@ import numpy as np
 import pytest
 
 import mmgym  # noqa: F401  (registers the env ids)
-from agents.baselines.avellaneda_stoikov import (
-    AvellanedaStoikovPolicy,
-    SymmetricPolicy,
-    optimal_spread,
-    reservation_price,
-)
-from agents.experiments import as2008
-from agents.experiments.as2008 import SIGMA, K, T
+from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
+from agents.baselines.closed_form import optimal_spread, reservation_price
+from experiments.as2008 import run as as2008
+from experiments.as2008.run import SIGMA, K, T
 
 NUM_PATHS, NUM_STEPS, SEED = as2008.NUM_PATHS, as2008.NUM_STEPS, 2008
 PUBLISHED = as2008.PUBLISHED
@@ -63,30 +59,31 @@ def test_average_spread(gamma: float, strategy: str) -> None:
     assert sample.max_abs_depth < 10.0
 
 
+def _assert_mean_and_std_match(x: np.ndarray, published_mean: float, published_sd: float) -> None:
+    """Our sample's mean and std within three SEs of the difference from the published ones
+    (a sample of the same size ``n`` on each side)."""
+    n, sd = x.size, float(x.std(ddof=1))
+    # Mean: SE sd/sqrt(n) on each side.
+    se_mean = math.hypot(published_sd / math.sqrt(n), sd / math.sqrt(n))
+    assert abs(x.mean() - published_mean) < 3 * se_mean, (x.mean(), published_mean, se_mean)
+    # Std: SE sd sqrt((2 + kappa) / 4n) on each side.
+    kappa = _excess_kurtosis(x)
+    se_sd = math.hypot(_se_std(published_sd, kappa, n), _se_std(sd, kappa, n))
+    assert abs(sd - published_sd) < 3 * se_sd, (sd, published_sd, se_sd, kappa)
+
+
 @pytest.mark.parametrize(("gamma", "strategy"), CASES)
 def test_profit_mean_and_std(gamma: float, strategy: str) -> None:
-    row, w = PUBLISHED[gamma, strategy], _simulate(gamma, strategy).wealth
-    n, sd = w.size, float(w.std(ddof=1))
-    # Mean: SE sd/sqrt(n) on each side, about 0.21 (inventory, gamma 0.1) to 0.43.
-    se_mean = math.hypot(row.std_profit / math.sqrt(n), sd / math.sqrt(n))
-    assert abs(w.mean() - row.profit) < 3 * se_mean, (w.mean(), row.profit, se_mean)
-    # Std: SE sd sqrt((2 + kappa) / 4n) on each side, about 0.15 to 0.46.
-    kappa = _excess_kurtosis(w)
-    se_sd = math.hypot(_se_std(row.std_profit, kappa, n), _se_std(sd, kappa, n))
-    assert abs(sd - row.std_profit) < 3 * se_sd, (sd, row.std_profit, se_sd, kappa)
+    # SE of the mean about 0.21 (inventory, gamma 0.1) to 0.43; of the std 0.15 to 0.46.
+    row = PUBLISHED[gamma, strategy]
+    _assert_mean_and_std_match(_simulate(gamma, strategy).wealth, row.profit, row.std_profit)
 
 
 @pytest.mark.parametrize(("gamma", "strategy"), CASES)
 def test_final_inventory_mean_and_std(gamma: float, strategy: str) -> None:
-    row, q = PUBLISHED[gamma, strategy], _simulate(gamma, strategy).final_q
-    n, sd = q.size, float(q.std(ddof=1))
-    # Mean: SE sd/sqrt(n) on each side, about 0.09 (inventory, gamma 0.1) to 0.28.
-    se_mean = math.hypot(row.std_final_q / math.sqrt(n), sd / math.sqrt(n))
-    assert abs(q.mean() - row.final_q) < 3 * se_mean, (q.mean(), row.final_q, se_mean)
-    # Std: SE sd sqrt((2 + kappa) / 4n) on each side, about 0.065 to 0.2.
-    kappa = _excess_kurtosis(q)
-    se_sd = math.hypot(_se_std(row.std_final_q, kappa, n), _se_std(sd, kappa, n))
-    assert abs(sd - row.std_final_q) < 3 * se_sd, (sd, row.std_final_q, se_sd, kappa)
+    # SE of the mean about 0.09 (inventory, gamma 0.1) to 0.28; of the std 0.065 to 0.2.
+    row = PUBLISHED[gamma, strategy]
+    _assert_mean_and_std_match(_simulate(gamma, strategy).final_q, row.final_q, row.std_final_q)
 
 
 def _symmetric_exact(gamma: float) -> tuple[float, float, float]:

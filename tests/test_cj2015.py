@@ -20,10 +20,15 @@ import numpy as np
 import pytest
 
 import mmgym
-from agents.baselines.avellaneda_stoikov import AvellanedaStoikovPolicy, SymmetricPolicy
-from agents.baselines.closed_form import GLFTPolicy, cartea_jaimungal_table
-from agents.experiments import cj2015
-from agents.experiments.cj2015 import Config, FixedDepthPolicy, cj_policy, exact_value, simulate
+from agents.baselines.as_env_policies import (
+    AvellanedaStoikovPolicy,
+    FixedDepthPolicy,
+    GLFTPolicy,
+    SymmetricPolicy,
+)
+from agents.baselines.closed_form import cartea_jaimungal_table
+from experiments.cj2015 import run as cj2015
+from experiments.cj2015.run import Config, cj_policy, exact_value, simulate
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovEnv, AvellanedaStoikovSimulator
 
 # --- the reward mode ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Closed forms (AS, GLFT, Cartea-Jaimungal), their policies, the PerpMM mapping, calibration.
+"""Closed forms (AS, GLFT, Cartea-Jaimungal), the AS-env policies, the PerpMM baselines and
+their calibration.
 
 The CJ table is checked against an independent numerical solution: the nonlinear HJB for
 ``h(t, q)`` integrated with scipy's Radau solver (no use of the linearisation ``omega``), and
@@ -18,13 +19,8 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import minimize_scalar
 
 from agents.baselines import calibration as cal
-from agents.baselines.avellaneda_stoikov import optimal_spread, reservation_price
+from agents.baselines.as_env_policies import CarteaJaimungalPolicy, GLFTPolicy
 from agents.baselines.closed_form import (
-    CarteaJaimungalPolicy,
-    GLFTPolicy,
-    PerpAvellanedaStoikov,
-    PerpCarteaJaimungal,
-    PerpGLFT,
     _log_omega_by_recursion,
     avellaneda_stoikov_depths,
     cartea_jaimungal_table,
@@ -32,7 +28,10 @@ from agents.baselines.closed_form import (
     cj_matrix,
     glft_constant,
     glft_depths,
+    optimal_spread,
+    reservation_price,
 )
+from agents.baselines.model_baselines import PerpAvellanedaStoikov, PerpCarteaJaimungal, PerpGLFT
 from agents.baselines.registry import make_baseline, settings_of
 from agents.policy import Policy
 from mmgym.core.layout import pack_params

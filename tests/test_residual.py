@@ -262,7 +262,7 @@ def test_residual_policy_resets_both_parts() -> None:
 
 
 def test_learn_perp_runs_the_residual_agent(tmp_path: Path) -> None:
-    from agents.experiments import learn_perp
+    from experiments.learn_perp import run as learn_perp
 
     out = tmp_path / "out"
     argv = ["--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--agent", "ppo_residual"]
@@ -285,7 +285,7 @@ def test_learn_perp_runs_the_residual_agent(tmp_path: Path) -> None:
 
 
 def test_exploration_noise_probe_moves_only_the_chosen_components() -> None:
-    from agents.experiments.residual_noise import GaussianCorrection, factory
+    from experiments.learn_perp.residual_noise import GaussianCorrection, factory
 
     obs = np.zeros((64, 25), dtype=np.float32)
     noise = GaussianCorrection(0.5, (1, 4)).act(obs)

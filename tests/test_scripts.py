@@ -96,9 +96,12 @@ def test_bench_writes_its_table_between_the_markers(tmp_path: Path) -> None:
     assert_tables_render(text, "bench page")
 
 
-def test_as2008_script_prints_the_table_with_published_values() -> None:
-    done = _run([sys.executable, str(ROOT / "scripts" / "as2008.py"), "--gammas", "0.1"])
+def test_as2008_runner_prints_and_writes_the_table_with_published_values(tmp_path: Path) -> None:
+    done = _run(
+        [sys.executable, "-m", "experiments.as2008.run", "--gammas", "0.1", "--out", str(tmp_path)]
+    )
     assert "| 0.1 | inventory |" in done.stdout and "(65.0)" in done.stdout
+    assert (tmp_path / "results.md").read_text().strip() == done.stdout.strip()
     assert_tables_render(done.stdout, "as2008 table")
 
 

@@ -65,12 +65,17 @@ backwards (the vector env's autoreset started a new episode) also clears that en
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.baselines.checks import check_non_negative, check_positive, is_real, require
 from agents.baselines.registry import register
 from mmgym.core.orders import encode_action
 from mmgym.core.params import SECONDS_PER_YEAR, MarketParams
@@ -101,161 +106,163 @@ def expected_hedge_slippage_bp(params: MarketParams, size: float) -> float:
     return 1e4 * (params.hedge_fee + impact)
 
 
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """Settings of :class:`AdaptivePolicy`, with units and defaults (see the module docstring
+    for the rules). Validated on construction: a bad value raises a ``ValueError`` naming it."""
+
+    base_half_spread_ticks: float = 2.0
+    """Half-spread (ticks) in calm, low-volatility markets; at least 0.5."""
+    base_size: float = 1.0
+    """Quote size per side (base units) before any cut."""
+    inventory_skew_ticks: float = 6.0
+    """Skew (ticks) against inventory at ``|q| = max_inventory``."""
+    flow_skew_ticks: float = 3.0
+    """Skew (ticks) per unit of the combined flow signal (in [-1, 1])."""
+    flow_weights: tuple[float, float, float] = (0.4, 0.45, 0.15)
+    """Weights of the fast, medium and slow flow imbalance in the signal. The 1 s and 10 s
+    imbalances predict the next 5-30 s moves about equally well in the simulator (correlation
+    ~0.1); the 300 s one carries mostly persistent, uninformed one-sided flow, hence its small
+    weight."""
+    flow_size_tilt: float = 0.5
+    """Fraction of its size the side hit by the aggression loses per unit of signal, in
+    [0, 1]."""
+    vol_ref: float = 2.0
+    """Volatility (bp per sqrt(s)) up to which full size is quoted and the half-spread is not
+    widened (about the volatile regime's level)."""
+    vol_cap: float = 6.0
+    """Volatility (bp per sqrt(s)) above which no quotes are placed; above ``vol_ref``."""
+    post_only_sigmas: float = 1.0
+    """Half-spread widening, in standard deviations of the mid's move over a quote's life, for
+    volatility above ``vol_ref``."""
+    post_only_margin_ticks: float = 1.0
+    """Least distance (ticks) of each quote from the mid on its passive side, to which one
+    standard deviation of the mid's move over ``latency_cap_seconds`` is added (about 1.4
+    ticks at ``vol_ref``)."""
+    stress_enter: float = 3.0
+    """Medium volatility (bp per sqrt(s)) that switches the detector to stressed."""
+    stress_exit: float = 2.4
+    """Medium and slow volatility (bp per sqrt(s)) below which the detector returns to calm
+    (hysteresis band: ``0 < stress_exit < stress_enter``)."""
+    stress_spread_factor: float = 1.5
+    """Half-spread multiplier when stressed; at least 1."""
+    stress_size_factor: float = 0.5
+    """Size multiplier when stressed, in [0, 1]."""
+    corr_halflife: float = 20.0
+    """Half-life (decisions) of the correlation EWMA."""
+    corr_threshold: float = 0.75
+    """Average pairwise correlation of the perps' fast returns above which the tail-risk
+    override cuts size, in [-1, 1]."""
+    corr_min_obs: int = 10
+    """Observations (decisions) in the EWMA before it may trigger; an integer >= 2."""
+    margin_ratio_limit: float = 0.5
+    """Maintenance margin / margin equity above which the tail-risk override cuts size
+    (liquidation at 1)."""
+    tail_size_factor: float = 0.0
+    """Size kept on the position-increasing side under the override, in [0, 1] (0: reduce
+    only)."""
+    carry_skew_ticks: float = 3.0
+    """Largest carry tilt of the skew (ticks)."""
+    hedge_slippage_bp: float | None = None
+    """Hedge cost (bp) the funding forecast must beat; None derives it from the market
+    (``hedge_fee`` + impact of a ``base_size`` child, :func:`expected_hedge_slippage_bp`)."""
+    hedge_thresholds: tuple[float, ...] = (0.4, 0.7)
+    """Inventory levels (fractions of ``max_inventory``, increasing, >= 0) at which the hedge
+    ladder steps up."""
+    hedge_fractions: tuple[float, ...] = (0.5, 1.0)
+    """Hedge target (fraction of inventory, in [0, 1]) at each step of the ladder."""
+
+    def __post_init__(self) -> None:
+        for name in ("flow_weights", "hedge_thresholds", "hedge_fractions"):
+            value = getattr(self, name)
+            require(isinstance(value, Sequence), name, "a sequence of numbers", value)
+            object.__setattr__(self, name, tuple(value))  # lists (Hydra's) become tuples
+        require(
+            is_real(self.base_half_spread_ticks) and self.base_half_spread_ticks >= 0.5,
+            "base_half_spread_ticks",
+            ">= 0.5",
+            self.base_half_spread_ticks,
+        )
+        check_positive(
+            base_size=self.base_size,
+            vol_ref=self.vol_ref,
+            vol_cap=self.vol_cap,
+            corr_halflife=self.corr_halflife,
+            stress_enter=self.stress_enter,
+            margin_ratio_limit=self.margin_ratio_limit,
+        )
+        check_non_negative(
+            inventory_skew_ticks=self.inventory_skew_ticks,
+            flow_skew_ticks=self.flow_skew_ticks,
+            post_only_sigmas=self.post_only_sigmas,
+            post_only_margin_ticks=self.post_only_margin_ticks,
+            carry_skew_ticks=self.carry_skew_ticks,
+        )
+        for name in ("flow_size_tilt", "stress_size_factor", "tail_size_factor"):
+            value = getattr(self, name)
+            require(is_real(value) and 0.0 <= value <= 1.0, name, "in [0, 1]", value)
+        weights = self.flow_weights
+        weights_ok = len(weights) == 3 and all(is_real(w) and w >= 0 for w in weights)
+        require(weights_ok, "flow_weights", "three weights >= 0 (fast, medium, slow)", weights)
+        require(self.vol_cap > self.vol_ref, "vol_cap", f"> vol_ref ({self.vol_ref})", self.vol_cap)
+        band = f"in (0, stress_enter={self.stress_enter})"
+        exit_ok = is_real(self.stress_exit) and 0 < self.stress_exit < self.stress_enter
+        require(exit_ok, "stress_exit", band, self.stress_exit)
+        factor = self.stress_spread_factor
+        require(is_real(factor) and factor >= 1.0, "stress_spread_factor", ">= 1", factor)
+        corr = self.corr_threshold
+        require(is_real(corr) and -1.0 <= corr <= 1.0, "corr_threshold", "in [-1, 1]", corr)
+        count = self.corr_min_obs
+        count_ok = (
+            isinstance(count, int | np.integer) and not isinstance(count, bool) and count >= 2
+        )
+        require(count_ok, "corr_min_obs", "an integer >= 2", count)
+        slippage = self.hedge_slippage_bp
+        slippage_ok = slippage is None or (is_real(slippage) and slippage >= 0)
+        require(slippage_ok, "hedge_slippage_bp", ">= 0 or None", slippage)
+        thresholds, fractions = self.hedge_thresholds, self.hedge_fractions
+        require(
+            len(thresholds) == len(fractions)
+            and all(is_real(t) and t >= 0 for t in thresholds)
+            and all(a < b for a, b in itertools.pairwise(thresholds))
+            and all(is_real(f) and 0 <= f <= 1 for f in fractions),
+            "hedge_thresholds/hedge_fractions",
+            "increasing thresholds >= 0 with one fraction in [0, 1] each",
+            (thresholds, fractions),
+        )
+
+
 @register("adaptive")
 class AdaptivePolicy:
     """Adaptive market maker: flow and inventory skew, volatility-scaled size, post-only
     bias, a calm/stressed regime detector, a correlation and margin tail-risk override, a
     funding carry tilt and a laddered hedge (see the module docstring for the rules).
 
-    Settings (unit, default):
-
-    - ``base_half_spread_ticks`` (ticks, 2.0): half-spread in calm, low-volatility markets.
-    - ``base_size`` (base units, 1.0): quote size per side before any cut.
-    - ``inventory_skew_ticks`` (ticks, 6.0): skew against inventory at ``|q| = max_inventory``.
-    - ``flow_skew_ticks`` (ticks, 3.0): skew per unit of the combined flow signal (in [-1, 1]).
-    - ``flow_weights`` (three weights, (0.4, 0.45, 0.15)): weights of the fast, medium and slow
-      flow imbalance in the signal. The 1 s and 10 s imbalances predict the next 5-30 s moves
-      about equally well in the simulator (correlation ~0.1); the 300 s one carries mostly
-      persistent, uninformed one-sided flow, hence its small weight.
-    - ``flow_size_tilt`` (fraction, 0.5): the side hit by the aggression loses this fraction
-      of its size per unit of signal.
-    - ``vol_ref`` (bp per sqrt(s), 2.0): volatility up to which full size is quoted and the
-      half-spread is not widened (about the volatile regime's level).
-    - ``vol_cap`` (bp per sqrt(s), 6.0): above it no quotes are placed.
-    - ``post_only_sigmas`` (standard deviations, 1.0): half-spread widening per standard
-      deviation of the mid's move over a quote's life, for volatility above ``vol_ref``.
-    - ``post_only_margin_ticks`` (ticks, 1.0): least distance of each quote from the mid on
-      its passive side, to which one standard deviation of the mid's move over
-      ``latency_cap_seconds`` is added (about 1.4 ticks at ``vol_ref``).
-    - ``stress_enter`` (bp per sqrt(s), 3.0): medium volatility that switches to stressed.
-    - ``stress_exit`` (bp per sqrt(s), 2.4): medium and slow volatility below which the
-      detector returns to calm (hysteresis band ``stress_exit < stress_enter``).
-    - ``stress_spread_factor`` (multiplier, 1.5): half-spread multiplier when stressed.
-    - ``stress_size_factor`` (multiplier, 0.5): size multiplier when stressed.
-    - ``corr_halflife`` (decisions, 20.0): half-life of the correlation EWMA.
-    - ``corr_threshold`` (correlation, 0.75): average pairwise correlation of the perps' fast
-      returns above which the tail-risk override cuts size.
-    - ``corr_min_obs`` (decisions, 10): observations in the EWMA before it may trigger.
-    - ``margin_ratio_limit`` (ratio, 0.5): maintenance margin / margin equity above which the
-      tail-risk override cuts size (liquidation at 1).
-    - ``tail_size_factor`` (multiplier, 0.0): size kept on the position-increasing side under
-      the override (0: reduce only).
-    - ``carry_skew_ticks`` (ticks, 3.0): largest carry tilt of the skew.
-    - ``hedge_slippage_bp`` (bp, None): hedge cost the funding forecast must beat; None
-      derives it from the market (``hedge_fee`` + impact of a ``base_size`` child).
-    - ``hedge_thresholds`` (fractions of ``max_inventory``, (0.4, 0.7)): inventory levels at
-      which the hedge ladder steps up (increasing).
-    - ``hedge_fractions`` (fractions of inventory, (0.5, 1.0)): hedge target at each step.
+    ``settings`` (default :class:`AdaptiveSettings`) with ``changes`` applied on top:
+    ``AdaptivePolicy(params, base_size=2.0)`` and
+    ``AdaptivePolicy(params, AdaptiveSettings(base_size=2.0))`` are the same policy.
     """
 
+    settings_type = AdaptiveSettings
+    """The registry reads the settings (names, defaults, types) from this dataclass."""
+
     def __init__(
-        self,
-        params: MarketParams,
-        base_half_spread_ticks: float = 2.0,
-        base_size: float = 1.0,
-        inventory_skew_ticks: float = 6.0,
-        flow_skew_ticks: float = 3.0,
-        flow_weights: tuple[float, float, float] = (0.4, 0.45, 0.15),
-        flow_size_tilt: float = 0.5,
-        vol_ref: float = 2.0,
-        vol_cap: float = 6.0,
-        post_only_sigmas: float = 1.0,
-        post_only_margin_ticks: float = 1.0,
-        stress_enter: float = 3.0,
-        stress_exit: float = 2.4,
-        stress_spread_factor: float = 1.5,
-        stress_size_factor: float = 0.5,
-        corr_halflife: float = 20.0,
-        corr_threshold: float = 0.75,
-        corr_min_obs: int = 10,
-        margin_ratio_limit: float = 0.5,
-        tail_size_factor: float = 0.0,
-        carry_skew_ticks: float = 3.0,
-        hedge_slippage_bp: float | None = None,
-        hedge_thresholds: tuple[float, ...] = (0.4, 0.7),
-        hedge_fractions: tuple[float, ...] = (0.5, 1.0),
+        self, params: MarketParams, settings: AdaptiveSettings | None = None, **changes: Any
     ) -> None:
-        _check(
-            base_half_spread_ticks >= 0.5,
-            "base_half_spread_ticks",
-            ">= 0.5",
-            base_half_spread_ticks,
-        )
-        for name, value in (
-            ("base_size", base_size),
-            ("vol_ref", vol_ref),
-            ("vol_cap", vol_cap),
-            ("corr_halflife", corr_halflife),
-            ("stress_enter", stress_enter),
-            ("margin_ratio_limit", margin_ratio_limit),
-        ):
-            _check(math.isfinite(value) and value > 0, name, "a finite number > 0", value)
-        for name, value in (
-            ("inventory_skew_ticks", inventory_skew_ticks),
-            ("flow_skew_ticks", flow_skew_ticks),
-            ("post_only_sigmas", post_only_sigmas),
-            ("post_only_margin_ticks", post_only_margin_ticks),
-            ("carry_skew_ticks", carry_skew_ticks),
-        ):
-            _check(math.isfinite(value) and value >= 0, name, "a finite number >= 0", value)
-        for name, value in (
-            ("flow_size_tilt", flow_size_tilt),
-            ("stress_size_factor", stress_size_factor),
-            ("tail_size_factor", tail_size_factor),
-        ):
-            _check(0.0 <= value <= 1.0, name, "in [0, 1]", value)
-        weights_ok = len(flow_weights) == 3 and all(w >= 0 for w in flow_weights)
-        _check(weights_ok, "flow_weights", "three weights >= 0 (fast, medium, slow)", flow_weights)
-        _check(vol_cap > vol_ref, "vol_cap", f"> vol_ref ({vol_ref})", vol_cap)
-        band = f"in (0, stress_enter={stress_enter})"
-        _check(0 < stress_exit < stress_enter, "stress_exit", band, stress_exit)
-        _check(stress_spread_factor >= 1.0, "stress_spread_factor", ">= 1", stress_spread_factor)
-        _check(-1.0 <= corr_threshold <= 1.0, "corr_threshold", "in [-1, 1]", corr_threshold)
-        _check(corr_min_obs >= 2, "corr_min_obs", ">= 2", corr_min_obs)
-        slippage_ok = hedge_slippage_bp is None or hedge_slippage_bp >= 0
-        _check(slippage_ok, "hedge_slippage_bp", ">= 0 or None", hedge_slippage_bp)
-        _check(
-            len(hedge_thresholds) == len(hedge_fractions)
-            and all(t >= 0 for t in hedge_thresholds)
-            and all(a < b for a, b in itertools.pairwise(hedge_thresholds))
-            and all(0 <= f <= 1 for f in hedge_fractions),
-            "hedge_thresholds/hedge_fractions",
-            "increasing thresholds >= 0 with one fraction in [0, 1] each",
-            (hedge_thresholds, hedge_fractions),
-        )
+        base = AdaptiveSettings() if settings is None else settings
+        self.settings = dataclasses.replace(base, **changes) if changes else base
+        s = self.settings
         self.params = params
-        self.base_half_spread_ticks = float(base_half_spread_ticks)
-        self.base_size = float(base_size)
-        self.inventory_skew_ticks = float(inventory_skew_ticks)
-        self.flow_skew_ticks = float(flow_skew_ticks)
-        self.flow_weights = tuple(float(w) for w in flow_weights)
-        self.flow_size_tilt = float(flow_size_tilt)
-        self.vol_ref = float(vol_ref)
-        self.vol_cap = float(vol_cap)
-        self.post_only_sigmas = float(post_only_sigmas)
-        self.post_only_margin_ticks = float(post_only_margin_ticks)
-        self.stress_enter = float(stress_enter)
-        self.stress_exit = float(stress_exit)
-        self.stress_spread_factor = float(stress_spread_factor)
-        self.stress_size_factor = float(stress_size_factor)
-        self.corr_halflife = float(corr_halflife)
-        self.corr_threshold = float(corr_threshold)
-        self.corr_min_obs = int(corr_min_obs)
-        self.margin_ratio_limit = float(margin_ratio_limit)
-        self.tail_size_factor = float(tail_size_factor)
-        self.carry_skew_ticks = float(carry_skew_ticks)
         self.hedge_slippage_bp = (
-            expected_hedge_slippage_bp(params, base_size)
-            if hedge_slippage_bp is None
-            else float(hedge_slippage_bp)
+            expected_hedge_slippage_bp(params, s.base_size)
+            if s.hedge_slippage_bp is None
+            else float(s.hedge_slippage_bp)
         )
-        self.hedge_thresholds = tuple(float(t) for t in hedge_thresholds)
-        self.hedge_fractions = tuple(float(f) for f in hedge_fractions)
         self.num_assets = params.num_assets
         # One tick in bp of the initial price: converts bp moves into ticks.
         self.tick_bp = 1e4 * params.tick_size / params.initial_price
         self.quote_life = params.decision_interval + params.latency_cap_seconds
-        self.corr_alpha = 1.0 - 0.5 ** (1.0 / self.corr_halflife)
+        self.corr_alpha = 1.0 - 0.5 ** (1.0 / self.settings.corr_halflife)
         self._num_envs = 0
         self._allocate(0)
 
@@ -292,8 +299,10 @@ class AdaptivePolicy:
 
     def flow_signal(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Weighted multi-horizon taker-aggression signal per perp, in [-1, 1]."""
-        signal = sum(w * self._asset(obs, j) for w, j in zip(self.flow_weights, _FLOW, strict=True))
-        return np.clip(np.asarray(signal) / max(sum(self.flow_weights), 1e-12), -1.0, 1.0)
+        signal = sum(
+            w * self._asset(obs, j) for w, j in zip(self.settings.flow_weights, _FLOW, strict=True)
+        )
+        return np.clip(np.asarray(signal) / max(sum(self.settings.flow_weights), 1e-12), -1.0, 1.0)
 
     def size_volatility(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Volatility the size rule uses: ``max(volatility_fast, volatility_medium)`` per perp."""
@@ -303,8 +312,8 @@ class AdaptivePolicy:
         """Advance the hysteresis detector; True where an env is (now) stressed."""
         medium = self._asset(obs, _VOL_MEDIUM).max(axis=1)
         slow = self._asset(obs, _VOL_SLOW).max(axis=1)
-        enter = medium > self.stress_enter
-        leave = (medium < self.stress_exit) & (slow < self.stress_exit)
+        enter = medium > self.settings.stress_enter
+        leave = (medium < self.settings.stress_exit) & (slow < self.settings.stress_exit)
         self.stressed = (self.stressed | enter) & ~leave
         return self.stressed
 
@@ -328,7 +337,7 @@ class AdaptivePolicy:
         corr = np.divide(self.corr_cov, denom, out=np.zeros_like(denom), where=denom > 1e-12)
         upper = np.triu_indices(K, k=1)
         average = corr[:, upper[0], upper[1]].mean(axis=1)
-        return np.where(self.corr_count >= self.corr_min_obs, average, np.nan)
+        return np.where(self.corr_count >= self.settings.corr_min_obs, average, np.nan)
 
     def funding_forecast(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Funding forecast per perp (bp per interval): the running estimate weighted by the
@@ -344,13 +353,17 @@ class AdaptivePolicy:
         c = self.hedge_slippage_bp
         excess = np.abs(funding_bp) - c
         strength = np.clip(excess / max(c, 1e-12), 0.0, 1.0)
-        return np.where(excess > 0.0, -self.carry_skew_ticks * np.sign(funding_bp) * strength, 0.0)
+        return np.where(
+            excess > 0.0, -self.settings.carry_skew_ticks * np.sign(funding_bp) * strength, 0.0
+        )
 
     def hedge_fraction(self, inventory_fraction: NDArray[np.float64]) -> NDArray[np.float64]:
         """The ladder: hedge fraction for ``|q| / max_inventory``."""
         level = np.abs(inventory_fraction)
         out = np.zeros_like(level)
-        for threshold, fraction in zip(self.hedge_thresholds, self.hedge_fractions, strict=True):
+        for threshold, fraction in zip(
+            self.settings.hedge_thresholds, self.settings.hedge_fractions, strict=True
+        ):
             out = np.where(level >= threshold, fraction, out)
         return out
 
@@ -374,40 +387,45 @@ class AdaptivePolicy:
         stressed = self.update_regime(o)[:, None]
         corr = self.update_correlation(o)
         margin = o[:, self.num_assets * ASSET_FEATURES + _MARGIN_RATIO]
-        tail = (np.nan_to_num(corr, nan=-np.inf) > self.corr_threshold) | (
-            margin > self.margin_ratio_limit
+        tail = (np.nan_to_num(corr, nan=-np.inf) > self.settings.corr_threshold) | (
+            margin > self.settings.margin_ratio_limit
         )
 
         q = self._asset(o, _INVENTORY)
         flow = self.flow_signal(o)
         vol = np.maximum(self.size_volatility(o), 0.0)
         skew = (
-            self.flow_skew_ticks * flow
-            - self.inventory_skew_ticks * q
+            self.settings.flow_skew_ticks * flow
+            - self.settings.inventory_skew_ticks * q
             + self.carry_skew(self.funding_forecast(o))
         )
 
         # Size: volatility-scaled, none above the cap, cut when stressed.
-        size = self.base_size * np.minimum(1.0, self.vol_ref / np.maximum(vol, 1e-12))
-        size = np.where(vol > self.vol_cap, 0.0, size)
-        size = np.where(stressed, size * self.stress_size_factor, size)
-        bid = size * (1.0 - self.flow_size_tilt * np.maximum(-flow, 0.0))
-        ask = size * (1.0 - self.flow_size_tilt * np.maximum(flow, 0.0))
+        size = self.settings.base_size * np.minimum(
+            1.0, self.settings.vol_ref / np.maximum(vol, 1e-12)
+        )
+        size = np.where(vol > self.settings.vol_cap, 0.0, size)
+        size = np.where(stressed, size * self.settings.stress_size_factor, size)
+        bid = size * (1.0 - self.settings.flow_size_tilt * np.maximum(-flow, 0.0))
+        ask = size * (1.0 - self.settings.flow_size_tilt * np.maximum(flow, 0.0))
         # Tail-risk override: only the side that reduces |q| keeps its size.
-        cut = np.where(tail, self.tail_size_factor, 1.0)[:, None]
+        cut = np.where(tail, self.settings.tail_size_factor, 1.0)[:, None]
         bid = np.where(q < 0.0, bid, bid * cut)
         ask = np.where(q > 0.0, ask, ask * cut)
 
         # Half-spread: post-only bias for volatility above the reference, wider when stressed,
         # and never less than |skew| plus a passive margin.
-        excess_vol = np.maximum(vol - self.vol_ref, 0.0)
+        excess_vol = np.maximum(vol - self.settings.vol_ref, 0.0)
         half = (
-            self.base_half_spread_ticks
-            + self.post_only_sigmas * excess_vol * math.sqrt(self.quote_life) / self.tick_bp
+            self.settings.base_half_spread_ticks
+            + self.settings.post_only_sigmas
+            * excess_vol
+            * math.sqrt(self.quote_life)
+            / self.tick_bp
         )
-        half = np.where(stressed, half * self.stress_spread_factor, half)
+        half = np.where(stressed, half * self.settings.stress_spread_factor, half)
         margin_ticks = (
-            self.post_only_margin_ticks
+            self.settings.post_only_margin_ticks
             + vol * math.sqrt(self.params.latency_cap_seconds) / self.tick_bp
         )
         # The skew may not push a quote past the mid: bound it by what the half-spread allows.
@@ -426,8 +444,3 @@ class AdaptivePolicy:
             for k in range(self.num_assets)
         ]
         return np.concatenate(blocks, axis=1)
-
-
-def _check(ok: bool, name: str, requirement: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {requirement}, got {value!r}")

@@ -1,12 +1,13 @@
-"""Closed-form market-making quotes and the policies built on them, for both mmgym envs.
+"""Closed-form market-making quotes: Avellaneda-Stoikov, GLFT and the Cartea-Jaimungal tables.
 
 Three models, all with a mid that is a martingale with volatility ``sigma`` and fills of one
 unit at Poisson intensity ``A exp(-k delta)`` for a quote ``delta`` away from the mid:
 
 - **Avellaneda & Stoikov (2008)**, exponential utility with risk aversion ``gamma`` over a
   horizon ``T``: reservation price ``s - q gamma sigma^2 (T - t)`` and total spread
-  ``gamma sigma^2 (T - t) + (2 / gamma) ln(1 + gamma / k)`` (eqs. 29-30), see
-  :mod:`agents.baselines.avellaneda_stoikov`.
+  ``gamma sigma^2 (T - t) + (2 / gamma) ln(1 + gamma / k)`` (eqs. 29-30). Reference:
+  M. Avellaneda and S. Stoikov, "High-frequency trading in a limit order book", Quantitative
+  Finance 8(3), 217-224, 2008.
 - **Gueant, Lehalle & Fernandez-Tapia (2013)**, the asymptotic (long-horizon) approximation of
   the same problem: with ``c = sqrt(sigma^2 gamma / (2 k A) (1 + gamma/k)^(1 + k/gamma))``,
   ``delta_bid = (1/gamma) ln(1 + gamma/k) + (2q + 1)/2 c`` and
@@ -28,86 +29,71 @@ the same intensity), in one matrix product for all times. Where that loses relat
 ``exp(M dt)`` built from non-negative terms only (``M + c I >= 0``: series and squarings without
 cancellation), which keeps every component to full relative precision.
 
-Policies for ``mmgym/AvellanedaStoikov-v0`` (observation ``(q, t)``, action the depths
-``(delta_bid, delta_ask)``): :class:`GLFTPolicy` and :class:`CarteaJaimungalPolicy`.
-Registered baselines for ``mmgym/PerpMM-v0``: ``"avellaneda_stoikov"``, ``"glft"`` and
-``"cartea_jaimungal"`` (:class:`PerpAvellanedaStoikov`, :class:`PerpGLFT`,
-:class:`PerpCarteaJaimungal`). These read each perp's inventory and elapsed-time features,
-compute the model's depths in price units from the mid and turn them into one action block per
-perp (see :class:`ModelQuoting`). Their model parameters default to
-:func:`agents.baselines.calibration.calibrate`. The closed forms are optimal only under the
-models' dynamics. PerpMM departs from them: queues, tick rounding, latency, Hawkes flow, partial
-fills, informed takers, jumps and regimes. In PerpMM they are reasonable, interpretable
-baselines, not optima.
+The policies built on these forms live in :mod:`agents.baselines.as_env_policies` (for
+``mmgym/AvellanedaStoikov-v0``) and :mod:`agents.baselines.model_baselines` (registered
+baselines for ``mmgym/PerpMM-v0``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import numbers
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from agents.baselines.calibration import calibrate, default_lot
-from agents.baselines.registry import register
-from mmgym.core.orders import encode_action
-from mmgym.core.params import MarketParams
-from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
+from agents.baselines.checks import check_non_negative, check_positive, require
 
 F64 = NDArray[np.float64]
 Depths = tuple[F64, F64]
 """Depths ``(delta_bid, delta_ask)`` from the mid."""
 
-_INVENTORY = OBS_NAMES.index("inventory")
-_TIME = OBS_NAMES.index("time")
 _EPS = float(np.finfo(np.float64).eps)
 _RELATIVE_ACCURACY = 1e-8
 """Largest relative roundoff accepted from the eigendecomposition before recomputing."""
 
 
-def _check_positive(**values: float) -> None:
-    _check_numbers(values, lambda v: v > 0, "> 0")
-
-
-def _check_non_negative(**values: float) -> None:
-    _check_numbers(values, lambda v: v >= 0, ">= 0")
-
-
-def _check_numbers(values: dict[str, float], holds: Callable[[float], bool], bound: str) -> None:
-    """Raise unless every value is a finite real number (numpy scalars included, booleans not)
-    for which ``holds`` is true; the message names the first that is not."""
-    for name, value in values.items():
-        real = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-        if not (real and math.isfinite(value) and holds(value)):
-            raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 # --- Avellaneda-Stoikov and GLFT ---------------------------------------------------------------
+
+
+def reservation_price(
+    s: ArrayLike, q: ArrayLike, gamma: float, sigma: float, tau: ArrayLike
+) -> F64:
+    """Indifference price ``r = s - q gamma sigma^2 tau`` (AS 2008, eq. 29), ``tau = T - t``."""
+    return np.asarray(s, dtype=np.float64) - _reservation_offset(q, gamma, sigma, tau)
+
+
+def optimal_spread(gamma: float, sigma: float, tau: ArrayLike, k: float) -> F64:
+    """Total bid-ask spread ``gamma sigma^2 tau + (2/gamma) ln(1 + gamma/k)`` (AS 2008, eq. 30)."""
+    check_positive(gamma=gamma, sigma=sigma, k=k)
+    return gamma * sigma**2 * np.asarray(tau, dtype=np.float64) + (2.0 / gamma) * math.log1p(
+        gamma / k
+    )
 
 
 def avellaneda_stoikov_depths(
     q: ArrayLike, tau: ArrayLike, gamma: float, sigma: float, k: float
 ) -> Depths:
-    """AS (2008) depths from the mid: ``delta_bid = half + q gamma sigma^2 tau``,
-    ``delta_ask = half - q gamma sigma^2 tau`` with ``half = gamma sigma^2 tau / 2 +
-    (1/gamma) ln(1 + gamma/k)`` and ``tau = T - t``.
+    """AS (2008) depths from the mid: the optimal spread centred on the reservation price,
+    ``delta_bid = spread/2 + q gamma sigma^2 tau`` and ``delta_ask = spread/2 - q gamma sigma^2
+    tau`` with ``tau = T - t``.
     """
-    _check_positive(gamma=gamma, sigma=sigma, k=k)
-    q = np.asarray(q, dtype=np.float64)
-    tau = np.asarray(tau, dtype=np.float64)
-    skew = q * gamma * sigma**2 * tau
-    half = 0.5 * gamma * sigma**2 * tau + math.log1p(gamma / k) / gamma
+    half = 0.5 * optimal_spread(gamma, sigma, tau, k)
+    skew = _reservation_offset(q, gamma, sigma, tau)
     return half + skew, half - skew
+
+
+def _reservation_offset(q: ArrayLike, gamma: float, sigma: float, tau: ArrayLike) -> F64:
+    """``s - r = q gamma sigma^2 tau``."""
+    q = np.asarray(q, dtype=np.float64)
+    return q * gamma * sigma**2 * np.asarray(tau, dtype=np.float64)
 
 
 def glft_constant(gamma: float, sigma: float, A: float, k: float) -> float:
     """``c = sqrt(sigma^2 gamma / (2 k A) (1 + gamma/k)^(1 + k/gamma))``: the GLFT inventory
     slope, the change of each depth per unit of inventory (price units)."""
-    _check_positive(gamma=gamma, sigma=sigma, A=A, k=k)
+    check_positive(gamma=gamma, sigma=sigma, A=A, k=k)
     log_power = (1.0 + k / gamma) * math.log1p(gamma / k)
     return math.sqrt(sigma**2 * gamma / (2.0 * k * A) * math.exp(log_power))
 
@@ -180,10 +166,9 @@ def cj_log_omega(phi: float, alpha: float, A: float, k: float, Q: int, tau: Arra
     roundoff bound exceeds 1e-8 relative are recomputed by :func:`_positive_propagator`
     (which requires ``tau`` to be a uniform grid starting at 0, as in the tables).
     """
-    _check_non_negative(phi=phi, alpha=alpha)
-    _check_positive(A=A, k=k)
-    if not (isinstance(Q, int | np.integer) and Q >= 1):
-        raise ValueError(f"Q must be an integer >= 1, got {Q!r}")
+    check_non_negative(phi=phi, alpha=alpha)
+    check_positive(A=A, k=k)
+    require(isinstance(Q, int | np.integer) and Q >= 1, "Q", "an integer >= 1", Q)
     tau = np.asarray(tau, dtype=np.float64)
     flat = tau.reshape(-1)
     M = cj_matrix(phi, A, k, int(Q))
@@ -317,303 +302,12 @@ def cartea_jaimungal_table(
     penalty per unit of inventory squared; ``A``, ``k``: fill intensity ``A exp(-k delta)``;
     ``T``: horizon; ``Q``: inventory limit (units). Wealth is in price x units.
     """
-    _check_positive(T=T)
-    if not (isinstance(num_steps, int | np.integer) and num_steps >= 1):
-        raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+    check_positive(T=T)
+    whole = isinstance(num_steps, int | np.integer) and num_steps >= 1
+    require(whole, "num_steps", "an integer >= 1", num_steps)
     times = np.linspace(0.0, T, int(num_steps) + 1)
     tau = T * (1.0 - np.arange(int(num_steps) + 1) / int(num_steps))
     log_omega = cj_log_omega(phi, alpha, A, k, Q, tau)
     for array in (times, log_omega):
         array.flags.writeable = False
     return CJTable(float(phi), float(alpha), float(A), float(k), float(T), int(Q), times, log_omega)
-
-
-# --- policies for mmgym/AvellanedaStoikov-v0 ---------------------------------------------------
-
-
-def _depth_actions(bid: F64, ask: F64, no_quote_depth: float) -> NDArray[np.float32]:
-    out = np.empty((bid.shape[0], 2), dtype=np.float32)
-    out[:, 0] = np.where(np.isnan(bid), no_quote_depth, bid)
-    out[:, 1] = np.where(np.isnan(ask), no_quote_depth, ask)
-    return out
-
-
-class GLFTPolicy:
-    """GLFT (2013) asymptotic depths for observations ``(q, t)``; they do not depend on ``t``.
-
-    ``gamma``: risk aversion (per unit of wealth); ``sigma``: volatility of the mid (price per
-    sqrt(time)); ``A``, ``k``: fill intensity ``A exp(-k delta)``.
-    """
-
-    def __init__(self, gamma: float, sigma: float, A: float, k: float) -> None:
-        self.c = glft_constant(gamma, sigma, A, k)
-        self.gamma, self.sigma, self.A, self.k = float(gamma), float(sigma), float(A), float(k)
-
-    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Depths ``(delta_bid, delta_ask)`` for a batch of observations ``(q, t)``."""
-        q = np.asarray(obs)[:, 0].astype(np.float64)
-        bid, ask = glft_depths(q, self.gamma, self.sigma, self.A, self.k)
-        return _depth_actions(bid, ask, 0.0)
-
-    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
-        """Stateless: nothing to clear."""
-
-
-class CarteaJaimungalPolicy:
-    """The exact Cartea-Jaimungal-Penalva (2015, ch. 10) strategy for observations ``(q, t)``.
-
-    ``phi``: running inventory penalty; ``alpha``: terminal penalty; ``A``, ``k``: fill
-    intensity; ``T``: horizon; ``Q``: inventory limit; ``num_steps``: time grid of the table
-    (depths are interpolated linearly between its points, exact on them: choose a multiple of
-    the env's ``T / dt``). A side that must not be quoted (``q = Q`` for the bid, ``q = -Q`` for
-    the ask) gets ``no_quote_depth``, which the env clips to its ``max_depth``; its fill
-    probability ``A exp(-k max_depth) dt`` is then what remains of that side, so give the env a
-    ``max_depth`` large enough to make it negligible.
-    """
-
-    def __init__(
-        self,
-        phi: float,
-        alpha: float,
-        A: float,
-        k: float,
-        T: float,
-        Q: int,
-        num_steps: int = 2000,
-        no_quote_depth: float = 1e3,
-    ) -> None:
-        self.table = cartea_jaimungal_table(
-            float(phi), float(alpha), float(A), float(k), float(T), int(Q), int(num_steps)
-        )
-        self.no_quote_depth = float(no_quote_depth)
-
-    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Depths ``(delta_bid, delta_ask)`` for a batch of observations ``(q, t)``."""
-        obs = np.asarray(obs)
-        bid, ask = self.table.depths(obs[:, 1].astype(np.float64), obs[:, 0].astype(np.float64))
-        return _depth_actions(bid, ask, self.no_quote_depth)
-
-    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
-        """Stateless: nothing to clear."""
-
-
-# --- registered baselines for mmgym/PerpMM-v0 --------------------------------------------------
-
-
-def _unquoted_depth(model: F64, quoted: F64, P: MarketParams) -> F64:
-    """The depth (price units) to encode for a side that places no order, given the depth
-    ``quoted`` of the side that does.
-
-    The action holds the half-spread ``(delta_bid + delta_ask) / 2`` and the skew
-    ``(delta_ask - delta_bid) / 2``, each clipped to its range, so the free side's depth can move
-    the quoted side. It is the model's own depth (the quoted side's where the model has none),
-    moved just enough to keep both in range; the quoted side then sits at its depth. Where no
-    value can (a quoted depth above ``max_half_spread_ticks + max_skew_ticks`` ticks or below
-    ``0.5 - max_skew_ticks``), it is the bound that brings the quoted side closest.
-    """
-    tick = P.tick_size
-    reach = 2.0 * P.max_skew_ticks * tick
-    lo = np.maximum(tick - quoted, quoted - reach)
-    hi = np.minimum(2.0 * P.max_half_spread_ticks * tick - quoted, quoted + reach)
-    return np.minimum(np.maximum(np.where(np.isnan(model), quoted, model), lo), hi)
-
-
-class ModelQuoting:
-    """Base of the model baselines on PerpMM: the model's depths, one action block per perp.
-
-    Per perp, the inventory in lots is ``obs inventory x max_inventory / lot`` and the time is
-    ``obs time x episode_seconds`` (the model's horizon is the episode). The model gives depths
-    ``delta_bid``, ``delta_ask`` in price units from the mid; the action quotes
-    ``skew = (delta_ask - delta_bid) / 2`` and ``half_spread = (delta_ask + delta_bid) / 2``
-    (in ticks), so the bid sits at ``mid - delta_bid`` and the ask at ``mid + delta_ask`` before
-    the decoder rounds them outward to the tick grid. Values beyond the action's range
-    (half-spread in ``[0.5, max_half_spread_ticks]``, ``|skew| <= max_skew_ticks``) are clipped
-    to it. Each side quotes one ``lot`` (base units), or nothing when the rounded inventory is
-    at the limit ``Q`` lots on that side (``Q = floor(max_inventory / lot)`` unless given) or
-    the model has no depth for it; the depth encoded for a side that quotes nothing leaves the
-    other side where its depth puts it (:func:`_unquoted_depth`). Nothing is hedged.
-
-    Fees (``fees=True``): the models have none, but a maker fee ``f = maker_fee x
-    initial_price`` per unit (price units) enters them exactly. A fill at depth ``delta`` earns
-    ``delta - f`` at intensity ``A exp(-k delta) = A_net exp(-k (delta - f))`` with
-    ``A_net = A exp(-k f)``, so the optimal depths are the fee-free model's, computed with
-    ``A_net``, plus ``f`` on each side. Without this, quotes at the fee-free ``1/k`` may earn less
-    than the fee they pay (with the default market, 0.8 tick of spread against a 1.5-tick fee).
-
-    ``sigma`` (price per sqrt(second)), ``A`` (lots per second) and ``k`` (per price unit)
-    default to :func:`agents.baselines.calibration.calibrate` for these market parameters and
-    this lot; ``lot`` defaults to a tenth of ``max_inventory``, at most ``max_quote_size``.
-    """
-
-    def __init__(
-        self,
-        params: MarketParams,
-        *,
-        sigma: float | None,
-        A: float | None,
-        k: float | None,
-        lot: float | None,
-        max_lots: int | None,
-        fees: bool,
-    ) -> None:
-        self.params = params
-        self.lot = float(lot) if lot is not None else default_lot(params)
-        _check_positive(lot=self.lot)
-        if self.lot > params.max_quote_size:
-            raise ValueError(
-                f"lot must be <= max_quote_size ({params.max_quote_size}), got {self.lot}"
-            )
-        if sigma is None or A is None or k is None:
-            fit = calibrate(params, lot=self.lot)
-            sigma = fit.sigma if sigma is None else sigma
-            A = fit.A if A is None else A
-            k = fit.k if k is None else k
-        _check_positive(sigma=sigma, A=A, k=k)
-        self.sigma, self.A, self.k = float(sigma), float(A), float(k)
-        self.fee = params.maker_fee * params.initial_price if fees else 0.0
-        self.A_net = self.A * math.exp(-self.k * self.fee)
-        whole_lots = math.floor(params.max_inventory / self.lot + 1e-9)
-        self.Q = int(max_lots) if max_lots is not None else whole_lots
-        if self.Q < 1:
-            raise ValueError(f"the inventory limit must be at least one lot, got Q={self.Q}")
-        self.T = float(params.episode_seconds)
-
-    def depths(self, q: F64, t: F64) -> Depths:
-        """Model depths net of the fee (price units) at inventories ``q`` (lots) and times
-        ``t`` (seconds), with intensity ``A_net``; NaN for no quote."""
-        raise NotImplementedError
-
-    def quoted_depths(self, q: F64, t: F64) -> Depths:
-        """Depths from the mid that the action asks for: the model's plus the fee."""
-        bid, ask = self.depths(q, t)
-        return bid + self.fee, ask + self.fee
-
-    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Actions for a batch of PerpMM observations: one block per perp."""
-        obs = np.asarray(obs)
-        P = self.params
-        blocks = []
-        for a in range(P.num_assets):
-            base = a * ASSET_FEATURES
-            q = obs[:, base + _INVENTORY].astype(np.float64) * P.max_inventory / self.lot
-            t = obs[:, base + _TIME].astype(np.float64) * P.episode_seconds
-            q_round = np.rint(q)
-            bid, ask = self.quoted_depths(q, t)
-            bid_on = (q_round < self.Q) & ~np.isnan(bid)
-            ask_on = (q_round > -self.Q) & ~np.isnan(ask)
-            bid = np.where(bid_on, bid, _unquoted_depth(bid, ask, P))
-            ask = np.where(ask_on, ask, _unquoted_depth(ask, bid, P))
-            bid = np.nan_to_num(bid, nan=0.0)  # neither side has a depth: nothing is quoted
-            ask = np.nan_to_num(ask, nan=0.0)
-            blocks.append(
-                encode_action(
-                    P,
-                    0.5 * (ask - bid) / P.tick_size,
-                    0.5 * (ask + bid) / P.tick_size,
-                    np.where(bid_on, self.lot, 0.0),
-                    np.where(ask_on, self.lot, 0.0),
-                )
-            )
-        return np.concatenate(blocks, axis=1)
-
-    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
-        """Stateless: nothing to clear."""
-
-
-@register("avellaneda_stoikov")
-class PerpAvellanedaStoikov(ModelQuoting):
-    """Avellaneda & Stoikov (2008) on PerpMM: reservation price and optimal spread.
-
-    ``gamma``: risk aversion per unit of the model's wealth (price x lots). The skew per lot
-    at the start is ``gamma sigma^2 T``: 0.29 tick with the defaults and the calibrated calm
-    market. ``sigma``, ``k``, ``lot``, ``max_lots``, ``fees``: see :class:`ModelQuoting`
-    (``A`` plays no part). Horizon: the episode.
-    """
-
-    def __init__(
-        self,
-        params: MarketParams,
-        gamma: float = 0.01,
-        sigma: float | None = None,
-        k: float | None = None,
-        lot: float | None = None,
-        max_lots: int | None = None,
-        fees: bool = True,
-    ) -> None:
-        _check_positive(gamma=gamma)
-        super().__init__(params, sigma=sigma, A=1.0, k=k, lot=lot, max_lots=max_lots, fees=fees)
-        self.gamma = float(gamma)
-
-    def depths(self, q: F64, t: F64) -> Depths:
-        """AS depths with ``tau = T - t``."""
-        tau = np.clip(self.T - t, 0.0, self.T)
-        return avellaneda_stoikov_depths(q, tau, self.gamma, self.sigma, self.k)
-
-
-@register("glft")
-class PerpGLFT(ModelQuoting):
-    """Gueant-Lehalle-Fernandez-Tapia (2013) asymptotic quotes on PerpMM (time-independent).
-
-    ``gamma``: risk aversion per unit of the model's wealth (price x lots). ``sigma``, ``A``,
-    ``k``, ``lot``, ``max_lots``, ``fees``: see :class:`ModelQuoting`.
-    """
-
-    def __init__(
-        self,
-        params: MarketParams,
-        gamma: float = 0.01,
-        sigma: float | None = None,
-        A: float | None = None,
-        k: float | None = None,
-        lot: float | None = None,
-        max_lots: int | None = None,
-        fees: bool = True,
-    ) -> None:
-        _check_positive(gamma=gamma)
-        super().__init__(params, sigma=sigma, A=A, k=k, lot=lot, max_lots=max_lots, fees=fees)
-        self.gamma = float(gamma)
-
-    def depths(self, q: F64, t: F64) -> Depths:
-        """GLFT depths (``t`` unused)."""
-        return glft_depths(q, self.gamma, self.sigma, self.A_net, self.k)
-
-
-@register("cartea_jaimungal")
-class PerpCarteaJaimungal(ModelQuoting):
-    """The exact Cartea-Jaimungal-Penalva strategy on PerpMM, over the episode as horizon.
-
-    ``phi`` (per lot squared per second) and ``alpha`` (per lot squared), in units of price x
-    lots: ``None`` takes the env's own criterion, ``inventory_penalty x lot`` and
-    ``terminal_inventory_penalty x lot`` when ``reward="inventory_penalty"`` (the env's
-    penalties are per base unit squared in quote currency), and 0 otherwise (then only the
-    inventory limit moves the quotes away from ``1/k``). ``sigma`` plays no part (the criterion
-    has no variance term). ``A``, ``k``, ``lot``, ``max_lots``, ``fees``: see
-    :class:`ModelQuoting`; the inventory is rounded to whole lots to read the table.
-    """
-
-    def __init__(
-        self,
-        params: MarketParams,
-        phi: float | None = None,
-        alpha: float | None = None,
-        A: float | None = None,
-        k: float | None = None,
-        lot: float | None = None,
-        max_lots: int | None = None,
-        fees: bool = True,
-    ) -> None:
-        super().__init__(params, sigma=1.0, A=A, k=k, lot=lot, max_lots=max_lots, fees=fees)
-        penalised = params.reward == "inventory_penalty"
-        if phi is None:
-            phi = params.inventory_penalty * self.lot if penalised else 0.0
-        if alpha is None:
-            alpha = params.terminal_inventory_penalty * self.lot if penalised else 0.0
-        _check_non_negative(phi=phi, alpha=alpha)
-        self.phi, self.alpha = float(phi), float(alpha)
-        self.table = cartea_jaimungal_table(
-            self.phi, self.alpha, self.A_net, self.k, self.T, self.Q, params.decisions_per_episode
-        )
-
-    def depths(self, q: F64, t: F64) -> Depths:
-        """Table depths at the nearest whole lot; NaN on a side at the limit."""
-        return self.table.depths(t, q)

@@ -1,13 +1,18 @@
-"""Named PerpMM baselines: one registry that evaluation, training and the live runner share.
+"""Named PerpMM baselines: one registry that evaluation and training share.
 
 A baseline is a class implementing :class:`agents.policy.Policy` whose constructor takes the
 market's :class:`~mmgym.core.params.MarketParams` first and its own settings as keywords.
-``make_baseline(name, params, **settings)`` builds one and names what is wrong with a bad call.
+Its settings are the constructor's keyword parameters, or, when the class names a settings
+dataclass in ``settings_type``, that dataclass's fields (the constructor then takes them as
+keywords too). ``make_baseline(name, params, **settings)`` builds one and names what is wrong
+with a bad call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,12 +38,31 @@ def register(name: str) -> Callable[[T], T]:
 def settings_of(name: str) -> dict[str, Any]:
     """Settings a baseline accepts, with defaults (``inspect.Parameter.empty`` when required)."""
     cls = _lookup(name)
+    settings_type = getattr(cls, "settings_type", None)
+    if settings_type is not None:
+        return {f.name: _field_default(f) for f in dataclasses.fields(settings_type)}
     signature = inspect.signature(cls)
     return {
         p.name: p.default
         for p in list(signature.parameters.values())[1:]  # skip params
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
+
+
+def setting_types(name: str) -> dict[str, Any]:
+    """The type of each setting of a baseline (from its settings dataclass or constructor)."""
+    cls = _lookup(name)
+    declared: Any = getattr(cls, "settings_type", None) or cls.__init__  # type: ignore[misc]
+    hints = typing.get_type_hints(declared)
+    return {setting: hints.get(setting, Any) for setting in settings_of(name)}
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return inspect.Parameter.empty
 
 
 def make_baseline(name: str, params: MarketParams, **settings: Any) -> Policy:

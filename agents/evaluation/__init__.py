@@ -17,28 +17,31 @@ Modules: ``config`` (what to evaluate), ``episode`` (per-episode recording and m
 and ``outputs`` (writing everything).
 """
 
-from agents.evaluation.config import EvaluationConfig, PolicyFactory, validate_config
-from agents.evaluation.episode import (
-    EpisodeRecorder,
-    FillTape,
-    episode_row,
-    markout_name,
-    markout_steps,
-)
-from agents.evaluation.harness import (
-    BAND_QUANTILES,
-    EVAL_MARKOUT_SECONDS,
-    EVAL_METRICS,
-    eval_metric_names,
-    evaluate,
-    evaluate_policies,
-    iterate_jobs,
-    run_batch,
-)
-from agents.evaluation.outputs import write_outputs
-from agents.evaluation.report import markdown_report, mean_ci_text, metric_label
-from agents.evaluation.summary import SUMMARY_METRICS, summarise
-from agents.evaluation.tensorboard import write_tensorboard
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.evaluation"):
+    from agents.evaluation.config import EvaluationConfig, PolicyFactory, validate_config
+    from agents.evaluation.episode import (
+        EpisodeRecorder,
+        FillTape,
+        episode_row,
+        markout_name,
+        markout_steps,
+    )
+    from agents.evaluation.harness import (
+        BAND_QUANTILES,
+        EVAL_MARKOUT_SECONDS,
+        EVAL_METRICS,
+        eval_metric_names,
+        evaluate,
+        evaluate_policies,
+        iterate_jobs,
+        run_batch,
+    )
+    from agents.evaluation.outputs import write_outputs
+    from agents.evaluation.report import markdown_report, mean_ci_text, metric_label
+    from agents.evaluation.summary import SUMMARY_METRICS, summarise
+    from agents.evaluation.tensorboard import write_tensorboard
 
 __all__ = [
     "BAND_QUANTILES",

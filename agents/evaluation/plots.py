@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from mmgym.extras import extra_needed
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import pandas as pd
+with extra_needed("agents.evaluation.plots"):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
 
 COMPONENTS = {
     "pnl_spread": "spread",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.rllib.callbacks.callbacks import RLlibCallback
-
 from agents.rllib.env import stats_wrapper
+from mmgym.extras import extra_needed
+
+with extra_needed("agents.rllib.callbacks"):
+    from ray.rllib.callbacks.callbacks import RLlibCallback
 
 MM_SUMS = "mm_sums"
 """EnvRunner metrics key under which the per-step sums (and ``steps``) arrive each iteration."""

@@ -1,45 +1,13 @@
-"""Analysis of simulated markets: stylized facts of returns, order flow, funding and cascades."""
+"""Analysis of simulated markets: stylized facts of returns, order flow, funding and cascades.
 
-from mmgym.analysis.stylized_facts import (
-    CascadeWindow,
-    Estimate,
-    HawkesFit,
-    MarketRecord,
-    Regression,
-    abs_return_acf,
-    basis_funding_summary,
-    bootstrap_kurtosis,
-    cascade_window,
-    fit_hawkes_binned,
-    hawkes_count_variance,
-    impact_response,
-    kurtosis,
-    log_returns,
-    ofi_regression,
-    scenario_facts,
-    simulate,
-    summary_table,
-    variance_time,
-)
+The names of :mod:`mmgym.analysis.stylized_facts` (its ``__all__``) are available here. The
+package needs pandas (``pip install 'mmgym[train]'``); without it, the import says so.
+"""
 
-__all__ = [
-    "CascadeWindow",
-    "Estimate",
-    "HawkesFit",
-    "MarketRecord",
-    "Regression",
-    "abs_return_acf",
-    "basis_funding_summary",
-    "bootstrap_kurtosis",
-    "cascade_window",
-    "fit_hawkes_binned",
-    "hawkes_count_variance",
-    "impact_response",
-    "kurtosis",
-    "log_returns",
-    "ofi_regression",
-    "scenario_facts",
-    "simulate",
-    "summary_table",
-    "variance_time",
-]
+from mmgym.extras import extra_needed
+
+with extra_needed("mmgym.analysis"):
+    from mmgym.analysis import stylized_facts
+    from mmgym.analysis.stylized_facts import *  # noqa: F403
+
+__all__ = stylized_facts.__all__

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from mmgym.analysis.facts_runs import CONTROL
+from docs.tools.stylized_facts.runs import CONTROL
 from mmgym.core.params import REGIMES
 from mmgym.markdown import table
 from mmgym.scenarios import SCENARIOS

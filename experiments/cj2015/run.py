@@ -20,7 +20,8 @@ All strategies run on the same seeds. The env consumes the same three uniforms p
 whatever the quotes, so the paths share their random numbers. Differences are therefore
 paired, and their confidence intervals are much narrower than those of each mean.
 
-    python -m agents.experiments.cj2015 [--config experiments/cj2015/config.json] [--out DIR]
+    python -m experiments.cj2015.run [--config experiments/cj2015/config.json] [--out DIR]
+    python -m experiments.cj2015.run --out experiments/cj2015 --render   # page from its JSON
 """
 
 from __future__ import annotations
@@ -39,17 +40,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 import mmgym
-from agents.baselines.avellaneda_stoikov import AvellanedaStoikovPolicy, SymmetricPolicy
-from agents.baselines.closed_form import (
+from agents.baselines.as_env_policies import (
+    AvellanedaStoikovPolicy,
     CarteaJaimungalPolicy,
+    FixedDepthPolicy,
     GLFTPolicy,
-    cartea_jaimungal_table,
+    SymmetricPolicy,
 )
-from agents.metrics import confidence_interval
+from agents.baselines.closed_form import cartea_jaimungal_table
+from agents.metrics import mean_confidence_interval
 from agents.policy import Policy
+from experiments.pages import interval
 from mmgym.markdown import table
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "experiments" / "cj2015" / "config.json"
+CONFIG_PATH = Path(__file__).resolve().with_name("config.json")
 
 
 @dataclass(frozen=True)
@@ -143,20 +147,6 @@ class Config:
         }
 
 
-class FixedDepthPolicy:
-    """Quote ``depth`` on both sides whatever the state (observations ``(q, t)``)."""
-
-    def __init__(self, depth: float) -> None:
-        self.depth = float(depth)
-
-    def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Depths ``(depth, depth)`` for a batch of observations."""
-        return np.full((np.asarray(obs).shape[0], 2), self.depth, dtype=np.float32)
-
-    def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
-        """Stateless: nothing to clear."""
-
-
 def cj_policy(c: Config) -> CarteaJaimungalPolicy:
     """The exact CJ strategy, its table on the env's own time grid."""
     return CarteaJaimungalPolicy(c.phi, c.alpha, c.A, c.k, c.T, c.Q, num_steps=c.num_steps)
@@ -243,6 +233,12 @@ class Sample:
         """Standard error of the mean criterion."""
         return float(self.criterion.std(ddof=1) / math.sqrt(self.criterion.size))
 
+    @property
+    def ci(self) -> tuple[float, float]:
+        """95 % confidence interval of the mean criterion (Student's t)."""
+        _, low, high = mean_confidence_interval(self.criterion)
+        return low, high
+
 
 def simulate(policy: Policy, c: Config, num_paths: int | None = None) -> Sample:
     """Run ``policy`` on ``num_paths`` env paths (seed ``c.seed``) and sum the rewards."""
@@ -280,6 +276,8 @@ class Entry:
     se: float
     diff: float
     diff_se: float
+    diff_ci: tuple[float, float]
+    """95 % confidence interval of the paired difference CJ - strategy (Student's t)."""
     std_final_q: float
     max_abs_q: float
 
@@ -295,6 +293,13 @@ class Results:
     convergence: list[tuple[float, float]]
     league: list[Entry]
     seconds: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results as :func:`write` stored them in ``results.json``."""
+        league = [Entry(**{**e, "diff_ci": tuple(e["diff_ci"])}) for e in data["league"]]
+        convergence = [(float(dt), float(bias)) for dt, bias in data["convergence"]]
+        return cls(**{**data, "league": league, "convergence": convergence})
 
 
 def tune(c: Config, family: str) -> tuple[float, float]:
@@ -342,14 +347,16 @@ def run(c: Config, convergence_dts: tuple[float, ...] = (0.005, 0.001, 0.0005)) 
 def _entry(name: str, parameter: str, exact: float, sample: Sample, cj: Sample) -> Entry:
     diff = cj.criterion - sample.criterion
     n = diff.size
+    mean, low, high = mean_confidence_interval(diff)
     return Entry(
         name=name,
         parameter=parameter,
         exact=exact,
         mean=sample.mean,
         se=sample.se,
-        diff=float(diff.mean()),
-        diff_se=float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        diff=mean,
+        diff_se=float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+        diff_ci=(low, high),
         std_final_q=float(sample.final_q.std(ddof=1)),
         max_abs_q=float(sample.max_abs_q.max()),
     )
@@ -372,12 +379,16 @@ def markdown(r: Results) -> str:
         if e.name == "cartea_jaimungal":
             diff = "—"
         else:
-            lo, hi = confidence_interval(e.diff, e.diff_se, int(c["num_paths"]))
-            diff = f"{e.diff:.3f} [{lo:.3f}, {hi:.3f}]"
+            diff = f"{e.diff:.3f} {interval(*e.diff_ci, spec='.3f')}"
         league.append([
             e.name, e.parameter, f"{e.exact:.3f}", f"{e.mean:.3f} ± {e.se:.3f}", diff,
             f"{e.std_final_q:.2f}", f"{e.max_abs_q:.0f}",
         ])  # fmt: skip
+    league_header = [
+        "strategy", "parameter", "exact (DP)", "simulated ± SE", "CJ - strategy [95 % CI]",
+        "std(q_T)", "max abs(q)",
+    ]  # fmt: skip
+    convergence = [[f"{dt:g}", f"{bias:+.4f}"] for dt, bias in r.convergence]
     lines = [
         f"Config: phi={c['phi']}, alpha={c['alpha']}, Q={c['Q']}; A={c['A']}, k={c['k']}, "
         f"sigma={c['sigma']}, T={c['T']}, dt={c['dt']} ({round(c['T'] / c['dt'])} steps), "
@@ -387,31 +398,28 @@ def markdown(r: Results) -> str:
         "",
         "Discretisation bias of the exact discrete value against h(0, 0), by dt:",
         "",
-        table(
-            ["dt", "DP - h(0, 0)"],
-            [[f"{dt:g}", f"{bias:+.4f}"] for dt, bias in r.convergence],
-            align="rr",
-        ),
+        table(["dt", "DP - h(0, 0)"], convergence, align="rr"),
         "",
         "League on the CJ criterion (the same paths for every strategy; the difference "
-        "CJ - strategy is paired, 95 % CI = ± t SE, Student's t with paths - 1 degrees of "
-        "freedom):",
+        "CJ - strategy is paired, 95 % CI of its mean by Student's t):",
         "",
-        table(
-            [
-                "strategy",
-                "parameter",
-                "exact (DP)",
-                "simulated ± SE",
-                "CJ - strategy [95 % CI]",
-                "std(q_T)",
-                "max abs(q)",
-            ],
-            league,
-            align="llrrrrr",
-        ),
+        table(league_header, league, align="llrrrrr"),
     ]
     return "\n".join(lines)
+
+
+def write(r: Results, out: Path) -> None:
+    """``results.md`` and ``results.json`` under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(markdown(r) + "\n")
+    (out / "results.json").write_text(json.dumps(asdict(r), indent=2) + "\n")
+
+
+def render(out: Path) -> str:
+    """Rewrite ``out/results.md`` from ``out/results.json`` (nothing is simulated)."""
+    table = markdown(Results.from_json(json.loads((out / "results.json").read_text())))
+    (out / "results.md").write_text(table + "\n")
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -420,16 +428,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=str(CONFIG_PATH))
     parser.add_argument("--paths", type=int, default=None, help="override num_paths")
     parser.add_argument("--out", default=None, help="directory for results.md and results.json")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite --out's results.md from its JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        if args.out is None:
+            parser.error("--render needs --out")
+        print(render(Path(args.out)))
+        return
     overrides = {} if args.paths is None else {"num_paths": args.paths}
     results = run(Config.load(args.config, **overrides))
-    table = markdown(results)
-    print(table)
+    print(markdown(results))
     if args.out is not None:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.md").write_text(table + "\n")
-        (out / "results.json").write_text(json.dumps(asdict(results), indent=2) + "\n")
+        write(results, Path(args.out))
 
 
 if __name__ == "__main__":

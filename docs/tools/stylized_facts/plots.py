@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from docs.tools.stylized_facts.runs import CONTROL
 from mmgym.analysis.basis_funding import basis_bp
 from mmgym.analysis.cascades import CascadeWindow, cascade_window
-from mmgym.analysis.facts_runs import CONTROL
 from mmgym.analysis.hawkes import count_variance_ratio, variance_time
 from mmgym.analysis.market_record import MarketRecord
 from mmgym.analysis.order_flow import order_flow_imbalance

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmgym.analysis.cascades import CascadeWindow
-from mmgym.analysis.facts_checks import (
+from docs.tools.stylized_facts.checks import (
     RESPONSE_HORIZONS,
     model_checks,
     response_text,
     wick_text,
 )
-from mmgym.analysis.facts_runs import CONTROL
-from mmgym.analysis.facts_tables import checks_markdown, tables_markdown
+from docs.tools.stylized_facts.runs import CONTROL
+from docs.tools.stylized_facts.tables import checks_markdown, tables_markdown
+from mmgym.analysis.cascades import CascadeWindow
 from mmgym.analysis.market_record import MarketRecord
 from mmgym.provenance import commit, machine
 from mmgym.scenarios import SCENARIOS
@@ -40,8 +40,8 @@ def write_page(
     """The page: how it was made, what each fact means, the tables, the figures, the checks.
 
     ``table``: :func:`mmgym.analysis.stylized_facts.summary_table` of ``records`` (every run of
-    :data:`mmgym.analysis.facts_runs.FACTS_RUNS`, ``envs`` envs x ``hours`` h from ``seed``);
-    ``cascades``: the net and gross bursts of :func:`mmgym.analysis.facts_plots.plot_all`;
+    :data:`docs.tools.stylized_facts.runs.FACTS_RUNS`, ``envs`` envs x ``hours`` h from ``seed``);
+    ``cascades``: the net and gross bursts of :func:`docs.tools.stylized_facts.plots.plot_all`;
     ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures.
     """
     rel = os.path.relpath(img, path.parent)

@@ -3,17 +3,24 @@
 1000 paths of 200 steps (s0=100, T=1, sigma=2, dt=0.005, A=140, k=1.5, q0=0): the "inventory"
 strategy (optimal spread around the reservation price) against the "symmetric" one (the same
 spread around the mid), for several risk aversions gamma.
+
+    python -m experiments.as2008.run [--gammas 0.1 0.01 1.0] [--seed 2008] [--out DIR]
+
+prints the table, published values in brackets, and writes it to ``DIR/results.md``
+(``python scripts/reproduce.py experiment=as2008`` runs the same into a Hydra run directory).
 """
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
 
 import mmgym
-from agents.baselines.avellaneda_stoikov import AvellanedaStoikovPolicy, SymmetricPolicy
+from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
 from mmgym.markdown import table
 
 SIGMA, K, T = 2.0, 1.5, 1.0
@@ -97,3 +104,23 @@ def markdown_table(gammas: tuple[float, ...] = (0.1, 0.01), seed: int = 2008) ->
             ]
             rows.append([gamma, strategy, *cells])
     return table(header, rows, align="llrrrrr")
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Simulate, print the table and write it to ``--out`` (if given)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--gammas", nargs="+", type=float, default=[0.1, 0.01])
+    parser.add_argument("--seed", type=int, default=2008)
+    parser.add_argument("--out", default=None, help="directory for results.md")
+    args = parser.parse_args(argv)
+    table = markdown_table(tuple(args.gammas), seed=args.seed)
+    print(table)
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(table + "\n")
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Does PPO learn the Cartea-Jaimungal optimum? Its value as a fraction of ``h(0, 0)``.
 
-The market and criterion are those of :mod:`agents.experiments.cj2015`:
+The market and criterion are those of :mod:`experiments.cj2015.run`:
 ``mmgym/AvellanedaStoikov-v0`` with ``reward="inventory_penalty"`` (``phi = 0.2``,
 ``alpha = 0.5``; ``A = 140``, ``k = 1.5``, ``sigma = 2``, ``T = 1``), so an episode's return is
 one draw of ``E[X_T + q_T (S_T - alpha q_T) - phi int q_t^2 dt]``. PPO (stable-baselines3)
@@ -11,17 +11,18 @@ are the raw depths ``(delta_bid, delta_ask)``.
 Its deterministic policy (the Gaussian's mean) is scored three ways:
 
 - **simulated**: mean criterion over ``eval_paths`` env paths with its SE, by the same code that
-  scores the exact CJ strategy in cj2015 (:func:`agents.experiments.cj2015.simulate`, seed 2015),
+  scores the exact CJ strategy in cj2015 (:func:`experiments.cj2015.run.simulate`, seed 2015),
   so the paths are shared with CJ and the difference CJ - PPO is paired;
 - **exact**: the policy is Markov in ``(q, t)``, so its expected criterion in the discrete env
   is computed without noise by cj2015's backward induction
-  (:func:`agents.experiments.cj2015.exact_value`); this also draws the learning curve;
+  (:func:`experiments.cj2015.run.exact_value`); this also draws the learning curve;
 - as a fraction of three references: the closed form ``h(0, 0)`` (continuous time, inventory
   limit ``Q = 10``), the exact discrete-env value of the CJ strategy, and the exact optimum of
   the discrete env (:func:`discrete_optimum`, backward induction maximising over depths: no
   policy can do better in this env).
 
-    python -m agents.experiments.learn_cj [--out experiments/learn_cj] [--steps N] [--seeds 0 1 2]
+    python -m experiments.learn_cj.run [--out experiments/learn_cj] [--steps N] [--seeds 0 1 2]
+    python -m experiments.learn_cj.run --out experiments/learn_cj --render   # page from its JSON
 """
 
 from __future__ import annotations
@@ -36,19 +37,37 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.baselines.closed_form import cartea_jaimungal_table
-from agents.experiments import cj2015
-from agents.experiments.cj2015 import Sample, cj_policy, exact_value, simulate
+from agents.config import PPOConfig, TrainJob
 from agents.learned import SB3Policy
-from agents.metrics import confidence_interval
+from agents.metrics import mean_confidence_interval
 from agents.policy import Policy
+from agents.sb3.train import make_model
 from agents.sb3.vec_env import NativeVecEnv
+from experiments.cj2015 import run as cj2015
+from experiments.cj2015.run import Sample, cj_policy, exact_value, simulate
+from experiments.pages import interval
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
 from mmgym.markdown import table
+
+
+def learn_cj_ppo() -> PPOConfig:
+    """PPO's settings in this experiment: undiscounted (``gamma = 1``, the criterion is a sum
+    over a finite episode), a larger learning rate and batch, a narrower initial noise."""
+    return PPOConfig(
+        learning_rate=1e-3,
+        n_steps=100,
+        batch_size=5120,
+        n_epochs=5,
+        gamma=1.0,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        net_arch=[64, 64],
+        log_std_init=-1.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,15 +83,9 @@ class LearnConfig:
     eval_paths: int = 20_000
     curve_every: int = 250_000
     """Exact (DP) value of the current policy every this many env steps."""
-    learning_rate: float = 1e-3
-    n_steps: int = 100
-    batch_size: int = 5120
-    n_epochs: int = 5
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    net_arch: tuple[int, ...] = (64, 64)
-    log_std_init: float = -1.0
+    ppo: PPOConfig = field(default_factory=learn_cj_ppo)
+    """The agent, built as ``scripts/train.py`` builds it (:func:`agents.sb3.train.make_model`);
+    the batch is cut to one rollout (``n_steps x num_envs``) when that is smaller."""
     torch_threads: int = 1
     target: float = 0.95
     market: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +107,7 @@ def discrete_optimum(c: cj2015.Config, sweeps: int = 20) -> float:
     For a fixed ``d_a`` it is ``p_b (d_b + c_b) + const``, maximised at ``d_b = 1/k - c_b`` (or at
     the depth where ``p_b`` reaches 1, if that is larger); the two sides are optimised in turn
     (``sweeps`` times; the coupling ``p_b p_a`` is small). Same inventory truncation as
-    :func:`~agents.experiments.cj2015.exact_value` (``|q| <= dp_inventory``, held at the edge).
+    :func:`~experiments.cj2015.run.exact_value` (``|q| <= dp_inventory``, held at the edge).
     """
     q = np.arange(-c.dp_inventory, c.dp_inventory + 1, dtype=np.float64)
     value = np.zeros_like(q)
@@ -199,22 +212,10 @@ def train_one(cfg: LearnConfig, seed: int) -> tuple[Any, list[tuple[int, float]]
         AvellanedaStoikovVectorEnv(num_envs=cfg.num_envs, copy=False, **c.env_kwargs())
     )
     native.seed(seed * cfg.num_envs)
-    venv = VecNormalize(native, norm_obs=True, norm_reward=True, gamma=cfg.gamma)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        learning_rate=cfg.learning_rate,
-        n_steps=cfg.n_steps,
-        batch_size=min(cfg.batch_size, cfg.n_steps * cfg.num_envs),
-        n_epochs=cfg.n_epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=cfg.clip_range,
-        policy_kwargs={"net_arch": list(cfg.net_arch), "log_std_init": cfg.log_std_init},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    venv = VecNormalize(native, norm_obs=True, norm_reward=True, gamma=cfg.ppo.gamma)
+    rollout = cfg.ppo.n_steps * cfg.num_envs
+    agent = replace(cfg.ppo, batch_size=min(cfg.ppo.batch_size, rollout))
+    model = make_model(TrainJob(agent=agent, seed=seed), venv)
     curve = LearningCurve(cfg.curve_every, c)
     start = time.perf_counter()
     model.learn(total_timesteps=cfg.total_steps, callback=curve)
@@ -233,18 +234,20 @@ class SeedResult:
     exact: float
     mean: float
     se: float
+    ci: tuple[float, float]
+    """95 % confidence interval of the mean criterion (Student's t)."""
     cj_minus_ppo: float
     cj_minus_ppo_se: float
+    cj_minus_ppo_ci: tuple[float, float]
+    """95 % confidence interval of the paired difference (Student's t)."""
     std_final_q: float
     max_abs_q: float
     curve: list[tuple[int, float]]
 
 
-def fraction(value: float, se: float, n: int, reference: float) -> tuple[float, float, float]:
-    """``value / reference`` and its 95 % CI, ``value`` being a mean of ``n`` paths with
-    standard error ``se`` (Student's t; the reference is exact)."""
-    low, high = confidence_interval(value, se, n)
-    return value / reference, low / reference, high / reference
+def fraction(mean: float, ci: tuple[float, float], reference: float) -> tuple[float, float, float]:
+    """``mean / reference`` and its 95 % CI ``ci / reference`` (the reference is exact)."""
+    return mean / reference, ci[0] / reference, ci[1] / reference
 
 
 @dataclass
@@ -264,8 +267,23 @@ class Results:
         """Per seed: is the simulated value's 95 % CI lower bound >= target x reference?"""
         ref = self.refs[reference]
         target = float(self.config["target"])
-        n = int(self.market["num_paths"])
-        return [fraction(s.mean, s.se, n, ref)[1] >= target for s in self.seeds]
+        return [fraction(s.mean, s.ci, ref)[1] >= target for s in self.seeds]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results as :func:`write` stored them in ``results.json``."""
+        seeds = [
+            SeedResult(
+                **{
+                    **s,
+                    "ci": tuple(s["ci"]),
+                    "cj_minus_ppo_ci": tuple(s["cj_minus_ppo_ci"]),
+                    "curve": [(int(steps), float(value)) for steps, value in s["curve"]],
+                }
+            )
+            for s in data["seeds"]
+        ]
+        return cls(**{**data, "seeds": seeds})
 
 
 def run(cfg: LearnConfig) -> Results:
@@ -281,6 +299,7 @@ def run(cfg: LearnConfig) -> Results:
         policy = learned_policy(model)
         sample = evaluate(policy, c)
         diff = cj_sample.criterion - sample.criterion
+        diff_mean, diff_low, diff_high = mean_confidence_interval(diff)
         seeds.append(
             SeedResult(
                 seed=seed,
@@ -289,8 +308,10 @@ def run(cfg: LearnConfig) -> Results:
                 exact=exact_value(policy, c),
                 mean=sample.mean,
                 se=sample.se,
-                cj_minus_ppo=float(diff.mean()),
+                ci=sample.ci,
+                cj_minus_ppo=diff_mean,
                 cj_minus_ppo_se=float(diff.std(ddof=1) / math.sqrt(diff.size)),
+                cj_minus_ppo_ci=(diff_low, diff_high),
                 std_final_q=float(sample.final_q.std(ddof=1)),
                 max_abs_q=float(sample.max_abs_q.max()),
                 curve=curve,
@@ -312,22 +333,25 @@ def _pct(x: float) -> str:
     return f"{100.0 * x:.1f} %"
 
 
-def _frac_cell(value: float, se: float, n: int, reference: float) -> str:
-    mid, lo, hi = fraction(value, se, n, reference)
+def _frac_cell(mean: float, ci: tuple[float, float], reference: float) -> str:
+    mid, lo, hi = fraction(mean, ci, reference)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{_pct(mid)} n/a"
     return f"{_pct(mid)} [{_pct(lo)}, {_pct(hi)}]"
 
 
 def markdown(r: Results) -> str:
     """The results section of the README."""
     cfg, m, refs = r.config, r.market, r.refs
+    ppo = cfg["ppo"]
     steps = round(m["T"] / m["dt"])
     lines = [
         f"Market: phi={m['phi']}, alpha={m['alpha']}, Q={m['Q']} (CJ only); A={m['A']}, "
         f"k={m['k']}, sigma={m['sigma']}, T={m['T']}, dt={m['dt']} ({steps} steps). "
         f"PPO: {cfg['num_envs']} envs, {cfg['total_steps']:,} env steps per seed, "
-        f"lr {cfg['learning_rate']:g}, n_steps {cfg['n_steps']}, batch {cfg['batch_size']}, "
-        f"{cfg['n_epochs']} epochs, gamma {cfg['gamma']:g}, GAE lambda {cfg['gae_lambda']:g}, "
-        f"net {list(cfg['net_arch'])}, log_std_init {cfg['log_std_init']:g}, VecNormalize "
+        f"lr {ppo['learning_rate']:g}, n_steps {ppo['n_steps']}, batch {ppo['batch_size']}, "
+        f"{ppo['n_epochs']} epochs, gamma {ppo['gamma']:g}, GAE lambda {ppo['gae_lambda']:g}, "
+        f"net {list(ppo['net_arch'])}, log_std_init {ppo['log_std_init']:g}, VecNormalize "
         f"(obs and reward). Evaluation: {m['num_paths']:,} paths (seed {m['seed']}), "
         f"deterministic actions. Total {r.seconds:.0f} s.",
         "",
@@ -354,21 +378,19 @@ def markdown(r: Results) -> str:
         "",
         "PPO per seed. Simulated: mean criterion ± SE over the evaluation paths; exact: the "
         "same deterministic policy's value by DP. Fractions: simulated mean / reference "
-        "[95 % CI].",
+        "[95 % CI, Student's t].",
         "",
     ]
-    rows = []
-    n = int(m["num_paths"])
-    for s in r.seeds:
-        lo, hi = confidence_interval(s.cj_minus_ppo, s.cj_minus_ppo_se, n)
-        rows.append([
+    rows = [
+        [
             s.seed, f"{s.steps:,}", f"{s.train_seconds:.0f}", f"{s.mean:.3f} ± {s.se:.3f}",
-            f"{s.exact:.3f}", _frac_cell(s.mean, s.se, n, refs["h00"]),
-            _frac_cell(s.mean, s.se, n, refs["cj_exact"]),
-            _frac_cell(s.mean, s.se, n, refs["optimum"]),
-            f"{s.cj_minus_ppo:.3f} [{lo:.3f}, {hi:.3f}]", f"{s.std_final_q:.2f}",
-            f"{s.max_abs_q:.0f}",
-        ])  # fmt: skip
+            f"{s.exact:.3f}", _frac_cell(s.mean, s.ci, refs["h00"]),
+            _frac_cell(s.mean, s.ci, refs["cj_exact"]), _frac_cell(s.mean, s.ci, refs["optimum"]),
+            f"{s.cj_minus_ppo:.3f} {interval(*s.cj_minus_ppo_ci, spec='.3f')}",
+            f"{s.std_final_q:.2f}", f"{s.max_abs_q:.0f}",
+        ]
+        for s in r.seeds
+    ]  # fmt: skip
     header = [
         "seed", "env steps", "train s", "simulated ± SE", "exact (DP)", "of h(0, 0)",
         "of CJ in env", "of env optimum", "CJ - PPO, paired [95 % CI]", "std(q_T)", "max abs(q)",
@@ -430,6 +452,13 @@ def write(r: Results, out: Path) -> None:
     plot(r, out / "learning_curve.png")
 
 
+def render(out: Path) -> str:
+    """Rewrite ``out/results.md`` from ``out/results.json`` (nothing is trained or simulated)."""
+    text = markdown(Results.from_json(json.loads((out / "results.json").read_text())))
+    (out / "results.md").write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> Results:
     """Run, print the table, write the outputs."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -440,7 +469,13 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument("--paths", type=int, default=None, help="evaluation paths")
     parser.add_argument("--curve-every", type=float, default=None)
     parser.add_argument("--dt", type=float, default=None)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite --out's results.md from its JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(Path(args.out)))
+        return Results.from_json(json.loads((Path(args.out) / "results.json").read_text()))
     overrides: dict[str, Any] = {}
     for name, key, cast in (
         ("steps", "total_steps", int),

@@ -10,8 +10,8 @@ seeds), with episodes as long as the training ones. The best baseline of a scena
 with the highest mean episode PnL. Each trained policy is compared with it:
 
 - **PnL**: the paired difference per episode. The same (seed, env) gives every policy the same
-  initial market and random streams, so the episodes are paired; 95 % CI = ± t SE of the
-  per-episode difference (Student's t, episodes - 1 degrees of freedom).
+  initial market and random streams, so the episodes are paired; 95 % CI of the mean
+  per-episode difference by Student's t (as every mean's CI on the page).
 - **CVaR 5 %** of episode PnL (the mean of the worst 5 % of episodes; higher is less risk): each
   policy's value with a bootstrap 95 % CI, and the difference with a paired bootstrap CI
   (episodes resampled jointly).
@@ -20,22 +20,22 @@ The goal, per trained policy: PnL above the best baseline's (CI of the paired di
 0) at equal or lower risk (CVaR at or above the best baseline's). Whether the CVaR is
 significantly worse (CI of the difference entirely below 0) is reported too.
 
-    python -m agents.experiments.learn_perp [--out experiments/learn_perp] [--steps 1e6]
+    python -m experiments.learn_perp.run [--out experiments/learn_perp] [--steps 1e6]
         [--agent ppo_residual] [--scenarios calm volatile liquidation_cascade] [--seeds 0 1 2]
 
 The tables go to ``<out>/results.md`` and ``results.json`` (``results_<agent>.*`` for an agent
-other than ``ppo``; ``--name`` sets the stem).
+other than ``ppo``; ``--name`` sets the stem). ``--render`` rewrites ``<out>/<name>.md`` from
+its JSON without training or evaluating anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from agents.learned import load_run
 from agents.metrics import cvar, mean_confidence_interval
 from agents.policy import Policy
 from agents.sb3.train import train
+from experiments.pages import interval
 from mmgym.core.params import MarketParams
 from mmgym.markdown import table
 
@@ -167,8 +168,8 @@ class Comparison:
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, tuple[float, float]]:
-    mean, lo, hi = mean_confidence_interval(x)
-    return mean, (lo, hi)
+    mean, low, high = mean_confidence_interval(x)
+    return mean, (low, high)
 
 
 def _bootstrap_cvar(
@@ -240,6 +241,20 @@ class Results:
     agent_settings: dict[str, Any] = field(default_factory=dict)
     """The trained agent's resolved settings (``conf/agent/<agent>.yaml`` with the overrides)."""
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results as :func:`write` stored them (:func:`to_json`; verdicts are recomputed)."""
+        names = {f.name for f in fields(Comparison)}
+        scenarios = []
+        for s in data["scenarios"]:
+            comparisons = []
+            for c in s["comparisons"]:
+                stored: dict[str, Any] = {k: v for k, v in c.items() if k in names}
+                cis = {k: tuple(v) for k, v in stored.items() if k.endswith("_ci")}
+                comparisons.append(Comparison(**{**stored, **cis}))
+            scenarios.append(ScenarioResult(**{**s, "comparisons": comparisons}))
+        return cls(**{**data, "scenarios": scenarios})
+
 
 LEAGUE_COLUMNS = (
     "pnl",
@@ -307,7 +322,7 @@ def _finished_run(job: TrainJob, run_dir: Path) -> dict[str, Any] | None:
     if paths[0].read_text() != OmegaConf.to_yaml(OmegaConf.structured(job)):
         return None
     summary: dict[str, Any] = json.loads(paths[1].read_text())
-    return summary if summary.get("final_eval") is not None else None
+    return summary
 
 
 def _mean_pnl(league: list[dict[str, Any]], policy: str) -> float:
@@ -340,9 +355,7 @@ def run(cfg: PerpConfig) -> Results:
 
 
 def _ci(pair: tuple[float, float] | list[float]) -> str:
-    if not all(math.isfinite(x) for x in pair):
-        return "[n/a]"  # fewer than two episodes
-    return f"[{pair[0]:.3g}, {pair[1]:.3g}]"
+    return interval(pair[0], pair[1])
 
 
 def markdown(r: Results) -> str:
@@ -389,25 +402,11 @@ def markdown(r: Results) -> str:
                                             "sharpe", "max_drawdown", "inventory_abs_mean",
                                             "fill_rate", "liquidated")),
             ])  # fmt: skip
-        lines.append(
-            table(
-                [
-                    "policy",
-                    "PnL [95 % CI]",
-                    "CVaR 5 %",
-                    "spread",
-                    "inventory",
-                    "fees",
-                    "Sharpe/step",
-                    "max DD",
-                    "mean abs(q)",
-                    "fill rate",
-                    "liquidated",
-                ],
-                league,
-                align="lrrrrrrrrrr",
-            )
-        )
+        league_header = [
+            "policy", "PnL [95 % CI]", "CVaR 5 %", "spread", "inventory", "fees", "Sharpe/step",
+            "max DD", "mean abs(q)", "fill rate", "liquidated",
+        ]  # fmt: skip
+        lines.append(table(league_header, league, align="l" + "r" * 10))
         lines += [
             "",
             f"Against the best baseline ({s.best_baseline}), paired by episode:",
@@ -423,23 +422,12 @@ def markdown(r: Results) -> str:
             ]
             for c in s.comparisons
         ]  # fmt: skip
-        lines.append(
-            table(
-                [
-                    "policy",
-                    "PnL - best [95 % CI]",
-                    "CVaR 5 % [95 % CI]",
-                    "best's CVaR 5 % [95 % CI]",
-                    "CVaR - best's [95 % CI]",
-                    "more PnL",
-                    "CVaR no worse",
-                    "CVaR not signif. worse",
-                    "goal met",
-                ],
-                comparisons,
-                align="lrrrrllll",
-            )
-        )
+        comparison_header = [
+            "policy", "PnL - best [95 % CI]", "CVaR 5 % [95 % CI]", "best's CVaR 5 % [95 % CI]",
+            "CVaR - best's [95 % CI]", "more PnL", "CVaR no worse", "CVaR not signif. worse",
+            "goal met",
+        ]  # fmt: skip
+        lines.append(table(comparison_header, comparisons, align="lrrrrllll"))
     return "\n".join(lines)
 
 
@@ -474,6 +462,13 @@ def write(r: Results, out: Path, name: str = "results") -> None:
     (out / f"{name}.json").write_text(json.dumps(to_json(r), indent=2) + "\n")
 
 
+def render(out: Path, name: str = "results") -> str:
+    """Rewrite ``<name>.md`` under ``out`` from ``<name>.json`` (nothing is trained or run)."""
+    text = markdown(Results.from_json(json.loads((out / f"{name}.json").read_text())))
+    (out / f"{name}.md").write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> Results:
     """Run, print the tables, write the outputs."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -500,7 +495,14 @@ def main(argv: list[str] | None = None) -> Results:
     parser.add_argument(
         "--override", action="append", default=[], help="Hydra override of the training jobs"
     )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite <out>/<name>.md from its JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        name = args.name or results_name(args.agent or "ppo")
+        print(render(Path(args.out), name))
+        return Results.from_json(json.loads((Path(args.out) / f"{name}.json").read_text()))
     values: dict[str, Any] = {
         "agent": args.agent,
         "total_steps": None if args.steps is None else int(args.steps),

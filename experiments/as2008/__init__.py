@@ -1,0 +1,1 @@
+"""Avellaneda & Stoikov (2008), section 4: the simulation table."""

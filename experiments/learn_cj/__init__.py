@@ -1,0 +1,1 @@
+"""Does PPO learn the Cartea-Jaimungal optimum?"""

@@ -1,0 +1,1 @@
+"""Does PPO (plain or residual) beat the best baseline on PerpMM?"""
