@@ -1,12 +1,13 @@
 """A baseline as a training run (``scripts/train.py agent=adaptive``): evaluated, not trained.
 
 The run directory has a learner's layout, so TensorBoard, ``scripts/compare.py`` and Tune read
-baselines and learned policies alike: ``config.yaml``, TensorBoard event files
-(``tensorboard/baseline/``: ``eval/<label>/<metric>`` at step 0 and at ``train.total_steps``, a
-flat reference line across a learner's curves, plus the reference baselines of
-``train.eval_baselines`` with their default settings), an hparams entry and ``summary.json``.
-The label is the baseline's name, with any settings changed from their defaults
-(``adaptive[base_half_spread_ticks=3.0]``).
+baselines and learned policies alike: ``config.yaml``, TensorBoard event files (one run per
+policy, ``tensorboard/eval/<policy>/``: ``eval/<metric>`` at step 0 and at
+``train.total_steps``, a flat reference line across a learner's curves, for the baseline and
+for the reference baselines of ``train.eval_baselines`` with their default settings), an
+hparams entry and ``summary.json``. The baseline is named by
+:func:`agents.policy_names.policy_name`: its registered name, with any settings changed from
+their defaults (``adaptive[base_half_spread_ticks=3.0]``).
 The evaluation is the learner's: ``train.eval_num_envs`` episodes on the held-out markets of
 ``train.eval_seed``.
 """
@@ -24,7 +25,8 @@ with extra_needed("agents.baseline_run"):
     from agents.config import BaselineAgentConfig, TrainJob
     from agents.evaluation import evaluate_policies
     from agents.market import job_market
-    from agents.run_logger import make_run_logger, record_hparams
+    from agents.policy_names import policy_name
+    from agents.run_logger import EvalLog, make_run_logger
     from agents.training_run import run_summary, write_config, write_summary
 
 
@@ -36,22 +38,24 @@ def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     write_config(job, run_dir)
     t = job.train
     params = job_market(job).params
-    label = agent.label()
-    policies = {label: make_baseline(agent.algo, params, **agent.settings())}
+    name = policy_name(agent)
+    policies = {name: make_baseline(agent.algo, params, **agent.settings())}
     for name in t.eval_baselines:
         policies.setdefault(name, make_baseline(name, params))
     started = time.perf_counter()
     final = evaluate_policies(policies, job, t.eval_num_envs, t.eval_seed)
     elapsed = time.perf_counter() - started
-    logger = make_run_logger(run_dir, "baseline", job.logger)
+    logger = make_run_logger(run_dir, None, job.logger)
+    log = EvalLog(run_dir, logger, job.logger)
     total = int(t.total_steps)
-    for step in sorted({0, total}):
-        for policy, values in final.items():
-            for metric, value in values.items():
-                logger.record(f"eval/{policy}/{metric}", value)
-        logger.dump(step)
-    record_hparams(logger, job, final, total, policy=label)
-    logger.close()
+    try:
+        for step in sorted({0, total}):
+            log.record(final, step)
+            logger.dump(step)
+        log.record_hparams(job, final, name)
+    finally:
+        log.close()
+        logger.close()
     history = [{"steps": step, **final} for step in sorted({0, total})]
     summary = run_summary(job, run_dir, 0, elapsed, final, history)
     write_summary(run_dir, summary)

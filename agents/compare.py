@@ -2,62 +2,72 @@
 
 ``find_runs(paths)`` finds the run directories at or below the paths given (a run, a multirun
 folder, the demo's ``runs/demo/<time>/``) and says why it leaves any out: no ``summary.json``
-(the run did not finish) or a summary without a final evaluation. ``load_runs`` reads each
-run's summary and every scalar of its ``tensorboard/`` event files into one tidy DataFrame; a run
-without event files (``logger=none``) is in the final table but draws no curve.
-``learning_curves`` plots a tag against env steps, averaged over seeds with a band (min-max over
-seeds) per (scenario, algo); ``final_table`` gives the final evaluation metrics of the learned
-policies and of the baselines evaluated on the same held-out markets, mean with a 95 % CI
-across seeds (Student's t; none from one seed).
+(the run did not finish), a summary without a final evaluation, or one without the keys this
+comparison reads. ``load_runs`` reads each run's summary and every scalar of its
+``tensorboard/`` event files into one tidy DataFrame, with the policy each scalar belongs to
+(``tensorboard/eval/<policy>/`` holds a policy's ``eval/*``; the trainer's own scalars belong
+to the run's policy). A run without event files (``logger=none``) is in the final table but
+draws no curve.
+
+``learning_curves`` plots tags against env steps: each learned policy's mean over seeds with a
+min-max band, each baseline as a labelled horizontal reference line, one column per market set.
+``final_table`` gives the final evaluation of the learned policies and of the baselines on the
+same held-out markets, per market set: mean with a 95 % CI across seeds (Student's t; none from
+one seed).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import metrics
-from agents.evaluation.report import mean_ci_text, metric_label
-from mmgym.markdown import table as markdown_table
+from agents.baselines.registry import BASELINES, load_all
+from agents.evaluation.plots import figure, legend_below, save_figure
+from agents.evaluation.report import compact_section, metric_label, metrics_table
+from agents.evaluation.tensorboard import EVAL_PREFIX, EVAL_RUNS
+from agents.market import MarketSet
+from agents.market_scalars import tag_label
 
 RUN_FILES = ("summary.json", "config.yaml")
 """A directory holding either file is a training run's (finished or not)."""
-DEFAULT_TAGS = ("eval/learned/pnl", "mm/pnl", "train/value_loss")
+SUMMARY_KEYS = ("scenario", "algo", "seed", "policy", "eval_markets")
+"""What this comparison reads from a run's ``summary.json``."""
+DEFAULT_TAGS = ("eval/pnl", "eval/cvar_5", "mm/pnl", "train/value_loss")
 """Tags plotted when none are asked for (those present in the runs' event files)."""
-SCALAR_COLUMNS = ("tag", "step", "value", "scenario", "seed", "algo", "run")
+SCALAR_COLUMNS = ("tag", "step", "value", "policy", "scenario", "markets", "seed", "run")
 
 
 def read_scalars(log_dir: Path) -> pd.DataFrame:
-    """Every scalar of every event file under ``log_dir``: columns tag, step, value."""
+    """Every scalar of every event file under ``log_dir``: columns tag, step, value and source
+    (the event file's folder relative to ``log_dir``: ``sb3``, ``eval/ppo+adaptive``)."""
     frames = []
-    for events_file in sorted(log_dir.rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events_file.parent), size_guidance={"scalars": 0})
+    for events_dir in sorted({p.parent for p in log_dir.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
         acc.Reload()
+        source = events_dir.relative_to(log_dir).as_posix()
         for tag in acc.Tags()["scalars"]:
             data = acc.Scalars(tag)
             frames.append(
                 pd.DataFrame(
-                    {"tag": tag, "step": [e.step for e in data], "value": [e.value for e in data]}
+                    {
+                        "tag": tag,
+                        "step": [e.step for e in data],
+                        "value": [e.value for e in data],
+                        "source": source,
+                    }
                 )
             )
     if not frames:
-        return pd.DataFrame(columns=["tag", "step", "value"])
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["tag", "step"], keep="last")
-
-
-def agent_label(summary: dict[str, Any]) -> str:
-    """A run's agent: its algorithm, with ``+<baseline>`` for a residual agent."""
-    base = summary.get("residual_on")
-    return str(summary["algo"]) if base is None else f"{summary['algo']}+{base}"
+        return pd.DataFrame(columns=["tag", "step", "value", "source"])
+    scalars = pd.concat(frames, ignore_index=True)
+    return scalars.drop_duplicates(["source", "tag", "step"], keep="last")
 
 
 def find_runs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -102,7 +112,7 @@ def _unusable(run: Path) -> str | None:
         summary = json.loads(summary_file.read_text())
     except (OSError, json.JSONDecodeError) as err:
         return f"summary.json cannot be read ({err})"
-    missing = [key for key in ("scenario", "algo", "seed") if key not in summary]
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
     if missing:
         return f"summary.json lacks {missing}"
     if not summary.get("final_eval"):
@@ -110,9 +120,20 @@ def _unusable(run: Path) -> str | None:
     return None
 
 
+def markets_of(summary: dict[str, Any]) -> MarketSet:
+    """The held-out markets a run's evaluations were measured on."""
+    return MarketSet.from_dict(summary["eval_markets"])
+
+
+def is_learned(summary: dict[str, Any]) -> bool:
+    """Whether the run trained its policy (a baseline's run only evaluates it)."""
+    load_all()
+    return summary["algo"] not in BASELINES
+
+
 def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]], list[Path]]:
-    """Scalars of all runs (with scenario, algo, seed, run columns), their summaries, and the
-    runs without event files."""
+    """Scalars of all runs (:data:`SCALAR_COLUMNS`), their summaries, and the runs without
+    event files."""
     frames = []
     summaries = []
     without_events = []
@@ -124,105 +145,176 @@ def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]], li
         if scalars.empty:
             without_events.append(path)
             continue
-        for key in ("scenario", "seed"):
-            scalars[key] = summary[key]
-        scalars["algo"] = agent_label(summary)
+        evaluated = scalars["source"].str.startswith(f"{EVAL_RUNS}/")
+        scalars["policy"] = scalars["source"].str.removeprefix(f"{EVAL_RUNS}/")
+        scalars.loc[~evaluated, "policy"] = summary["policy"]
+        scalars["scenario"] = summary["scenario"]
+        scalars["markets"] = markets_of(summary).describe()
+        scalars["seed"] = summary["seed"]
         scalars["run"] = path.name if names.count(path.name) == 1 else str(path)
-        frames.append(scalars)
+        frames.append(scalars[list(SCALAR_COLUMNS)])
     if not frames:
         return pd.DataFrame(columns=list(SCALAR_COLUMNS)), summaries, without_events
     return pd.concat(frames, ignore_index=True), summaries, without_events
 
 
-def learning_curves(scalars: pd.DataFrame, tags: list[str], path: Path) -> Path:
-    """Mean over seeds (line) and min-max band of each tag against env steps."""
-    groups = list(scalars.groupby(["scenario", "algo"], sort=False))
-    fig, axes = plt.subplots(
-        len(tags), 1, figsize=(7.5, 3.2 * len(tags)), squeeze=False, sharex=True
-    )
-    for ax, tag in zip(axes[:, 0], tags, strict=True):
-        for (scenario, algo), block in groups:
-            curves = block[block["tag"] == tag].pivot_table(
-                index="step", columns="run", values="value"
-            )
-            if curves.empty:
-                continue
-            curves = curves.sort_index().interpolate(limit_area="inside")
-            mean = curves.mean(axis=1)
-            line = ax.plot(mean.index, mean.values, label=f"{algo} on {scenario}")[0]
-            if curves.shape[1] > 1:
-                ax.fill_between(
-                    curves.index,
-                    curves.min(axis=1),
-                    curves.max(axis=1),
-                    color=line.get_color(),
-                    alpha=0.2,
-                    linewidth=0,
-                )
-        ax.set_title(tag)
-        ax.set_ylabel(tag.split("/")[-1])
-        ax.legend(fontsize=8)
-    axes[-1, 0].set_xlabel("env steps")
-    fig.suptitle("Learning curves: mean over seeds, band = min-max across seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def learning_curves(scalars: pd.DataFrame, tags: list[str], learned: set[str], path: Path) -> Path:
+    """One panel per tag (row) and market set (column): each learned policy's mean over seeds
+    (line, markers at the steps logged) with its min-max band across seeds, each baseline's
+    value as a dashed horizontal line (``eval/*`` tags only: baselines are not trained)."""
+    market_sets = list(dict.fromkeys(scalars["markets"]))
+    policies = list(dict.fromkeys(scalars["policy"]))
+    policies = [p for p in policies if p in learned] + [p for p in policies if p not in learned]
+    colours = _colours(policies)
+    fig, axes = figure(len(tags), len(market_sets), 6.4, 2.5, sharex="col")
+    seen: dict[str, Any] = {}
+    for i, tag in enumerate(tags):
+        for j, markets in enumerate(market_sets):
+            ax = axes[i, j]
+            block = scalars[(scalars["tag"] == tag) & (scalars["markets"] == markets)]
+            for policy in policies:
+                rows = block[block["policy"] == policy]
+                if rows.empty:
+                    continue
+                if policy in learned:
+                    handle = _plot_learned(ax, rows, colours[policy])
+                    seeds = rows["run"].nunique()
+                    label = (
+                        f"{policy}: mean of {seeds} seeds, band min-max"
+                        if seeds > 1
+                        else f"{policy} (1 seed)"
+                    )
+                else:
+                    value = float(rows["value"].mean())
+                    handle = ax.axhline(value, color=colours[policy], linestyle="--", lw=1.3)
+                    label = f"{policy} (baseline)"
+                seen.setdefault(label, handle)
+            where = markets if tag.startswith(f"{EVAL_PREFIX}/") else "training envs"
+            ax.set_title(f"{tag}: {where}", fontsize=9)
+            ax.set_ylabel(tag_axis_label(tag), fontsize=8)
+            ax.tick_params(labelsize=8)
+            if i == len(tags) - 1:
+                ax.set_xlabel("env steps", fontsize=8)
+    handles = []
+    for label, handle in seen.items():
+        handle.set_label(label)
+        handles.append(handle)
+    if handles:
+        legend_below(fig, handles, columns=min(len(handles), 2))
+    return save_figure(fig, "Learning curves against env steps", path)
+
+
+def _plot_learned(ax: Any, rows: pd.DataFrame, colour: str) -> Any:
+    curves = rows.pivot_table(index="step", columns="run", values="value").sort_index()
+    curves = curves.interpolate(limit_area="inside")
+    mean = curves.mean(axis=1)
+    marker = "o" if len(mean) <= 30 else None
+    line = ax.plot(mean.index, mean.values, color=colour, marker=marker, ms=3, lw=1.4, zorder=3)[0]
+    if curves.shape[1] > 1:
+        low, high = curves.min(axis=1), curves.max(axis=1)
+        ax.fill_between(curves.index, low, high, color=colour, alpha=0.15, linewidth=0)
+    return line
+
+
+def _colours(policies: list[str]) -> dict[str, str]:
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {p: cycle[k % len(cycle)] for k, p in enumerate(policies)}
+
+
+def tag_axis_label(tag: str) -> str:
+    """The y-axis label of a tag, with its unit where it has one."""
+    if tag.startswith(f"{EVAL_PREFIX}/"):
+        return metric_label(tag.removeprefix(f"{EVAL_PREFIX}/"))
+    return tag_label(tag)
 
 
 def final_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
-    """Final evaluation metrics per (scenario, policy): mean and 95 % CI across seeds."""
+    """Final evaluation metrics per (market set, policy): mean and 95 % CI across seeds
+    (columns ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``), with ``markets``,
+    ``scenario``, ``learned`` and ``seeds``; learned policies first."""
     rows = []
     for s in summaries:
+        markets = markets_of(s).describe()
         for policy, values in s["final_eval"].items():
-            learned = policy == "learned"
-            name = agent_label(s) if learned else policy
+            learned = is_learned(s) and policy == s["policy"]
             # A baseline is deterministic on the shared held-out markets: every run that
             # evaluated it reports the same numbers, one measurement rather than one per seed.
             seed = s["seed"] if learned else -1
-            rows.append({"scenario": s["scenario"], "policy": name, "seed": seed, **values})
+            rows.append(
+                {
+                    "markets": markets,
+                    "scenario": s["scenario"],
+                    "policy": policy,
+                    "learned": learned,
+                    "seed": seed,
+                    **values,
+                }
+            )
     table = pd.DataFrame(rows).drop_duplicates()
+    keys = ("markets", "scenario", "policy", "learned", "seed")
+    metric_cols = [c for c in table.columns if c not in keys]
     out = []
-    metric_cols = [c for c in table.columns if c not in ("scenario", "policy", "seed")]
-    for (scenario, policy), block in table.groupby(["scenario", "policy"], sort=False):
-        row: dict[str, Any] = {"scenario": scenario, "policy": policy, "seeds": len(block)}
+    for (markets, policy), block in table.groupby(["markets", "policy"], sort=False):
+        row: dict[str, Any] = {
+            "markets": markets,
+            "scenario": block["scenario"].iloc[0],
+            "policy": policy,
+            "learned": bool(block["learned"].any()),
+            "seeds": len(block),
+        }
         for col in metric_cols:
-            mean, lo, hi = metrics.mean_confidence_interval(block[col].to_numpy())
+            values = block[col].dropna().to_numpy()
+            mean, lo, hi = (
+                metrics.mean_confidence_interval(values) if len(values) else (math.nan,) * 3
+            )
             row[col] = mean
-            row[f"{col}_ci"] = (lo, hi)
+            row[f"{col}_ci_low"] = lo
+            row[f"{col}_ci_high"] = hi
         out.append(row)
+    out.sort(key=lambda r: not r["learned"])  # learned policies first, then their baselines
     return pd.DataFrame(out)
 
 
-def markdown(table: pd.DataFrame, curves: Path | None, notes: Sequence[str] = ()) -> str:
-    """The comparison report; ``notes`` say which runs were left out and why."""
-    metric_cols = [
-        c
-        for c in table.columns
-        if c not in ("scenario", "policy", "seeds") and not c.endswith("_ci")
-    ]
+def markdown(
+    table: pd.DataFrame,
+    summaries: list[dict[str, Any]],
+    curves: Path | None,
+    notes: Sequence[str] = (),
+) -> str:
+    """The comparison report: a compact table per market set, the details, the learning curves;
+    ``notes`` say which runs were left out and why."""
     lines = [
         "# Comparison report",
         "",
-        "Final evaluation on held-out markets: mean [95 % CI across seeds, Student's t]; "
-        "baselines are evaluated on the same markets as the learned policies (one measurement, "
-        "so no CI).",
-        "",
-        f"![learning curves]({curves.name})" if curves else "No learning curves to draw.",
+        "Final evaluation of each run on its held-out markets (`train.eval_seed` x "
+        "`train.eval_num_envs`): mean [95 % CI across training seeds, Student's t]. Baselines "
+        "are evaluated on the same markets as the learned policies: one measurement however "
+        "many runs report it, so no CI (n/a, n=1); nor has a policy trained with one seed. "
+        "Numbers of different market sets are in different tables.",
     ]
+    by_markets = {markets_of(s).describe(): markets_of(s) for s in summaries}
+    blocks = list(table.groupby("markets", sort=False))
+    for markets, block in blocks:
+        lines += compact_section(by_markets[str(markets)], block, "seeds", ("policy", "seeds"))
+    lines += ["", "## Details"]
+    for markets, block in blocks:
+        shown = [
+            c
+            for c in block.columns
+            if c not in ("markets", "scenario", "policy", "learned", "seeds")
+            and not c.endswith(("_ci_low", "_ci_high"))
+        ]
+        lines += [
+            "",
+            f"### {markets}",
+            "",
+            metrics_table(block, shown, "seeds", ("policy", "seeds")),
+        ]
+    lines += ["", f"![learning curves]({curves.name})" if curves else "No learning curves."]
     if notes:
         lines += ["", *[f"- {note}" for note in notes]]
-    for scenario, block in table.groupby("scenario", sort=False):
-        rows = []
-        for _, r in block.iterrows():
-            cells = [r["policy"], r["seeds"]]
-            for c in metric_cols:
-                lo, hi = r[f"{c}_ci"]
-                cells.append(mean_ci_text(r[c], lo, hi, int(r["seeds"])))
-            rows.append(cells)
-        header = ["policy", "seeds", *map(metric_label, metric_cols)]
-        align = "lr" + "r" * len(metric_cols)
-        lines += ["", f"## {scenario}", "", markdown_table(header, rows, align)]
     return "\n".join(lines) + "\n"
 
 
@@ -249,23 +341,22 @@ def compare(
     if tags:
         notes += [f"tag {t!r} is in no run's event files" for t in wanted if t not in present]
     plotted = [t for t in wanted if t in present]
+    learned = {s["policy"] for s in summaries if is_learned(s)}
     curves = None
-    if plotted:
-        curves = learning_curves(scalars, plotted, out_dir / "learning_curves.png")
+    if plotted and learned & set(scalars["policy"]):
+        curves = learning_curves(scalars, plotted, learned, out_dir / "learning_curves.png")
     else:
-        notes.append(f"no learning curves: none of the tags {wanted} is in the runs' event files")
+        notes.append(
+            f"no learning curves: no learned policy logs any of the tags {wanted} "
+            "in the runs' event files"
+        )
     for note in notes:
         say(note)
     table = final_table(summaries)
     report = out_dir / "comparison.md"
-    report.write_text(markdown(table, curves, notes))
+    report.write_text(markdown(table, summaries, curves, notes))
     scalars.to_csv(out_dir / "scalars.csv", index=False)
-    flat = table.copy()
-    for col in [c for c in flat.columns if c.endswith("_ci")]:
-        flat[col.replace("_ci", "_ci_low")] = [lo for lo, _ in flat[col]]
-        flat[col.replace("_ci", "_ci_high")] = [hi for _, hi in flat[col]]
-        flat = flat.drop(columns=col)
-    flat.to_csv(out_dir / "final_metrics.csv", index=False)
+    table.to_csv(out_dir / "final_metrics.csv", index=False)
     paths_out = {
         "report": report,
         "scalars": out_dir / "scalars.csv",

@@ -84,13 +84,6 @@ class BaselineAgentConfig:
 
     algo: str = MISSING
 
-    def label(self) -> str:
-        """The baseline's name, with the settings that differ from its defaults:
-        ``adaptive`` or ``adaptive[base_half_spread_ticks=3.0]``."""
-        defaults = type(self)().settings()
-        changed = [f"{k}={v}" for k, v in self.settings().items() if v != defaults[k]]
-        return f"{self.algo}[{','.join(changed)}]" if changed else self.algo
-
     def settings(self) -> dict[str, Any]:
         """The baseline's keyword settings (lists back to the tuples its signature takes)."""
         out = {}
@@ -263,8 +256,9 @@ class SweepConfig:
     values to try; the trials are their Cartesian product."""
     fixed: dict[str, Any] = field(default_factory=dict)
     """Dotted keys set in every trial (e.g. ``train.total_steps``)."""
-    metric: str = "eval/learned/pnl"
-    """The reported metric that ranks the trials."""
+    metric: str = "eval/rllib_ppo/pnl"
+    """The reported metric that ranks the trials: ``eval/<policy>/<metric>``, the trials'
+    policy named ``rllib_ppo`` (:mod:`agents.policy_names`)."""
     mode: str = "max"
     max_concurrent_trials: int = 0
     """0: as many as the cluster's CPUs allow."""

@@ -37,6 +37,16 @@ DOMAIN_TAGS = {
 ADVERSE_SELECTION_TAG = "mm/adverse_selection"
 MARKET_TAGS = (*DOMAIN_TAGS, ADVERSE_SELECTION_TAG)
 """Every ``mm/*`` tag a training run logs."""
+UNITS = {tag: "quote per env-step" for tag in MARKET_TAGS} | {
+    "mm/inventory_abs": "base units, mean over env-steps"
+}
+"""The unit of each ``mm/*`` tag."""
+
+
+def tag_label(tag: str) -> str:
+    """An axis label of a training scalar: ``mm/pnl (quote per env-step)``, other tags as
+    they are."""
+    return f"{tag} ({UNITS[tag]})" if tag in UNITS else tag
 
 
 class MarketScalars:

@@ -48,9 +48,13 @@ def run_summary(
     eval_history: list[dict[str, Any]],
     **extra: Any,
 ) -> dict[str, Any]:
-    """The keys every trainer's ``summary.json`` holds (``extra`` adds the trainer's own),
-    with the sizes of the observations and actions of the job's market."""
-    from agents.market import job_market
+    """The keys every trainer's ``summary.json`` holds (``extra`` adds the trainer's own):
+    the policy's display name (:func:`agents.policy_names.policy_name`, which also keys
+    ``final_eval``), the sizes of the observations and actions of the job's market, and the
+    held-out markets of its evaluations (``eval_markets``:
+    :meth:`agents.market.MarketSet.to_dict`)."""
+    from agents.market import eval_market_set, job_market
+    from agents.policy_names import policy_name
     from mmgym.envs.perp_mm import PerpMMVectorEnv
 
     market = job_market(job)
@@ -64,12 +68,14 @@ def run_summary(
         "scenario": job.env.scenario,
         "algo": job.agent.algo,
         "residual_on": getattr(job.agent, "residual_on", None),
+        "policy": policy_name(job.agent),
         **dims,
         "seed": job.seed,
         "steps": int(steps),
         "seconds": seconds,
         "steps_per_second": steps / seconds if seconds > 0 else math.nan,
         **extra,
+        "eval_markets": eval_market_set(job).to_dict(),
         "final_eval": final_eval,
         "eval_history": eval_history,
         "run_dir": str(run_dir),

@@ -1,16 +1,23 @@
 """The main job (``make demo``): train PPO on the default scenario, evaluate it against the
 baselines on held-out markets, and write the comparison report.
 
-The agent is residual PPO on ``adaptive`` (``conf/agent/ppo_residual.yaml``): plain PPO at this
-budget learns to stop quoting (experiments/learn_perp), the residual agent starts at the best
-baseline and learns corrections to it.
+The agent is residual PPO on ``adaptive`` (``conf/agent/ppo_residual.yaml``), named
+``ppo+adaptive`` in every report and in TensorBoard: plain PPO at this budget learns to stop
+quoting (experiments/learn_perp), the residual agent starts at the best baseline and learns
+corrections to it.
 
-    python scripts/demo.py                          # about 1.5 minutes on 2 cores
+    python scripts/demo.py                          # a few minutes on 2 cores
     python scripts/demo.py agent=ppo                # plain PPO
     python scripts/demo.py train.total_steps=1e6    # any train-config override
 
-Everything lands in ``runs/demo/<time>/``: ``train/`` (model, VecNormalize stats, TensorBoard,
-summary), ``evaluation/`` (episode table, report, plots, TensorBoard) and ``comparison/``.
+Everything lands in ``runs/demo/<time>/``: ``report.md`` (the compact tables, where the rest
+is), ``train/`` (model, VecNormalize stats, TensorBoard, summary), ``evaluation/`` (episode
+table, report, plots, TensorBoard) and ``comparison/``.
+
+The policy is measured on two market sets: the training's own held-out evaluation
+(``train.eval_seed`` x ``train.eval_num_envs`` envs, in TensorBoard and the comparison) and
+the demo's evaluation on more markets (:data:`EVALUATION_SEEDS` x :data:`EVALUATION_ENVS`
+envs). Their numbers differ by market noise; each table names its set.
 """
 
 from __future__ import annotations
@@ -18,39 +25,53 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from agents.compare import compare
 from agents.config import TrainJob, to_job
-from agents.evaluation import EvaluationConfig, evaluate, summarise, write_outputs
+from agents.evaluation import (
+    EvaluationConfig,
+    compact_table,
+    evaluate,
+    evaluation_markets,
+    market_set_line,
+    summarise,
+    write_outputs,
+)
 from agents.job_dir import discard_on_failure
 from agents.learned import load_run
+from agents.market import eval_market_set
+from agents.policy_names import policy_name
 from agents.sb3.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ["linear_skew", "adaptive", "cartea_jaimungal"]
+EVALUATION_SEEDS = [101, 102]
+EVALUATION_ENVS = 32
 
 
 def main(overrides: list[str]) -> None:
-    """Train, evaluate, compare, and print where the results are."""
+    """Train, evaluate, compare, write the demo's page and print its tables."""
     started = time.perf_counter()
     out = ROOT / "runs" / "demo" / time.strftime("%Y%m%d-%H%M%S")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         defaults = ["train=demo", "agent=ppo_residual"]
         job = to_job(compose(config_name="train", overrides=[*defaults, *overrides]), TrainJob)
+    name = policy_name(job.agent)
     with discard_on_failure(out):
         steps = int(job.train.total_steps)
-        print(f"[1/3] training {job.agent.algo} on {job.env.scenario} for {steps} env steps")
+        print(f"[1/3] training {name} on {job.env.scenario} for {steps} env steps")
         summary = train(job, out / "train")
 
         print("[2/3] evaluating it against the baselines on held-out markets")
-        name = job.agent.algo if job.agent.residual_on is None else f"{job.agent.algo}_residual"
         config = EvaluationConfig(
             policies=[name, *BASELINES],
             scenarios=[job.env.scenario],
-            seeds=[101, 102],
-            num_envs=32,
+            seeds=EVALUATION_SEEDS,
+            num_envs=EVALUATION_ENVS,
             episode_seconds=job.train.episode_seconds,
             env_overrides=dict(job.env.overrides),
         )
@@ -62,18 +83,73 @@ def main(overrides: list[str]) -> None:
 
         print("[3/3] comparing runs")
         comparison = compare([out / "train"], out / "comparison")
+        page = demo_page(job, summary, config, table, pd.read_csv(comparison["final"]), out)
+        (out / "report.md").write_text(page)
 
     print()
-    print(evaluation["report"].read_text())
+    print(page)
     rate = summary["steps_per_second"]
     print(f"Done in {time.perf_counter() - started:.0f} s "
           f"(training {summary['seconds']:.0f} s at {rate:.0f} steps/s).")  # fmt: skip
     print(f"Results: {out}")
+    print(f"  this page           {out / 'report.md'}")
     print(f"  evaluation report   {evaluation['report']}")
-    print(f"  plots               {out / 'evaluation'}/*.png")
     print(f"  comparison report   {comparison['report']}")
-    print(f"  trained model       {out / 'train' / 'model.zip'}")
-    print(f"TensorBoard (training and baselines together): tensorboard --logdir {out}")
+    print(f"TensorBoard (the policy and its baselines in one chart): tensorboard --logdir {out}")
+
+
+def demo_page(
+    job: TrainJob,
+    summary: dict[str, Any],
+    config: EvaluationConfig,
+    evaluation: pd.DataFrame,
+    comparison: pd.DataFrame,
+    out: Path,
+) -> str:
+    """The demo's page: the evaluation's compact table, the training's own evaluation on its
+    market set, what the two sets are, and where everything else is."""
+    name = summary["policy"]
+    scenario = job.env.scenario
+    training_markets = eval_market_set(job)
+    lines = [
+        f"# Demo: {name} on {scenario}",
+        "",
+        f"{name} trained for {summary['steps']:,} env steps in {summary['seconds']:.0f} s, "
+        f"then evaluated with the baselines {', '.join(BASELINES)}. Every table measures all "
+        "its policies on the same markets; numbers of different tables come from different "
+        "markets and differ by market noise too.",
+        "",
+        "## Evaluation",
+        "",
+        market_set_line(evaluation_markets(config, scenario)),
+        "Mean [95 % CI, Student's t over episodes; CVaR's over seeds]:",
+        "",
+        compact_table(evaluation[evaluation["scenario"] == scenario]),
+        "",
+        "## The training's own evaluation",
+        "",
+        f"{market_set_line(training_markets)} These are the held-out markets the trainer "
+        "evaluates on every `train.eval_every_steps` (`train.eval_seed` x "
+        "`train.eval_num_envs`): TensorBoard's `eval/*` charts and the comparison report. "
+        f"Fewer episodes ({training_markets.episodes} against "
+        f"{evaluation_markets(config, scenario).episodes}) from other seeds than the "
+        "evaluation above, so the same policy scores differently; one training seed, so no "
+        "CI (n/a):",
+        "",
+        compact_table(comparison[comparison["markets"] == training_markets.describe()], "seeds"),
+        "",
+        "## Where the rest is",
+        "",
+        "- `evaluation/report.md`: every metric, the PnL decomposition, the plots "
+        "(`evaluation/*.png`); `evaluation/episodes.parquet`: one row per episode",
+        "- `comparison/comparison.md` and `comparison/learning_curves.png`: the training's "
+        "evaluations against env steps, baselines as reference lines",
+        f"- `train/`: `model.zip`, `vecnormalize.pkl`, `summary.json`, `config.yaml`; load with "
+        f"`agents.learned.load_run('{out / 'train'}')`",
+        f"- TensorBoard: `tensorboard --logdir {out}`: `eval/*` draws {name} and its baselines "
+        "in one chart per metric (one run per policy under `train/tensorboard/eval/`)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
         evaluation.policies=[linear_skew,adaptive] evaluation.seeds=[0,1,2,3]
 
 Outputs (in the Hydra run directory, ``runs/evaluate/<time>/``): ``episodes.parquet`` and
-``.csv`` (one row per episode), ``summary.csv``, ``report.md``, PNG plots and TensorBoard
-scalars under ``tensorboard/<scenario>/`` (tags ``eval/<policy>/<metric>``).
+``.csv`` (one row per episode), ``summary.csv``, ``report.md`` (a compact table per scenario,
+then the details), PNG plots and TensorBoard scalars, one run per policy
+(``tensorboard/<policy>/``, tags ``evaluation/<scenario>/<metric>``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from agents.config import EvaluateJob, to_job
+from agents.evaluation import (
+    compact_section,
+    evaluation_markets,
+    iterate_jobs,
+    summarise,
+    write_outputs,
+)
 from agents.evaluation import evaluate as run_evaluation
-from agents.evaluation import iterate_jobs, summarise, write_outputs
 from agents.job_dir import discard_on_failure
 
 
@@ -45,7 +52,9 @@ def _run(cfg: DictConfig, out_dir: Path) -> None:
         episodes, bands = run_evaluation(config, progress=progress)
     summary = summarise(episodes, config.cvar_alpha)
     paths = write_outputs(episodes, bands, summary, config, out_dir, tensorboard=job.tensorboard)
-    print(paths["report"].read_text())
+    for scenario, block in summary.groupby("scenario", sort=False):
+        print("\n".join(compact_section(evaluation_markets(config, str(scenario)), block)))
+    print(f"\nEvery metric, the PnL decomposition and the plots: {paths['report']}")
     print(f"Results in {out_dir}:")
     for name, path in paths.items():
         print(f"  {name:20s} {path}")

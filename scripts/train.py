@@ -38,8 +38,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> None:
     job = to_job(cfg, TrainJob)
     if isinstance(job.agent, BaselineAgentConfig):
         summary = run_baseline(job, run_dir)
-        print(f"evaluated {job.agent.algo} in {summary['seconds']:.0f} s: "
-              f"{summary['final_eval'][job.agent.label()]}")  # fmt: skip
+        print(f"evaluated {summary['policy']} in {summary['seconds']:.0f} s: "
+              f"{summary['final_eval'][summary['policy']]}")  # fmt: skip
         print(f"run directory: {run_dir}")
         print(f"tensorboard --logdir {run_dir / 'tensorboard'}")
         return
@@ -53,10 +53,10 @@ def _run(cfg: DictConfig, run_dir: Path) -> None:
     except TrainingDivergedError as stop:
         print(stop, file=sys.stderr)
         raise SystemExit(2) from stop
-    learned = summary["final_eval"].get("learned", {})
+    name = summary["policy"]
     print(
-        f"trained {summary['steps']} steps in {summary['seconds']:.0f} s "
-        f"({summary['steps_per_second']:.0f} steps/s); final eval: {learned}"
+        f"trained {name} for {summary['steps']} steps in {summary['seconds']:.0f} s "
+        f"({summary['steps_per_second']:.0f} steps/s); final eval: {summary['final_eval'][name]}"
     )
     print(f"run directory: {run_dir}")
     print(f"tensorboard --logdir {run_dir / 'tensorboard'}")

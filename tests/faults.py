@@ -16,10 +16,12 @@ def fail_evaluating_the_learned_policy(
     """Make ``trainer.evaluate_policies`` raise whenever it evaluates the learned policy (with
     ``train.eval_every_steps=0``: the final evaluation), as a failing evaluation env would; the
     baselines' evaluation before training runs for real."""
+    from agents.baselines.registry import BASELINES
+
     real = trainer.evaluate_policies
 
     def failing(policies: dict[str, Any], *args: Any) -> Any:
-        if "learned" in policies:
+        if set(policies) - set(BASELINES):  # a learned policy among them
             raise RuntimeError(EVALUATION_FAULT)
         return real(policies, *args)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,6 +24,15 @@ TINY = (
     "train=smoke", "train.total_steps=256", "train.eval_every_steps=0",
     "train.checkpoint_every_steps=0", "train.episode_seconds=30", "train.eval_num_envs=2",
 )  # fmt: skip
+
+
+def _copy_editing_summary(run: Path, dest: Path, edit: Callable[[dict[str, Any]], Any]) -> Path:
+    """A copy of ``run`` at ``dest`` whose summary.json is changed by ``edit``."""
+    shutil.copytree(run, dest)
+    summary = json.loads((dest / "summary.json").read_text())
+    edit(summary)
+    (dest / "summary.json").write_text(json.dumps(summary))
+    return dest
 
 
 def _compose(*overrides: str) -> TrainJob:
@@ -91,10 +102,9 @@ def test_the_demo_root_folder_is_searched_for_runs(runs: dict[str, Path], tmp_pa
 def test_unfinished_and_missing_runs_are_left_out_naming_them_and_why(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    unfinished = tmp_path / "unfinished"
-    shutil.copytree(runs["logged"], unfinished)
-    summary = json.loads((unfinished / "summary.json").read_text())
-    (unfinished / "summary.json").write_text(json.dumps({**summary, "final_eval": None}))
+    unfinished = _copy_editing_summary(
+        runs["logged"], tmp_path / "unfinished", lambda s: s.update(final_eval=None)
+    )
     crashed = tmp_path / "crashed"
     crashed.mkdir()
     (crashed / "config.yaml").write_text("seed: 0\n")
@@ -112,3 +122,35 @@ def test_unfinished_and_missing_runs_are_left_out_naming_them_and_why(
     assert str(crashed) in paths["report"].read_text()  # the report says what it left out
     with pytest.raises(ValueError, match=r"no training run to compare.*no summary\.json"):
         compare([crashed], tmp_path / "none")
+
+
+def test_runs_on_different_market_sets_are_not_pooled(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    # The same policy evaluated on other held-out markets (here: another eval seed, as if
+    # train.eval_seed had been changed): its numbers go in their own table, named by its set.
+    other = _copy_editing_summary(
+        runs["unlogged"], tmp_path / "other_markets", lambda s: s["eval_markets"].update(seeds=[7])
+    )
+    paths = compare([runs["logged"], other], tmp_path / "out")
+    final = pd.read_csv(paths["final"])
+    ppo = final[final["policy"] == "ppo"]
+    assert sorted(ppo["markets"]) == [
+        "calm, seed 10000 x 2 envs (2 episodes of 30 s)",
+        "calm, seed 7 x 2 envs (2 episodes of 30 s)",
+    ]
+    assert (ppo["seeds"] == 1).all()
+    report = paths["report"].read_text()
+    assert "Markets: calm, seed 7 x 2 envs" in report
+    assert "Markets: calm, seed 10000 x 2 envs" in report
+    assert_tables_render(report, "comparison.md")
+
+
+def test_a_run_without_the_summary_keys_it_reads_is_left_out_naming_them(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    old = _copy_editing_summary(
+        runs["unlogged"], tmp_path / "old", lambda s: [s.pop("policy"), s.pop("eval_markets")]
+    )
+    _, skipped = find_runs([old])
+    assert skipped == [(old, "summary.json lacks ['policy', 'eval_markets']")]

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from markdown_tables import assert_tables_render
 from omegaconf.errors import ValidationError
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_runs import read_run
 
 from agents.config import EvaluateJob, to_job
 from agents.evaluation import EvaluationConfig, evaluate, markdown_report, summarise
@@ -114,6 +114,13 @@ def test_pnl_equals_its_decomposition_and_summary_ci_is_the_t_interval() -> None
     assert row["episodes"] == 12
     assert row["pnl_ci_low"] == pytest.approx(pnl.mean() - 2.201 * se, rel=1e-3)  # t_0.975,11
     assert row["cvar_5"] == pytest.approx(np.sort(pnl)[0])  # 5 % of 12 is below one episode
+    # Its interval by sectioning: each seed's CVaR (5 % of 6 episodes: its worst one) is one
+    # estimate, t_0.975,1 = 12.706 times their standard error around the pooled CVaR.
+    worst = episodes.groupby("seed")["pnl"].min().to_numpy()
+    half = 12.706 * worst.std(ddof=1) / np.sqrt(2)
+    assert row["cvar_5_ci_low"] == pytest.approx(pnl.min() - half, rel=1e-4)
+    assert row["cvar_5_ci_high"] == pytest.approx(pnl.min() + half, rel=1e-4)
+    assert row["seeds"] == 2
 
 
 def test_one_episode_per_policy_reports_no_ci_rather_than_a_zero_width_one() -> None:
@@ -133,6 +140,7 @@ def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> No
         sys.executable,
         str(ROOT / "scripts" / "evaluate.py"),
         "evaluation.policies=[fixed_spread,linear_skew]",
+        "+evaluation.policy_settings.linear_skew.skew_ticks_at_limit=4",
         "evaluation.scenarios=[calm]",
         "evaluation.seeds=[0]",
         "evaluation.num_envs=4",
@@ -153,10 +161,17 @@ def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> No
         assert (out / name).stat().st_size > 0, name
     assert_tables_render((out / "report.md").read_text(), "report.md")
     assert (out / "pnl_decomposition.png").read_bytes()[:4] == b"\x89PNG"
-    events = EventAccumulator(str(out / "tensorboard" / "calm"))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"eval/linear_skew/pnl", "eval/fixed_spread/sharpe", "eval/linear_skew/cvar_5"} <= tags
+    # A baseline with changed settings is named with them, in every output.
+    skew = "linear_skew[skew_ticks_at_limit=4.0]"
+    assert set(episodes["policy"]) == {"fixed_spread", skew}
+    assert f"| {skew} |" in (out / "report.md").read_text()
+    assert f"| {skew} |" in done.stdout  # the compact table on the console
+    # One TensorBoard run per policy, the same tags in each: one chart per metric.
+    runs = {p.name: read_run(p) for p in (out / "tensorboard").iterdir()}
+    assert set(runs) == {"fixed_spread", skew}
+    for events in runs.values():
+        tags = set(events.Tags()["scalars"])
+        assert {"evaluation/calm/pnl", "evaluation/calm/sharpe", "evaluation/calm/cvar_5"} <= tags
     summary = pd.read_csv(out / "summary.csv")
-    logged = events.Scalars("eval/linear_skew/pnl")[0].value
-    assert logged == pytest.approx(summary.set_index("policy").loc["linear_skew", "pnl"], rel=1e-6)
+    logged = runs[skew].Scalars("evaluation/calm/pnl")[0].value
+    assert logged == pytest.approx(summary.set_index("policy").loc[skew, "pnl"], rel=1e-6)

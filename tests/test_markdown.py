@@ -65,7 +65,19 @@ def test_the_evaluation_report_renders() -> None:
     episodes, _ = evaluate(config)
     report = markdown_report(summarise(episodes), config)
     assert_tables_render(report, "report.md")
-    assert any("|q|" in cell for cell in _header_cells(report))
+    # It opens with the compact table, units in the headers, and the markets it measured.
+    assert _header_cells(report)[:7] == [
+        "policy",
+        "PnL (quote/episode)",
+        "CVaR 5 % (quote/episode)",
+        "max drawdown (quote)",
+        "mean |q| (base units)",
+        "fill rate (share of decisions)",
+        "markout 10 s (quote/unit filled)",
+    ]
+    head = report.split("## Details")[0]
+    assert "Markets: calm, seed 0 x 2 envs (2 episodes of 10 s)" in head
+    assert "spread (quote/episode)" not in head  # the decomposition is in the details
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))

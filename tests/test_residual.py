@@ -226,8 +226,9 @@ def test_residual_smoke_run_trains_and_loads_back_as_a_residual_policy(tmp_path:
     assert policy.scale == job.agent.residual_scale
     # The loaded policy is the one the run evaluated: same markets, same numbers.
     t = job.train
-    again = evaluate_policies({"learned": policy}, job, t.eval_num_envs, t.eval_seed)
-    assert again["learned"] == summary["final_eval"]["learned"]
+    assert summary["policy"] == "ppo+adaptive"
+    again = evaluate_policies({"ppo+adaptive": policy}, job, t.eval_num_envs, t.eval_seed)
+    assert again["ppo+adaptive"] == summary["final_eval"]["ppo+adaptive"]
     assert json.loads((run / "summary.json").read_text())["final_eval"] == summary["final_eval"]
 
     # The network alone loads from the run's files; editing residual_on away from what the

@@ -22,7 +22,7 @@ pytest.importorskip("ray.tune")
 
 from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
 from markdown_tables import assert_tables_render
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_runs import assert_overlay, read_run
 
 from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob, to_job
 from agents.evaluation import run_batch
@@ -41,12 +41,14 @@ SB3_SUMMARY_KEYS = {
     "scenario",
     "algo",
     "residual_on",
+    "policy",
     "observation_dim",
     "action_dim",
     "seed",
     "steps",
     "seconds",
     "steps_per_second",
+    "eval_markets",
     "final_eval",
     "eval_history",
     "run_dir",
@@ -168,14 +170,13 @@ def test_tiny_training_writes_its_run_directory_and_tensorboard(trained_run: Pat
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary) == SB3_SUMMARY_KEYS
     assert summary["algo"] == "rllib_ppo" and summary["steps"] >= 1024
-    assert set(summary["final_eval"]) == {"learned", "linear_skew"}
-    assert all(math.isfinite(v) for v in summary["final_eval"]["learned"].values())
+    assert summary["policy"] == "rllib_ppo"
+    assert set(summary["final_eval"]) == {"rllib_ppo", "linear_skew"}
+    assert all(math.isfinite(v) for v in summary["final_eval"]["rllib_ppo"].values())
     assert [h["steps"] for h in summary["eval_history"]] == [512, 1024]
 
-    event_dirs = list((run / "tensorboard").iterdir())
-    assert len(event_dirs) == 1
-    events = EventAccumulator(str(event_dirs[0]))
-    events.Reload()
+    assert sorted(p.name for p in (run / "tensorboard").iterdir()) == ["eval", "rllib"]
+    events = read_run(run / "tensorboard" / "rllib")
     tags = set(events.Tags()["scalars"])
     expected = {
         "mm/pnl",
@@ -185,19 +186,20 @@ def test_tiny_training_writes_its_run_directory_and_tensorboard(trained_run: Pat
         "mm/inventory_pnl",
         "mm/fees",
         "mm/adverse_selection",
-        "eval/learned/pnl",
-        "eval/learned/sharpe",
-        "eval/linear_skew/pnl",
         "rllib/learners/default_policy/total_loss",
         "rllib/learners/default_policy/entropy",
         "rllib/env_runners/episode_return_mean",
         "rllib/env_runners/num_env_steps_sampled",
     }
     assert expected <= tags, expected - tags
+    assert not [t for t in tags if t.startswith("eval")]
     assert [e.step for e in events.Scalars("mm/pnl")] == [512, 1024]
     assert all(math.isfinite(e.value) for e in events.Scalars("mm/inventory_abs"))
-    last = events.Scalars("eval/learned/pnl")[-1].value
-    assert last == pytest.approx(summary["final_eval"]["learned"]["pnl"], rel=1e-5, abs=1e-9)
+    metrics = {f"eval/{m}" for m in summary["final_eval"]["rllib_ppo"]}
+    runs = assert_overlay(run, {"rllib_ppo", "linear_skew"}, [512, 1024], metrics)
+    for policy, policy_events in runs.items():
+        last = policy_events.Scalars("eval/pnl")[-1].value
+        assert last == pytest.approx(summary["final_eval"][policy]["pnl"], rel=1e-5, abs=1e-9)
 
 
 def test_rllib_policy_acts_on_the_env_and_evaluates(trained_run: Path) -> None:
@@ -332,20 +334,18 @@ def test_two_trial_sweep_completes_with_a_results_table(ray_local: str, tmp_path
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "eval/learned/pnl" in done.stdout
+    assert "eval/rllib_ppo/pnl" in done.stdout
     import pandas as pd
 
     table = pd.read_csv(out / "results.csv")
     assert sorted(table["agent.lr"]) == [1e-4, 1e-3]
     assert list(table["status"]) == ["OK", "OK"]
-    assert (table["steps"] >= 1024).all() and table["eval/learned/pnl"].notna().all()
+    assert (table["steps"] >= 1024).all() and table["eval/rllib_ppo/pnl"].notna().all()
     assert (out / "results.md").read_text().startswith("| trial | agent.lr |")
     assert_tables_render((out / "results.md").read_text(), "results.md")
     for path in table["path"]:
         trial = Path(path)
         summary = json.loads((trial / "summary.json").read_text())
         assert set(summary) == SB3_SUMMARY_KEYS
-        events = EventAccumulator(str(next((trial / "tensorboard").iterdir())))
-        events.Reload()
-        tags = set(events.Tags()["scalars"])
-        assert {"mm/pnl", "eval/learned/pnl", "eval/linear_skew/pnl"} <= tags
+        assert "mm/pnl" in read_run(trial / "tensorboard" / "rllib").Tags()["scalars"]
+        assert_overlay(trial, {"rllib_ppo", "linear_skew"}, [512, 1024], {"eval/pnl"})

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from markdown_tables import assert_tables_render
 
@@ -26,10 +27,12 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
         "train.eval_every_steps=0", "train.checkpoint_every_steps=0", "train.progress_bar=false",
         "train.eval_num_envs=2", "train.eval_baselines=[linear_skew]",
     ])  # fmt: skip
+    assert "| ppo+adaptive |" in done.stdout  # the compact tables on the console
     assert "tensorboard --logdir" in done.stdout
     out = Path(done.stdout.split("Results: ")[1].splitlines()[0].strip())
     try:
         for path in (
+            "report.md",
             "train/model.zip",
             "train/summary.json",
             "evaluation/report.md",
@@ -38,10 +41,20 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
             "comparison/learning_curves.png",
         ):
             assert (out / path).is_file(), path
-        for page in ("evaluation/report.md", "comparison/comparison.md"):
+        for page in ("report.md", "evaluation/report.md", "comparison/comparison.md"):
             assert_tables_render((out / page).read_text(), page)
+            assert "| ppo+adaptive |" in (out / page).read_text()
+        # One name for the policy everywhere: episode table, comparison, TensorBoard runs.
         policies = set(pd.read_parquet(out / "evaluation" / "episodes.parquet")["policy"])
-        assert {"ppo_residual", "linear_skew", "adaptive", "cartea_jaimungal"} == policies
+        assert {"ppo+adaptive", "linear_skew", "adaptive", "cartea_jaimungal"} == policies
+        assert "ppo+adaptive" in set(
+            pd.read_csv(out / "comparison" / "final_metrics.csv")["policy"]
+        )
+        assert (out / "train" / "tensorboard" / "eval" / "ppo+adaptive").is_dir()
+        assert (out / "evaluation" / "tensorboard" / "ppo+adaptive").is_dir()
+        # Both market sets are named next to their tables.
+        page = (out / "report.md").read_text()
+        assert "seeds 101, 102 x 32 envs" in page and "seed 10000 x 2 envs" in page
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -66,8 +79,14 @@ def test_compare_reads_two_runs_back_from_their_event_files(tmp_path: Path) -> N
     ppo = final[final["policy"] == "ppo"].iloc[0]
     assert ppo["seeds"] == 2
     scalars = pd.read_csv(out / "scalars.csv")
-    curve = scalars[scalars["tag"] == "eval/learned/pnl"]
+    pnl = scalars[scalars["tag"] == "eval/pnl"]
+    curve = pnl[pnl["policy"] == "ppo"]
     assert set(curve["seed"]) == {0, 1} and curve["step"].nunique() >= 2
+    reference = pnl[pnl["policy"] == "linear_skew"]  # the baseline, at the same steps
+    assert set(reference["step"]) == set(curve["step"])
+    # Two seeds: a t interval (finite bounds, not n/a); zero width if both seeds stopped quoting.
+    assert ppo["pnl_ci_low"] <= ppo["pnl"] <= ppo["pnl_ci_high"]
+    assert np.isfinite([ppo["pnl_ci_low"], ppo["pnl_ci_high"]]).all()
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -14,7 +14,7 @@ import pytest
 from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_runs import assert_overlay, read_run
 
 from agents.baseline_run import run_baseline
 from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
@@ -29,6 +29,7 @@ from agents.config import (
 )
 from agents.evaluation import evaluate_policies
 from agents.learned import load_run
+from agents.policy_names import policy_name
 from agents.sb3.train import train
 from agents.training_run import FinalEvaluationError, TrainingDivergedError
 from mmgym.envs.perp_mm import PerpMMVectorEnv
@@ -114,12 +115,16 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
     assert summary["steps"] >= 2048
     # Every 1024 steps, and the final evaluation once (not again by the periodic callback).
     assert [h["steps"] for h in summary["eval_history"]] == [1024, summary["steps"]]
-    assert set(summary["final_eval"]) == {"learned", "linear_skew"}
-    assert all(math.isfinite(v) for v in summary["final_eval"]["learned"].values())
-    assert [p.name for p in (run / "tensorboard").iterdir()] == ["sb3"]
-    events = EventAccumulator(str(run / "tensorboard" / "sb3"))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
+    assert summary["policy"] == "ppo"
+    assert set(summary["final_eval"]) == {"ppo", "linear_skew"}
+    assert all(math.isfinite(v) for v in summary["final_eval"]["ppo"].values())
+    assert summary["eval_markets"] == {
+        "scenario": "calm", "seeds": [10_000], "num_envs": 4, "episode_seconds": 60.0,
+        "overrides": {},
+    }  # fmt: skip
+    assert sorted(p.name for p in (run / "tensorboard").iterdir()) == ["eval", "sb3"]
+    trainer = read_run(run / "tensorboard" / "sb3")
+    tags = set(trainer.Tags()["scalars"])
     expected = {
         "train/value_loss",
         "mm/pnl",
@@ -127,14 +132,20 @@ def test_smoke_run_writes_its_directory_and_tensorboard(tmp_path: Path) -> None:
         "mm/funding_pnl",
         "mm/inventory_pnl",
         "mm/adverse_selection",
-        "eval/learned/markout_10s",
-        "eval/learned/sharpe",
-        "eval/linear_skew/pnl",
     }
     assert expected <= tags, expected - tags
-    # The last eval/learned/pnl logged equals the summary's final evaluation.
-    last = events.Scalars("eval/learned/pnl")[-1].value
-    assert last == pytest.approx(summary["final_eval"]["learned"]["pnl"], rel=1e-5, abs=1e-9)
+    assert not [t for t in tags if t.startswith("eval")]  # the evaluations have their own runs
+    # The overlay: the learned policy and its baseline are two runs logging the same eval/*
+    # tags at every evaluation step, so TensorBoard draws them in one chart per metric.
+    metrics = set(summary["final_eval"]["ppo"])
+    steps = [h["steps"] for h in summary["eval_history"]]
+    runs = assert_overlay(run, {"ppo", "linear_skew"}, steps, {f"eval/{m}" for m in metrics})
+    # The last eval/pnl logged in each run equals the summary's final evaluation.
+    for policy, events in runs.items():
+        last = events.Scalars("eval/pnl")[-1].value
+        assert last == pytest.approx(summary["final_eval"][policy]["pnl"], rel=1e-5, abs=1e-9)
+    # The learned policy's run holds the hparams entry (TensorBoard's HPARAMS tab).
+    assert "_hparams_/session_start_info" in runs["ppo"].summary_metadata
 
 
 def test_sac_trains_a_few_steps(tmp_path: Path) -> None:
@@ -307,7 +318,7 @@ def test_every_baseline_is_an_agent_config_with_its_own_defaults(name: str) -> N
     agent = _compose(f"agent={name}").agent
     assert isinstance(agent, BaselineAgentConfig) and agent.algo == name
     assert agent.settings() == settings_of(name)
-    assert agent.label() == name
+    assert policy_name(agent) == name
     make_baseline(name, make_params("calm"), **agent.settings())
 
 
@@ -331,7 +342,7 @@ def test_bad_baseline_settings_fail_at_composition(overrides: list[str], key: st
 def test_a_baseline_run_is_its_evaluation_in_a_learners_layout(tmp_path: Path) -> None:
     job = _compose("agent=adaptive", "train=smoke", "agent.base_half_spread_ticks=3")
     label = "adaptive[base_half_spread_ticks=3.0]"
-    assert job.agent.label() == label
+    assert policy_name(job.agent) == label
     summary = run_baseline(job, tmp_path / "run")
     assert set(summary["final_eval"]) == {label, "linear_skew"}
     # The settings reach the baseline: the same evaluation of a directly built one, exactly.
@@ -344,11 +355,10 @@ def test_a_baseline_run_is_its_evaluation_in_a_learners_layout(tmp_path: Path) -
     assert ours["a"] != ours["b"]
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
-    events = EventAccumulator(str(run / "tensorboard" / "baseline"))
-    events.Reload()
-    steps = [e.step for e in events.Scalars(f"eval/{label}/pnl")]
-    assert steps == [0, int(t.total_steps)]
-    assert events.Scalars(f"eval/{label}/pnl")[-1].value == pytest.approx(ours["a"]["pnl"])
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["eval"]  # nothing trained
+    steps = sorted({0, int(t.total_steps)})
+    runs = assert_overlay(run, {label, "linear_skew"}, steps, {"eval/pnl", "eval/cvar_5"})
+    assert runs[label].Scalars("eval/pnl")[-1].value == pytest.approx(ours["a"]["pnl"])
 
 
 @pytest.mark.parametrize("interval", [3.0, 4.0])
@@ -363,8 +373,11 @@ def test_metric_names_follow_the_evaluations_rounded_markout_horizon(
     )  # fmt: skip
     summary = train(job, tmp_path / "run")
     horizon = round(10.0 / interval) * interval
-    expected = {"pnl", "sharpe", "max_drawdown", "inventory_abs_mean", f"markout_{horizon:g}s"}
-    assert set(summary["final_eval"]["learned"]) == expected
+    expected = {
+        "pnl", "cvar_5", "sharpe", "max_drawdown", "inventory_abs_mean", "fill_rate",
+        f"markout_{horizon:g}s",
+    }  # fmt: skip
+    assert set(summary["final_eval"]["ppo"]) == expected
     assert set(summary["final_eval"]["linear_skew"]) == expected
 
 
@@ -410,3 +423,15 @@ def test_the_progress_bar_counts_to_the_steps_sb3_really_runs(agent: str) -> Non
     model.learn(total_timesteps=100, callback=bar)
     assert model.num_timesteps == (512 if agent == "ppo" else 108)
     assert bar.bar.total == bar.bar.n == model.num_timesteps
+
+
+def test_the_console_logger_shows_long_policy_names_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SB3's stdout table cuts keys at 36 characters and refuses two keys cut to the same text:
+    # eval/adaptive[base_half_spread_ticks=3.0]/pnl and .../sharpe raised ValueError.
+    job = _compose(
+        "agent=adaptive", "train=smoke", "agent.base_half_spread_ticks=3", "logger=console"
+    )
+    run_baseline(job, tmp_path / "run")
+    assert "adaptive[base_half_spread_ticks=3.0]/inventory_abs_mean" in capsys.readouterr().out

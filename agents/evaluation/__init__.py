@@ -5,16 +5,17 @@ tidy table with one row per episode: the PnL and its decomposition, Sharpe and S
 PnL, max drawdown, mean |inventory| and time at the limit, fill rate, markouts at several
 horizons (adverse selection), post-only rejections, hedge cost and liquidation. ``summarise``
 aggregates it per (scenario, policy) with confidence intervals and CVaR 5 % of episode PnL;
-``write_outputs`` saves parquet, CSV, a markdown report, PNG plots and TensorBoard scalars under
-the tags training uses (``eval/<policy>/<metric>``), so baselines and learned runs share one
-TensorBoard. ``evaluate_policies`` is the trainers' evaluation on a job's held-out markets.
+``write_outputs`` saves parquet, CSV, a markdown report (a compact table per scenario, then the
+details), PNG plots and TensorBoard scalars (one run per policy). ``evaluate_policies`` is the
+trainers' evaluation on a job's held-out markets. Policies are named by
+:mod:`agents.policy_names` in every output.
 
 The same seed gives every policy the same initial markets and random streams (common random
 numbers): differences between policies are paired, not drowned in market noise.
 
 Modules: ``config`` (what to evaluate), ``episode`` (per-episode recording and metrics),
-``harness`` (running batches), ``summary``, ``report`` (markdown), ``tensorboard``, ``plots``
-and ``outputs`` (writing everything).
+``harness`` (running batches), ``summary``, ``report`` (markdown tables, reusable by other
+reports), ``tensorboard`` (one run per policy), ``plots`` and ``outputs`` (writing everything).
 """
 
 from mmgym.extras import extra_needed
@@ -30,6 +31,7 @@ with extra_needed("agents.evaluation"):
     )
     from agents.evaluation.harness import (
         BAND_QUANTILES,
+        EVAL_CVAR_ALPHA,
         EVAL_MARKOUT_SECONDS,
         EVAL_METRICS,
         eval_metric_names,
@@ -39,12 +41,28 @@ with extra_needed("agents.evaluation"):
         run_batch,
     )
     from agents.evaluation.outputs import write_outputs
-    from agents.evaluation.report import markdown_report, mean_ci_text, metric_label
-    from agents.evaluation.summary import SUMMARY_METRICS, summarise
-    from agents.evaluation.tensorboard import write_tensorboard
+    from agents.evaluation.report import (
+        compact_columns,
+        compact_section,
+        compact_table,
+        evaluation_markets,
+        markdown_report,
+        market_set_line,
+        mean_ci_text,
+        metric_label,
+        metrics_table,
+    )
+    from agents.evaluation.summary import (
+        SUMMARY_METRICS,
+        cvar_name,
+        cvar_with_interval,
+        summarise,
+    )
+    from agents.evaluation.tensorboard import PolicyRuns, write_tensorboard
 
 __all__ = [
     "BAND_QUANTILES",
+    "EVAL_CVAR_ALPHA",
     "EVAL_MARKOUT_SECONDS",
     "EVAL_METRICS",
     "SUMMARY_METRICS",
@@ -52,16 +70,25 @@ __all__ = [
     "EvaluationConfig",
     "FillTape",
     "PolicyFactory",
+    "PolicyRuns",
+    "compact_columns",
+    "compact_section",
+    "compact_table",
+    "cvar_name",
+    "cvar_with_interval",
     "episode_row",
     "eval_metric_names",
     "evaluate",
     "evaluate_policies",
+    "evaluation_markets",
     "iterate_jobs",
     "markdown_report",
+    "market_set_line",
     "markout_name",
     "markout_steps",
     "mean_ci_text",
     "metric_label",
+    "metrics_table",
     "run_batch",
     "summarise",
     "validate_config",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from agents import metrics
 from agents.baselines.registry import make_baseline
 from agents.evaluation.config import EvaluationConfig, PolicyFactory, validate_config
 from agents.evaluation.episode import (
@@ -21,8 +22,10 @@ from agents.evaluation.episode import (
     markout_name,
     markout_steps,
 )
+from agents.evaluation.summary import cvar_name
 from agents.market import job_market, market_of
 from agents.policy import Policy
+from agents.policy_names import baseline_name
 from agents.seeds import check_seed
 from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
@@ -33,18 +36,21 @@ if TYPE_CHECKING:
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """Quantiles over envs of the cumulative PnL path (``q05 .. q95`` of the bands)."""
 
-EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean")
-"""Episode metrics the trainers' evaluation reports (means over episodes), besides the markout
-at :data:`EVAL_MARKOUT_SECONDS`: see :func:`eval_metric_names`."""
+EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean", "fill_rate")
+"""Episode metrics the trainers' evaluation reports (means over episodes), besides CVaR at
+:data:`EVAL_CVAR_ALPHA` and the markout at :data:`EVAL_MARKOUT_SECONDS`: see
+:func:`eval_metric_names`."""
 EVAL_MARKOUT_SECONDS = 10.0
 """Markout horizon of the trainers' evaluation, before rounding to whole decisions."""
+EVAL_CVAR_ALPHA = 0.05
+"""Tail share of the CVaR of episode PnL in the trainers' evaluation."""
 
 
 def eval_metric_names(params: MarketParams) -> tuple[str, ...]:
     """The metrics :func:`evaluate_policies` reports in the market of ``params``, named as the
-    episode rows name them (``markout_9s`` at 3 s decisions)."""
+    episode rows and the evaluation's summary name them (``markout_9s`` at 3 s decisions)."""
     steps = markout_steps(EVAL_MARKOUT_SECONDS, params)
-    return (*EVAL_METRICS, markout_name(steps, params))
+    return (*EVAL_METRICS, cvar_name(EVAL_CVAR_ALPHA), markout_name(steps, params))
 
 
 def run_batch(
@@ -106,18 +112,24 @@ def evaluate(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the whole evaluation: one row per episode, and equity-path quantile bands.
 
-    ``factories`` can supply policies that are not registered baselines (e.g. a learned one).
+    ``factories`` can supply policies that are not registered baselines (e.g. a learned one,
+    keyed by its display name: :mod:`agents.policy_names`). The ``policy`` column holds display
+    names: a baseline with settings changed by ``config.policy_settings`` is
+    ``linear_skew[skew_ticks_at_limit=4.0]``.
     """
     validate_config(config, factories)
     rows = []
     bands = []
-    for scenario, name, seed in iterate_jobs(config):
+    for scenario, key, seed in iterate_jobs(config):
         market = market_of(scenario, config.episode_seconds, config.env_overrides)
         params = market.params
-        if factories and name in factories:
-            policy = factories[name](params)
+        if factories and key in factories:
+            policy = factories[key](params)
+            name = key
         else:
-            policy = make_baseline(name, params, **config.policy_settings.get(name, {}))
+            settings = config.policy_settings.get(key, {})
+            policy = make_baseline(key, params, **settings)
+            name = baseline_name(key, settings)
         horizons = [markout_steps(s, params) for s in config.markout_seconds]
         batch, band = run_batch(
             policy,
@@ -143,11 +155,12 @@ def evaluate(
 def evaluate_policies(
     policies: dict[str, Policy], job: TrainJob, num_envs: int, seed: int
 ) -> dict[str, dict[str, float]]:
-    """Mean metrics (:func:`eval_metric_names`) of each policy on the same held-out markets:
-    the job's market, ``num_envs`` episodes reset with ``seed``."""
+    """Metrics (:func:`eval_metric_names`: means over episodes, and CVaR of episode PnL) of
+    each policy on the same held-out markets: the job's market, ``num_envs`` episodes reset
+    with ``seed``."""
     market = job_market(job)
     params = market.params
-    names = eval_metric_names(params)
+    *means, cvar_col, markout_col = eval_metric_names(params)
     out = {}
     for name, policy in policies.items():
         rows, _ = run_batch(
@@ -159,5 +172,8 @@ def evaluate_policies(
             scenario=market.scenario,
             overrides=market.overrides,
         )
-        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in names}
+        values = {m: float(np.mean([r[m] for r in rows])) for m in means}
+        values[cvar_col] = metrics.cvar([r["pnl"] for r in rows], EVAL_CVAR_ALPHA)
+        values[markout_col] = float(np.mean([r[markout_col] for r in rows]))
+        out[name] = values
     return out

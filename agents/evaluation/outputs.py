@@ -32,9 +32,10 @@ def write_outputs(
     episodes.to_parquet(paths["episodes_parquet"], index=False)
     episodes.to_csv(paths["episodes_csv"], index=False)
     summary.to_csv(paths["summary_csv"], index=False)
-    paths["report"].write_text(markdown_report(summary, config))
     bands.to_parquet(out_dir / "equity_bands.parquet", index=False)
-    paths.update(plot_all(episodes, bands, out_dir))
+    plots = plot_all(episodes, bands, out_dir)
+    paths.update(plots)
+    paths["report"].write_text(markdown_report(summary, config))
     if tensorboard:
         paths["tensorboard"] = write_tensorboard(summary, out_dir / "tensorboard")
     return paths

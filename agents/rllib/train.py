@@ -1,12 +1,13 @@
 """One RLlib PPO training run (new API stack) on the native PerpMM vector env.
 
 The run directory has the SB3 run's layout: the resolved config (``config.yaml``), TensorBoard
-event files (``tensorboard/rllib/``: ``mm/*`` market scalars, ``eval/<policy>/<metric>``, RLlib's
-own results under ``rllib/...``, an hparams entry), algorithm checkpoints (``checkpoints/``,
-the final one in ``checkpoint/``), the trained policy (``policy/``, loadable with
-:meth:`RLlibPolicy.load <agents.rllib.policy.RLlibPolicy.load>`) and ``summary.json`` with the
-same keys as SB3's. The policy and checkpoint are saved before the final evaluation, so a
-failure there loses no training.
+event files (``tensorboard/rllib/``: ``mm/*`` market scalars and RLlib's own results under
+``rllib/...``; ``tensorboard/eval/<policy>/``: ``eval/<metric>`` of the learned policy,
+``rllib_ppo``, and of each baseline, the learned one's with an hparams entry), algorithm
+checkpoints (``checkpoints/``, the final one in ``checkpoint/``), the trained policy
+(``policy/``, loadable with :meth:`RLlibPolicy.load <agents.rllib.policy.RLlibPolicy.load>`)
+and ``summary.json`` with the same keys as SB3's. The policy and checkpoint are saved before
+the final evaluation, so a failure there loses no training.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from agents.baselines.registry import make_baseline
 from agents.config import RLlibPPOConfig, TrainJob
 from agents.evaluation import evaluate_policies, markout_steps
 from agents.market import job_market
+from agents.policy_names import policy_name
 from agents.rllib.callbacks import MM_SUMS, MarketMetricsCallback, market_means
 from agents.rllib.env import make_vector_env
 from agents.rllib.policy import RLlibPolicy
-from agents.run_logger import make_run_logger, record_hparams
+from agents.run_logger import EvalLog, make_run_logger
 from agents.training_run import (
     TrainingDivergedError,
     final_evaluation,
@@ -193,22 +195,32 @@ def training_threads(agent: RLlibPPOConfig) -> Iterator[None]:
 
 
 def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> dict[str, Any]:
-    t = job.train
     logger = make_run_logger(run_dir, "rllib", job.logger)
+    log = EvalLog(run_dir, logger, job.logger)
+    try:
+        return _train_logged(algo, job, run_dir, report, logger, log)
+    finally:
+        log.close()
+        logger.close()
+
+
+def _train_logged(
+    algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None, logger: Logger, log: EvalLog
+) -> dict[str, Any]:
+    t = job.train
+    name = policy_name(job.agent)
     params = job_market(job).params
-    baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
+    baselines = {b: make_baseline(b, params) for b in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
     history: list[dict[str, Any]] = []
 
     def evaluate(steps: int) -> dict[str, dict[str, float]]:
         learned = RLlibPolicy.from_algorithm(algo)
         results = {
-            **evaluate_policies({"learned": learned}, job, t.eval_num_envs, t.eval_seed),
+            **evaluate_policies({name: learned}, job, t.eval_num_envs, t.eval_seed),
             **baseline_results,
         }
-        for policy, values in results.items():
-            for metric, value in values.items():
-                logger.record(f"eval/{policy}/{metric}", value)
+        log.record(results, steps)
         history.append({"steps": steps, **results})
         return results
 
@@ -253,12 +265,9 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     algo.save_to_path(str((run_dir / "checkpoint").resolve()))
     summary = run_summary(job, run_dir, steps, elapsed, None, history)
     write_summary(run_dir, summary)
-    try:
-        final = final_evaluation(lambda: evaluate(steps), run_dir, ["policy", "checkpoint"])
-        logger.dump(steps)
-        record_hparams(logger, job, final, steps)
-    finally:
-        logger.close()
+    final = final_evaluation(lambda: evaluate(steps), run_dir, ["policy", "checkpoint"])
+    logger.dump(steps)
+    log.record_hparams(job, final, name)
     summary["final_eval"] = final
     write_summary(run_dir, summary)
     if report is not None:

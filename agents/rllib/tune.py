@@ -19,17 +19,19 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob
+from agents.policy_names import policy_name
 from mmgym.markdown import table as render_table
 
 TABLE_METRICS = (
-    "eval/learned/pnl",
-    "eval/learned/sharpe",
-    "eval/learned/max_drawdown",
-    "eval/learned/inventory_abs_mean",
+    "eval/{policy}/pnl",
+    "eval/{policy}/cvar_5",
+    "eval/{policy}/max_drawdown",
+    "eval/{policy}/inventory_abs_mean",
     "mm/pnl",
     "rllib/env_runners/episode_return_mean",
 )
-"""Reported metrics shown in the results table (plus the sweep's own metric and baselines)."""
+"""Reported metrics shown in the results table, ``{policy}`` the trials' policy name (plus the
+sweep's own metric and the baselines' PnL)."""
 
 
 PRIMARY_CONFIG: dict[str, Any] = {
@@ -155,7 +157,7 @@ def run_sweep(job: TuneJob, out_dir: Path) -> pd.DataFrame:
             ),
         )
         grid = tuner.fit()
-    table = results_table(grid, sweep)
+    table = results_table(grid, sweep, policy_name(job.agent))
     table.to_csv(out_dir / "results.csv", index=False)
     (out_dir / "results.md").write_text(markdown_table(table))
     return table
@@ -165,8 +167,9 @@ def _point_key(point: dict[str, Any]) -> str:
     return repr(sorted((k, repr(v)) for k, v in point.items()))
 
 
-def results_table(grid: Any, sweep: SweepConfig) -> pd.DataFrame:
-    """One row per trial: its grid values, status, steps and final metrics, best first."""
+def results_table(grid: Any, sweep: SweepConfig, policy: str) -> pd.DataFrame:
+    """One row per trial: its grid values, status, steps and final metrics of its ``policy``
+    (the trials' display name) and of the baselines, best first."""
     rows = []
     for result in grid:
         config = result.config or {}
@@ -175,7 +178,7 @@ def results_table(grid: Any, sweep: SweepConfig) -> pd.DataFrame:
         row.update({key: config.get(key) for key in sweep.grid})
         row["status"] = "ERROR" if result.error is not None else "OK"
         row["steps"] = metrics.get("steps")
-        names = [sweep.metric, *TABLE_METRICS]
+        names = [sweep.metric, *(m.format(policy=policy) for m in TABLE_METRICS)]
         names += sorted(
             k for k in metrics if k.startswith("eval/") and k.endswith("/pnl") and k not in names
         )

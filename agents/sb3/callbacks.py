@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
 from agents.market_scalars import MarketScalars
+from agents.run_logger import EvalLog
 from agents.sb3.vec_env import NativeVecEnv
 
 
@@ -76,17 +77,23 @@ class NonFiniteStop(BaseCallback):
 
 
 class PeriodicEvaluation(BaseCallback):
-    """Every ``every`` env steps before ``total``, evaluate the current policy (and, once, the
-    baselines) on held-out markets and log ``eval/<policy>/<metric>``. The evaluation at the
-    end of training is the trainer's (:meth:`evaluate_now`), so it is not run twice."""
+    """Every ``every`` env steps before ``total``, evaluate the current policy and its baselines
+    on held-out markets and log them through ``log`` (:class:`~agents.run_logger.EvalLog`). The
+    evaluation at the end of training is the trainer's (:meth:`evaluate_now`), so it is not run
+    twice."""
 
     def __init__(
-        self, every: int, run: Callable[[int], dict[str, dict[str, float]]], total: int
+        self,
+        every: int,
+        run: Callable[[int], dict[str, dict[str, float]]],
+        total: int,
+        log: EvalLog,
     ) -> None:
         super().__init__()
         self.every = every
         self.run = run
         self.total = total
+        self.log = log
         self._next = every
         self.history: list[dict[str, Any]] = []
 
@@ -100,9 +107,7 @@ class PeriodicEvaluation(BaseCallback):
     def evaluate_now(self) -> dict[str, dict[str, float]]:
         """Run the evaluation and log it at the current step."""
         results = self.run(self.num_timesteps)
-        for policy, values in results.items():
-            for metric, value in values.items():
-                self.logger.record(f"eval/{policy}/{metric}", value)
+        self.log.record(results, self.num_timesteps)
         self.logger.dump(self.num_timesteps)
         self.history.append({"steps": self.num_timesteps, **{p: v for p, v in results.items()}})
         return results

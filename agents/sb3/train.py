@@ -5,8 +5,11 @@ A residual agent (``agent.residual_on`` names a baseline) steps the env through
 periodic evaluation and saved run act as :class:`~agents.residual.ResidualPolicy`.
 
 The run directory holds the resolved config (``config.yaml``), TensorBoard event files
-(``tensorboard/``: SB3's losses, ``mm/*`` market scalars, ``eval/<policy>/<metric>``, an hparams
+(``tensorboard/sb3/``: SB3's losses and the ``mm/*`` market scalars; ``tensorboard/eval/<policy>/``:
+``eval/<metric>`` of the learned policy and of each baseline, the learned one's with an hparams
 entry), checkpoints, the final ``model.zip`` with its ``vecnormalize.pkl`` and ``summary.json``.
+The learned policy is named by :func:`agents.policy_names.policy_name` (``ppo``,
+``ppo+adaptive``) in TensorBoard and ``summary.json``.
 The model is saved before the final evaluation, so a failure there loses no training
 (:func:`agents.training_run.final_evaluation`).
 """
@@ -27,8 +30,9 @@ from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
 from agents.evaluation import evaluate_policies, markout_steps
 from agents.learned import SB3Policy
 from agents.market import job_market
+from agents.policy_names import policy_name
 from agents.residual import ResidualVecEnv, compose_policy, start_at_base
-from agents.run_logger import make_run_logger, record_hparams
+from agents.run_logger import EvalLog, make_run_logger
 from agents.sb3.callbacks import (
     DomainMetricsCallback,
     NonFiniteStop,
@@ -101,8 +105,10 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     venv = VecNormalize(inner, norm_obs=True, norm_reward=t.normalize_reward, gamma=_gamma(job))
     model = make_model(job, venv)
     model.set_logger(make_run_logger(run_dir, "sb3", job.logger))
+    name = policy_name(agent)
+    log = EvalLog(run_dir, model.logger, job.logger)
 
-    baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
+    baselines = {b: make_baseline(b, params) for b in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
 
     def run_eval(steps: int) -> dict[str, dict[str, float]]:
@@ -111,12 +117,12 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         rms: Any = stats.obs_rms
         network = SB3Policy(model, rms.mean, rms.var, stats.clip_obs, stats.epsilon)
         learned = compose_policy(network, agent.residual_on, agent.residual_scale, params)
-        results = evaluate_policies({"learned": learned}, job, t.eval_num_envs, t.eval_seed)
+        results = evaluate_policies({name: learned}, job, t.eval_num_envs, t.eval_seed)
         return {**results, **baseline_results}
 
     total_steps = int(t.total_steps)
     guard = NonFiniteStop()
-    evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval, total_steps)
+    evaluation = PeriodicEvaluation(int(t.eval_every_steps), run_eval, total_steps, log)
     callbacks: list[Any] = [guard, evaluation]
     if job.logger.market_scalars:
         callbacks.insert(
@@ -130,9 +136,31 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     if t.progress_bar:
         callbacks.append(ProgressBar(total_steps))
 
+    try:
+        elapsed = _learn(model, total_steps, callbacks, guard, run_dir)
+        model.save(run_dir / "model.zip")
+        venv.save(str(run_dir / "vecnormalize.pkl"))
+        history = evaluation.history
+        summary = run_summary(job, run_dir, model.num_timesteps, elapsed, None, history)
+        write_summary(run_dir, summary)
+        saved = ["model.zip", "vecnormalize.pkl"]
+        final = final_evaluation(evaluation.evaluate_now, run_dir, saved)
+        log.record_hparams(job, final, name)
+    finally:
+        log.close()
+    summary["final_eval"] = final
+    write_summary(run_dir, summary)
+    return summary
+
+
+def _learn(
+    model: Any, total: int, callbacks: list[Any], guard: NonFiniteStop, run_dir: Path
+) -> float:
+    """Run ``model.learn``; the seconds it took. A divergence raises
+    :class:`TrainingDivergedError` naming it and the last losses."""
     started = time.perf_counter()
     try:
-        model.learn(total_timesteps=total_steps, callback=CallbackList(callbacks))
+        model.learn(total_timesteps=total, callback=CallbackList(callbacks))
     except ValueError as err:
         reason = _divergence(model, err)
         if reason is None:
@@ -143,18 +171,9 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
             f"({str(err).splitlines()[0]}); "
             f"last losses {losses}; run directory: {run_dir}"
         ) from err
-    elapsed = time.perf_counter() - started
     if guard.reason is not None:
         raise TrainingDivergedError(f"training stopped: {guard.reason} (run directory: {run_dir})")
-    model.save(run_dir / "model.zip")
-    venv.save(str(run_dir / "vecnormalize.pkl"))
-    summary = run_summary(job, run_dir, model.num_timesteps, elapsed, None, evaluation.history)
-    write_summary(run_dir, summary)
-    final = final_evaluation(evaluation.evaluate_now, run_dir, ["model.zip", "vecnormalize.pkl"])
-    record_hparams(model.logger, job, final, model.num_timesteps)
-    summary["final_eval"] = final
-    write_summary(run_dir, summary)
-    return summary
+    return time.perf_counter() - started
 
 
 def _divergence(model: Any, err: ValueError) -> str | None:
