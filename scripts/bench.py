@@ -7,6 +7,7 @@ median over repeats (env-steps per second; for PerpMM also market ticks per seco
     python scripts/bench.py --write docs/benchmarks.md
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --onnx-decisions 20000
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
 """
 
 from __future__ import annotations
@@ -199,6 +200,96 @@ def _onnx_policy_table(decisions: int) -> str:
     return "\n".join(lines)
 
 
+BASELINE_MARKETS = {1: "volatile", 3: "cross_margin_event"}
+"""Scenario the baselines are timed in, by number of perps."""
+
+
+def _rollout(policy: Any, env: Any, steps: int) -> list[np.ndarray]:
+    """Observations of ``steps`` decisions of ``policy`` in ``env`` (seeded 0)."""
+    obs, _ = env.reset(seed=0)
+    out = []
+    for _ in range(steps):
+        out.append(obs.copy())
+        obs, *_ = env.step(policy.act(obs))
+    return out
+
+
+def _call_times_us(policy: Any, observations: list[np.ndarray], calls: int) -> np.ndarray:
+    """Duration of each of ``calls`` calls of ``policy.act``, cycling through ``observations``."""
+    for o in observations[:16]:  # warm-up
+        policy.act(o)
+    times = np.empty(calls)
+    for i in range(calls):
+        o = observations[i % len(observations)]
+        t0 = time.perf_counter_ns()
+        policy.act(o)
+        times[i] = time.perf_counter_ns() - t0
+    return times / 1e3
+
+
+def baseline_latencies(decisions: int, repeats: int, batch: int = 256) -> list[dict[str, Any]]:
+    """``act`` latency of every registered PerpMM baseline on the observations of its own
+    rollout: p50 and p99 per decision at batch 1 over ``decisions`` calls, and the median call
+    at batch ``batch`` (and per env), each the median over ``repeats`` repeats."""
+    from agents.baselines.registry import BASELINES, load_all, make_baseline
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    load_all()
+    rows = []
+    for perps, scenario in BASELINE_MARKETS.items():
+        single = PerpMMVectorEnv(num_envs=1, scenario=scenario)
+        batched = PerpMMVectorEnv(num_envs=batch, scenario=scenario)
+        for name in sorted(BASELINES):
+            one = make_baseline(name, single.params)
+            many = make_baseline(name, batched.params)
+            obs_one, obs_many = _rollout(one, single, 256), _rollout(many, batched, 16)
+            p50, p99, call = [], [], []
+            for _ in range(repeats):
+                times = _call_times_us(one, obs_one, decisions)
+                p50.append(float(np.percentile(times, 50)))
+                p99.append(float(np.percentile(times, 99)))
+                call.append(float(np.median(_call_times_us(many, obs_many, 64))))
+            rows.append(
+                {
+                    "baseline": name,
+                    "perps": perps,
+                    "scenario": scenario,
+                    "p50_us": statistics.median(p50),
+                    "p99_us": statistics.median(p99),
+                    "batch": batch,
+                    "call_us": statistics.median(call),
+                }
+            )
+            r = rows[-1]
+            print(
+                f"  {name:20s} K={perps}  batch 1: p50 {r['p50_us']:7.1f} us  "
+                f"p99 {r['p99_us']:7.1f} us   batch {batch}: {r['call_us']:8.1f} us per call"
+            )
+        single.close()
+        batched.close()
+    return rows
+
+
+def _baseline_table(rows: list[dict[str, Any]], decisions: int, repeats: int) -> str:
+    batch = rows[0]["batch"]
+    lines = [
+        f"| baseline | perps (scenario) | batch 1: p50 per decision | batch 1: p99 per decision "
+        f"| batch {batch}: per call | batch {batch}: per env |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['baseline']} | {r['perps']} ({r['scenario']}) | {r['p50_us']:.1f} us | "
+            f"{r['p99_us']:.1f} us | {r['call_us']:.1f} us | "
+            f"{1e3 * r['call_us'] / batch:,.0f} ns |"
+        )
+    note = (
+        f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
+        f"decisions, batch {batch} over 64 calls; medians of {repeats} repeats."
+    )
+    return note + "\n\n" + "\n".join(lines)
+
+
 def _table(results: list[Result]) -> str:
     lines = [
         "| env | num_envs | env-steps/s | env-ticks/s (all perps) | spread of repeats |",
@@ -236,6 +327,12 @@ def main() -> None:
         default=0,
         help="also time the demo bundle's ONNX policy at batch 1 over this many decisions",
     )
+    parser.add_argument(
+        "--baseline-decisions",
+        type=int,
+        default=0,
+        help="also time every registered baseline's act at batch 1 over this many decisions",
+    )
     args = parser.parse_args()
 
     results = []
@@ -249,6 +346,9 @@ def main() -> None:
         table += "\n\n" + _sb3_table(args.sb3_steps)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
+    if args.baseline_decisions > 0:
+        rows = baseline_latencies(args.baseline_decisions, args.repeats)
+        table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
     header = (
         f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
         f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "
