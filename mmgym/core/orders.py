@@ -208,24 +208,23 @@ def encode_block(
 
 @nb.njit(cache=True, error_model="numpy")
 def _encode_blocks(
-    skew: NDArray[np.float64],
-    half: NDArray[np.float64],
-    bid: NDArray[np.float64],
-    ask: NDArray[np.float64],
-    hedge: NDArray[np.float64],
+    components: NDArray[np.float64],
     max_skew_ticks: float,
     max_half_spread_ticks: float,
     max_quote_size: float,
     out: NDArray[np.float32],
 ) -> None:
+    """``out[i]`` = :func:`encode_block` of ``components[:, i]`` (skew, half-spread, sizes,
+    hedge)."""
     for i in range(out.shape[0]):
+        skew, half, bid, ask, hedge = components[:, i]
         out[i, SKEW], out[i, HALF_SPREAD], out[i, BID_SIZE], out[i, ASK_SIZE], out[i, HEDGE] = (
             encode_block(
-                skew[i],
-                half[i],
-                bid[i],
-                ask[i],
-                hedge[i],
+                skew,
+                half,
+                bid,
+                ask,
+                hedge,
                 max_skew_ticks,
                 max_half_spread_ticks,
                 max_quote_size,
@@ -246,15 +245,13 @@ def encode_action(
     the action's range are clipped to it, as the decoder would.
     """
     values = (skew_ticks, half_spread_ticks, bid_size, ask_size, hedge_fraction)
-    components = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in values))
-    out = np.empty((*components[0].shape, len(ACTION_NAMES)), dtype=np.float32)
-    skew, half, bid, ask, hedge = (np.ravel(c) for c in components)
+    shape = np.broadcast(*values).shape
+    components = np.empty((len(values), *shape))  # float64
+    for i, value in enumerate(values):
+        components[i] = value
+    out = np.empty((*shape, len(ACTION_NAMES)), dtype=np.float32)
     _encode_blocks(
-        skew,
-        half,
-        bid,
-        ask,
-        hedge,
+        components.reshape(len(values), -1),
         float(P.max_skew_ticks),
         float(P.max_half_spread_ticks),
         float(P.max_quote_size),
