@@ -8,12 +8,22 @@ median over repeats (env-steps per second; for PerpMM also market ticks per seco
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --onnx-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
+    python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
+
+``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
+folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
+the table gives the medians and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +237,9 @@ def _call_times_us(policy: Any, observations: list[np.ndarray], calls: int) -> n
     return times / 1e3
 
 
-def baseline_latencies(decisions: int, repeats: int, batch: int = 256) -> list[dict[str, Any]]:
+def baseline_latencies(
+    decisions: int, repeats: int, batch: int = 256, verbose: bool = True
+) -> list[dict[str, Any]]:
     """``act`` latency of every registered PerpMM baseline on the observations of its own
     rollout: p50 and p99 per decision at batch 1 over ``decisions`` calls, and the median call
     at batch ``batch`` (and per env), each the median over ``repeats`` repeats."""
@@ -261,10 +273,11 @@ def baseline_latencies(decisions: int, repeats: int, batch: int = 256) -> list[d
                 }
             )
             r = rows[-1]
-            print(
-                f"  {name:20s} K={perps}  batch 1: p50 {r['p50_us']:7.1f} us  "
-                f"p99 {r['p99_us']:7.1f} us   batch {batch}: {r['call_us']:8.1f} us per call"
-            )
+            if verbose:
+                print(
+                    f"  {name:20s} K={perps}  batch 1: p50 {r['p50_us']:7.1f} us  "
+                    f"p99 {r['p99_us']:7.1f} us   batch {batch}: {r['call_us']:8.1f} us per call"
+                )
         single.close()
         batched.close()
     return rows
@@ -286,6 +299,78 @@ def _baseline_table(rows: list[dict[str, Any]], decisions: int, repeats: int) ->
     note = (
         f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
         f"decisions, batch {batch} over 64 calls; medians of {repeats} repeats."
+    )
+    return note + "\n\n" + "\n".join(lines)
+
+
+def _export(rev: str, into: Path) -> str:
+    """Extract revision ``rev`` of this repository into ``into``; return its short hash."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    archive = subprocess.run([*git, "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _baseline_worker(tree: Path | None, decisions: int) -> list[dict[str, Any]]:
+    """:func:`baseline_latencies` (one repeat) in a fresh process importing mmgym and agents
+    from ``tree`` (None: this checkout)."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+    argv = [sys.executable, __file__, "--baseline-worker", "--baseline-decisions", str(decisions)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    answer = json.loads(out.splitlines()[-1])
+    if tree is not None and not answer["agents"].startswith(str(tree)):
+        raise RuntimeError(f"the worker imported agents from {answer['agents']}, not {tree}")
+    return answer["rows"]
+
+
+def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
+    """Baseline latencies of revision ``rev`` and of this checkout, one process per tree and
+    repeat, taking turns; medians and ratios."""
+    runs: dict[str, list[list[dict[str, Any]]]] = {rev: [], "this checkout": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        short = _export(rev, Path(tmp))
+        for i in range(repeats):
+            for label, tree in ((rev, Path(tmp)), ("this checkout", None)):
+                print(f"  repeat {i + 1}/{repeats}: {label}", flush=True)
+                runs[label].append(_baseline_worker(tree, decisions))
+    before_rows, after_rows = runs[rev][0], runs["this checkout"][0]
+    batch = after_rows[0]["batch"]
+    lines = [
+        f"| baseline | perps (scenario) | batch 1 p50, {rev} ({short}) | batch 1 p50, this "
+        f"checkout | ratio | batch 1 p99, {rev} | batch 1 p99, this checkout | ratio | "
+        f"batch {batch} per env, {rev} | batch {batch} per env, this checkout | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for j, row in enumerate(after_rows):
+        assert (before_rows[j]["baseline"], before_rows[j]["perps"]) == (
+            row["baseline"],
+            row["perps"],
+        )
+        cells = []
+        for key, scale, unit in (
+            ("p50_us", 1.0, "us"),
+            ("p99_us", 1.0, "us"),
+            ("call_us", 1e3 / batch, "ns"),
+        ):
+            before, after = (
+                scale * statistics.median(run[j][key] for run in runs[label])
+                for label in (rev, "this checkout")
+            )
+            cells += [f"{before:,.1f} {unit}", f"{after:,.1f} {unit}", f"{before / after:.1f}x"]
+        lines.append(
+            f"| {row['baseline']} | {row['perps']} ({row['scenario']}) | "
+            + " | ".join(cells)
+            + " |"
+        )
+    note = (
+        f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
+        f"decisions, batch {batch} over 64 calls; medians of {repeats} processes per tree, the "
+        "trees taking turns; ratio: before / after (above 1: faster now)."
     )
     return note + "\n\n" + "\n".join(lines)
 
@@ -333,7 +418,24 @@ def main() -> None:
         default=0,
         help="also time every registered baseline's act at batch 1 over this many decisions",
     )
+    parser.add_argument(
+        "--baselines-against",
+        metavar="REV",
+        help="time the baselines of git revision REV and of this checkout side by side",
+    )
+    parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_worker:
+        import agents
+
+        rows = baseline_latencies(args.baseline_decisions, 1, verbose=False)
+        print(json.dumps({"agents": str(Path(agents.__file__).parent), "rows": rows}))
+        return
+    if args.baselines_against:
+        table = _baselines_against(args.baselines_against, args.baseline_decisions, args.repeats)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(table)
+        return
 
     results = []
     for env_name in args.envs:
