@@ -13,7 +13,6 @@ The evaluation is the learner's: ``train.eval_num_envs`` episodes on the held-ou
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,12 @@ from typing import Any
 from mmgym.extras import extra_needed
 
 with extra_needed("agents.baseline_run"):
-    from omegaconf import OmegaConf
-
-from agents.baselines.registry import make_baseline
-from agents.config import BaselineAgentConfig, TrainJob
-from agents.run_logger import make_run_logger, record_hparams
-from agents.sb3.train import evaluate_policies
-from mmgym.scenarios import make_params
+    from agents.baselines.registry import make_baseline
+    from agents.config import BaselineAgentConfig, TrainJob
+    from agents.evaluation import evaluate_policies
+    from agents.market import job_market
+    from agents.run_logger import make_run_logger, record_hparams
+    from agents.training_run import run_summary, write_config, write_summary
 
 
 def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
@@ -35,10 +33,9 @@ def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     agent = job.agent
     if not isinstance(agent, BaselineAgentConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not a baseline")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    write_config(job, run_dir)
     t = job.train
-    params = make_params(job.env.scenario, episode_seconds=t.episode_seconds, **job.env.overrides)
+    params = job_market(job).params
     label = agent.label()
     policies = {label: make_baseline(agent.algo, params, **agent.settings())}
     for name in t.eval_baselines:
@@ -55,16 +52,7 @@ def run_baseline(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         logger.dump(step)
     record_hparams(logger, job, final, total, policy=label)
     logger.close()
-    summary = {
-        "scenario": job.env.scenario,
-        "algo": agent.algo,
-        "seed": job.seed,
-        "steps": 0,
-        "seconds": elapsed,
-        "steps_per_second": 0.0,
-        "final_eval": final,
-        "eval_history": [{"steps": step, **final} for step in sorted({0, total})],
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    history = [{"steps": step, **final} for step in sorted({0, total})]
+    summary = run_summary(job, run_dir, 0, elapsed, final, history)
+    write_summary(run_dir, summary)
     return summary

@@ -1,15 +1,20 @@
 """Compare training runs (and baselines) from their TensorBoard event files and summaries.
 
-``load_runs(paths)`` reads each run directory's ``summary.json`` and every scalar of its
-``tensorboard/`` event files into one tidy DataFrame. ``learning_curves`` plots a tag against
-env steps, averaged over seeds with a band (min-max over seeds) per (scenario, algo);
-``final_table`` gives the final evaluation metrics of the learned policies and of the
-baselines evaluated on the same held-out markets, mean with a 95 % CI across seeds.
+``find_runs(paths)`` finds the run directories at or below the paths given (a run, a multirun
+folder, the demo's ``runs/demo/<time>/``) and says why it leaves any out: no ``summary.json``
+(the run did not finish) or a summary without a final evaluation. ``load_runs`` reads each
+run's summary and every scalar of its ``tensorboard/`` event files into one tidy DataFrame; a run
+without event files (``logger=none``) is in the final table but draws no curve.
+``learning_curves`` plots a tag against env steps, averaged over seeds with a band (min-max over
+seeds) per (scenario, algo); ``final_table`` gives the final evaluation metrics of the learned
+policies and of the baselines evaluated on the same held-out markets, mean with a 95 % CI
+across seeds (Student's t; none from one seed).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,14 @@ import pandas as pd
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents import metrics
+from agents.evaluation.report import mean_ci_text, metric_label
+from mmgym.markdown import table as markdown_table
+
+RUN_FILES = ("summary.json", "config.yaml")
+"""A directory holding either file is a training run's (finished or not)."""
+DEFAULT_TAGS = ("eval/learned/pnl", "mm/pnl", "train/value_loss")
+"""Tags plotted when none are asked for (those present in the runs' event files)."""
+SCALAR_COLUMNS = ("tag", "step", "value", "scenario", "seed", "algo", "run")
 
 
 def read_scalars(log_dir: Path) -> pd.DataFrame:
@@ -47,23 +60,78 @@ def agent_label(summary: dict[str, Any]) -> str:
     return str(summary["algo"]) if base is None else f"{summary['algo']}+{base}"
 
 
-def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Scalars of all runs (with scenario, algo, seed, run columns) and their summaries."""
+def find_runs(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The training run directories at or below ``paths`` that can be compared, and the paths
+    left out with the reason for each."""
+    found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            skipped.append((path, "does not exist"))
+            continue
+        candidates = _run_dirs_at_or_below(path)
+        if not candidates:
+            skipped.append((path, "holds no training run (no summary.json or config.yaml)"))
+        for run in candidates:
+            reason = _unusable(run)
+            if reason is not None:
+                skipped.append((run, reason))
+            elif run not in found:
+                found.append(run)
+    return found, skipped
+
+
+def _run_dirs_at_or_below(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    if any((path / name).is_file() for name in RUN_FILES):
+        return [path]
+    runs = []
+    for child in sorted(path.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):  # not Hydra's .hydra/
+            runs += _run_dirs_at_or_below(child)
+    return runs
+
+
+def _unusable(run: Path) -> str | None:
+    """Why ``run`` cannot be compared, or None."""
+    summary_file = run / "summary.json"
+    if not summary_file.is_file():
+        return "no summary.json: the run did not finish"
+    try:
+        summary = json.loads(summary_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return f"summary.json cannot be read ({err})"
+    missing = [key for key in ("scenario", "algo", "seed") if key not in summary]
+    if missing:
+        return f"summary.json lacks {missing}"
+    if not summary.get("final_eval"):
+        return "summary.json has no final evaluation: the run stopped before or during it"
+    return None
+
+
+def load_runs(paths: list[Path]) -> tuple[pd.DataFrame, list[dict[str, Any]], list[Path]]:
+    """Scalars of all runs (with scenario, algo, seed, run columns), their summaries, and the
+    runs without event files."""
     frames = []
     summaries = []
+    without_events = []
+    names = [p.name for p in paths]
     for path in paths:
-        summary_file = path / "summary.json"
-        if not summary_file.is_file():
-            raise ValueError(f"{path} is not a training run directory (no summary.json)")
-        summary = json.loads(summary_file.read_text())
+        summary = json.loads((path / "summary.json").read_text())
         summaries.append(summary)
         scalars = read_scalars(path / "tensorboard")
+        if scalars.empty:
+            without_events.append(path)
+            continue
         for key in ("scenario", "seed"):
             scalars[key] = summary[key]
         scalars["algo"] = agent_label(summary)
-        scalars["run"] = path.name
+        scalars["run"] = path.name if names.count(path.name) == 1 else str(path)
         frames.append(scalars)
-    return pd.concat(frames, ignore_index=True), summaries
+    if not frames:
+        return pd.DataFrame(columns=list(SCALAR_COLUMNS)), summaries, without_events
+    return pd.concat(frames, ignore_index=True), summaries, without_events
 
 
 def learning_curves(scalars: pd.DataFrame, tags: list[str], path: Path) -> Path:
@@ -126,8 +194,8 @@ def final_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def markdown(table: pd.DataFrame, curves: Path) -> str:
-    """The comparison report."""
+def markdown(table: pd.DataFrame, curves: Path | None, notes: Sequence[str] = ()) -> str:
+    """The comparison report; ``notes`` say which runs were left out and why."""
     metric_cols = [
         c
         for c in table.columns
@@ -136,36 +204,61 @@ def markdown(table: pd.DataFrame, curves: Path) -> str:
     lines = [
         "# Comparison report",
         "",
-        "Final evaluation on held-out markets: mean [95 % CI across seeds]; baselines are "
-        "evaluated on the same markets as the learned policies.",
+        "Final evaluation on held-out markets: mean [95 % CI across seeds, Student's t]; "
+        "baselines are evaluated on the same markets as the learned policies (one measurement, "
+        "so no CI).",
         "",
-        f"![learning curves]({curves.name})",
+        f"![learning curves]({curves.name})" if curves else "No learning curves to draw.",
     ]
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
     for scenario, block in table.groupby("scenario", sort=False):
-        lines += ["", f"## {scenario}", ""]
-        lines.append("| policy | seeds | " + " | ".join(metric_cols) + " |")
-        lines.append("|---|---:|" + "---:|" * len(metric_cols))
+        rows = []
         for _, r in block.iterrows():
-            cells = []
+            cells = [r["policy"], r["seeds"]]
             for c in metric_cols:
                 lo, hi = r[f"{c}_ci"]
-                cells.append(f"{r[c]:.3g} [{lo:.3g}, {hi:.3g}]")
-            lines.append(f"| {r['policy']} | {r['seeds']} | " + " | ".join(cells) + " |")
+                cells.append(mean_ci_text(r[c], lo, hi, int(r["seeds"])))
+            rows.append(cells)
+        header = ["policy", "seeds", *map(metric_label, metric_cols)]
+        align = "lr" + "r" * len(metric_cols)
+        lines += ["", f"## {scenario}", "", markdown_table(header, rows, align)]
     return "\n".join(lines) + "\n"
 
 
-def compare(run_dirs: list[Path], out_dir: Path, tags: list[str] | None = None) -> dict[str, Path]:
-    """Write the comparison report (markdown, learning curves PNG, tidy scalars CSV)."""
-    if not run_dirs:
-        raise ValueError("no run directories to compare")
+def compare(
+    paths: Sequence[Path],
+    out_dir: Path,
+    tags: list[str] | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Write the comparison report (markdown, learning curves PNG, tidy scalars CSV) of the
+    runs at or below ``paths``; ``say`` receives what is left out and why."""
+    runs, skipped = find_runs(paths)
+    notes = [f"left out {path}: {reason}" for path, reason in skipped]
+    if not runs:
+        raise ValueError("no training run to compare: " + ("; ".join(notes) or "no paths given"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    scalars, summaries = load_runs(run_dirs)
-    tags = tags or [t for t in ("eval/learned/pnl", "mm/pnl", "train/value_loss")
-                    if t in set(scalars["tag"])]  # fmt: skip
-    curves = learning_curves(scalars, tags, out_dir / "learning_curves.png")
+    scalars, summaries, without_events = load_runs(runs)
+    notes += [
+        f"{run}: no TensorBoard event files (logger=none?): in the table, not in the curves"
+        for run in without_events
+    ]
+    present = set(scalars["tag"])
+    wanted = list(tags or DEFAULT_TAGS)
+    if tags:
+        notes += [f"tag {t!r} is in no run's event files" for t in wanted if t not in present]
+    plotted = [t for t in wanted if t in present]
+    curves = None
+    if plotted:
+        curves = learning_curves(scalars, plotted, out_dir / "learning_curves.png")
+    else:
+        notes.append(f"no learning curves: none of the tags {wanted} is in the runs' event files")
+    for note in notes:
+        say(note)
     table = final_table(summaries)
     report = out_dir / "comparison.md"
-    report.write_text(markdown(table, curves))
+    report.write_text(markdown(table, curves, notes))
     scalars.to_csv(out_dir / "scalars.csv", index=False)
     flat = table.copy()
     for col in [c for c in flat.columns if c.endswith("_ci")]:
@@ -173,9 +266,11 @@ def compare(run_dirs: list[Path], out_dir: Path, tags: list[str] | None = None) 
         flat[col.replace("_ci", "_ci_high")] = [hi for _, hi in flat[col]]
         flat = flat.drop(columns=col)
     flat.to_csv(out_dir / "final_metrics.csv", index=False)
-    return {
+    paths_out = {
         "report": report,
-        "curves": curves,
         "scalars": out_dir / "scalars.csv",
         "final": out_dir / "final_metrics.csv",
     }
+    if curves is not None:
+        paths_out["curves"] = curves
+    return paths_out

@@ -7,7 +7,9 @@ type fails at composition, before any compute, with the key's name.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
 from agents.evaluation import EvaluationConfig
+from agents.seeds import check_seed
 
 
 @dataclass
@@ -141,6 +144,33 @@ class TrainConfig:
     on small machines: with two, a forward pass can cost 100x more when a core is busy."""
     progress_bar: bool = True
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.total_steps) and int(self.total_steps) >= 1):
+            raise ValueError(
+                f"train.total_steps must be at least 1 env step, got {self.total_steps:g}"
+            )
+        for name in ("num_envs", "eval_num_envs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.episode_seconds > 0:
+            raise ValueError(f"train.episode_seconds must be > 0, got {self.episode_seconds:g}")
+        for name, zero in (
+            ("eval_every_steps", "only at the end"),
+            ("checkpoint_every_steps", "none"),
+            ("torch_threads", "torch's default"),
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.{name} must be >= 0 (0: {zero}), got {value:g}")
+        check_seed("train.eval_seed", self.eval_seed)
+        load_all()
+        unknown = sorted(set(self.eval_baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(
+                f"train.eval_baselines: unknown {unknown}; registered baselines: "
+                f"{sorted(BASELINES)}"
+            )
+
 
 LOG_FORMATS = ("csv", "json", "stdout", "log")
 """Outputs a run's scalars can go to besides TensorBoard (stable-baselines3's formats)."""
@@ -181,6 +211,9 @@ class TrainJob:
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
 
 
 @dataclass
@@ -256,6 +289,9 @@ class TuneJob:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     sweep: SweepConfig = field(default_factory=SweepConfig)
+
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
 
 
 @dataclass
@@ -334,18 +370,47 @@ class ReproduceJob:
     num_paths: int | None = None
     """cj2015: override the number of simulated paths."""
 
+    def __post_init__(self) -> None:
+        check_seed("experiment.seed", self.seed)
+
 
 RUN_TAG_MAX = 120
 """Longest run-directory suffix built from command-line overrides."""
 
+SHELL_SAFE = str.maketrans(
+    {**dict.fromkeys("[]{}()*?$!&;|<> \t/\\", "_"), **dict.fromkeys("'\"`", "")}
+)
+"""Characters a shell would interpret, and path separators, as they appear in run names:
+brackets, globs, ``$``, ``!``, ``&``, ``;``, ``|``, redirections, blanks and slashes become
+``_``; quotes are dropped."""
 
-def run_tag(overrides: str) -> str:
+
+def run_tag(overrides: Sequence[str]) -> str:
     """``-<overrides>`` for a run directory's name (``""`` without overrides): conf/hydra's
-    ``${run_tag:${hydra.job.override_dirname}}``. Path separators and spaces become ``_``."""
-    if not overrides:
+    ``${run_tag:${hydra.overrides.task}}``. The overrides are sorted and joined with ``,`` (as
+    Hydra's ``override_dirname``), shell-special characters mapped by :data:`SHELL_SAFE`;
+    past :data:`RUN_TAG_MAX` characters whole overrides are left out and counted
+    (``...,and_3_more``), never cut in the middle."""
+    items = sorted(str(o).translate(SHELL_SAFE) for o in overrides)
+    if not items:
         return ""
-    tag = overrides.replace("/", "_").replace("\\", "_").replace(" ", "_")
-    return "-" + tag[:RUN_TAG_MAX]
+    kept: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        more = f",and_{rest}_more" if rest else ""
+        if len(",".join([*kept, item])) + len(more) > RUN_TAG_MAX:
+            break
+        kept.append(item)
+    omitted = len(items) - len(kept)
+    if omitted:
+        kept.append(f"and_{omitted}_more")
+    return "-" + ",".join(kept)
+
+
+SCHEMA_GROUP = "schema"
+"""The ConfigStore group of the schemas: ``schema/<group>/<name>``, outside the groups a user
+picks options from, so ``agent=ppo_schema`` is no option. The YAML under ``conf/`` extends them
+(``- /schema/agent/ppo@_here_``)."""
 
 
 def register_configs() -> None:
@@ -353,21 +418,26 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("run_tag"):
         OmegaConf.register_new_resolver("run_tag", run_tag)
     store = ConfigStore.instance()
-    store.store(name="evaluate_schema", node=EvaluateJob)
-    store.store(name="export_schema", node=ExportJob)
-    store.store(name="train_schema", node=TrainJob)
-    store.store(group="experiment", name="reproduce_schema", node=ReproduceJob)
-    store.store(group="env", name="env_schema", node=EnvConfig)
-    store.store(group="agent", name="ppo_schema", node=PPOConfig)
-    store.store(group="agent", name="sac_schema", node=SACConfig)
-    store.store(group="train", name="train_schema", node=TrainConfig)
-    store.store(group="logger", name="logger_schema", node=LoggerConfig)
-    store.store(name="tune_schema", node=TuneJob)
-    store.store(group="agent", name="rllib_ppo_schema", node=RLlibPPOConfig)
-    store.store(group="sweep", name="sweep_schema", node=SweepConfig)
+    schemas: dict[str, dict[str, Any]] = {
+        "job": {
+            "train": TrainJob,
+            "evaluate": EvaluateJob,
+            "tune": TuneJob,
+            "export": ExportJob,
+        },
+        "experiment": {"reproduce": ReproduceJob},
+        "env": {"env": EnvConfig},
+        "agent": {"ppo": PPOConfig, "sac": SACConfig, "rllib_ppo": RLlibPPOConfig},
+        "train": {"train": TrainConfig},
+        "logger": {"logger": LoggerConfig},
+        "sweep": {"sweep": SweepConfig},
+    }
     load_all()
     for name in BASELINES:
-        store.store(group="agent", name=f"{name}_schema", node=baseline_schema(name))
+        schemas["agent"][name] = baseline_schema(name)
+    for group, nodes in schemas.items():
+        for name, node in nodes.items():
+            store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=node)
 
 
 register_configs()

@@ -8,6 +8,8 @@ live runner compute them identically. Conventions:
 - Max drawdown is the largest fall of cumulative PnL from its running peak (a positive number).
 - CVaR at level ``alpha`` is the mean of the worst ``alpha`` share of a sample of episode PnLs
   (a loss is negative PnL), computed with the fractional weight of the boundary observation.
+- Confidence intervals of a mean use Student's t with ``n - 1`` degrees of freedom; with one
+  value there is none (NaN bounds), never a zero-width interval.
 - A markout at horizon ``h`` is the PnL of the filled quantity against the mid ``h`` later:
   ``bid_qty x (mid_{t+h} - bid_price) + ask_qty x (ask_price - mid_{t+h})`` summed over
   fills; negative values mean adverse selection.
@@ -89,14 +91,34 @@ def markouts(
     return out
 
 
-def mean_confidence_interval(x: ArrayLike, z: float = 1.96) -> tuple[float, float, float]:
-    """Mean and the normal-approximation confidence interval ``mean -/+ z x SE``."""
+def t_quantile(n: int, level: float = 0.95) -> float:
+    """The two-sided Student's t quantile ``t_{(1 + level) / 2, n - 1}`` of a mean of ``n``
+    values (NaN for ``n < 2``: no interval can be computed)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n < 2:
+        return math.nan
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2.0, n - 1))
+
+
+def confidence_interval(mean: float, se: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Student's t interval ``mean -/+ t x se`` of a mean of ``n`` values with standard
+    error ``se``; ``(nan, nan)`` for ``n < 2``, never a zero-width interval."""
+    half = t_quantile(n, level) * se
+    return mean - half, mean + half
+
+
+def mean_confidence_interval(x: ArrayLike, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``x`` and its Student's t confidence interval (bounds NaN for one value)."""
     v = np.asarray(x, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("a confidence interval needs at least one value")
     mean = float(v.mean())
-    if v.size < 2:
-        return mean, mean, mean
-    se = float(v.std(ddof=1)) / math.sqrt(v.size)
-    return mean, mean - z * se, mean + z * se
+    se = float(v.std(ddof=1)) / math.sqrt(v.size) if v.size > 1 else math.nan
+    lo, hi = confidence_interval(mean, se, int(v.size), level)
+    return mean, lo, hi
 
 
 def time_at_limit(inventory: ArrayLike, limit: float, tolerance: float = 1e-9) -> float:

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 import mmgym
+from mmgym.markdown import table
 from mmgym.provenance import commit, machine
 from mmgym.scenarios import make_params
 
@@ -115,11 +116,17 @@ def _sb3_table(steps: int, num_envs: int = 256) -> str:
     share = 100 * scalars_us * 1e-6 * rate / num_envs
     print(f"  SB3 PPO            num_envs={num_envs:6d}  {rate:14,.0f} env-steps/s (with updates)")
     print(f"  mm/* scalars       {scalars_us:.0f} us per vector step ({share:.1f} % of a step)")
-    return (
-        "| trainer | num_envs | env-steps/s including updates | mm/* scalars per vector step |\n"
-        "|---|---:|---:|---:|\n"
-        f"| SB3 PPO (conf/agent/ppo.yaml), PerpMM calm | {num_envs} | {rate:,.0f} | "
-        f"{scalars_us:.0f} us ({share:.1f} %) |"
+    return table(
+        ["trainer", "num_envs", "env-steps/s including updates", "mm/* scalars per vector step"],
+        [
+            [
+                "SB3 PPO (conf/agent/ppo.yaml), PerpMM calm",
+                num_envs,
+                f"{rate:,.0f}",
+                f"{scalars_us:.0f} us ({share:.1f} %)",
+            ]
+        ],
+        align="lrrr",
     )
 
 
@@ -376,17 +383,20 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
 
 
 def _table(results: list[Result]) -> str:
-    lines = [
-        "| env | num_envs | env-steps/s | env-ticks/s (all perps) | spread of repeats |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for r in results:
         ticks = f"{r.ticks_per_second:,.0f}" if r.ticks_per_second is not None else "-"
-        lines.append(
-            f"| {r.env} | {r.num_envs:,} | {r.steps_per_second:,.0f} | {ticks} | "
-            f"{100 * r.spread:.0f} % |"
+        rows.append(
+            [
+                r.env,
+                f"{r.num_envs:,}",
+                f"{r.steps_per_second:,.0f}",
+                ticks,
+                f"{100 * r.spread:.0f} %",
+            ]
         )
-    return "\n".join(lines)
+    header = ["env", "num_envs", "env-steps/s", "env-ticks/s (all perps)", "spread of repeats"]
+    return table(header, rows, align="lrrrr")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from agents.compare import compare
 from agents.config import TrainJob, to_job
 from agents.evaluation import EvaluationConfig, evaluate, summarise, write_outputs
+from agents.job_dir import discard_on_failure
 from agents.learned import load_run
 from agents.sb3.train import train
 
@@ -38,28 +39,29 @@ def main(overrides: list[str]) -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         defaults = ["train=demo", "agent=ppo_residual"]
         job = to_job(compose(config_name="train", overrides=[*defaults, *overrides]), TrainJob)
-    print(f"[1/3] training {job.agent.algo} on {job.env.scenario} for {int(job.train.total_steps)}"
-          " env steps")  # fmt: skip
-    summary = train(job, out / "train")
+    with discard_on_failure(out):
+        steps = int(job.train.total_steps)
+        print(f"[1/3] training {job.agent.algo} on {job.env.scenario} for {steps} env steps")
+        summary = train(job, out / "train")
 
-    print("[2/3] evaluating it against the baselines on held-out markets")
-    name = job.agent.algo if job.agent.residual_on is None else f"{job.agent.algo}_residual"
-    config = EvaluationConfig(
-        policies=[name, *BASELINES],
-        scenarios=[job.env.scenario],
-        seeds=[101, 102],
-        num_envs=32,
-        episode_seconds=job.train.episode_seconds,
-        env_overrides=dict(job.env.overrides),
-    )
-    episodes, bands = evaluate(
-        config, factories={name: lambda params: load_run(out / "train", params)}
-    )
-    table = summarise(episodes, config.cvar_alpha)
-    evaluation = write_outputs(episodes, bands, table, config, out / "evaluation")
+        print("[2/3] evaluating it against the baselines on held-out markets")
+        name = job.agent.algo if job.agent.residual_on is None else f"{job.agent.algo}_residual"
+        config = EvaluationConfig(
+            policies=[name, *BASELINES],
+            scenarios=[job.env.scenario],
+            seeds=[101, 102],
+            num_envs=32,
+            episode_seconds=job.train.episode_seconds,
+            env_overrides=dict(job.env.overrides),
+        )
+        episodes, bands = evaluate(
+            config, factories={name: lambda params: load_run(out / "train", params)}
+        )
+        table = summarise(episodes, config.cvar_alpha)
+        evaluation = write_outputs(episodes, bands, table, config, out / "evaluation")
 
-    print("[3/3] comparing runs")
-    comparison = compare([out / "train"], out / "comparison")
+        print("[3/3] comparing runs")
+        comparison = compare([out / "train"], out / "comparison")
 
     print()
     print(evaluation["report"].read_text())

@@ -21,14 +21,20 @@ from tqdm import tqdm
 from agents.config import EvaluateJob, to_job
 from agents.evaluation import evaluate as run_evaluation
 from agents.evaluation import iterate_jobs, summarise, write_outputs
+from agents.job_dir import discard_on_failure
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Run the evaluation and print where the results are."""
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    with discard_on_failure(out_dir):
+        _run(cfg, out_dir)
+
+
+def _run(cfg: DictConfig, out_dir: Path) -> None:
     job = to_job(cfg, EvaluateJob)
     config = job.evaluation
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     jobs = list(iterate_jobs(config))
     with tqdm(total=len(jobs), desc="evaluate", unit="batch") as bar:
 

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from agents.config import ReproduceJob, to_job
+from agents.job_dir import discard_on_failure
 from experiments.as2008 import run as as2008
 from experiments.cj2015 import run as cj2015
 
@@ -29,8 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @hydra.main(version_base=None, config_path="../conf", config_name="reproduce")
 def main(cfg: DictConfig) -> None:
     """Run the experiment named by ``experiment=`` and save its table."""
-    job = to_job(cfg.experiment, ReproduceJob)
     out = Path(HydraConfig.get().runtime.output_dir)
+    with discard_on_failure(out):
+        _run(cfg, out)
+
+
+def _run(cfg: DictConfig, out: Path) -> None:
+    job = to_job(cfg.experiment, ReproduceJob)
     out.mkdir(parents=True, exist_ok=True)
     if job.name == "as2008":
         table = as2008.markdown_table(tuple(job.gammas), seed=job.seed)

@@ -21,14 +21,21 @@ from omegaconf import DictConfig
 
 from agents.baseline_run import run_baseline
 from agents.config import BaselineAgentConfig, RLlibPPOConfig, TrainJob, to_job
-from agents.sb3.train import TrainingDivergedError, train
+from agents.job_dir import discard_on_failure
+from agents.sb3.train import train
+from agents.training_run import TrainingDivergedError
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     """Run one training job and print where its results are."""
-    job = to_job(cfg, TrainJob)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with discard_on_failure(run_dir):
+        _run(cfg, run_dir)
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> None:
+    job = to_job(cfg, TrainJob)
     if isinstance(job.agent, BaselineAgentConfig):
         summary = run_baseline(job, run_dir)
         print(f"evaluated {job.agent.algo} in {summary['seconds']:.0f} s: "

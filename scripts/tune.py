@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from agents.config import TuneJob, to_job
+from agents.job_dir import discard_on_failure
 from agents.rllib.tune import register_primary_config, run_sweep
 
 register_primary_config()
@@ -29,9 +30,9 @@ register_primary_config()
 @hydra.main(version_base=None, config_path="../conf", config_name="tune")
 def main(cfg: DictConfig) -> None:
     """Run the sweep and print its results table."""
-    job = to_job(cfg, TuneJob)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    table = run_sweep(job, out_dir)
+    with discard_on_failure(out_dir):
+        table = run_sweep(to_job(cfg, TuneJob), out_dir)
     with_metrics = table.drop(columns=["path"], errors="ignore")
     print(with_metrics.to_string(index=False))
     print(f"results: {out_dir / 'results.md'} and {out_dir / 'results.csv'}")

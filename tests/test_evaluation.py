@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,12 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from markdown_tables import assert_tables_render
 from omegaconf.errors import ValidationError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import EvaluateJob, to_job
-from agents.evaluation import EvaluationConfig, evaluate, summarise
+from agents.evaluation import EvaluationConfig, evaluate, markdown_report, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
@@ -66,6 +68,16 @@ def test_wrong_type_fails_at_composition_naming_the_key() -> None:
     assert "num_envs" in str(err.value.__cause__)
 
 
+@pytest.mark.parametrize("seed", ["-1", "18446744073709551616"])
+def test_out_of_range_seeds_are_refused_at_composition_as_typed(seed: str) -> None:
+    # The env is reset with seed x num_envs: the error names the seed as typed.
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="evaluate", overrides=[f"evaluation.seeds=[0,{seed}]"])
+    message = f"evaluation.seeds must be integers in [0, 4294967295], got {seed}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        to_job(cfg, EvaluateJob)
+
+
 def test_unknown_policy_or_scenario_fails_before_compute() -> None:
     with pytest.raises(ValueError, match=r"unknown policy 'best'.*linear_skew"):
         evaluate(EvaluationConfig(policies=["best"], scenarios=["calm"], num_envs=1))
@@ -100,8 +112,19 @@ def test_pnl_equals_its_decomposition_and_summary_ci_is_the_t_interval() -> None
     se = pnl.std(ddof=1) / np.sqrt(pnl.size)
     row = summary.iloc[0]
     assert row["episodes"] == 12
-    assert row["pnl_ci_low"] == pytest.approx(pnl.mean() - 1.96 * se)
+    assert row["pnl_ci_low"] == pytest.approx(pnl.mean() - 2.201 * se, rel=1e-3)  # t_0.975,11
     assert row["cvar_5"] == pytest.approx(np.sort(pnl)[0])  # 5 % of 12 is below one episode
+
+
+def test_one_episode_per_policy_reports_no_ci_rather_than_a_zero_width_one() -> None:
+    config = EvaluationConfig(
+        policies=["linear_skew"], scenarios=["calm"], seeds=[0], num_envs=1, episode_seconds=10.0
+    )
+    episodes, _ = evaluate(config)
+    summary = summarise(episodes)
+    assert np.isnan(summary.iloc[0]["pnl_ci_low"]) and np.isnan(summary.iloc[0]["pnl_ci_high"])
+    report = markdown_report(summary, config)
+    assert "[n/a (n=1)]" in report and "nan" not in report
 
 
 def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> None:
@@ -128,6 +151,7 @@ def test_script_writes_tables_report_plots_and_tensorboard(tmp_path: Path) -> No
     assert len(episodes) == 8
     for name in ("report.md", "summary.csv", "equity_bands.png", "inventory.png"):
         assert (out / name).stat().st_size > 0, name
+    assert_tables_render((out / "report.md").read_text(), "report.md")
     assert (out / "pnl_decomposition.png").read_bytes()[:4] == b"\x89PNG"
     events = EventAccumulator(str(out / "tensorboard" / "calm"))
     events.Reload()

@@ -1,18 +1,18 @@
 """The committed experiment pages are what their code renders from the committed data, their
-confidence intervals say "n/a" where they cannot be computed, and every table renders."""
+confidence intervals say "n/a" where they cannot be computed (tests/test_markdown.py checks that
+every table of every page renders)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
-import markdown
 import pandas as pd
 import pytest
+from markdown_tables import assert_tables_render
 
 from agents.evaluation import markdown_report
 from experiments.as2008 import run as as2008
@@ -128,45 +128,4 @@ def test_exploration_noise_page_from_its_record() -> None:
     assert "| std 0.1 | 0.5 [0.25, 0.75] / -1 / 0.50 | 0.5 n/a / -1 / 0.50 |" in (
         residual_noise.markdown(one_episode)
     )
-    _assert_tables_render(text, "exploration noise page")
-
-
-# --- every table renders ------------------------------------------------------------------------
-
-
-def _cells(line: str) -> list[str]:
-    """The cells of a table row (pipes escaped with a backslash are content)."""
-    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
-
-
-def _assert_tables_render(text: str, where: str) -> None:
-    """Each block of ``|`` lines is a table (Python-Markdown's ``tables`` extension renders it)
-    whose rows all have as many cells as its header."""
-    blocks: list[list[str]] = []
-    previous_in_table = False
-    for line in text.splitlines():
-        in_table = line.lstrip().startswith("|")
-        if in_table and not previous_in_table:
-            blocks.append([])
-        if in_table:
-            blocks[-1].append(line)
-        previous_in_table = in_table
-    html = markdown.markdown(text, extensions=["tables"])
-    assert html.count("<table>") == len(blocks), f"{where}: a table does not render"
-    for block in blocks:
-        width = len(_cells(block[0]))
-        bad = [row for row in block if len(_cells(row)) != width]
-        assert not bad, f"{where}: rows with other than {width} cells: {bad[:2]}"
-
-
-GENERATED_PAGES = sorted(
-    p
-    for p in [*EXPERIMENTS.rglob("*.md"), ROOT / "docs" / "stylized_facts.md"]
-    # report.md is agents.evaluation's report (its tables are checked with that writer)
-    if p != EXPERIMENTS / "baseline_league" / "report.md"
-)
-
-
-@pytest.mark.parametrize("page", GENERATED_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_table_of_the_experiment_pages_renders(page: Path) -> None:
-    _assert_tables_render(page.read_text(), str(page.relative_to(ROOT)))
+    assert_tables_render(text, "exploration noise page")  # tests/test_markdown.py: all pages

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from agents.metrics import (
+    confidence_interval,
     cvar,
     markouts,
     max_drawdown,
@@ -74,8 +75,32 @@ def test_markouts_sign_adverse_selection() -> None:
     assert m[10] == pytest.approx(1 * (98.0 - 99.9) + 2 * (100.1 - 98.0))  # past the end
 
 
-def test_confidence_interval_and_time_at_limit() -> None:
-    mean, lo, hi = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
-    se = np.std([1, 2, 3, 4], ddof=1) / 2
-    assert (mean, lo, hi) == pytest.approx((2.5, 2.5 - 1.96 * se, 2.5 + 1.96 * se))
+@pytest.mark.parametrize(
+    ("n", "t"),
+    # Student's t quantiles t_{0.975, n-1} from the standard tables.
+    [(2, 12.706), (3, 4.303), (4, 3.182), (5, 2.776), (11, 2.228), (31, 2.042)],
+)
+def test_confidence_interval_uses_students_t(n: int, t: float) -> None:
+    x = np.arange(n, dtype=np.float64) ** 2
+    se = np.std(x, ddof=1) / np.sqrt(n)
+    mean, lo, hi = mean_confidence_interval(x)
+    assert mean == pytest.approx(x.mean())
+    assert hi - mean == pytest.approx(t * se, rel=5e-4)  # the table's 3 decimals
+    assert mean - lo == pytest.approx(hi - mean)
+
+
+def test_two_seeds_give_a_ci_6_5_times_wider_than_the_normal_one() -> None:
+    _, lo, hi = mean_confidence_interval([1.0, 2.0])
+    assert (hi - lo) / (2 * 1.959964 * 0.5) == pytest.approx(6.48, abs=0.01)
+
+
+def test_a_single_value_has_no_confidence_interval() -> None:
+    mean, lo, hi = mean_confidence_interval([3.0])
+    assert mean == 3.0 and math.isnan(lo) and math.isnan(hi)
+    assert all(math.isnan(b) for b in confidence_interval(3.0, 0.0, 1))
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_confidence_interval([])
+
+
+def test_time_at_limit() -> None:
     assert time_at_limit([0.0, 10.0, -10.0, 9.5], 10.0) == 0.5

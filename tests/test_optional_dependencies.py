@@ -44,11 +44,11 @@ TRAIN = sorted(p for p, extra in EXTRA_OF.items() if extra == "train")
 
 NEEDS_TRAIN = {
     "mmgym.analysis": ("mmgym.analysis", "pandas"),
-    "agents.evaluation_plots": ("agents.evaluation_plots", "matplotlib"),
+    "agents.evaluation.plots": ("agents.evaluation", "pandas"),
     "agents.sb3.vec_env": ("agents.sb3", "stable_baselines3"),  # the package checks
     "agents.residual": ("agents.residual", "stable_baselines3"),
     "agents.run_logger": ("agents.run_logger", "stable_baselines3"),
-    "agents.baseline_run": ("agents.baseline_run", "omegaconf"),
+    "agents.baseline_run": ("agents.baseline_run", "hydra"),
 }
 """Module imported -> the module and the package its message names without the ``train``
 extra."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from markdown_tables import assert_tables_render
 
 from agents.config import ReproduceJob, to_job
 
@@ -44,3 +45,4 @@ def test_as2008_run_writes_the_table_beside_the_published_numbers(tmp_path: Path
     table = (tmp_path / "results.md").read_text()
     assert "| 0.1 | inventory | 1.49 (1.49) |" in table  # spread is path-independent
     assert table.count("\n") == 4  # header, rule, two strategies
+    assert_tables_render(table, "as2008 results.md")

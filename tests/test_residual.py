@@ -16,12 +16,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 from agents.baselines.adaptive import AdaptivePolicy
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, SACConfig, TrainJob, to_job
-from agents.evaluation import run_batch
+from agents.evaluation import evaluate_policies, run_batch
 from agents.learned import SB3Policy, load_run
 from agents.policy import Policy
 from agents.residual import ResidualPolicy, ResidualVecEnv, compose_policy, residual_action
 from agents.sb3.callbacks import native_env
-from agents.sb3.train import evaluate_policies, make_model, train
+from agents.sb3.train import make_model, train
 from agents.sb3.vec_env import NativeVecEnv
 from mmgym.core.params import MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
@@ -230,11 +230,15 @@ def test_residual_smoke_run_trains_and_loads_back_as_a_residual_policy(tmp_path:
     assert again["learned"] == summary["final_eval"]["learned"]
     assert json.loads((run / "summary.json").read_text())["final_eval"] == summary["final_eval"]
 
-    # The same directory without residual_on loads as the plain network.
+    # The network alone loads from the run's files; editing residual_on away from what the
+    # model was trained with is refused.
+    network = SB3Policy.load(run / "model.zip", run / "vecnormalize.pkl")
+    assert isinstance(network, SB3Policy) and network.obs_mean is not None
     config = OmegaConf.load(run / "config.yaml")
     config.agent.residual_on = None
     OmegaConf.save(config, run / "config.yaml")
-    assert isinstance(load_run(run), SB3Policy)
+    with pytest.raises(ValueError, match=r"residual_on: config\.yaml says None"):
+        load_run(run)
 
 
 def test_compose_policy_and_unknown_baselines(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from hydra.errors import ConfigCompositionException
 pytest.importorskip("ray.rllib")
 pytest.importorskip("ray.tune")
 
+from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
+from markdown_tables import assert_tables_render
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob, to_job
@@ -38,6 +40,9 @@ CONF = str(ROOT / "conf")
 SB3_SUMMARY_KEYS = {
     "scenario",
     "algo",
+    "residual_on",
+    "observation_dim",
+    "action_dim",
     "seed",
     "steps",
     "seconds",
@@ -260,7 +265,7 @@ def test_exploding_learning_rate_stops_cleanly_with_the_losses(
     ray_local: str, tmp_path: Path
 ) -> None:
     from agents.rllib.train import train
-    from agents.sb3.train import TrainingDivergedError
+    from agents.training_run import TrainingDivergedError
 
     job = _compose(
         *TINY, "agent.num_env_runners=0", "agent.lr=1e12", "agent.grad_clip=null",
@@ -268,6 +273,29 @@ def test_exploding_learning_rate_stops_cleanly_with_the_losses(
     )  # fmt: skip
     with pytest.raises(TrainingDivergedError, match=r"training stopped after \d+ steps: .*loss"):
         train(job, tmp_path / "nan")
+
+
+def test_a_failed_final_evaluation_keeps_the_trained_policy(
+    ray_local: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.rllib.train as rllib_train
+    from agents.training_run import FinalEvaluationError
+
+    fail_evaluating_the_learned_policy(monkeypatch, rllib_train)
+    job = _compose(
+        *TINY, "agent.num_env_runners=0", "train.total_steps=512", "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    with pytest.raises(FinalEvaluationError) as err:
+        rllib_train.train(job, run)
+    assert EVALUATION_FAULT in str(err.value) and str(run / "policy") in str(err.value)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval"] is None and summary["steps"] >= 512
+    assert (run / "checkpoint" / "rllib_checkpoint.json").is_file()
+    policy = RLlibPolicy.load(run / "policy")
+    obs = np.zeros((2, *PerpMMVectorEnv(num_envs=1).single_observation_space.shape), np.float32)
+    assert policy.act(obs).shape == (2, 5)
 
 
 def test_train_script_joins_a_running_ray_with_agent_ray_address(
@@ -312,6 +340,7 @@ def test_two_trial_sweep_completes_with_a_results_table(ray_local: str, tmp_path
     assert list(table["status"]) == ["OK", "OK"]
     assert (table["steps"] >= 1024).all() and table["eval/learned/pnl"].notna().all()
     assert (out / "results.md").read_text().startswith("| trial | agent.lr |")
+    assert_tables_render((out / "results.md").read_text(), "results.md")
     for path in table["path"]:
         trial = Path(path)
         summary = json.loads((trial / "summary.json").read_text())

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from markdown_tables import assert_tables_render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,8 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
             "comparison/learning_curves.png",
         ):
             assert (out / path).is_file(), path
+        for page in ("evaluation/report.md", "comparison/comparison.md"):
+            assert_tables_render((out / page).read_text(), page)
         policies = set(pd.read_parquet(out / "evaluation" / "episodes.parquet")["policy"])
         assert {"ppo_residual", "linear_skew", "adaptive", "cartea_jaimungal"} == policies
     finally:
@@ -58,6 +61,7 @@ def test_compare_reads_two_runs_back_from_their_event_files(tmp_path: Path) -> N
         [sys.executable, str(ROOT / "scripts" / "compare.py"), *map(str, runs), "--out", str(out)]
     )
     assert "Comparison report" in done.stdout
+    assert_tables_render((out / "comparison.md").read_text(), "comparison.md")
     final = pd.read_csv(out / "final_metrics.csv")
     ppo = final[final["policy"] == "ppo"].iloc[0]
     assert ppo["seeds"] == 2
@@ -89,6 +93,7 @@ def test_bench_writes_its_table_between_the_markers(tmp_path: Path) -> None:
     for row in ("| AvellanedaStoikov | 2 |", "| PerpMM | 2 |", "| SB3 PPO", "us ("):
         assert row in text, row
     assert "Commit unknown" not in text  # provenance finds the checkout from any directory
+    assert_tables_render(text, "bench page")
 
 
 def test_as2008_runner_prints_and_writes_the_table_with_published_values(tmp_path: Path) -> None:
@@ -97,6 +102,7 @@ def test_as2008_runner_prints_and_writes_the_table_with_published_values(tmp_pat
     )
     assert "| 0.1 | inventory |" in done.stdout and "(65.0)" in done.stdout
     assert (tmp_path / "results.md").read_text().strip() == done.stdout.strip()
+    assert_tables_render(done.stdout, "as2008 table")
 
 
 def test_stylized_facts_script_writes_its_page_and_figures(tmp_path: Path) -> None:
@@ -106,4 +112,5 @@ def test_stylized_facts_script_writes_its_page_and_figures(tmp_path: Path) -> No
         "--hours", "0.1", "--out", str(out), "--img", str(img),
     ])  # fmt: skip
     assert out.read_text().startswith("#")
+    assert_tables_render(out.read_text(), "stylized facts page")
     assert list(img.glob("*.png"))

@@ -9,15 +9,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from faults import EVALUATION_FAULT, fail_evaluating_the_learned_policy
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.baseline_run import run_baseline
 from agents.baselines.registry import BASELINES, load_all, make_baseline, settings_of
-from agents.config import BaselineAgentConfig, PPOConfig, SACConfig, TrainJob, to_job
-from agents.sb3.train import TrainingDivergedError, evaluate_policies, train
+from agents.config import (
+    RUN_TAG_MAX,
+    BaselineAgentConfig,
+    PPOConfig,
+    SACConfig,
+    TrainJob,
+    run_tag,
+    to_job,
+)
+from agents.evaluation import evaluate_policies
+from agents.learned import load_run
+from agents.sb3.train import train
+from agents.training_run import FinalEvaluationError, TrainingDivergedError
+from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.scenarios import SCENARIOS, make_params
 
 load_all()
@@ -222,11 +236,70 @@ def test_csv_logger_writes_the_market_scalars_to_progress_csv(tmp_path: Path) ->
     [
         ("logger.formats=[xml]", "logger.formats: unknown ['xml']"),
         ("logger.markout_seconds=0", "logger.markout_seconds must be > 0"),
+        ("train.total_steps=0", "train.total_steps must be at least 1 env step, got 0"),
+        ("train.total_steps=-5", "train.total_steps must be at least 1 env step, got -5"),
+        ("train.total_steps=0.5", "train.total_steps must be at least 1 env step, got 0.5"),
+        ("train.total_steps=nan", "train.total_steps must be at least 1 env step, got nan"),
+        ("train.num_envs=0", "train.num_envs must be >= 1, got 0"),
+        ("train.eval_num_envs=0", "train.eval_num_envs must be >= 1, got 0"),
+        ("train.episode_seconds=0", "train.episode_seconds must be > 0, got 0"),
+        ("train.eval_every_steps=-1", "train.eval_every_steps must be >= 0 (0: only at the end)"),
+        ("train.checkpoint_every_steps=-1", "train.checkpoint_every_steps must be >= 0 (0: none)"),
+        ("train.torch_threads=-1", "train.torch_threads must be >= 0 (0: torch's default)"),
+        ("train.eval_baselines=[linear_skw]", "train.eval_baselines: unknown ['linear_skw']"),
     ],
 )
-def test_bad_logger_settings_are_named(override: str, message: str) -> None:
+def test_bad_settings_are_refused_at_composition_naming_them(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         _compose(override)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=18446744073709551616", "seed must be an integer in {}, got 18446744073709551616"),
+        ("seed=-1", "seed must be an integer in {}, got -1"),
+        ("train.eval_seed=4294967296", "train.eval_seed must be an integer in {}, got 4294967296"),
+    ],
+)
+def test_out_of_range_seeds_are_refused_at_composition_as_typed(
+    override: str, message: str
+) -> None:
+    # Envs are reset with seed x num_envs (16 here): the error shows the seed as typed.
+    with pytest.raises(ValueError, match=re.escape(message.format("[0, 4294967295]"))):
+        _compose("train=smoke", override)
+
+
+@pytest.mark.parametrize("group", ["agent", "env", "train", "logger"])
+def test_schemas_are_not_options_of_the_config_groups(group: str) -> None:
+    option = {"agent": "ppo_schema", "env": "env_schema"}.get(group, f"{group}_schema")
+    with (
+        initialize_config_dir(config_dir=CONF, version_base=None),
+        pytest.raises(ConfigCompositionException) as err,
+    ):
+        compose(config_name="train", overrides=[f"{group}={option}"])
+    message = str(err.value)
+    assert f"Could not find '{group}/{option}'" in message
+    listed = message.split(f"Available options in '{group}':")[1].split("Config search path")[0]
+    assert listed.strip() and "schema" not in listed
+
+
+def test_run_tags_keep_whole_overrides_and_no_shell_special_characters() -> None:
+    assert run_tag([]) == ""
+    assert run_tag(["seed=3", "env=volatile"]) == "-env=volatile,seed=3"  # sorted, as Hydra's
+    tag = run_tag([
+        "evaluation.policies=[a,b]", "x='one two'", 'y="$HOME"', "z={a:1}", "w=(1)", "v=a*b?",
+        "u=a;b&c|d<e>f!g`h`",
+    ])  # fmt: skip
+    assert not set(tag) & set("[]{}()*?$!'\"`&;|<> "), tag
+    assert tag.startswith("-evaluation.policies=_a,b_,u=a_b_c_d_e_f_gh,")  # quotes dropped
+    overrides = [f"agent.setting_number_{i}={i * 1000}" for i in range(12)]
+    tag = run_tag(overrides)
+    assert len(tag) <= RUN_TAG_MAX + 1
+    kept = tag[1:].split(",")
+    assert kept[-1].startswith("and_") and kept[-1].endswith("_more")
+    assert all(item in overrides for item in kept[:-1])  # whole overrides, none cut
+    assert len(kept) - 1 + int(kept[-1].split("_")[1]) == len(overrides)
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
@@ -276,3 +349,64 @@ def test_a_baseline_run_is_its_evaluation_in_a_learners_layout(tmp_path: Path) -
     steps = [e.step for e in events.Scalars(f"eval/{label}/pnl")]
     assert steps == [0, int(t.total_steps)]
     assert events.Scalars(f"eval/{label}/pnl")[-1].value == pytest.approx(ours["a"]["pnl"])
+
+
+@pytest.mark.parametrize("interval", [3.0, 4.0])
+def test_metric_names_follow_the_evaluations_rounded_markout_horizon(
+    tmp_path: Path, interval: float
+) -> None:
+    # 10 s of markout is 3 decisions (9 s) at 3 s and 2 (8 s) at 4 s: the evaluation names the
+    # horizon it measured, and training must report under that name instead of failing.
+    job = _compose(
+        "train=smoke", f"+env.overrides.decision_interval={interval}", "train.total_steps=256",
+        "train.eval_every_steps=0", "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    summary = train(job, tmp_path / "run")
+    horizon = round(10.0 / interval) * interval
+    expected = {"pnl", "sharpe", "max_drawdown", "inventory_abs_mean", f"markout_{horizon:g}s"}
+    assert set(summary["final_eval"]["learned"]) == expected
+    assert set(summary["final_eval"]["linear_skew"]) == expected
+
+
+def test_a_failed_final_evaluation_keeps_the_trained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.sb3.train as sb3_train
+
+    fail_evaluating_the_learned_policy(monkeypatch, sb3_train)
+    job = _compose(
+        "train=smoke", "train.total_steps=256", "train.eval_every_steps=0",
+        "train.checkpoint_every_steps=0",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    with pytest.raises(FinalEvaluationError) as err:
+        train(job, run)
+    message = str(err.value)
+    assert EVALUATION_FAULT in message
+    assert str(run / "model.zip") in message and str(run / "vecnormalize.pkl") in message
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval"] is None and summary["steps"] >= 256
+    # The saved model is the trained one, usable as any run's.
+    policy = load_run(run)
+    obs = np.zeros((2, *PerpMMVectorEnv(num_envs=1).single_observation_space.shape), np.float32)
+    assert policy.act(obs).shape == (2, 5)
+
+
+@pytest.mark.parametrize("agent", ["ppo", "sac"])
+def test_the_progress_bar_counts_to_the_steps_sb3_really_runs(agent: str) -> None:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.sb3.callbacks import ProgressBar
+    from agents.sb3.train import make_model
+    from agents.sb3.vec_env import NativeVecEnv
+
+    extra = ["agent.learning_starts=0", "agent.train_freq=3"] if agent == "sac" else []
+    extra += ["agent.batch_size=256"]
+    job = _compose(f"agent={agent}", "train=smoke", "train.num_envs=4", *extra)
+    venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=4, episode_seconds=30.0)))
+    model = make_model(job, venv)
+    # PPO runs whole rollouts (128 steps x 4 envs = 512), SAC whole train_freq rounds (3 x 4).
+    bar = ProgressBar(100)
+    model.learn(total_timesteps=100, callback=bar)
+    assert model.num_timesteps == (512 if agent == "ppo" else 108)
+    assert bar.bar.total == bar.bar.n == model.num_timesteps

@@ -74,9 +74,9 @@ from agents.deploy.bundle import (
 )
 from agents.deploy.onnx_policy import OnnxPolicy
 from agents.learned import SB3Policy
+from agents.market import market_of
 from mmgym.core.params import MarketParams
 from mmgym.provenance import commit
-from mmgym.scenarios import make_params
 
 OPSET = 17
 EXPORTER = "torchscript"
@@ -454,8 +454,8 @@ def _training_market(run: Path, config: dict[str, Any]) -> MarketParams:
     """The market the run trained on (as :func:`agents.learned.load_run` rebuilds it)."""
     try:
         env, train = config["env"], config["train"]
-        overrides = {"episode_seconds": float(train["episode_seconds"]), **env["overrides"]}
-        params = make_params(str(env["scenario"]), **overrides)
+        market = market_of(str(env["scenario"]), train["episode_seconds"], env["overrides"])
+        params = market.params
     except (KeyError, TypeError, ValueError) as err:
         raise ExportError(f"{run / CONFIG_FILE}: no valid market ({err})") from None
     return market_from_json(market_to_json(params))  # tuples, as a bundle loads it

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from agents.config import EnvConfig, RLlibPPOConfig, TrainConfig, TrainJob
+from mmgym.markdown import table
 
 
 def bench_job(runners: int, envs: int, normalize_obs: bool, batch: int) -> TrainJob:
@@ -95,13 +96,9 @@ def main() -> None:
     register_env()
     cpus = int(ray.cluster_resources().get("CPU", 0))
     print(f"Ray {ray.__version__}, {cpus} CPUs; {args.steps} env steps per EnvRunner\n")
-    header = "| EnvRunners | envs/runner | MeanStdFilter | native env steps/s | sampled steps/s |"
-    rule = "|---|---|---|---|---|"
-    if args.train:
-        header += " PPO iteration steps/s |"
-        rule += "---|"
-    print(header)
-    print(rule)
+    header = ["EnvRunners", "envs/runner", "MeanStdFilter", "native env steps/s"]
+    header += ["sampled steps/s", *(["PPO iteration steps/s"] if args.train else [])]
+    rows = []
     for runners in args.runners:
         for envs in args.envs:
             native = native_steps_per_second(envs, max(args.steps, 64 * envs))
@@ -112,13 +109,19 @@ def main() -> None:
                     algo = build_config(job).build_algo()
                     try:
                         sampled = sample_steps_per_second(algo, runners, args.steps)
-                        row = f"| {runners} | {envs} | {'on' if normalize else 'off'} | "
-                        row += f"{native:,.0f} | {sampled:,.0f} |"
+                        row = [runners, envs, "on" if normalize else "off"]
+                        row += [f"{native:,.0f}", f"{sampled:,.0f}"]
                         if args.train:
-                            row += f" {train_steps_per_second(algo):,.0f} |"
-                        print(row, flush=True)
+                            row.append(f"{train_steps_per_second(algo):,.0f}")
+                        print(
+                            "  " + "  ".join(f"{h}={v}" for h, v in zip(header, row, strict=True)),
+                            flush=True,
+                        )
+                        rows.append(row)
                     finally:
                         stop_algorithm(algo)
+    print()
+    print(table(header, rows))
     ray.shutdown()
 
 

@@ -5,12 +5,12 @@ event files (``tensorboard/rllib/``: ``mm/*`` market scalars, ``eval/<policy>/<m
 own results under ``rllib/...``, an hparams entry), algorithm checkpoints (``checkpoints/``,
 the final one in ``checkpoint/``), the trained policy (``policy/``, loadable with
 :meth:`RLlibPolicy.load <agents.rllib.policy.RLlibPolicy.load>`) and ``summary.json`` with the
-same keys as SB3's.
+same keys as SB3's. The policy and checkpoint are saved before the final evaluation, so a
+failure there loses no training.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -19,17 +19,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from stable_baselines3.common.logger import Logger
 
 from agents.baselines.registry import make_baseline
 from agents.config import RLlibPPOConfig, TrainJob
+from agents.evaluation import evaluate_policies, markout_steps
+from agents.market import job_market
 from agents.rllib.callbacks import MM_SUMS, MarketMetricsCallback, market_means
 from agents.rllib.env import make_vector_env
 from agents.rllib.policy import RLlibPolicy
 from agents.run_logger import make_run_logger, record_hparams
-from agents.sb3.train import TrainingDivergedError, evaluate_policies, markout_steps
-from mmgym.scenarios import make_params
+from agents.training_run import (
+    TrainingDivergedError,
+    final_evaluation,
+    run_summary,
+    write_config,
+    write_summary,
+)
 
 ENV_NAME = "mmgym_perp_mm_vector"
 """The Tune-registry name of :func:`~agents.rllib.env.make_vector_env`."""
@@ -75,11 +81,11 @@ def build_config(job: TrainJob) -> Any:
     if not isinstance(agent, RLlibPPOConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an RLlib algorithm")
     t = job.train
-    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
+    market = job_market(job)
+    params = market.params
     env_config = {
-        "scenario": job.env.scenario,
-        "overrides": overrides,
+        "scenario": market.scenario,
+        "overrides": market.overrides,
         "seed": job.seed,
         "num_env_runners": agent.num_env_runners,
         "normalize_reward": t.normalize_reward,
@@ -145,8 +151,7 @@ def train(job: TrainJob, run_dir: Path, report: Reporter | None = None) -> dict[
     agent = job.agent
     if not isinstance(agent, RLlibPPOConfig):
         raise ValueError(f"agent {getattr(agent, 'algo', agent)!r} is not an RLlib algorithm")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    write_config(job, run_dir)
     with ray_session(agent.ray_address, agent.ray_num_cpus), training_threads(agent):
         register_env()
         algo = build_config(job).build_algo()
@@ -190,7 +195,7 @@ def training_threads(agent: RLlibPPOConfig) -> Iterator[None]:
 def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> dict[str, Any]:
     t = job.train
     logger = make_run_logger(run_dir, "rllib", job.logger)
-    params = make_params(job.env.scenario, episode_seconds=t.episode_seconds, **job.env.overrides)
+    params = job_market(job).params
     baselines = {name: make_baseline(name, params) for name in t.eval_baselines}
     baseline_results = evaluate_policies(baselines, job, t.eval_num_envs, t.eval_seed)
     history: list[dict[str, Any]] = []
@@ -212,7 +217,8 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     ckpt_every = int(t.checkpoint_every_steps)
     next_eval = eval_every if eval_every > 0 else math.inf
     next_ckpt = ckpt_every if ckpt_every > 0 else math.inf
-    bar = _progress(t.progress_bar and report is None, total)
+    batch = max(1, int(job.agent.train_batch_size))
+    bar = _progress(t.progress_bar and report is None, math.ceil(total / batch) * batch)
     steps = 0
     last: dict[str, float] = {}
     started = time.perf_counter()
@@ -221,6 +227,7 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
             result = algo.train()
             new_steps = int(result["num_env_steps_sampled_lifetime"])
             if bar is not None:
+                bar.total = max(bar.total, new_steps)  # an iteration can overshoot the budget
                 bar.update(new_steps - steps)
             steps = new_steps
             flat = _log_result(logger, result)
@@ -242,24 +249,18 @@ def _train(algo: Any, job: TrainJob, run_dir: Path, report: Reporter | None) -> 
     finally:
         if bar is not None:
             bar.close()
-    final = evaluate(steps)
-    logger.dump(steps)
-    record_hparams(logger, job, final, steps)
-    logger.close()
     RLlibPolicy.from_algorithm(algo).save(run_dir / "policy")
     algo.save_to_path(str((run_dir / "checkpoint").resolve()))
-    summary = {
-        "scenario": job.env.scenario,
-        "algo": job.agent.algo,
-        "seed": job.seed,
-        "steps": steps,
-        "seconds": elapsed,
-        "steps_per_second": steps / elapsed if elapsed > 0 else math.nan,
-        "final_eval": final,
-        "eval_history": history,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = run_summary(job, run_dir, steps, elapsed, None, history)
+    write_summary(run_dir, summary)
+    try:
+        final = final_evaluation(lambda: evaluate(steps), run_dir, ["policy", "checkpoint"])
+        logger.dump(steps)
+        record_hparams(logger, job, final, steps)
+    finally:
+        logger.close()
+    summary["final_eval"] = final
+    write_summary(run_dir, summary)
     if report is not None:
         report({**last, **_flat_eval(final)})
     return summary

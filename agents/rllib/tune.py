@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from agents.config import RLlibPPOConfig, SweepConfig, TrainJob, TuneJob
+from mmgym.markdown import table as render_table
 
 TABLE_METRICS = (
     "eval/learned/pnl",
@@ -33,7 +34,7 @@ TABLE_METRICS = (
 
 PRIMARY_CONFIG: dict[str, Any] = {
     "defaults": [
-        "tune_schema",
+        "/schema/job/tune@_here_",
         {"env": "calm"},
         {"agent": "rllib_ppo"},
         {"train": "default"},
@@ -193,12 +194,8 @@ def results_table(grid: Any, sweep: SweepConfig) -> pd.DataFrame:
 def markdown_table(table: pd.DataFrame) -> str:
     """The table as GitHub markdown (without the trial paths)."""
     shown = table.drop(columns=["path"], errors="ignore")
-    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
-    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-    lines = [header, rule]
-    for _, row in shown.iterrows():
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[_cell(v) for v in row] for _, row in shown.iterrows()]
+    return render_table(list(shown.columns), rows) + "\n"
 
 
 def _cell(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -109,22 +109,47 @@ class PeriodicEvaluation(BaseCallback):
 
 
 class ProgressBar(BaseCallback):
-    """A tqdm bar over env steps."""
+    """A tqdm bar over the env steps SB3 really runs for a budget of ``total``: whole rollouts
+    (on-policy) or whole ``train_freq`` rounds (off-policy), so the budget is rounded up."""
 
     def __init__(self, total: int) -> None:
         super().__init__()
         self.total = total
         self.bar: Any = None
+        self._start = 0
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, unit="step", desc="train", smoothing=0.1)
+        self._start = self.model.num_timesteps
+        chunk = steps_per_collection(self.model)
+        runs = math.ceil(max(self.total - self._start, 0) / chunk) * chunk
+        self.bar = tqdm(total=runs, unit="step", desc="train", smoothing=0.1)
 
     def _on_step(self) -> bool:
-        self.bar.update(self.training_env.num_envs)
+        done = self.num_timesteps - self._start
+        if done > self.bar.total:  # a schedule it could not predict (episodes)
+            self.bar.total = done
+        self.bar.update(done - self.bar.n)
         return True
 
     def _on_training_end(self) -> None:
         self.bar.close()
+
+
+def steps_per_collection(model: Any) -> int:
+    """Env steps SB3 adds between two checks of its budget: a rollout of ``n_steps`` per env
+    (on-policy), ``train_freq`` steps per env (off-policy, counted in steps), else one step of
+    every env."""
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+    from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+
+    if isinstance(model, OnPolicyAlgorithm):
+        return int(model.n_steps) * model.n_envs
+    if isinstance(model, OffPolicyAlgorithm):
+        freq = cast(TrainFreq, model.train_freq)  # converted when the model is set up
+        if freq.unit == TrainFrequencyUnit.STEP:
+            return int(freq.frequency) * model.n_envs
+    return int(model.n_envs)
 
 
 def vecnormalize_of(venv: VecEnv) -> VecNormalize | None:

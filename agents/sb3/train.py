@@ -7,28 +7,26 @@ periodic evaluation and saved run act as :class:`~agents.residual.ResidualPolicy
 The run directory holds the resolved config (``config.yaml``), TensorBoard event files
 (``tensorboard/``: SB3's losses, ``mm/*`` market scalars, ``eval/<policy>/<metric>``, an hparams
 entry), checkpoints, the final ``model.zip`` with its ``vecnormalize.pkl`` and ``summary.json``.
+The model is saved before the final evaluation, so a failure there loses no training
+(:func:`agents.training_run.final_evaluation`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from omegaconf import OmegaConf
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
-from agents.evaluation import run_batch
+from agents.evaluation import evaluate_policies, markout_steps
 from agents.learned import SB3Policy
-from agents.policy import Policy
+from agents.market import job_market
 from agents.residual import ResidualVecEnv, compose_policy, start_at_base
 from agents.run_logger import make_run_logger, record_hparams
 from agents.sb3.callbacks import (
@@ -39,16 +37,15 @@ from agents.sb3.callbacks import (
     vecnormalize_of,
 )
 from agents.sb3.vec_env import NativeVecEnv
-from mmgym.core.params import MarketParams
+from agents.training_run import (
+    TrainingDivergedError,
+    final_evaluation,
+    run_summary,
+    write_config,
+    write_summary,
+)
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.envs.shell import NonFiniteActionError
-from mmgym.scenarios import make_params
-
-EVAL_METRICS = ("pnl", "sharpe", "max_drawdown", "inventory_abs_mean", "markout_10s")
-
-
-class TrainingDivergedError(RuntimeError):
-    """Training stopped early on a non-finite number; the message says which."""
 
 
 def make_model(job: TrainJob, venv: Any) -> Any:
@@ -82,40 +79,18 @@ def _model_settings(agent: PPOConfig | SACConfig) -> dict[str, Any]:
     return {key: value for key, value in asdict(agent).items() if key not in own}
 
 
-def evaluate_policies(
-    policies: dict[str, Policy], job: TrainJob, num_envs: int, seed: int
-) -> dict[str, dict[str, float]]:
-    """Mean metrics of each policy on the same held-out markets."""
-    overrides = {"episode_seconds": job.train.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
-    out = {}
-    for name, policy in policies.items():
-        rows, _ = run_batch(
-            policy,
-            params,
-            num_envs,
-            seed,
-            [markout_steps(10.0, params)],
-            scenario=job.env.scenario,
-            overrides=overrides,
-        )
-        out[name] = {m: float(np.mean([r[m] for r in rows])) for m in EVAL_METRICS}
-    return out
-
-
 def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     """Train, evaluate against the baselines, save everything; return the summary."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(job)))
+    write_config(job, run_dir)
     t = job.train
     if t.torch_threads > 0:
         import torch
 
         torch.set_num_threads(t.torch_threads)
-    overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
-    params = make_params(job.env.scenario, **overrides)
+    market = job_market(job)
+    params = market.params
     native = NativeVecEnv(
-        PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
+        PerpMMVectorEnv(num_envs=t.num_envs, scenario=market.scenario, **market.overrides)
     )
     native.seed(job.seed * t.num_envs)
     agent = job.agent
@@ -171,23 +146,14 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     if guard.reason is not None:
         raise TrainingDivergedError(f"training stopped: {guard.reason} (run directory: {run_dir})")
-    final = evaluation.evaluate_now()
-    record_hparams(model.logger, job, final, model.num_timesteps)
     model.save(run_dir / "model.zip")
     venv.save(str(run_dir / "vecnormalize.pkl"))
-    summary = {
-        "scenario": job.env.scenario,
-        "algo": job.agent.algo,
-        "residual_on": job.agent.residual_on,
-        "seed": job.seed,
-        "steps": int(model.num_timesteps),
-        "seconds": elapsed,
-        "steps_per_second": model.num_timesteps / elapsed if elapsed > 0 else math.nan,
-        "final_eval": final,
-        "eval_history": evaluation.history,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = run_summary(job, run_dir, model.num_timesteps, elapsed, None, evaluation.history)
+    write_summary(run_dir, summary)
+    final = final_evaluation(evaluation.evaluate_now, run_dir, ["model.zip", "vecnormalize.pkl"])
+    record_hparams(model.logger, job, final, model.num_timesteps)
+    summary["final_eval"] = final
+    write_summary(run_dir, summary)
     return summary
 
 
@@ -202,11 +168,6 @@ def _divergence(model: Any, err: ValueError) -> str | None:
     if "invalid values" in str(err):  # torch.distributions argument validation
         return "the policy's action distribution became invalid (non-finite scale or mean)"
     return None
-
-
-def markout_steps(seconds: float, params: MarketParams) -> int:
-    """Decisions in ``seconds`` of market time (at least one)."""
-    return max(1, round(seconds / params.decision_interval))
 
 
 def _gamma(job: TrainJob) -> float:

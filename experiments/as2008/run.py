@@ -21,6 +21,7 @@ import numpy as np
 
 import mmgym
 from agents.baselines.as_env_policies import AvellanedaStoikovPolicy, SymmetricPolicy
+from mmgym.markdown import table
 
 SIGMA, K, T = 2.0, 1.5, 1.0
 NUM_PATHS, NUM_STEPS = 1000, 200
@@ -89,10 +90,10 @@ def simulate(gamma: float, strategy: str, num_paths: int = NUM_PATHS, seed: int 
 
 def markdown_table(gammas: tuple[float, ...] = (0.1, 0.01), seed: int = 2008) -> str:
     """Simulated rows beside the published ones (where the paper has them)."""
-    lines = [
-        "| gamma | strategy | avg spread | profit | std(profit) | final q | std(final q) |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+    header = [
+        "gamma", "strategy", "avg spread", "profit", "std(profit)", "final q", "std(final q)"
+    ]  # fmt: skip
+    rows = []
     for gamma in gammas:
         for strategy in STRATEGIES:
             sim = simulate(gamma, strategy, seed=seed).row()
@@ -101,8 +102,8 @@ def markdown_table(gammas: tuple[float, ...] = (0.1, 0.01), seed: int = 2008) ->
                 f"{s:.2f}" + (f" ({p})" if pub is not None else "")
                 for s, p in zip(sim, pub if pub is not None else sim, strict=True)
             ]
-            lines.append(f"| {gamma} | {strategy} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append([gamma, strategy, *cells])
+    return table(header, rows, align="llrrrrr")
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from agents.config import EvaluateJob, to_job
 from agents.evaluation import EvaluationConfig, markdown_report
+from mmgym.markdown import table
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE.parents[1] / "conf"
@@ -35,7 +36,7 @@ def pnl_table(summary: pd.DataFrame) -> str:
     """Episode PnL per scenario and policy: mean ± 95 % CI half-width / CVaR 5 %, the best
     mean of each scenario in bold."""
     policies = list(dict.fromkeys(summary["policy"]))
-    lines = ["| scenario | " + " | ".join(policies) + " |", "|---|" + "---|" * len(policies)]
+    lines = []
     for scenario, block in summary.groupby("scenario", sort=False):
         rows = block.set_index("policy")
         best = rows["pnl"].idxmax()
@@ -45,8 +46,8 @@ def pnl_table(summary: pd.DataFrame) -> str:
             half = (r["pnl_ci_high"] - r["pnl_ci_low"]) / 2.0
             cell = f"{r['pnl']:.2f} ± {half:.2f} / {r['cvar_5']:.1f}"
             cells.append(f"**{cell}**" if policy == best else cell)
-        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append([scenario, *cells])
+    return table(["scenario", *policies], lines)
 
 
 def render(directory: Path = HERE) -> None:

@@ -51,6 +51,7 @@ from agents.baselines.closed_form import cartea_jaimungal_table
 from agents.metrics import mean_confidence_interval
 from agents.policy import Policy
 from experiments.pages import interval
+from mmgym.markdown import table
 
 CONFIG_PATH = Path(__file__).resolve().with_name("config.json")
 
@@ -365,42 +366,45 @@ def markdown(r: Results) -> str:
     """The README's results section."""
     c = r.config
     cj = r.league[0]
-    lines = [
-        f"Config: phi={c['phi']}, alpha={c['alpha']}, Q={c['Q']}; A={c['A']}, k={c['k']}, "
-        f"sigma={c['sigma']}, T={c['T']}, dt={c['dt']} ({round(c['T'] / c['dt'])} steps), "
-        f"{c['num_paths']} paths, seed {c['seed']}; {r.seconds:.0f} s.",
-        "",
-        "| quantity | value |",
-        "|---|---:|",
-        f"| closed form h(0, 0) | {r.h00:.4f} |",
-        f"| exact value in the discrete env (DP) | {r.cj_exact:.4f} |",
-        f"| discretisation bias (DP - h) | {r.bias:+.4f} |",
-        f"| simulated mean criterion ± SE | {cj.mean:.4f} ± {cj.se:.4f} |",
-        f"| simulated - h(0, 0), in SE | {(cj.mean - r.h00) / cj.se:+.2f} |",
-        f"| simulated - DP, in SE | {(cj.mean - r.cj_exact) / cj.se:+.2f} |",
-        "",
-        "Discretisation bias of the exact discrete value against h(0, 0), by dt:",
-        "",
-        "| dt | DP - h(0, 0) |",
-        "|---:|---:|",
-        *(f"| {dt:g} | {bias:+.4f} |" for dt, bias in r.convergence),
-        "",
-        "League on the CJ criterion (the same paths for every strategy; the difference "
-        "CJ - strategy is paired, 95 % CI of its mean by Student's t):",
-        "",
-        "| strategy | parameter | exact (DP) | simulated ± SE | CJ - strategy [95 % CI] "
-        "| std(q_T) | max abs(q) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+    quantities = [
+        ["closed form h(0, 0)", f"{r.h00:.4f}"],
+        ["exact value in the discrete env (DP)", f"{r.cj_exact:.4f}"],
+        ["discretisation bias (DP - h)", f"{r.bias:+.4f}"],
+        ["simulated mean criterion ± SE", f"{cj.mean:.4f} ± {cj.se:.4f}"],
+        ["simulated - h(0, 0), in SE", f"{(cj.mean - r.h00) / cj.se:+.2f}"],
+        ["simulated - DP, in SE", f"{(cj.mean - r.cj_exact) / cj.se:+.2f}"],
     ]
+    league = []
     for e in r.league:
         if e.name == "cartea_jaimungal":
             diff = "—"
         else:
             diff = f"{e.diff:.3f} {interval(*e.diff_ci, spec='.3f')}"
-        lines.append(
-            f"| {e.name} | {e.parameter} | {e.exact:.3f} | {e.mean:.3f} ± {e.se:.3f} | {diff} "
-            f"| {e.std_final_q:.2f} | {e.max_abs_q:.0f} |"
-        )
+        league.append([
+            e.name, e.parameter, f"{e.exact:.3f}", f"{e.mean:.3f} ± {e.se:.3f}", diff,
+            f"{e.std_final_q:.2f}", f"{e.max_abs_q:.0f}",
+        ])  # fmt: skip
+    league_header = [
+        "strategy", "parameter", "exact (DP)", "simulated ± SE", "CJ - strategy [95 % CI]",
+        "std(q_T)", "max abs(q)",
+    ]  # fmt: skip
+    convergence = [[f"{dt:g}", f"{bias:+.4f}"] for dt, bias in r.convergence]
+    lines = [
+        f"Config: phi={c['phi']}, alpha={c['alpha']}, Q={c['Q']}; A={c['A']}, k={c['k']}, "
+        f"sigma={c['sigma']}, T={c['T']}, dt={c['dt']} ({round(c['T'] / c['dt'])} steps), "
+        f"{c['num_paths']} paths, seed {c['seed']}; {r.seconds:.0f} s.",
+        "",
+        table(["quantity", "value"], quantities, align="lr"),
+        "",
+        "Discretisation bias of the exact discrete value against h(0, 0), by dt:",
+        "",
+        table(["dt", "DP - h(0, 0)"], convergence, align="rr"),
+        "",
+        "League on the CJ criterion (the same paths for every strategy; the difference "
+        "CJ - strategy is paired, 95 % CI of its mean by Student's t):",
+        "",
+        table(league_header, league, align="llrrrrr"),
+    ]
     return "\n".join(lines)
 
 

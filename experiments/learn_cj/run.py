@@ -51,6 +51,7 @@ from experiments.cj2015 import run as cj2015
 from experiments.cj2015.run import Sample, cj_policy, exact_value, simulate
 from experiments.pages import interval
 from mmgym.envs.avellaneda_stoikov import AvellanedaStoikovVectorEnv
+from mmgym.markdown import table
 
 
 def learn_cj_ppo() -> PPOConfig:
@@ -356,34 +357,45 @@ def markdown(r: Results) -> str:
         "",
         "References (exact, no sampling noise):",
         "",
-        "| reference | value |",
-        "|---|---:|",
-        f"| closed form h(0, 0) (continuous time, Q = {m['Q']}) | {refs['h00']:.4f} |",
-        f"| CJ strategy in the discrete env (DP) | {refs['cj_exact']:.4f} |",
-        f"| discretisation bias (DP - h) | {refs['bias']:+.4f} |",
-        f"| optimum of the discrete env (DP over depths, no limit) | {refs['optimum']:.4f} |",
-        f"| best GLFT on cj2015's grid (gamma={refs['glft_gamma']:g}), DP | "
-        f"{refs['glft_tuned']:.4f} |",
-        f"| CJ simulated on the evaluation paths ± SE | {r.cj_mean:.4f} ± {r.cj_se:.4f} |",
+        table(
+            ["reference", "value"],
+            [
+                [f"closed form h(0, 0) (continuous time, Q = {m['Q']})", f"{refs['h00']:.4f}"],
+                ["CJ strategy in the discrete env (DP)", f"{refs['cj_exact']:.4f}"],
+                ["discretisation bias (DP - h)", f"{refs['bias']:+.4f}"],
+                [
+                    "optimum of the discrete env (DP over depths, no limit)",
+                    f"{refs['optimum']:.4f}",
+                ],
+                [
+                    f"best GLFT on cj2015's grid (gamma={refs['glft_gamma']:g}), DP",
+                    f"{refs['glft_tuned']:.4f}",
+                ],
+                ["CJ simulated on the evaluation paths ± SE", f"{r.cj_mean:.4f} ± {r.cj_se:.4f}"],
+            ],
+            align="lr",
+        ),
         "",
         "PPO per seed. Simulated: mean criterion ± SE over the evaluation paths; exact: the "
         "same deterministic policy's value by DP. Fractions: simulated mean / reference "
         "[95 % CI, Student's t].",
         "",
-        "| seed | env steps | train s | simulated ± SE | exact (DP) | of h(0, 0) | "
-        "of CJ in env | of env optimum | CJ - PPO, paired [95 % CI] | std(q_T) | max abs(q) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in r.seeds:
-        lines.append(
-            f"| {s.seed} | {s.steps:,} | {s.train_seconds:.0f} | {s.mean:.3f} ± {s.se:.3f} "
-            f"| {s.exact:.3f} | {_frac_cell(s.mean, s.ci, refs['h00'])} "
-            f"| {_frac_cell(s.mean, s.ci, refs['cj_exact'])} "
-            f"| {_frac_cell(s.mean, s.ci, refs['optimum'])} "
-            f"| {s.cj_minus_ppo:.3f} {interval(*s.cj_minus_ppo_ci, spec='.3f')} "
-            f"| {s.std_final_q:.2f} "
-            f"| {s.max_abs_q:.0f} |"
-        )
+    rows = [
+        [
+            s.seed, f"{s.steps:,}", f"{s.train_seconds:.0f}", f"{s.mean:.3f} ± {s.se:.3f}",
+            f"{s.exact:.3f}", _frac_cell(s.mean, s.ci, refs["h00"]),
+            _frac_cell(s.mean, s.ci, refs["cj_exact"]), _frac_cell(s.mean, s.ci, refs["optimum"]),
+            f"{s.cj_minus_ppo:.3f} {interval(*s.cj_minus_ppo_ci, spec='.3f')}",
+            f"{s.std_final_q:.2f}", f"{s.max_abs_q:.0f}",
+        ]
+        for s in r.seeds
+    ]  # fmt: skip
+    header = [
+        "seed", "env steps", "train s", "simulated ± SE", "exact (DP)", "of h(0, 0)",
+        "of CJ in env", "of env optimum", "CJ - PPO, paired [95 % CI]", "std(q_T)", "max abs(q)",
+    ]  # fmt: skip
+    lines.append(table(header, rows, align="r"))
     exact = np.array([s.exact for s in r.seeds])
     lines += [
         "",

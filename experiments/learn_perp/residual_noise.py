@@ -28,6 +28,7 @@ from agents.residual import ResidualPolicy
 from experiments.pages import interval
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
+from mmgym.markdown import table
 
 STDS = (0.0, math.exp(-4.0), math.exp(-3.0), math.exp(-2.5), math.exp(-2.0), math.exp(-1.0))
 ONE_COMPONENT_STD = math.exp(-1.0)
@@ -79,16 +80,17 @@ def markdown(record: dict[str, Any]) -> str:
         f"(seeds {seeds[0]}-{seeds[-1]} x {record['num_envs']} envs). PnL (quote currency per "
         "episode) [95 % CI, Student's t] / CVaR 5 % / fill rate.",
         "",
-        "| correction noise | " + " | ".join(scenarios) + " |",
-        "|---|" + "---:|" * len(scenarios),
     ]
+    rows = []
     for label in record["policies"]:
-        cells = []
+        cells = [label]
         for scenario in scenarios:
             row = cell[label, scenario]
             ci = interval(row["pnl_ci_low"], row["pnl_ci_high"])
             cells.append(f"{row['pnl']:.3g} {ci} / {row['cvar_5']:.3g} / {row['fill_rate']:.2f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(cells)
+    align = "l" + "r" * len(scenarios)
+    lines.append(table(["correction noise", *scenarios], rows, align))
     return "\n".join(lines)
 
 

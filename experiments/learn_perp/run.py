@@ -54,6 +54,7 @@ from agents.policy import Policy
 from agents.sb3.train import train
 from experiments.pages import interval
 from mmgym.core.params import MarketParams
+from mmgym.markdown import table
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -390,37 +391,43 @@ def markdown(r: Results) -> str:
             )
             + f"; evaluation {s.eval_seconds:.0f} s.",
             "",
-            "| policy | PnL [95 % CI] | CVaR 5 % | spread | inventory | fees | Sharpe/step "
-            "| max DD | mean abs(q) | fill rate | liquidated |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        league = []
         for row in sorted(s.league, key=lambda x: -x["pnl"]):
             mark = " (best baseline)" if row["policy"] == s.best_baseline else ""
-            lines.append(
-                f"| {row['policy']}{mark} | {row['pnl']:.3g} "
-                f"{_ci((row['pnl_ci_low'], row['pnl_ci_high']))} | {row['cvar_5']:.3g} "
-                f"| {row['pnl_spread']:.3g} | {row['pnl_inventory']:.3g} "
-                f"| {row['pnl_fees']:.3g} | {row['sharpe']:.3g} | {row['max_drawdown']:.3g} "
-                f"| {row['inventory_abs_mean']:.3g} | {row['fill_rate']:.3g} "
-                f"| {row['liquidated']:.3g} |"
-            )
+            league.append([
+                f"{row['policy']}{mark}",
+                f"{row['pnl']:.3g} {_ci((row['pnl_ci_low'], row['pnl_ci_high']))}",
+                *(f"{row[k]:.3g}" for k in ("cvar_5", "pnl_spread", "pnl_inventory", "pnl_fees",
+                                            "sharpe", "max_drawdown", "inventory_abs_mean",
+                                            "fill_rate", "liquidated")),
+            ])  # fmt: skip
+        league_header = [
+            "policy", "PnL [95 % CI]", "CVaR 5 %", "spread", "inventory", "fees", "Sharpe/step",
+            "max DD", "mean abs(q)", "fill rate", "liquidated",
+        ]  # fmt: skip
+        lines.append(table(league_header, league, align="l" + "r" * 10))
         lines += [
             "",
             f"Against the best baseline ({s.best_baseline}), paired by episode:",
             "",
-            "| policy | PnL - best [95 % CI] | CVaR 5 % [95 % CI] | best's CVaR 5 % [95 % CI] "
-            "| CVaR - best's [95 % CI] | more PnL | CVaR no worse | CVaR not signif. worse "
-            "| goal met |",
-            "|---|---:|---:|---:|---:|---|---|---|---|",
         ]
-        for c in s.comparisons:
-            lines.append(
-                f"| {c.policy} | {c.pnl_diff:.3g} {_ci(c.pnl_diff_ci)} "
-                f"| {c.cvar:.3g} {_ci(c.cvar_ci)} | {c.best_cvar:.3g} {_ci(c.best_cvar_ci)} "
-                f"| {c.cvar_diff:.3g} {_ci(c.cvar_diff_ci)} | {_yes(c.beats_pnl)} "
-                f"| {_yes(c.risk_no_worse)} | {_yes(c.risk_not_significantly_worse)} "
-                f"| {_yes(c.met)} |"
-            )
+        comparisons = [
+            [
+                c.policy, f"{c.pnl_diff:.3g} {_ci(c.pnl_diff_ci)}",
+                f"{c.cvar:.3g} {_ci(c.cvar_ci)}", f"{c.best_cvar:.3g} {_ci(c.best_cvar_ci)}",
+                f"{c.cvar_diff:.3g} {_ci(c.cvar_diff_ci)}",
+                _yes(c.beats_pnl), _yes(c.risk_no_worse), _yes(c.risk_not_significantly_worse),
+                _yes(c.met),
+            ]
+            for c in s.comparisons
+        ]  # fmt: skip
+        comparison_header = [
+            "policy", "PnL - best [95 % CI]", "CVaR 5 % [95 % CI]", "best's CVaR 5 % [95 % CI]",
+            "CVaR - best's [95 % CI]", "more PnL", "CVaR no worse", "CVaR not signif. worse",
+            "goal met",
+        ]  # fmt: skip
+        lines.append(table(comparison_header, comparisons, align="lrrrrllll"))
     return "\n".join(lines)
 
 

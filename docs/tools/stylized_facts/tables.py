@@ -9,6 +9,7 @@ import pandas as pd
 
 from docs.tools.stylized_facts.runs import CONTROL
 from mmgym.core.params import REGIMES
+from mmgym.markdown import table
 from mmgym.scenarios import SCENARIOS
 
 
@@ -26,17 +27,10 @@ def _significant(value: float, digits: int = 3) -> str:
     return "-" if not math.isfinite(value) else f"{value:.{digits}g}"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    """A markdown table of ``rows`` under ``header``."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def tables_markdown(t: pd.DataFrame) -> str:
     """The three markdown tables of the page."""
     names = list(SCENARIOS)
-    returns = _md_table(
+    returns = table(
         [
             "scenario",
             "time calm / vol / stress",
@@ -67,7 +61,7 @@ def tables_markdown(t: pd.DataFrame) -> str:
             for n in names
         ],
     )
-    flow = _md_table(
+    flow = table(
         [
             "run",
             "n (MLE)",
@@ -100,7 +94,7 @@ def tables_markdown(t: pd.DataFrame) -> str:
             for n in [*names, CONTROL]
         ],
     )
-    perp = _md_table(
+    perp = table(
         [
             "scenario",
             "basis mean (bp)",
@@ -150,7 +144,7 @@ def tables_markdown(t: pd.DataFrame) -> str:
 
 def checks_markdown(c: pd.DataFrame) -> str:
     """The model-checks table."""
-    return _md_table(
+    return table(
         [
             "scenario",
             "liquidations per env-hour",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mmgym.extras import extra_needed
 
-with extra_needed("agents.evaluation_plots"):
+with extra_needed("agents.evaluation.plots"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,6 +46,13 @@ def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
+def _save(fig: plt.Figure, title: str, path: Path) -> None:
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_equity_bands(bands: pd.DataFrame, path: Path) -> None:
     """Median cumulative PnL with 25-75 % and 5-95 % bands over envs, per scenario and policy."""
     scenarios = list(dict.fromkeys(bands["scenario"]))
@@ -65,10 +72,7 @@ def plot_equity_bands(bands: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("minutes")
         ax.set_ylabel("cumulative PnL")
         ax.legend(fontsize=8)
-    fig.suptitle("Equity: median, 25-75 % and 5-95 % bands across envs (averaged over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, "Equity: median, 25-75 % and 5-95 % bands across envs (averaged over seeds)", path)
 
 
 def plot_inventory(episodes: pd.DataFrame, path: Path) -> None:
@@ -83,10 +87,7 @@ def plot_inventory(episodes: pd.DataFrame, path: Path) -> None:
         ax.set_title(scenario)
         ax.set_ylabel("mean |inventory| per episode")
         ax.tick_params(axis="x", labelrotation=30)
-    fig.suptitle("Inventory risk")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, "Inventory risk", path)
 
 
 def plot_decomposition(episodes: pd.DataFrame, path: Path) -> None:
@@ -114,7 +115,4 @@ def plot_decomposition(episodes: pd.DataFrame, path: Path) -> None:
         ax.set_title(scenario)
         ax.set_ylabel("mean PnL per episode")
         ax.legend(fontsize=7)
-    fig.suptitle("PnL decomposition")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, "PnL decomposition", path)
