@@ -198,10 +198,7 @@ def _onnx_policy_table(decisions: int) -> str:
         "adaptive baseline alone (the residual's base)": policy.base.act,
         "residual bundle policy (adaptive + network)": policy.act,
     }
-    lines = [
-        "| policy call, batch 1 | p50 per decision | p99 per decision |",
-        "|---|---:|---:|",
-    ]
+    rows = []
     for label, call in calls.items():
         for o in observations[:64]:  # warm-up
             call(o)
@@ -213,8 +210,9 @@ def _onnx_policy_table(decisions: int) -> str:
             times[i] = time.perf_counter_ns() - t0
         p50, p99 = np.percentile(times, [50, 99]) / 1e3
         print(f"  {label:45s} p50 {p50:6.1f} us  p99 {p99:6.1f} us")
-        lines.append(f"| {label} | {p50:.1f} us | {p99:.1f} us |")
-    return "\n".join(lines)
+        rows.append([label, f"{p50:.1f} us", f"{p99:.1f} us"])
+    header = ["policy call, batch 1", "p50 per decision", "p99 per decision"]
+    return table(header, rows, align="lrr")
 
 
 BASELINE_MARKETS = {1: "volatile", 3: "cross_margin_event"}
@@ -292,22 +290,30 @@ def baseline_latencies(
 
 def _baseline_table(rows: list[dict[str, Any]], decisions: int, repeats: int) -> str:
     batch = rows[0]["batch"]
-    lines = [
-        f"| baseline | perps (scenario) | batch 1: p50 per decision | batch 1: p99 per decision "
-        f"| batch {batch}: per call | batch {batch}: per env |",
-        "|---|---|---:|---:|---:|---:|",
+    header = [
+        "baseline",
+        "perps (scenario)",
+        "batch 1: p50 per decision",
+        "batch 1: p99 per decision",
+        f"batch {batch}: per call",
+        f"batch {batch}: per env",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['baseline']} | {r['perps']} ({r['scenario']}) | {r['p50_us']:.1f} us | "
-            f"{r['p99_us']:.1f} us | {r['call_us']:.1f} us | "
-            f"{1e3 * r['call_us'] / batch:,.0f} ns |"
-        )
+    cells = [
+        [
+            r["baseline"],
+            f"{r['perps']} ({r['scenario']})",
+            f"{r['p50_us']:.1f} us",
+            f"{r['p99_us']:.1f} us",
+            f"{r['call_us']:.1f} us",
+            f"{1e3 * r['call_us'] / batch:,.0f} ns",
+        ]
+        for r in rows
+    ]
     note = (
         f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
         f"decisions, batch {batch} over 64 calls; medians of {repeats} repeats."
     )
-    return note + "\n\n" + "\n".join(lines)
+    return note + "\n\n" + table(header, cells, align="llrrrr")
 
 
 def _export(rev: str, into: Path) -> str:
@@ -347,12 +353,10 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
                 runs[label].append(_baseline_worker(tree, decisions))
     before_rows, after_rows = runs[rev][0], runs["this checkout"][0]
     batch = after_rows[0]["batch"]
-    lines = [
-        f"| baseline | perps (scenario) | batch 1 p50, {rev} ({short}) | batch 1 p50, this "
-        f"checkout | ratio | batch 1 p99, {rev} | batch 1 p99, this checkout | ratio | "
-        f"batch {batch} per env, {rev} | batch {batch} per env, this checkout | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["baseline", "perps (scenario)"]
+    for quantity in ("batch 1 p50", "batch 1 p99", f"batch {batch} per env"):
+        header += [f"{quantity}, {rev} ({short})", f"{quantity}, this checkout", "ratio"]
+    lines = []
     for j, row in enumerate(after_rows):
         assert (before_rows[j]["baseline"], before_rows[j]["perps"]) == (
             row["baseline"],
@@ -369,17 +373,13 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
                 for label in (rev, "this checkout")
             )
             cells += [f"{before:,.1f} {unit}", f"{after:,.1f} {unit}", f"{before / after:.1f}x"]
-        lines.append(
-            f"| {row['baseline']} | {row['perps']} ({row['scenario']}) | "
-            + " | ".join(cells)
-            + " |"
-        )
+        lines.append([row["baseline"], f"{row['perps']} ({row['scenario']})", *cells])
     note = (
         f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
         f"decisions, batch {batch} over 64 calls; medians of {repeats} processes per tree, the "
         "trees taking turns; ratio: before / after (above 1: faster now)."
     )
-    return note + "\n\n" + "\n".join(lines)
+    return note + "\n\n" + table(header, lines, align="ll" + "r" * 9)
 
 
 def _table(results: list[Result]) -> str:
