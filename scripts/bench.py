@@ -353,9 +353,10 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
                 runs[label].append(_baseline_worker(tree, decisions))
     before_rows, after_rows = runs[rev][0], runs["this checkout"][0]
     batch = after_rows[0]["batch"]
+    name = rev if short.startswith(rev) else f"{rev} ({short})"
     header = ["baseline", "perps (scenario)"]
     for quantity in ("batch 1 p50", "batch 1 p99", f"batch {batch} per env"):
-        header += [f"{quantity}, {rev} ({short})", f"{quantity}, this checkout", "ratio"]
+        header += [f"{quantity}, {name}", f"{quantity}, this checkout", "ratio"]
     lines = []
     for j, row in enumerate(after_rows):
         assert (before_rows[j]["baseline"], before_rows[j]["perps"]) == (
