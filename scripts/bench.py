@@ -7,12 +7,23 @@ median over repeats (env-steps per second; for PerpMM also market ticks per seco
     python scripts/bench.py --write docs/benchmarks.md
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --onnx-decisions 20000
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
+    python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
+
+``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
+folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
+the table gives the medians and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,10 +198,7 @@ def _onnx_policy_table(decisions: int) -> str:
         "adaptive baseline alone (the residual's base)": policy.base.act,
         "residual bundle policy (adaptive + network)": policy.act,
     }
-    lines = [
-        "| policy call, batch 1 | p50 per decision | p99 per decision |",
-        "|---|---:|---:|",
-    ]
+    rows = []
     for label, call in calls.items():
         for o in observations[:64]:  # warm-up
             call(o)
@@ -202,8 +210,177 @@ def _onnx_policy_table(decisions: int) -> str:
             times[i] = time.perf_counter_ns() - t0
         p50, p99 = np.percentile(times, [50, 99]) / 1e3
         print(f"  {label:45s} p50 {p50:6.1f} us  p99 {p99:6.1f} us")
-        lines.append(f"| {label} | {p50:.1f} us | {p99:.1f} us |")
-    return "\n".join(lines)
+        rows.append([label, f"{p50:.1f} us", f"{p99:.1f} us"])
+    header = ["policy call, batch 1", "p50 per decision", "p99 per decision"]
+    return table(header, rows, align="lrr")
+
+
+BASELINE_MARKETS = {1: "volatile", 3: "cross_margin_event"}
+"""Scenario the baselines are timed in, by number of perps."""
+
+
+def _rollout(policy: Any, env: Any, steps: int) -> list[np.ndarray]:
+    """Observations of ``steps`` decisions of ``policy`` in ``env`` (seeded 0)."""
+    obs, _ = env.reset(seed=0)
+    out = []
+    for _ in range(steps):
+        out.append(obs.copy())
+        obs, *_ = env.step(policy.act(obs))
+    return out
+
+
+def _call_times_us(policy: Any, observations: list[np.ndarray], calls: int) -> np.ndarray:
+    """Duration of each of ``calls`` calls of ``policy.act``, cycling through ``observations``."""
+    for o in observations[:16]:  # warm-up
+        policy.act(o)
+    times = np.empty(calls)
+    for i in range(calls):
+        o = observations[i % len(observations)]
+        t0 = time.perf_counter_ns()
+        policy.act(o)
+        times[i] = time.perf_counter_ns() - t0
+    return times / 1e3
+
+
+def baseline_latencies(
+    decisions: int, repeats: int, batch: int = 256, verbose: bool = True
+) -> list[dict[str, Any]]:
+    """``act`` latency of every registered PerpMM baseline on the observations of its own
+    rollout: p50 and p99 per decision at batch 1 over ``decisions`` calls, and the median call
+    at batch ``batch`` (and per env), each the median over ``repeats`` repeats."""
+    from agents.baselines.registry import BASELINES, load_all, make_baseline
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    load_all()
+    rows = []
+    for perps, scenario in BASELINE_MARKETS.items():
+        single = PerpMMVectorEnv(num_envs=1, scenario=scenario)
+        batched = PerpMMVectorEnv(num_envs=batch, scenario=scenario)
+        for name in sorted(BASELINES):
+            one = make_baseline(name, single.params)
+            many = make_baseline(name, batched.params)
+            obs_one, obs_many = _rollout(one, single, 256), _rollout(many, batched, 16)
+            p50, p99, call = [], [], []
+            for _ in range(repeats):
+                times = _call_times_us(one, obs_one, decisions)
+                p50.append(float(np.percentile(times, 50)))
+                p99.append(float(np.percentile(times, 99)))
+                call.append(float(np.median(_call_times_us(many, obs_many, 64))))
+            rows.append(
+                {
+                    "baseline": name,
+                    "perps": perps,
+                    "scenario": scenario,
+                    "p50_us": statistics.median(p50),
+                    "p99_us": statistics.median(p99),
+                    "batch": batch,
+                    "call_us": statistics.median(call),
+                }
+            )
+            r = rows[-1]
+            if verbose:
+                print(
+                    f"  {name:20s} K={perps}  batch 1: p50 {r['p50_us']:7.1f} us  "
+                    f"p99 {r['p99_us']:7.1f} us   batch {batch}: {r['call_us']:8.1f} us per call"
+                )
+        single.close()
+        batched.close()
+    return rows
+
+
+def _baseline_table(rows: list[dict[str, Any]], decisions: int, repeats: int) -> str:
+    batch = rows[0]["batch"]
+    header = [
+        "baseline",
+        "perps (scenario)",
+        "batch 1: p50 per decision",
+        "batch 1: p99 per decision",
+        f"batch {batch}: per call",
+        f"batch {batch}: per env",
+    ]
+    cells = [
+        [
+            r["baseline"],
+            f"{r['perps']} ({r['scenario']})",
+            f"{r['p50_us']:.1f} us",
+            f"{r['p99_us']:.1f} us",
+            f"{r['call_us']:.1f} us",
+            f"{1e3 * r['call_us'] / batch:,.0f} ns",
+        ]
+        for r in rows
+    ]
+    note = (
+        f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
+        f"decisions, batch {batch} over 64 calls; medians of {repeats} repeats."
+    )
+    return note + "\n\n" + table(header, cells, align="llrrrr")
+
+
+def _export(rev: str, into: Path) -> str:
+    """Extract revision ``rev`` of this repository into ``into``; return its short hash."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    archive = subprocess.run([*git, "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _baseline_worker(tree: Path | None, decisions: int) -> list[dict[str, Any]]:
+    """:func:`baseline_latencies` (one repeat) in a fresh process importing mmgym and agents
+    from ``tree`` (None: this checkout)."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+    argv = [sys.executable, __file__, "--baseline-worker", "--baseline-decisions", str(decisions)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    answer = json.loads(out.splitlines()[-1])
+    if tree is not None and not answer["agents"].startswith(str(tree)):
+        raise RuntimeError(f"the worker imported agents from {answer['agents']}, not {tree}")
+    return answer["rows"]
+
+
+def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
+    """Baseline latencies of revision ``rev`` and of this checkout, one process per tree and
+    repeat, taking turns; medians and ratios."""
+    runs: dict[str, list[list[dict[str, Any]]]] = {rev: [], "this checkout": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        short = _export(rev, Path(tmp))
+        for i in range(repeats):
+            for label, tree in ((rev, Path(tmp)), ("this checkout", None)):
+                print(f"  repeat {i + 1}/{repeats}: {label}", flush=True)
+                runs[label].append(_baseline_worker(tree, decisions))
+    before_rows, after_rows = runs[rev][0], runs["this checkout"][0]
+    batch = after_rows[0]["batch"]
+    name = rev if short.startswith(rev) else f"{rev} ({short})"
+    header = ["baseline", "perps (scenario)"]
+    for quantity in ("batch 1 p50", "batch 1 p99", f"batch {batch} per env"):
+        header += [f"{quantity}, {name}", f"{quantity}, this checkout", "ratio"]
+    lines = []
+    for j, row in enumerate(after_rows):
+        assert (before_rows[j]["baseline"], before_rows[j]["perps"]) == (
+            row["baseline"],
+            row["perps"],
+        )
+        cells = []
+        for key, scale, unit in (
+            ("p50_us", 1.0, "us"),
+            ("p99_us", 1.0, "us"),
+            ("call_us", 1e3 / batch, "ns"),
+        ):
+            before, after = (
+                scale * statistics.median(run[j][key] for run in runs[label])
+                for label in (rev, "this checkout")
+            )
+            cells += [f"{before:,.1f} {unit}", f"{after:,.1f} {unit}", f"{before / after:.1f}x"]
+        lines.append([row["baseline"], f"{row['perps']} ({row['scenario']})", *cells])
+    note = (
+        f"Baselines' `act` on observations of their own rollouts: batch 1 over {decisions:,} "
+        f"decisions, batch {batch} over 64 calls; medians of {repeats} processes per tree, the "
+        "trees taking turns; ratio: before / after (above 1: faster now)."
+    )
+    return note + "\n\n" + table(header, lines, align="ll" + "r" * 9)
 
 
 def _table(results: list[Result]) -> str:
@@ -246,7 +423,30 @@ def main() -> None:
         default=0,
         help="also time the demo bundle's ONNX policy at batch 1 over this many decisions",
     )
+    parser.add_argument(
+        "--baseline-decisions",
+        type=int,
+        default=0,
+        help="also time every registered baseline's act at batch 1 over this many decisions",
+    )
+    parser.add_argument(
+        "--baselines-against",
+        metavar="REV",
+        help="time the baselines of git revision REV and of this checkout side by side",
+    )
+    parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_worker:
+        import agents
+
+        rows = baseline_latencies(args.baseline_decisions, 1, verbose=False)
+        print(json.dumps({"agents": str(Path(agents.__file__).parent), "rows": rows}))
+        return
+    if args.baselines_against:
+        table = _baselines_against(args.baselines_against, args.baseline_decisions, args.repeats)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(table)
+        return
 
     results = []
     for env_name in args.envs:
@@ -259,6 +459,9 @@ def main() -> None:
         table += "\n\n" + _sb3_table(args.sb3_steps)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
+    if args.baseline_decisions > 0:
+        rows = baseline_latencies(args.baseline_decisions, args.repeats)
+        table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
     header = (
         f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
         f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "

@@ -183,6 +183,63 @@ def test_as_env_policy_actions_are_unchanged(recorded: dict[str, NDArray[Any]], 
     np.testing.assert_array_equal(actions, recorded[f"act/{name}"])
 
 
+# --- the same actions along other paths: batch 1, partial resets, other dtypes and layouts ------
+
+
+@pytest.mark.parametrize(("name", "market", "label"), _cases())
+def test_one_env_at_a_time_gives_the_recorded_actions(
+    recorded: dict[str, NDArray[Any]], name: str, market: str, label: str
+) -> None:
+    """Each env of the rollout replayed alone (batch 1) acts as it did in the batch, autoresets
+    included. The policy first acts on the whole batch and is then reset, so the change of batch
+    size and ``reset()`` must both leave no state behind."""
+    obs = recorded[f"obs/{market}/rollout"]
+    expected = recorded[f"act/{name}/{market}/{label}/rollout"]
+    policy = _build(name, market, label)
+    _replay(policy, obs)
+    for i in range(obs.shape[1]):
+        if i > 0:
+            policy.reset()
+        actions = _replay(policy, obs[:, i : i + 1])
+        np.testing.assert_array_equal(actions[:, 0], expected[:, i], err_msg=f"{name} env {i}")
+
+
+@pytest.mark.parametrize(("name", "market", "label"), _cases())
+def test_reset_of_some_envs_restarts_only_those(
+    recorded: dict[str, NDArray[Any]], name: str, market: str, label: str
+) -> None:
+    """``reset(mask)`` mid-rollout: the other envs keep their recorded actions, the masked ones
+    act from there as a fresh policy would (batch 1)."""
+    obs = recorded[f"obs/{market}/rollout"]
+    expected = recorded[f"act/{name}/{market}/{label}/rollout"]
+    cut = 20  # within the first episode (30 decisions)
+    mask = np.arange(obs.shape[1]) % 3 == 0
+    policy = _build(name, market, label)
+    np.testing.assert_array_equal(_replay(policy, obs[:cut]), expected[:cut])
+    policy.reset(mask)
+    if name == "adaptive":  # stateful: the masked envs' EWMA restarts, the others' goes on
+        assert policy.corr_count.tolist() == [0 if m else cut for m in mask]
+    rest = _replay(policy, obs[cut:])
+    np.testing.assert_array_equal(rest[:, ~mask], expected[cut:, ~mask])
+    for i in np.flatnonzero(mask):
+        fresh = _replay(_build(name, market, label), obs[cut:, i : i + 1])
+        np.testing.assert_array_equal(rest[:, i], fresh[:, 0], err_msg=f"{name} env {i}")
+
+
+@pytest.mark.parametrize(("name", "market", "label"), _cases())
+def test_float64_and_non_contiguous_observations_give_the_recorded_actions(
+    recorded: dict[str, NDArray[Any]], name: str, market: str, label: str
+) -> None:
+    obs = recorded[f"obs/{market}/rollout"]
+    expected = recorded[f"act/{name}/{market}/{label}/rollout"]
+    as_float64 = _replay(_build(name, market, label), obs.astype(np.float64))
+    np.testing.assert_array_equal(as_float64, expected)
+    wide = np.zeros((*obs.shape[:2], 2 * obs.shape[2]), dtype=np.float32)
+    wide[:, :, ::2] = obs
+    strided = _replay(_build(name, market, label), wide[:, :, ::2])
+    np.testing.assert_array_equal(strided, expected)
+
+
 if __name__ == "__main__":
     record()
     print(f"wrote {DATA}")

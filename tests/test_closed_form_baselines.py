@@ -180,6 +180,28 @@ def test_cj_table_is_cached_and_read_only() -> None:
         cartea_jaimungal_table(-0.2, 0.5, 140.0, 1.5, 1.0, 10, 200)
 
 
+def test_cj_table_reads_between_its_rows_and_refuses_nan() -> None:
+    table = cartea_jaimungal_table(0.2, 0.5, 140.0, 1.5, 1.0, 10, 200)
+    dt = float(table.times[1])
+    q = np.arange(-12.0, 13.0)  # beyond the limits: held at +/-Q
+    column = np.clip(q, -10, 10).astype(int) + 10
+    value = table.value
+    # Before the start and after the end: the first and last rows exactly.
+    np.testing.assert_array_equal(table.value_at(-1.0, q), value[0, column])
+    np.testing.assert_array_equal(table.value_at(2.0, q), value[-1, column])
+    # Between rows: the linear blend; the nearest whole inventory (0.4 -> 0, 0.6 -> 1).
+    blend = 0.75 * value[3, column] + 0.25 * value[4, column]
+    np.testing.assert_allclose(table.value_at(3.25 * dt, q), blend, rtol=1e-12)
+    near = table.value_at(0.5, np.array([0.4, 0.6]))
+    np.testing.assert_array_equal(near, table.value_at(0.5, np.array([0.0, 1.0])))
+    # Times and inventories broadcast together; numbers give a number.
+    assert table.value_at(np.full((2, 1), 5 * dt), q).shape == (2, q.size)
+    assert np.ndim(table.value_at(0.5, 3.0)) == 0
+    for t, inventory in ((np.nan, 0.0), (0.5, np.nan)):
+        with pytest.raises(ValueError, match="NaN time or inventory"):
+            table.depths(t, inventory)
+
+
 def test_numpy_scalars_are_numbers_and_booleans_are_not() -> None:
     # Settings taken from numpy arrays (a float32 grid, an int64 count) are valid numbers.
     depths = glft_depths(np.array([0.0]), np.float32(0.1), np.float32(2.0), 140.0, np.int64(2))

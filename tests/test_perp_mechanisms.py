@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 import mmgym  # noqa: F401  (registers the env ids)
 from mmgym.core.layout import asset_dtype, pack_params
-from mmgym.core.orders import submit
+from mmgym.core.orders import encode_action, submit
 from mmgym.core.params import (
     REGIMES,
     MarketParams,
@@ -565,3 +565,18 @@ def test_inventory_limit_under_the_leverage_cap() -> None:
     assert bid[1:].any() and ask[1:].any()
     assert np.all((q + out["bid_qty"])[1:][bid[1:]] <= limit[1:][bid[1:]] + 1e-9)
     assert np.all((q - out["ask_qty"])[1:][ask[1:]] >= -limit[1:][ask[1:]] - 1e-9)
+
+
+def test_encode_action_broadcasts_clips_and_keeps_nan() -> None:
+    P = MarketParams()  # max_skew_ticks 20, max_half_spread_ticks 20, max_quote_size 2
+    skew = np.array([[0.0, 5.0, -40.0]])  # ticks; -40 is beyond the range
+    bid = np.array([[0.5], [1.0]])  # base units
+    out = encode_action(P, skew, 2.0, bid, 3.0, np.nan)
+    assert out.shape == (2, 3, 5) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[..., 0], np.broadcast_to([0.0, 0.25, -1.0], (2, 3)))
+    np.testing.assert_allclose(out[..., 1], 2.0 * 1.5 / 19.5 - 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out[..., 2], np.broadcast_to([[-0.5], [0.0]], (2, 3)))
+    np.testing.assert_array_equal(out[..., 3], 1.0)  # 3 > max_quote_size: clipped
+    assert np.isnan(out[..., 4]).all()  # NaN stays NaN (no order, as the decoder reads it)
+    single = encode_action(P, 0.0, 0.5, 0.0, 2.0, 1.0)
+    np.testing.assert_array_equal(single, np.array([0.0, -1.0, -1.0, 1.0, 1.0], np.float32))

@@ -1,7 +1,6 @@
 """The practitioner's adaptive quoting baseline for ``mmgym/PerpMM-v0``.
 
-One rule per failure mode named in the design notes, each a few lines of numpy over the batch
-(one loop over the few perps at most), evaluated in this order for every perp:
+One rule per failure mode named in the design notes, evaluated in this order for every perp:
 
 1. **Skew** (ticks, reservation-price offset from the mid), the sum of
    - *flow*: ``flow_skew_ticks x s`` with the multi-horizon taker-aggression signal
@@ -61,6 +60,11 @@ One rule per failure mode named in the design notes, each a few lines of numpy o
 State kept per env: the regime flag, the correlation EWMA (mean, covariance, count) and the last
 ``time`` feature. ``reset(mask)`` clears the masked envs; a ``time`` feature that goes
 backwards (the vector env's autoreset started a new episode) also clears that env.
+
+Each rule is one compiled (numba) function of one perp or one env. ``act`` runs them all over
+the batch in a single compiled call that allocates only the returned actions, so a decision at
+batch 1 costs microseconds (a deployed policy answers each decision on its own); the methods
+of :class:`AdaptivePolicy` apply the same functions to numpy arrays, for inspection.
 """
 
 from __future__ import annotations
@@ -72,12 +76,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.baselines.checks import check_non_negative, check_positive, is_real, require
 from agents.baselines.registry import register
-from mmgym.core.orders import encode_action
+from mmgym.core.orders import ACTION_NAMES, encode_block
 from mmgym.core.params import SECONDS_PER_YEAR, MarketParams
 from mmgym.features.observation import ACCOUNT_OBS_NAMES, ASSET_FEATURES, OBS_NAMES
 
@@ -86,7 +91,9 @@ _RETURN_FAST = OBS_NAMES.index("return_fast")
 _VOL_FAST = OBS_NAMES.index("volatility_fast")
 _VOL_MEDIUM = OBS_NAMES.index("volatility_medium")
 _VOL_SLOW = OBS_NAMES.index("volatility_slow")
-_FLOW = tuple(OBS_NAMES.index(f"flow_imbalance_{h}") for h in ("fast", "medium", "slow"))
+_FLOW_FAST, _FLOW_MEDIUM, _FLOW_SLOW = (
+    OBS_NAMES.index(f"flow_imbalance_{h}") for h in ("fast", "medium", "slow")
+)
 _TIME = OBS_NAMES.index("time")
 _FUNDING = OBS_NAMES.index("funding_estimate")
 _LAST_FUNDING = OBS_NAMES.index("last_funding")
@@ -94,6 +101,7 @@ _MARGIN_RATIO = ACCOUNT_OBS_NAMES.index("margin_ratio")
 _TIME_TO_FUNDING = ACCOUNT_OBS_NAMES.index("time_to_funding")
 _SECONDS_PER_DAY = 86400.0
 _VOLATILE = 1  # regime index of the volatile regime in MarketParams' triples
+_ACTION_SIZE = len(ACTION_NAMES)
 
 
 def expected_hedge_slippage_bp(params: MarketParams, size: float) -> float:
@@ -232,6 +240,335 @@ class AdaptiveSettings:
         )
 
 
+# --- the rules, compiled ---------------------------------------------------------------------
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _clip(x: float, low: float, high: float) -> float:
+    """``x`` held within ``[low, high]`` (``np.clip``'s semantics, NaN kept)."""
+    if x < low:
+        return low
+    if x > high:
+        return high
+    return x
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _clean(x: float, obs_clip: float) -> float:
+    """A feature as the env gives it: NaN to 0, held within ``+/- obs_clip`` (float64)."""
+    v = np.float64(x)
+    if v != v:
+        return 0.0
+    return _clip(v, -obs_clip, obs_clip)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _flow_signal(
+    fast: float,
+    medium: float,
+    slow: float,
+    w_fast: float,
+    w_medium: float,
+    w_slow: float,
+    weight_sum: float,
+) -> float:
+    """Rule 1, flow: the weighted multi-horizon aggression signal of one perp, in [-1, 1]
+    (``weight_sum``: the weights' sum, at least 1e-12)."""
+    signal = 0.0 + w_fast * fast + w_medium * medium + w_slow * slow  # from +0: no -0 signal
+    return _clip(signal / weight_sum, -1.0, 1.0)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _size_volatility(fast: float, medium: float) -> float:
+    """Rule 2: the volatility the size rule keys on."""
+    return max(fast, medium)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _regime(stressed: bool, medium: float, slow: float, enter: float, exit_: float) -> bool:
+    """Rule 4: the detector's next state, from the largest medium and slow volatility of the
+    env's perps."""
+    return (stressed or medium > enter) and not (medium < exit_ and slow < exit_)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _funding_forecast(time_to_funding: float, estimate: float, last: float) -> float:
+    """Rule 6: the funding forecast (bp per interval), the running estimate weighted by the
+    elapsed share of the interval."""
+    elapsed = _clip(1.0 - time_to_funding, 0.0, 1.0)
+    return elapsed * estimate + (1.0 - elapsed) * last
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _carry_skew(funding_bp: float, slippage_bp: float, carry_skew_ticks: float) -> float:
+    """Rule 6: the carry tilt (ticks) for a funding forecast, when it beats the slippage."""
+    excess = abs(funding_bp) - slippage_bp
+    strength = _clip(excess / max(slippage_bp, 1e-12), 0.0, 1.0)
+    return -carry_skew_ticks * np.sign(funding_bp) * strength if excess > 0.0 else 0.0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _hedge_ladder(
+    level: float, thresholds: NDArray[np.float64], fractions: NDArray[np.float64]
+) -> float:
+    """Rule 7: the hedge fraction at inventory level ``|q| / max_inventory``."""
+    out = 0.0
+    for j in range(thresholds.shape[0]):
+        if level >= thresholds[j]:
+            out = fractions[j]
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _hedge_ladders(
+    levels: NDArray[np.float64], thresholds: NDArray[np.float64], fractions: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    out = np.empty_like(levels)
+    for i in range(levels.shape[0]):
+        out[i] = _hedge_ladder(levels[i], thresholds, fractions)
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _advance_correlation(
+    x: NDArray[np.float64],
+    d: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    cov: NDArray[np.float64],
+    count: NDArray[np.int64],
+    i: int,
+    alpha: float,
+    min_obs: int,
+) -> float:
+    """Rule 5: advance env ``i``'s EWMA (``mean``, ``cov``, ``count[i]``) by its perps' fast
+    returns ``x``; the average pairwise correlation (NaN with one perp or before ``min_obs``
+    observations). ``d``: scratch of ``x``'s size."""
+    K = x.shape[0]
+    if count[i] == 0:
+        mean[:] = x
+    for k in range(K):
+        d[k] = x[k] - mean[k]
+        mean[k] = mean[k] + alpha * d[k]
+    keep = 1.0 - alpha
+    for j in range(K):
+        for k in range(K):
+            cov[j, k] = keep * (cov[j, k] + alpha * d[j] * d[k])
+    count[i] += 1
+    if K < 2 or count[i] < min_obs:
+        return np.nan
+    total = 0.0
+    for j in range(K):
+        for k in range(j + 1, K):
+            denom = math.sqrt(max(cov[j, j], 0.0)) * math.sqrt(max(cov[k, k], 0.0))
+            corr = cov[j, k] / denom if denom > 1e-12 else 0.0
+            total = corr if j == 0 and k == 1 else total + corr
+    return total / (K * (K - 1) // 2)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _advance_correlations(
+    x: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    cov: NDArray[np.float64],
+    count: NDArray[np.int64],
+    alpha: float,
+    min_obs: int,
+) -> NDArray[np.float64]:
+    out = np.empty(x.shape[0])
+    d = np.empty(x.shape[1])
+    for i in range(x.shape[0]):
+        out[i] = _advance_correlation(x[i], d, mean[i], cov[i], count, i, alpha, min_obs)
+    return out
+
+
+def _elementwise(rule: Any, otype: type = np.float64) -> Any:
+    """A compiled rule of numbers applied elementwise to numpy arrays (broadcast together)."""
+    return np.vectorize(rule, otypes=[otype])
+
+
+_CONSTANTS = np.dtype(
+    [
+        ("num_assets", "i8"),
+        ("obs_clip", "f8"),
+        ("w_fast", "f8"),
+        ("w_medium", "f8"),
+        ("w_slow", "f8"),
+        ("weight_sum", "f8"),
+        ("flow_skew_ticks", "f8"),
+        ("inventory_skew_ticks", "f8"),
+        ("flow_size_tilt", "f8"),
+        ("base_size", "f8"),
+        ("vol_ref", "f8"),
+        ("vol_cap", "f8"),
+        ("base_half_spread_ticks", "f8"),
+        ("post_only_sigmas", "f8"),
+        ("post_only_margin_ticks", "f8"),
+        ("sqrt_quote_life", "f8"),
+        ("sqrt_latency", "f8"),
+        ("tick_bp", "f8"),
+        ("stress_enter", "f8"),
+        ("stress_exit", "f8"),
+        ("stress_spread_factor", "f8"),
+        ("stress_size_factor", "f8"),
+        ("corr_alpha", "f8"),
+        ("corr_threshold", "f8"),
+        ("corr_min_obs", "i8"),
+        ("margin_ratio_limit", "f8"),
+        ("tail_size_factor", "f8"),
+        ("carry_skew_ticks", "f8"),
+        ("hedge_slippage_bp", "f8"),
+        ("max_skew_ticks", "f8"),
+        ("max_half_spread_ticks", "f8"),
+        ("max_quote_size", "f8"),
+    ],
+    align=True,
+)
+"""The numbers the compiled rules read: the settings and market parameters they need, and
+values derived from them once (one dtype object, so numba types every policy's record alike)."""
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _quote(
+    obs: NDArray[np.floating],
+    i: int,
+    base: int,
+    c: Any,
+    stressed: bool,
+    tail: bool,
+    time_to_funding: float,
+    thresholds: NDArray[np.float64],
+    fractions: NDArray[np.float64],
+) -> tuple[float, float, float, float, float]:
+    """The action block of the perp whose features start at column ``base`` of env ``i``."""
+    clip = c.obs_clip
+    q = _clean(obs[i, base + _INVENTORY], clip)
+    flow = _flow_signal(
+        _clean(obs[i, base + _FLOW_FAST], clip),
+        _clean(obs[i, base + _FLOW_MEDIUM], clip),
+        _clean(obs[i, base + _FLOW_SLOW], clip),
+        c.w_fast,
+        c.w_medium,
+        c.w_slow,
+        c.weight_sum,
+    )
+    vol = _size_volatility(
+        _clean(obs[i, base + _VOL_FAST], clip), _clean(obs[i, base + _VOL_MEDIUM], clip)
+    )
+    vol = max(vol, 0.0)
+    funding = _funding_forecast(
+        time_to_funding,
+        _clean(obs[i, base + _FUNDING], clip),
+        _clean(obs[i, base + _LAST_FUNDING], clip),
+    )
+    skew = (
+        c.flow_skew_ticks * flow
+        - c.inventory_skew_ticks * q
+        + _carry_skew(funding, c.hedge_slippage_bp, c.carry_skew_ticks)
+    )
+
+    # Size: volatility-scaled, none above the cap, cut when stressed.
+    size = c.base_size * min(1.0, c.vol_ref / max(vol, 1e-12))
+    if vol > c.vol_cap:
+        size = 0.0
+    if stressed:
+        size = size * c.stress_size_factor
+    bid = size * (1.0 - c.flow_size_tilt * max(-flow, 0.0))
+    ask = size * (1.0 - c.flow_size_tilt * max(flow, 0.0))
+    # Tail-risk override: only the side that reduces |q| keeps its size.
+    cut = c.tail_size_factor if tail else 1.0
+    if not q < 0.0:
+        bid = bid * cut
+    if not q > 0.0:
+        ask = ask * cut
+
+    # Half-spread: post-only bias for volatility above the reference, wider when stressed,
+    # and never less than |skew| plus a passive margin.
+    excess_vol = max(vol - c.vol_ref, 0.0)
+    half = (
+        c.base_half_spread_ticks + c.post_only_sigmas * excess_vol * c.sqrt_quote_life / c.tick_bp
+    )
+    if stressed:
+        half = half * c.stress_spread_factor
+    margin_ticks = c.post_only_margin_ticks + vol * c.sqrt_latency / c.tick_bp
+    # The skew may not push a quote past the mid: bound it by what the half-spread allows.
+    max_skew = max(min(c.max_skew_ticks, c.max_half_spread_ticks - margin_ticks), 0.0)
+    skew = _clip(skew, -max_skew, max_skew)
+    half = max(half, abs(skew) + margin_ticks)
+
+    hedge = _hedge_ladder(abs(q), thresholds, fractions)
+    return encode_block(
+        skew, half, bid, ask, hedge, c.max_skew_ticks, c.max_half_spread_ticks, c.max_quote_size
+    )
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _act(
+    obs: NDArray[np.floating],
+    constants: NDArray[np.void],
+    thresholds: NDArray[np.float64],
+    fractions: NDArray[np.float64],
+    stressed: NDArray[np.bool_],
+    corr_mean: NDArray[np.float64],
+    corr_cov: NDArray[np.float64],
+    corr_count: NDArray[np.int64],
+    last_time: NDArray[np.float64],
+    out: NDArray[np.float32],
+) -> None:
+    """Every rule over the batch: advance each env's state and write its actions to ``out``."""
+    c = constants[0]
+    K = c.num_assets
+    clip = c.obs_clip
+    account = K * ASSET_FEATURES
+    returns = np.empty(K)
+    scratch = np.empty(K)
+    for i in range(obs.shape[0]):
+        # A time feature that goes backwards is a new episode (vector-env autoreset).
+        time = _clean(obs[i, _TIME], clip)
+        if time < last_time[i] - 1e-9:
+            stressed[i] = False
+            corr_mean[i] = 0.0
+            corr_cov[i] = 0.0
+            corr_count[i] = 0
+        last_time[i] = time
+
+        medium = -np.inf
+        slow = -np.inf
+        for k in range(K):
+            base = k * ASSET_FEATURES
+            medium = max(medium, _clean(obs[i, base + _VOL_MEDIUM], clip))
+            slow = max(slow, _clean(obs[i, base + _VOL_SLOW], clip))
+            returns[k] = _clean(obs[i, base + _RETURN_FAST], clip)
+        stressed[i] = _regime(stressed[i], medium, slow, c.stress_enter, c.stress_exit)
+        corr = _advance_correlation(
+            returns,
+            scratch,
+            corr_mean[i],
+            corr_cov[i],
+            corr_count,
+            i,
+            c.corr_alpha,
+            c.corr_min_obs,
+        )
+        margin = _clean(obs[i, account + _MARGIN_RATIO], clip)
+        tail = corr > c.corr_threshold or margin > c.margin_ratio_limit  # False for NaN
+        time_to_funding = _clean(obs[i, account + _TIME_TO_FUNDING], clip)
+        for k in range(K):
+            block = _quote(
+                obs,
+                i,
+                k * ASSET_FEATURES,
+                c,
+                stressed[i],
+                tail,
+                time_to_funding,
+                thresholds,
+                fractions,
+            )
+            col = k * _ACTION_SIZE
+            for j in range(_ACTION_SIZE):
+                out[i, col + j] = block[j]
+
+
 @register("adaptive")
 class AdaptivePolicy:
     """Adaptive market maker: flow and inventory skew, volatility-scaled size, post-only
@@ -263,8 +600,36 @@ class AdaptivePolicy:
         self.tick_bp = 1e4 * params.tick_size / params.initial_price
         self.quote_life = params.decision_interval + params.latency_cap_seconds
         self.corr_alpha = 1.0 - 0.5 ** (1.0 / self.settings.corr_halflife)
+        self._thresholds = np.array(s.hedge_thresholds, dtype=np.float64)
+        self._fractions = np.array(s.hedge_fractions, dtype=np.float64)
+        self._constants = self._pack_constants()
         self._num_envs = 0
         self._allocate(0)
+
+    def _pack_constants(self) -> NDArray[np.void]:
+        """The record of :data:`_CONSTANTS`: settings by name, and the derived values."""
+        s, P = self.settings, self.params
+        w_fast, w_medium, w_slow = s.flow_weights
+        derived = {
+            "num_assets": self.num_assets,
+            "obs_clip": P.obs_clip,
+            "w_fast": w_fast,
+            "w_medium": w_medium,
+            "w_slow": w_slow,
+            "weight_sum": max(sum(s.flow_weights), 1e-12),
+            "sqrt_quote_life": math.sqrt(self.quote_life),
+            "sqrt_latency": math.sqrt(P.latency_cap_seconds),
+            "tick_bp": self.tick_bp,
+            "corr_alpha": self.corr_alpha,
+            "hedge_slippage_bp": self.hedge_slippage_bp,
+            "max_skew_ticks": P.max_skew_ticks,
+            "max_half_spread_ticks": P.max_half_spread_ticks,
+            "max_quote_size": P.max_quote_size,
+        }
+        c = np.zeros(1, dtype=_CONSTANTS)
+        for name in _CONSTANTS.fields or {}:
+            c[name] = derived[name] if name in derived else getattr(s, name)
+        return c
 
     # --- state ------------------------------------------------------------------------------
     def _allocate(self, num_envs: int) -> None:
@@ -275,6 +640,11 @@ class AdaptivePolicy:
         self.corr_cov = np.zeros((num_envs, K, K))
         self.corr_count = np.zeros(num_envs, dtype=np.int64)
         self.last_time = np.full(num_envs, -np.inf)
+
+    def _fit_batch(self, num_envs: int) -> None:
+        """Fresh state when the batch size changes."""
+        if num_envs != self._num_envs:
+            self._allocate(num_envs)
 
     def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
         """Clear the regime flag and the correlation EWMA of every env (or of those in ``mask``)."""
@@ -292,155 +662,88 @@ class AdaptivePolicy:
         self.corr_count[m] = 0
         self.last_time[m] = -np.inf
 
-    # --- rules ------------------------------------------------------------------------------
+    # --- rules, over numpy arrays (for inspection: act runs them compiled) --------------------
     def _asset(self, obs: NDArray[np.float64], name: int) -> NDArray[np.float64]:
         """Feature ``name`` of every perp, shape (num_envs, K)."""
         return obs[:, name : self.num_assets * ASSET_FEATURES : ASSET_FEATURES]
 
     def flow_signal(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Weighted multi-horizon taker-aggression signal per perp, in [-1, 1]."""
-        signal = sum(
-            w * self._asset(obs, j) for w, j in zip(self.settings.flow_weights, _FLOW, strict=True)
-        )
-        return np.clip(np.asarray(signal) / max(sum(self.settings.flow_weights), 1e-12), -1.0, 1.0)
+        w = self.settings.flow_weights
+        features = (self._asset(obs, j) for j in (_FLOW_FAST, _FLOW_MEDIUM, _FLOW_SLOW))
+        return _elementwise(_flow_signal)(*features, *w, max(sum(w), 1e-12))
 
     def size_volatility(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Volatility the size rule uses: ``max(volatility_fast, volatility_medium)`` per perp."""
-        return np.maximum(self._asset(obs, _VOL_FAST), self._asset(obs, _VOL_MEDIUM))
+        fast, medium = self._asset(obs, _VOL_FAST), self._asset(obs, _VOL_MEDIUM)
+        return _elementwise(_size_volatility)(fast, medium)
 
     def update_regime(self, obs: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Advance the hysteresis detector; True where an env is (now) stressed."""
+        self._fit_batch(obs.shape[0])
         medium = self._asset(obs, _VOL_MEDIUM).max(axis=1)
         slow = self._asset(obs, _VOL_SLOW).max(axis=1)
-        enter = medium > self.settings.stress_enter
-        leave = (medium < self.settings.stress_exit) & (slow < self.settings.stress_exit)
-        self.stressed = (self.stressed | enter) & ~leave
+        s = self.settings
+        regime = _elementwise(_regime, np.bool_)
+        self.stressed[:] = regime(self.stressed, medium, slow, s.stress_enter, s.stress_exit)
         return self.stressed
 
     def update_correlation(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Advance the EWMA of the perps' fast returns; average pairwise correlation per env
         (NaN with one perp or before ``corr_min_obs`` observations)."""
-        K = self.num_assets
-        x = self._asset(obs, _RETURN_FAST)
-        first = self.corr_count == 0
-        self.corr_mean[first] = x[first]
-        a = self.corr_alpha
-        d = x - self.corr_mean
-        self.corr_mean += a * d
-        self.corr_cov = (1.0 - a) * (self.corr_cov + a * d[:, :, None] * d[:, None, :])
-        self.corr_count += 1
-        if K < 2:
-            return np.full(obs.shape[0], np.nan)
-        var = np.einsum("nkk->nk", self.corr_cov)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        denom = sd[:, :, None] * sd[:, None, :]
-        corr = np.divide(self.corr_cov, denom, out=np.zeros_like(denom), where=denom > 1e-12)
-        upper = np.triu_indices(K, k=1)
-        average = corr[:, upper[0], upper[1]].mean(axis=1)
-        return np.where(self.corr_count >= self.settings.corr_min_obs, average, np.nan)
+        self._fit_batch(obs.shape[0])
+        returns = np.ascontiguousarray(self._asset(obs, _RETURN_FAST), dtype=np.float64)
+        return _advance_correlations(
+            returns,
+            self.corr_mean,
+            self.corr_cov,
+            self.corr_count,
+            self.corr_alpha,
+            self.settings.corr_min_obs,
+        )
 
     def funding_forecast(self, obs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Funding forecast per perp (bp per interval): the running estimate weighted by the
         elapsed share of the interval, the last realised rate for the rest."""
         ttf = obs[:, self.num_assets * ASSET_FEATURES + _TIME_TO_FUNDING]
-        elapsed = np.clip(1.0 - ttf, 0.0, 1.0)[:, None]
-        return elapsed * self._asset(obs, _FUNDING) + (1.0 - elapsed) * self._asset(
-            obs, _LAST_FUNDING
-        )
+        estimate, last = self._asset(obs, _FUNDING), self._asset(obs, _LAST_FUNDING)
+        return _elementwise(_funding_forecast)(ttf[:, None], estimate, last)
 
     def carry_skew(self, funding_bp: NDArray[np.float64]) -> NDArray[np.float64]:
         """Skew (ticks) toward the side that receives funding, when it beats hedge slippage."""
-        c = self.hedge_slippage_bp
-        excess = np.abs(funding_bp) - c
-        strength = np.clip(excess / max(c, 1e-12), 0.0, 1.0)
-        return np.where(
-            excess > 0.0, -self.settings.carry_skew_ticks * np.sign(funding_bp) * strength, 0.0
-        )
+        carry = _elementwise(_carry_skew)
+        return carry(funding_bp, self.hedge_slippage_bp, self.settings.carry_skew_ticks)
 
     def hedge_fraction(self, inventory_fraction: NDArray[np.float64]) -> NDArray[np.float64]:
         """The ladder: hedge fraction for ``|q| / max_inventory``."""
-        level = np.abs(inventory_fraction)
-        out = np.zeros_like(level)
-        for threshold, fraction in zip(
-            self.settings.hedge_thresholds, self.settings.hedge_fractions, strict=True
-        ):
-            out = np.where(level >= threshold, fraction, out)
-        return out
+        level = np.abs(np.asarray(inventory_fraction, dtype=np.float64))
+        out = _hedge_ladders(level.ravel(), self._thresholds, self._fractions)
+        return out.reshape(level.shape)
 
     # --- policy -----------------------------------------------------------------------------
     def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Actions for a batch of PerpMM observations: one block of five per perp."""
-        # The env clips features to +/- obs_clip; do the same to anything else (NaN -> 0).
-        clip = self.params.obs_clip
-        o = np.asarray(obs, dtype=np.float64)
-        o = np.clip(np.nan_to_num(o, nan=0.0, posinf=clip, neginf=-clip), -clip, clip)
+        """Actions for a batch of PerpMM observations: one block of five per perp.
+
+        Features are read as the env gives them (NaN as 0, clipped to ``+/- obs_clip``)."""
+        o = np.asarray(obs)
+        if o.dtype != np.float32 and o.dtype != np.float64:
+            o = np.asarray(o, dtype=np.float64)
         if o.ndim != 2 or o.shape[1] < self.num_assets * ASSET_FEATURES + len(ACCOUNT_OBS_NAMES):
             raise ValueError(f"observations of shape {o.shape} do not fit {self.num_assets} perps")
-        n = o.shape[0]
-        if n != self._num_envs:
-            self._allocate(n)
-        # A time feature that goes backwards is a new episode (vector-env autoreset).
-        time = o[:, _TIME]
-        self.reset(time < self.last_time - 1e-9)
-        self.last_time = time.copy()
-
-        stressed = self.update_regime(o)[:, None]
-        corr = self.update_correlation(o)
-        margin = o[:, self.num_assets * ASSET_FEATURES + _MARGIN_RATIO]
-        tail = (np.nan_to_num(corr, nan=-np.inf) > self.settings.corr_threshold) | (
-            margin > self.settings.margin_ratio_limit
+        if not o.flags.c_contiguous:
+            o = np.ascontiguousarray(o)
+        self._fit_batch(o.shape[0])
+        out = np.empty((o.shape[0], self.num_assets * _ACTION_SIZE), dtype=np.float32)
+        _act(
+            o,
+            self._constants,
+            self._thresholds,
+            self._fractions,
+            self.stressed,
+            self.corr_mean,
+            self.corr_cov,
+            self.corr_count,
+            self.last_time,
+            out,
         )
-
-        q = self._asset(o, _INVENTORY)
-        flow = self.flow_signal(o)
-        vol = np.maximum(self.size_volatility(o), 0.0)
-        skew = (
-            self.settings.flow_skew_ticks * flow
-            - self.settings.inventory_skew_ticks * q
-            + self.carry_skew(self.funding_forecast(o))
-        )
-
-        # Size: volatility-scaled, none above the cap, cut when stressed.
-        size = self.settings.base_size * np.minimum(
-            1.0, self.settings.vol_ref / np.maximum(vol, 1e-12)
-        )
-        size = np.where(vol > self.settings.vol_cap, 0.0, size)
-        size = np.where(stressed, size * self.settings.stress_size_factor, size)
-        bid = size * (1.0 - self.settings.flow_size_tilt * np.maximum(-flow, 0.0))
-        ask = size * (1.0 - self.settings.flow_size_tilt * np.maximum(flow, 0.0))
-        # Tail-risk override: only the side that reduces |q| keeps its size.
-        cut = np.where(tail, self.settings.tail_size_factor, 1.0)[:, None]
-        bid = np.where(q < 0.0, bid, bid * cut)
-        ask = np.where(q > 0.0, ask, ask * cut)
-
-        # Half-spread: post-only bias for volatility above the reference, wider when stressed,
-        # and never less than |skew| plus a passive margin.
-        excess_vol = np.maximum(vol - self.settings.vol_ref, 0.0)
-        half = (
-            self.settings.base_half_spread_ticks
-            + self.settings.post_only_sigmas
-            * excess_vol
-            * math.sqrt(self.quote_life)
-            / self.tick_bp
-        )
-        half = np.where(stressed, half * self.settings.stress_spread_factor, half)
-        margin_ticks = (
-            self.settings.post_only_margin_ticks
-            + vol * math.sqrt(self.params.latency_cap_seconds) / self.tick_bp
-        )
-        # The skew may not push a quote past the mid: bound it by what the half-spread allows.
-        max_skew = np.maximum(
-            np.minimum(
-                self.params.max_skew_ticks, self.params.max_half_spread_ticks - margin_ticks
-            ),
-            0.0,
-        )
-        skew = np.clip(skew, -max_skew, max_skew)
-        half = np.maximum(half, np.abs(skew) + margin_ticks)
-
-        hedge = self.hedge_fraction(q)
-        blocks = [
-            encode_action(self.params, skew[:, k], half[:, k], bid[:, k], ask[:, k], hedge[:, k])
-            for k in range(self.num_assets)
-        ]
-        return np.concatenate(blocks, axis=1)
+        return out

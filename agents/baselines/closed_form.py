@@ -40,6 +40,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -227,6 +228,23 @@ def _log_omega_by_recursion(
     return out[position[wanted]]
 
 
+@nb.njit(cache=True, error_model="numpy")
+def _interpolate_grid(
+    grid: F64, T: float, Q: int, t: F64, q: F64, out: NDArray[np.float64]
+) -> None:
+    """``out[i]``: ``grid`` at time ``t[i]`` (linear between the rows of ``linspace(0, T,
+    rows)``) and inventory ``q[i]`` (the column of the nearest integer in ``[-Q, Q]``)."""
+    steps = grid.shape[0] - 1
+    for i in range(out.shape[0]):
+        if np.isnan(t[i]) or np.isnan(q[i]):
+            raise ValueError("the Cartea-Jaimungal table is read at a NaN time or inventory")
+        x = min(max(t[i] / T, 0.0), 1.0) * steps
+        n = min(math.floor(x), steps - 1)
+        w = x - n
+        j = int(min(max(np.rint(q[i]), -Q), Q) + Q)
+        out[i] = (1.0 - w) * grid[n, j] + w * grid[n + 1, j]
+
+
 @dataclass(frozen=True, eq=False)
 class CJTable:
     """The Cartea-Jaimungal strategy tabulated on ``times = linspace(0, T, num_steps + 1)``.
@@ -270,15 +288,16 @@ class CJTable:
 
     def _interpolate(self, grid: F64, t: ArrayLike, q: ArrayLike) -> F64:
         """``grid`` (times x inventories) at times ``t``, linearly interpolated in time, and
-        inventories ``q``, rounded to the nearest integer and held within ``[-Q, Q]``."""
-        t = np.asarray(t, dtype=np.float64)
-        q = np.asarray(q, dtype=np.float64)
-        steps = self.times.size - 1
-        x = np.clip(t / self.T, 0.0, 1.0) * steps
-        n = np.minimum(np.floor(x).astype(np.intp), steps - 1)
-        w = x - n
-        j = (np.clip(np.rint(q), -self.Q, self.Q) + self.Q).astype(np.intp)
-        return (1.0 - w) * grid[n, j] + w * grid[n + 1, j]
+        inventories ``q``, rounded to the nearest integer and held within ``[-Q, Q]`` (``t`` and
+        ``q`` broadcast together). A NaN time or inventory raises a ``ValueError``."""
+        shape = np.broadcast(t, q).shape
+        points = np.empty((2, *shape))
+        points[0], points[1] = t, q
+        out = np.empty(shape)
+        _interpolate_grid(
+            grid, self.T, self.Q, points[0].reshape(-1), points[1].reshape(-1), out.reshape(-1)
+        )
+        return out[()]  # a number for number inputs
 
     def depths(self, t: ArrayLike, q: ArrayLike) -> Depths:
         """Depths at times ``t`` (linear interpolation on the grid) and inventories ``q``.

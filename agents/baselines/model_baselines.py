@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,15 +28,20 @@ from agents.baselines.closed_form import (
     glft_depths,
 )
 from agents.baselines.registry import register
-from mmgym.core.orders import encode_action
+from mmgym.core.orders import ACTION_NAMES, encode_block
 from mmgym.core.params import MarketParams
 from mmgym.features.observation import ASSET_FEATURES, OBS_NAMES
 
 _INVENTORY = OBS_NAMES.index("inventory")
 _TIME = OBS_NAMES.index("time")
+_ACTION_SIZE = len(ACTION_NAMES)
+_LARGEST = float(np.finfo(np.float64).max)
 
 
-def _unquoted_depth(model: F64, quoted: F64, P: MarketParams) -> F64:
+@nb.njit(cache=True, error_model="numpy")
+def _unquoted_depth(
+    model: float, quoted: float, tick: float, max_half_spread_ticks: float, max_skew_ticks: float
+) -> float:
     """The depth (price units) to encode for a side that places no order, given the depth
     ``quoted`` of the side that does.
 
@@ -46,11 +52,61 @@ def _unquoted_depth(model: F64, quoted: F64, P: MarketParams) -> F64:
     value can (a quoted depth above ``max_half_spread_ticks + max_skew_ticks`` ticks or below
     ``0.5 - max_skew_ticks``), it is the bound that brings the quoted side closest.
     """
-    tick = P.tick_size
-    reach = 2.0 * P.max_skew_ticks * tick
+    reach = 2.0 * max_skew_ticks * tick
     lo = np.maximum(tick - quoted, quoted - reach)
-    hi = np.minimum(2.0 * P.max_half_spread_ticks * tick - quoted, quoted + reach)
-    return np.minimum(np.maximum(np.where(np.isnan(model), quoted, model), lo), hi)
+    hi = np.minimum(2.0 * max_half_spread_ticks * tick - quoted, quoted + reach)
+    return np.minimum(np.maximum(quoted if np.isnan(model) else model, lo), hi)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _finite_or_zero(depth: float) -> float:
+    """NaN to 0 (neither side has a depth: nothing is quoted), infinities to the largest
+    finite numbers (``np.nan_to_num``)."""
+    if np.isnan(depth):
+        return 0.0
+    if np.isinf(depth):
+        return _LARGEST if depth > 0.0 else -_LARGEST
+    return depth
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _model_actions(
+    q: NDArray[np.float64],
+    bid_depth: NDArray[np.float64],
+    ask_depth: NDArray[np.float64],
+    lot: float,
+    Q: int,
+    tick: float,
+    max_skew_ticks: float,
+    max_half_spread_ticks: float,
+    max_quote_size: float,
+    out: NDArray[np.float32],
+) -> None:
+    """Action blocks ``out`` ``(n, 5 K)`` for inventories ``q`` (lots) and quoted depths
+    ``(n, K)``: see :class:`ModelQuoting`."""
+    for i in range(q.shape[0]):
+        for k in range(q.shape[1]):
+            q_round = np.rint(q[i, k])
+            bid, ask = bid_depth[i, k], ask_depth[i, k]
+            bid_on = q_round < Q and not np.isnan(bid)
+            ask_on = q_round > -Q and not np.isnan(ask)
+            if not bid_on:
+                bid = _unquoted_depth(bid, ask, tick, max_half_spread_ticks, max_skew_ticks)
+            if not ask_on:
+                ask = _unquoted_depth(ask, bid, tick, max_half_spread_ticks, max_skew_ticks)
+            bid, ask = _finite_or_zero(bid), _finite_or_zero(ask)
+            block = encode_block(
+                0.5 * (ask - bid) / tick,
+                0.5 * (ask + bid) / tick,
+                lot if bid_on else 0.0,
+                lot if ask_on else 0.0,
+                0.0,
+                max_skew_ticks,
+                max_half_spread_ticks,
+                max_quote_size,
+            )
+            for j in range(_ACTION_SIZE):
+                out[i, k * _ACTION_SIZE + j] = block[j]
 
 
 class ModelQuoting:
@@ -127,29 +183,24 @@ class ModelQuoting:
         """Actions for a batch of PerpMM observations: one block per perp."""
         obs = np.asarray(obs)
         P = self.params
-        blocks = []
-        for a in range(P.num_assets):
-            base = a * ASSET_FEATURES
-            q = obs[:, base + _INVENTORY].astype(np.float64) * P.max_inventory / self.lot
-            t = obs[:, base + _TIME].astype(np.float64) * P.episode_seconds
-            q_round = np.rint(q)
-            bid, ask = self.quoted_depths(q, t)
-            bid_on = (q_round < self.Q) & ~np.isnan(bid)
-            ask_on = (q_round > -self.Q) & ~np.isnan(ask)
-            bid = np.where(bid_on, bid, _unquoted_depth(bid, ask, P))
-            ask = np.where(ask_on, ask, _unquoted_depth(ask, bid, P))
-            bid = np.nan_to_num(bid, nan=0.0)  # neither side has a depth: nothing is quoted
-            ask = np.nan_to_num(ask, nan=0.0)
-            blocks.append(
-                encode_action(
-                    P,
-                    0.5 * (ask - bid) / P.tick_size,
-                    0.5 * (ask + bid) / P.tick_size,
-                    np.where(bid_on, self.lot, 0.0),
-                    np.where(ask_on, self.lot, 0.0),
-                )
-            )
-        return np.concatenate(blocks, axis=1)
+        end = P.num_assets * ASSET_FEATURES
+        q = obs[:, _INVENTORY:end:ASSET_FEATURES].astype(np.float64) * P.max_inventory / self.lot
+        t = obs[:, _TIME:end:ASSET_FEATURES].astype(np.float64) * P.episode_seconds
+        bid, ask = self.quoted_depths(q, t)
+        out = np.empty((q.shape[0], P.num_assets * _ACTION_SIZE), dtype=np.float32)
+        _model_actions(
+            q,
+            np.asarray(bid, dtype=np.float64),
+            np.asarray(ask, dtype=np.float64),
+            self.lot,
+            self.Q,
+            float(P.tick_size),
+            float(P.max_skew_ticks),
+            float(P.max_half_spread_ticks),
+            float(P.max_quote_size),
+            out,
+        )
+        return out
 
     def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
         """Stateless: nothing to clear."""

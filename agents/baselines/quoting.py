@@ -40,19 +40,16 @@ class FixedSpreadPolicy:
     def act(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
         """Actions for a batch of PerpMM observations: one block per perp."""
         obs = np.asarray(obs)
-        blocks = []
-        for k in range(self.params.num_assets):
-            inventory_fraction = obs[:, k * ASSET_FEATURES + _INVENTORY].astype(np.float64)
-            blocks.append(
-                encode_action(
-                    self.params,
-                    self.skew_ticks(inventory_fraction),
-                    self.half_spread_ticks,
-                    self.size,
-                    self.size,
-                )
-            )
-        return np.concatenate(blocks, axis=1)
+        end = self.params.num_assets * ASSET_FEATURES
+        inventory_fraction = obs[:, _INVENTORY:end:ASSET_FEATURES].astype(np.float64)
+        blocks = encode_action(
+            self.params,
+            self.skew_ticks(inventory_fraction),
+            self.half_spread_ticks,
+            self.size,
+            self.size,
+        )
+        return blocks.reshape(obs.shape[0], -1)  # (num_envs, perps, 5): one row per env
 
     def reset(self, mask: NDArray[np.bool_] | None = None) -> None:
         """Stateless: nothing to clear."""

@@ -172,6 +172,66 @@ def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
         apply_fill(s, -qty, s.ask_px * P.tick_size, P.maker_fee)
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _clip_action(x: float) -> float:
+    """``x`` held within [-1, 1], NaN kept (``np.clip``'s semantics)."""
+    if x > 1.0:
+        return 1.0
+    if x < -1.0:
+        return -1.0
+    return x
+
+
+@nb.njit(cache=True, error_model="numpy")
+def encode_block(
+    skew_ticks: float,
+    half_spread_ticks: float,
+    bid_size: float,
+    ask_size: float,
+    hedge_fraction: float,
+    max_skew_ticks: float,
+    max_half_spread_ticks: float,
+    max_quote_size: float,
+) -> tuple[float, float, float, float, float]:
+    """The action block of one perp (skew, half-spread, bid size, ask size, hedge; see the
+    module docstring) that decodes to these quotes and hedge target: the inverse mapping, with
+    values beyond the action's range clipped to it as the decoder would. Compiled code (the
+    baselines' kernels) calls it per perp; :func:`encode_action` over arrays."""
+    return (
+        _clip_action(skew_ticks / max(max_skew_ticks, 1e-12)),
+        _clip_action(2.0 * (half_spread_ticks - 0.5) / (max_half_spread_ticks - 0.5) - 1.0),
+        _clip_action(2.0 * bid_size / max_quote_size - 1.0),
+        _clip_action(2.0 * ask_size / max_quote_size - 1.0),
+        _clip_action(2.0 * hedge_fraction - 1.0),
+    )
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _encode_blocks(
+    components: NDArray[np.float64],
+    max_skew_ticks: float,
+    max_half_spread_ticks: float,
+    max_quote_size: float,
+    out: NDArray[np.float32],
+) -> None:
+    """``out[i]`` = :func:`encode_block` of ``components[:, i]`` (skew, half-spread, sizes,
+    hedge)."""
+    for i in range(out.shape[0]):
+        skew, half, bid, ask, hedge = components[:, i]
+        out[i, SKEW], out[i, HALF_SPREAD], out[i, BID_SIZE], out[i, ASK_SIZE], out[i, HEDGE] = (
+            encode_block(
+                skew,
+                half,
+                bid,
+                ask,
+                hedge,
+                max_skew_ticks,
+                max_half_spread_ticks,
+                max_quote_size,
+            )
+        )
+
+
 def encode_action(
     P: MarketParams,
     skew_ticks: ArrayLike,
@@ -180,18 +240,21 @@ def encode_action(
     ask_size: ArrayLike,
     hedge_fraction: ArrayLike = 0.0,
 ) -> NDArray[np.float32]:
-    """The action block (batch, 5) of one perp that decodes to these quotes and hedge target
-    (inverse mapping). Values beyond the action's range are clipped to it, as the decoder would.
+    """The action blocks (``(*batch, 5)``, the inputs broadcast together) of one perp that
+    decode to these quotes and hedge targets (:func:`encode_block` elementwise). Values beyond
+    the action's range are clipped to it, as the decoder would.
     """
-    skew = np.asarray(skew_ticks, dtype=np.float64) / max(P.max_skew_ticks, 1e-12)
-    half = (
-        2.0
-        * (np.asarray(half_spread_ticks, dtype=np.float64) - 0.5)
-        / (P.max_half_spread_ticks - 0.5)
-        - 1.0
+    values = (skew_ticks, half_spread_ticks, bid_size, ask_size, hedge_fraction)
+    shape = np.broadcast(*values).shape
+    components = np.empty((len(values), *shape))  # float64
+    for i, value in enumerate(values):
+        components[i] = value
+    out = np.empty((*shape, len(ACTION_NAMES)), dtype=np.float32)
+    _encode_blocks(
+        components.reshape(len(values), -1),
+        float(P.max_skew_ticks),
+        float(P.max_half_spread_ticks),
+        float(P.max_quote_size),
+        out.reshape(-1, len(ACTION_NAMES)),
     )
-    bid = 2.0 * np.asarray(bid_size, dtype=np.float64) / P.max_quote_size - 1.0
-    ask = 2.0 * np.asarray(ask_size, dtype=np.float64) / P.max_quote_size - 1.0
-    hedge = 2.0 * np.asarray(hedge_fraction, dtype=np.float64) - 1.0
-    out = np.stack(np.broadcast_arrays(skew, half, bid, ask, hedge), axis=-1)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+    return out
