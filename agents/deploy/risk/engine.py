@@ -1,0 +1,148 @@
+"""The compiled gateway: one call checks a decision of every account (a loop over accounts in
+numba, no Python loop and no allocation), and the compiled state resets."""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.deploy.risk.checks import limit_orders
+from agents.deploy.risk.estimators import (
+    clear_estimates,
+    market_index,
+    mean_correlation,
+    update_estimates,
+)
+from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
+from agents.deploy.risk.reasons import Reason
+from agents.deploy.risk.throttle import clear_throttle
+from agents.deploy.risk.window import clear_window, window_push, window_stats
+from mmgym.core.records import Record
+from mmgym.core.rng import seed_streams
+
+_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
+_OPENED = int(Reason.ACCOUNT_OPENED)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def open_accounts(
+    La: NDArray[np.void],
+    state: NDArray[np.void],
+    rng: NDArray[np.uint64],
+    mask: NDArray[np.bool_],
+    seeds: NDArray[np.uint64],
+    reseed: bool,
+    counts: NDArray[np.int64],
+    trans: NDArray[np.void],
+) -> int:
+    """Start the accounts in ``mask`` afresh (ACTIVE, no history); return the transitions."""
+    L = La[0]
+    if reseed:
+        seed_streams(rng, seeds, mask)
+    n = 0
+    for i in range(state.shape[0]):
+        if not mask[i]:
+            continue
+        s = state[i]
+        previous = s.mode
+        s.mode = ACTIVE
+        s.flattening = False
+        s.reducing_until = -np.inf
+        s.last_time = np.nan
+        s.unknown_since = np.nan
+        s.peak_equity = np.nan
+        s.drawdown = np.nan
+        s.window_loss = np.nan
+        s.margin_coverage = np.nan
+        s.correlation = np.nan
+        s.market_move_bp = np.nan
+        clear_window(s)
+        clear_estimates(s)
+        clear_throttle(s, L)
+        n = record_transition(trans, n, counts[i], i, np.nan, previous, ACTIVE, _OPENED)
+    return n
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
+    for k in range(Q.shape[0]):
+        q = Q[k]
+        if q.bid_size != 0.0:
+            counts[_UNKNOWN_ACCOUNT] += 1
+        if q.ask_size != 0.0:
+            counts[_UNKNOWN_ACCOUNT] += 1
+        q.bid_size = 0.0
+        q.ask_size = 0.0
+        q.hedge_fraction = 1.0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _limit_account(
+    L: Record,
+    Q: NDArray[np.void],
+    a: Record,
+    A: NDArray[np.void],
+    s: Record,
+    counts: NDArray[np.int64],
+    rng: NDArray[np.uint64],
+    i: int,
+    trans: NDArray[np.void],
+    n: int,
+) -> int:
+    t = a.time_s
+    if not math.isfinite(t) or t < s.last_time:
+        _deny_everything(Q, counts)  # no trustworthy clock: nothing at all
+        return n
+    account_known = (
+        math.isfinite(a.equity)
+        and math.isfinite(a.margin_equity)
+        and math.isfinite(a.maintenance_margin)
+        and a.maintenance_margin >= 0.0
+        and not a.stale
+    )
+    index = market_index(A)
+    window_push(s, L, t, a.equity if account_known else np.nan, a.rejects, index)
+    update_estimates(s, A, t, L.volatility_halflife_seconds)
+    high, rejects, index_high, index_low = window_stats(s, L, t)
+    s.market_move_bp = (
+        1e4 * max(index_high - index, index - index_low) if math.isfinite(index) else np.nan
+    )
+    s.correlation = mean_correlation(s)
+    n = evaluate(L, s, a, A, t, account_known, a.data_age_s, high, rejects, counts, trans, n, i)
+    s.last_time = t
+    stale = not a.data_age_s <= L.stale_data_seconds
+    limit_orders(L, Q, a, A, s, counts, rng, i, t, account_known, stale)
+    return n
+
+
+@nb.njit(cache=True, error_model="numpy")
+def limit_batch(
+    La: NDArray[np.void],
+    quotes: NDArray[np.void],
+    accounts: NDArray[np.void],
+    assets: NDArray[np.void],
+    state: NDArray[np.void],
+    rng: NDArray[np.uint64],
+    totals: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    trans: NDArray[np.void],
+    mask: NDArray[np.bool_],
+) -> int:
+    """Limit the quotes ``(n, K)`` of the accounts in ``mask`` in place; write each account's
+    counts per reason of this decision into ``counts`` and add them to ``totals``; return the
+    number of transitions written to ``trans``."""
+    L = La[0]
+    n = 0
+    for i in range(quotes.shape[0]):
+        c = counts[i]
+        for r in range(c.shape[0]):
+            c[r] = 0
+        if not mask[i]:
+            continue
+        n = _limit_account(L, quotes[i], accounts[i], assets[i], state[i], c, rng, i, trans, n)
+        for r in range(c.shape[0]):
+            totals[i, r] += c[r]
+    return n
