@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
+from agents.deploy.limited_env import limit_env
 from agents.evaluation import run_batch
 from agents.learned import SB3Policy
 from agents.policy import Policy
@@ -114,9 +115,8 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(t.torch_threads)
     overrides = {"episode_seconds": t.episode_seconds, **job.env.overrides}
     params = make_params(job.env.scenario, **overrides)
-    native = NativeVecEnv(
-        PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
-    )
+    env = PerpMMVectorEnv(num_envs=t.num_envs, scenario=job.env.scenario, **overrides)
+    native = NativeVecEnv(limit_env(env, job.risk.to_limits()))  # risk=none: env itself
     native.seed(job.seed * t.num_envs)
     agent = job.agent
     inner: VecEnv = native
