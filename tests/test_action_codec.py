@@ -13,13 +13,15 @@ from mmgym.envs.perp_mm import PerpMMSimulator
 from mmgym.scenarios import make_params
 
 
-def _roundtrip(actions, best_bid, best_ask, packed):  # type: ignore[no-untyped-def]
+def _roundtrip(actions, best_bid, best_ask, packed, warm_start=None):  # type: ignore[no-untyped-def]
+    """Decode, encode (from ``warm_start``, or zeros), decode again."""
     n, k = best_bid.shape
     quotes = np.zeros((n, k), dtype=QUOTE_DTYPE)
     decode_actions(actions, best_bid, best_ask, packed, quotes)
-    encoded = np.zeros((n, 5 * k))
+    encoded = np.zeros((n, 5 * k)) if warm_start is None else warm_start.astype(np.float64)
     cancelled = np.zeros(n, dtype=np.int64)
     total = encode_quotes(quotes, best_bid, best_ask, packed, encoded, cancelled)
+    assert (np.abs(encoded) <= 1.0).all()
     again = np.zeros_like(quotes)
     decode_actions(encoded, best_bid, best_ask, packed, again)
     return quotes, again, total, cancelled
@@ -81,10 +83,11 @@ def test_decode_of_encode_is_exact_on_decoded_quotes(
     edges = np.array([-1.0, 1.0, 0.0, -0.5, 0.5], dtype=dtype)  # exact spreads and sizes
     mask = rng.random((n, 5)) < 0.3
     actions[mask] = rng.choice(edges, size=int(mask.sum()))
-    quotes, again, total, _ = _roundtrip(actions, best_bid, best_ask, packed)
-    assert total == 0
-    for name in QUOTE_DTYPE.names or ():
-        np.testing.assert_array_equal(again[name], quotes[name], err_msg=name)
+    for warm_start in (None, actions, rng.normal(0, 3, size=actions.shape)):
+        quotes, again, total, _ = _roundtrip(actions, best_bid, best_ask, packed, warm_start)
+        assert total == 0
+        for name in QUOTE_DTYPE.names or ():
+            np.testing.assert_array_equal(again[name], quotes[name], err_msg=name)
 
 
 @settings(max_examples=200, deadline=None)

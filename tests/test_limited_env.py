@@ -126,6 +126,27 @@ def test_same_seed_same_trajectory_and_sub_env_i_matches_a_one_env_twin_seeded_s
             np.testing.assert_array_equal(x[i : i + 1], y)
 
 
+def test_checking_envs_on_all_cores_gives_the_same_results() -> None:
+    limits = RiskLimits(reducing_window_loss_fraction=2e-5, halt_window_loss_fraction=5e-5)
+    envs = [
+        RiskLimitedVectorEnv(PerpMMVectorEnv(64, scenario="volatile", **SHORT), limits, parallel)  # type: ignore[arg-type]
+        for parallel in (False, True)
+    ]
+    rng = np.random.default_rng(5)
+    first = [env.reset(seed=2)[0] for env in envs]
+    np.testing.assert_array_equal(*first)
+    for _ in range(60):
+        a = rng.uniform(-1, 1, size=(64, 5)).astype(np.float32)
+        serial, parallel = (env.step(a) for env in envs)
+        for x, y in zip(serial[:4], parallel[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(serial[4]["risk_denials"], parallel[4]["risk_denials"])
+    states = [env.limiter.state.records.tobytes() for env in envs]
+    assert states[0] == states[1]  # bit for bit (NaN fields included)
+    counts = envs[0].limiter.state.counts()
+    assert counts[Reason.WINDOW_LOSS] > 0 and counts[Reason.FLATTEN_REQUESTED] > 0
+
+
 def test_non_finite_and_huge_actions_never_raise_and_are_denied() -> None:
     env = _env(4)
     env.reset(seed=0)

@@ -33,7 +33,7 @@ class RiskLimitedSimulator(BatchSimulator):
     (:meth:`RiskLimiter.open_accounts`), so a HALTED env trades again only in its next episode.
     """
 
-    def __init__(self, sim: PerpMMSimulator, limits: RiskLimits) -> None:
+    def __init__(self, sim: PerpMMSimulator, limits: RiskLimits, parallel: bool = False) -> None:
         super().__init__(sim.num_envs)
         self.inner = sim
         n, k = sim.num_envs, sim.params.num_assets
@@ -44,7 +44,8 @@ class RiskLimitedSimulator(BatchSimulator):
         self.reward = sim.reward
         self.terminated = sim.terminated
         self.truncated = sim.truncated
-        self.limiter = RiskLimiter(limits, VenueSpec.from_market(sim.params), n, k)
+        venue = VenueSpec.from_market(sim.params)
+        self.limiter = RiskLimiter(limits, venue, n, k, parallel=parallel)
         self.inputs = RiskInputs.unknown(n, k)
         self.quotes = new_quotes(n, k)
         self.actions = np.zeros((n, ACTION_PER_ASSET * k), dtype=np.float64)
@@ -73,6 +74,7 @@ class RiskLimitedSimulator(BatchSimulator):
         decode_actions(actions, self._best_bid, self._best_ask, packed, self.quotes)
         np.logical_not(autoreset, out=self._active)
         counts = self.limiter.limit(self.quotes, self.inputs, self._active)
+        np.copyto(self.actions, actions)  # a warm start: where nothing changed, the same action
         encode_quotes(
             self.quotes, self._best_bid, self._best_ask, packed, self.actions, self._unrepresentable
         )
@@ -114,7 +116,8 @@ class RiskLimitedVectorEnv(KernelVectorEnv):
 
     ## Arguments
     ``env``: the PerpMMVectorEnv to wrap; ``limits``: the :class:`RiskLimits` (default: their
-    defaults).
+    defaults); ``parallel``: check the envs' decisions on all cores (identical results; off by
+    default, see :class:`~agents.deploy.risk.RiskLimiter`).
 
     ``info`` adds ``risk_mode`` (num_envs,) (0 ACTIVE, 1 REDUCING, 2 HALTED) and
     ``risk_denials`` (num_envs, len(Reason)): the counts per :class:`Reason` of the last
@@ -125,10 +128,16 @@ class RiskLimitedVectorEnv(KernelVectorEnv):
 
     sim: RiskLimitedSimulator
 
-    def __init__(self, env: PerpMMVectorEnv, limits: RiskLimits | None = None) -> None:
+    def __init__(
+        self,
+        env: PerpMMVectorEnv,
+        limits: RiskLimits | None = None,
+        parallel: bool = False,
+    ) -> None:
         if not isinstance(env, PerpMMVectorEnv):
             raise TypeError(f"RiskLimitedVectorEnv wraps a PerpMMVectorEnv, got {type(env)}")
-        super().__init__(RiskLimitedSimulator(env.sim, limits or RiskLimits()), copy=env.copy)
+        sim = RiskLimitedSimulator(env.sim, limits or RiskLimits(), parallel)
+        super().__init__(sim, copy=env.copy)
         self.env = env
         self.params = env.params
         self.scenario = env.scenario

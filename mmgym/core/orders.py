@@ -367,6 +367,10 @@ def encode_quotes(
     """The inverse of :func:`decode_actions`: write into ``out`` ``(n, 5 K)`` (float64) actions
     that decode, at the same book, to the quotes ``(n, K)``. Allocates nothing.
 
+    ``out`` holds a warm start on entry (for instance the actions the quotes were decoded
+    from): components that already decode to the wanted prices, size or hedge fraction are
+    kept, which saves the search and never changes what ``out`` decodes to.
+
     On representable quotes (any output of the decoder) it is exact: decoding ``out`` gives back
     ``quotes`` field for field. Otherwise sizes and the hedge fraction decode to the largest
     representable value not above the one asked for, never above it. A side with a size whose
@@ -389,8 +393,18 @@ def encode_quotes(
             ask_size = q.ask_size if q.ask_size > 0.0 else 0.0
             need_bid = bid_size > 0.0
             need_ask = ask_size > 0.0
+            warm = math.isfinite(mid)
+            for j in range(ACTION_PER_ASSET):
+                warm = warm and math.isfinite(block[j])
+            warm_bid = warm_ask = -1.0
+            if warm:
+                for j in range(ACTION_PER_ASSET):  # what the decoder clips to anyway
+                    block[j] = _clip1(block[j])
+                got_bid, warm_bid, got_ask, warm_ask = decode_quotes(block, mid, P)
+                warm = got_bid == q.bid_px and got_ask == q.ask_px
             represented = math.isfinite(mid) and (
-                _try_prices(block, mid, P, q.bid_px, q.ask_px, True, True)
+                warm
+                or _try_prices(block, mid, P, q.bid_px, q.ask_px, True, True)
                 or (
                     need_bid != need_ask
                     and _try_prices(block, mid, P, q.bid_px, q.ask_px, need_bid, need_ask)
@@ -405,10 +419,13 @@ def encode_quotes(
                 block[HALF_SPREAD] = 1.0
                 if not math.isfinite(mid):
                     mid = 0.0
-            _encode_monotone(block, BID_SIZE, bid_size, P.max_quote_size, mid, P)
-            _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
+            if not (warm and warm_bid == bid_size):
+                _encode_monotone(block, BID_SIZE, bid_size, P.max_quote_size, mid, P)
+            if not (warm and warm_ask == ask_size):
+                _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
             fraction = q.hedge_fraction if math.isfinite(q.hedge_fraction) else 1.0
-            _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
+            if not (math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction):
+                _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
             cancelled[i] += dropped
             total += dropped
     return total

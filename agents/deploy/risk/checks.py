@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.estimators import annual_volatility
-from agents.deploy.risk.exposure import market_known, position_known, worst_case
+from agents.deploy.risk.exposure import fill_cost, market_known, position_known, worst_case
 from agents.deploy.risk.kill_switch import ACTIVE, HALTED, REDUCING
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.throttle import admit_order, refill, take_cancel
@@ -206,6 +206,33 @@ def _limit_net(
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _surely_within(
+    L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, gross: float, equity: float
+) -> bool:
+    """A cheap sufficient test for step 8b: the worst-case gross notional is at most the one
+    before plus every new order's notional, and the maintenance margin at most the largest
+    tier rate times that."""
+    tick = L.venue_tick_size
+    fee = max(L.venue_maker_fee, 0.0)
+    cost = 0.0
+    for k in range(A.shape[0]):
+        a = A[k]
+        m = a.mark
+        new_bid = s.bid_base[k] + s.bid_extra[k]
+        new_ask = s.ask_base[k] + s.ask_extra[k]
+        gross += (new_bid + new_ask) * m
+        cost += fill_cost(new_bid, Q[k].bid_px * tick, m, True, fee)
+        cost += fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
+        cost += fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
+        cost += fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
+    rate = 0.0
+    tiers = L.venue_margin_tiers
+    for j in range(tiers.shape[0]):
+        rate = max(rate, tiers[j, 1])
+    return gross <= L.max_gross_notional and equity - cost >= L.min_margin_coverage * rate * gross
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _adding_scale(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, margin_equity: float
 ) -> tuple[float, bool, bool]:
@@ -325,7 +352,7 @@ def limit_orders(
         any_extra = False
         for k in range(n):
             any_extra = any_extra or s.bid_extra[k] > 0.0 or s.ask_extra[k] > 0.0
-        if any_extra and account_known:
+        if any_extra and account_known and not _surely_within(L, A, Q, s, gross, a.margin_equity):
             scale, gross_bound, margin_bound = _adding_scale(L, A, Q, s, a.margin_equity)
             for k in range(n):
                 for extra in (s.bid_extra[k], s.ask_extra[k]):

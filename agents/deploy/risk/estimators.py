@@ -44,29 +44,23 @@ def mark_known(a: Record) -> bool:
 
 
 @nb.njit(cache=True, error_model="numpy")
-def market_index(A: NDArray[np.void]) -> float:
-    """The equal-weighted log price index of the perps (NaN when a mark is unknown)."""
-    total = 0.0
-    for k in range(A.shape[0]):
-        if not mark_known(A[k]):
-            return np.nan
-        total += math.log(A[k].mark)
-    return total / A.shape[0]
-
-
-@nb.njit(cache=True, error_model="numpy")
-def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) -> None:
-    """Fold the marks at time ``t`` into the estimates."""
+def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) -> float:
+    """Fold the marks at time ``t`` into the estimates; return the market index, the
+    equal-weighted log price of the perps (NaN when a mark is unknown)."""
     k = A.shape[0]
     for j in range(k):
         if not mark_known(A[j]):
             s.estimate_time = np.nan
-            return
+            return np.nan
+    index = 0.0
+    for j in range(k):
+        log_mark = math.log(A[j].mark)
+        s.log_return[j] = log_mark - s.log_mark[j]
+        s.log_mark[j] = log_mark
+        index += log_mark
     if math.isfinite(s.estimate_time) and t > s.estimate_time:
         dt = t - s.estimate_time
         alpha = -math.expm1(-dt * _LN2 / halflife)
-        for j in range(k):
-            s.log_return[j] = math.log(A[j].mark) - s.log_mark[j]
         for j in range(k):
             for m in range(j + 1):
                 value = (1.0 - alpha) * s.covariance[j, m] + alpha * (
@@ -76,9 +70,8 @@ def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) 
                 s.covariance[m, j] = value
         s.estimate_weight = (1.0 - alpha) * s.estimate_weight + alpha
         s.estimate_count += 1
-    for j in range(k):
-        s.log_mark[j] = math.log(A[j].mark)
     s.estimate_time = t
+    return index / k
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

@@ -48,7 +48,7 @@ def market_known(a: Record) -> bool:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _fill_cost(size: float, price: float, mark: float, buy: bool, fee: float) -> float:
+def fill_cost(size: float, price: float, mark: float, buy: bool, fee: float) -> float:
     """Equity lost against the mark if ``size`` fills at ``price``: adverse edge plus fee."""
     if not size > 0.0:
         return 0.0
@@ -81,9 +81,9 @@ def worst_case(
         notional = max(worst, 0.0) * m
         gross += notional
         maintenance += tier_margin(notional, L.venue_margin_tiers)
-        cost += _fill_cost(new_bid, Q[k].bid_px * tick, m, True, fee)
-        cost += _fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
-        cost += _fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
-        cost += _fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
+        cost += fill_cost(new_bid, Q[k].bid_px * tick, m, True, fee)
+        cost += fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
+        cost += fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
+        cost += fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
     coverage = (margin_equity - cost) / maintenance if maintenance > 0.0 else np.inf
     return gross, coverage

@@ -50,16 +50,17 @@ _FLATTENED = int(Reason.FLATTENED)
 @nb.njit(cache=True, error_model="numpy")
 def record_transition(
     trans: NDArray[np.void],
-    n: int,
+    s: Record,
     counts: NDArray[np.int64],
     i: int,
     t: float,
     previous: int,
     mode: int,
     reason: int,
-) -> int:
-    """Append one transition (account ``i`` at ``t``) and count its reason; return the count."""
+) -> None:
+    """Record one transition of account ``i`` at ``t`` in its row ``trans`` and count it."""
     counts[reason] += 1
+    n = s.transitions
     if n < trans.shape[0]:
         r = trans[n]
         r.account = i
@@ -67,7 +68,7 @@ def record_transition(
         r.previous = previous
         r.mode = mode
         r.reason = reason
-    return n + 1
+    s.transitions = n + 1
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -101,10 +102,9 @@ def evaluate(
     rejects: float,
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
-    n: int,
     i: int,
-) -> int:
-    """Update the measures of account ``i`` at ``t`` and its mode; return the transition count.
+) -> None:
+    """Update the measures of account ``i`` at ``t`` and its mode (transitions into ``trans``).
 
     ``data_age`` is the age of the market data (s; NaN when unknown); ``equity_high`` and
     ``rejects`` are the window's (:func:`~agents.deploy.risk.window.window_stats`). An unknown
@@ -145,22 +145,21 @@ def evaluate(
 
     mode = s.mode
     if halt != 0 and mode != HALTED:
-        n = record_transition(trans, n, counts, i, t, mode, HALTED, halt)
+        record_transition(trans, s, counts, i, t, mode, HALTED, halt)
         s.mode = HALTED
         if L.flatten_on_halt:
             s.flattening = True
-            n = record_transition(trans, n, counts, i, t, HALTED, HALTED, _FLATTEN)
+            record_transition(trans, s, counts, i, t, HALTED, HALTED, _FLATTEN)
     elif mode == ACTIVE and reduce != 0:
-        n = record_transition(trans, n, counts, i, t, ACTIVE, REDUCING, reduce)
+        record_transition(trans, s, counts, i, t, ACTIVE, REDUCING, reduce)
         s.mode = REDUCING
         s.reducing_until = t + L.reducing_hold_seconds
     elif mode == REDUCING:
         if reduce != 0:
             s.reducing_until = t + L.reducing_hold_seconds
         elif t >= s.reducing_until:
-            n = record_transition(trans, n, counts, i, t, REDUCING, ACTIVE, _RECOVERED)
+            record_transition(trans, s, counts, i, t, REDUCING, ACTIVE, _RECOVERED)
             s.mode = ACTIVE
     if s.mode == HALTED and s.flattening and all_flat(A, max(L.venue_min_order_size, 1e-12)):
         s.flattening = False
-        n = record_transition(trans, n, counts, i, t, HALTED, HALTED, _FLATTENED)
-    return n
+        record_transition(trans, s, counts, i, t, HALTED, HALTED, _FLATTENED)

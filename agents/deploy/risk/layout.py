@@ -22,6 +22,9 @@ WINDOW_RING = WINDOW_BUCKETS + 1
 """Buckets kept: the current one and the ``WINDOW_BUCKETS`` before it, so the window covers at
 least ``rolling_window_seconds`` (conservative: up to one bucket more)."""
 
+MAX_TRANSITIONS = 4
+"""Transitions one account can make in one call (a halt, a flatten's start and end)."""
+
 TRANSITION_DTYPE = np.dtype(
     [("account", "i8"), ("time_s", "f8"), ("previous", "i8"), ("mode", "i8"), ("reason", "i8")]
 )
@@ -68,12 +71,16 @@ def state_dtype(num_assets: int) -> np.dtype:
             ("last_time", "f8"),
             ("unknown_since", "f8"),
             ("peak_equity", "f8"),
+            ("transitions", "i8"),  # recorded in the current call
             # rolling window: bucket id, highest equity, rejects, index high and low
             ("window_id", "i8", (w,)),
             ("window_equity_high", "f8", (w,)),
             ("window_rejects", "f8", (w,)),
             ("window_index_high", "f8", (w,)),
             ("window_index_low", "f8", (w,)),
+            # the same aggregated over the buckets before the current one (cached)
+            ("window_cached_bucket", "i8"),
+            ("window_cached", "f8", (4,)),
             # EWMA estimates of per-second mark-return covariance (bias-corrected by weight)
             ("estimate_time", "f8"),
             ("estimate_count", "i8"),

@@ -23,6 +23,7 @@ _EMPTY = -(2**62)
 @nb.njit(cache=True, error_model="numpy")
 def clear_window(s: Record) -> None:
     """Forget every sample."""
+    s.window_cached_bucket = _EMPTY
     for j in range(WINDOW_RING):
         s.window_id[j] = _EMPTY
         s.window_equity_high[j] = -np.inf
@@ -60,16 +61,30 @@ def window_push(
 
 @nb.njit(cache=True, error_model="numpy")
 def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, float]:
-    """(highest equity, rejects, index high, index low) within the window ending at ``t``."""
+    """(highest equity, rejects, index high, index low) within the window ending at ``t``.
+
+    The buckets before the current one only change when the current bucket does, so their
+    aggregate is cached and the ring is scanned once per bucket, not once per decision."""
     b = _bucket(L, t)
-    high = -np.inf
-    rejects = 0.0
-    index_high = -np.inf
-    index_low = np.inf
-    for j in range(WINDOW_RING):
-        if b - WINDOW_BUCKETS <= s.window_id[j] <= b:
-            high = max(high, s.window_equity_high[j])
-            rejects += s.window_rejects[j]
-            index_high = max(index_high, s.window_index_high[j])
-            index_low = min(index_low, s.window_index_low[j])
-    return high, rejects, index_high, index_low
+    c = s.window_cached
+    if s.window_cached_bucket != b:
+        c[0] = -np.inf
+        c[1] = 0.0
+        c[2] = -np.inf
+        c[3] = np.inf
+        for j in range(WINDOW_RING):
+            if b - WINDOW_BUCKETS <= s.window_id[j] < b:
+                c[0] = max(c[0], s.window_equity_high[j])
+                c[1] += s.window_rejects[j]
+                c[2] = max(c[2], s.window_index_high[j])
+                c[3] = min(c[3], s.window_index_low[j])
+        s.window_cached_bucket = b
+    slot = b % WINDOW_RING
+    if s.window_id[slot] != b:
+        return c[0], c[1], c[2], c[3]
+    return (
+        max(c[0], s.window_equity_high[slot]),
+        c[1] + s.window_rejects[slot],
+        max(c[2], s.window_index_high[slot]),
+        min(c[3], s.window_index_low[slot]),
+    )
