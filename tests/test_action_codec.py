@@ -83,7 +83,8 @@ def test_decode_of_encode_is_exact_on_decoded_quotes(
     edges = np.array([-1.0, 1.0, 0.0, -0.5, 0.5], dtype=dtype)  # exact spreads and sizes
     mask = rng.random((n, 5)) < 0.3
     actions[mask] = rng.choice(edges, size=int(mask.sum()))
-    for warm_start in (None, actions, rng.normal(0, 3, size=actions.shape)):
+    huge = rng.choice([1e300, -1e300, 3.0], size=actions.shape)  # a warm start beyond [-1, 1]
+    for warm_start in (None, actions, rng.normal(0, 3, size=actions.shape), huge):
         quotes, again, total, _ = _roundtrip(actions, best_bid, best_ask, packed, warm_start)
         assert total == 0
         for name in QUOTE_DTYPE.names or ():

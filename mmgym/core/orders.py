@@ -424,7 +424,9 @@ def encode_quotes(
             if not (warm and warm_ask == ask_size):
                 _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
             fraction = q.hedge_fraction if math.isfinite(q.hedge_fraction) else 1.0
-            if not (math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction):
+            if math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction:
+                block[HEDGE] = _clip1(block[HEDGE])
+            else:
                 _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
             cancelled[i] += dropped
             total += dropped
