@@ -3,7 +3,8 @@
     python -m agents.deploy.fuzz --decisions 1e6
     python -m agents.deploy.fuzz --decisions 2e5 --scenarios calm volatile --limits default
 
-Each env runs one policy (by index): uniform random actions; garbage (NaN, infinities, 1e300
+Scenario ``s`` gets collateral ``COLLATERAL[s]`` (small accounts make the margin checks and
+the kill switch act). Each env runs one policy (by index): uniform random actions; garbage (NaN, infinities, 1e300
 mixed in); creep (the largest bid, skewed toward the ask, every decision); dust (the smallest
 orders at the touch, on both sides, many of them); race (the largest order at the touch,
 alternating sides, so resting orders fill while their replacement is in flight); cross (quotes
@@ -47,10 +48,11 @@ TIGHT = RiskLimits(
     order_burst=4.0,
     max_cancels_per_second=2.0,
     cancel_burst=3.0,
-    reducing_window_loss_fraction=0.0005,
-    halt_window_loss_fraction=0.0015,
-    reducing_drawdown_fraction=0.0008,
-    halt_drawdown_fraction=0.002,
+    min_margin_coverage=40.0,
+    reducing_window_loss_fraction=0.002,
+    halt_window_loss_fraction=0.01,
+    reducing_drawdown_fraction=0.004,
+    halt_drawdown_fraction=0.02,
     volatility_cap_annual=1.0,
     tail_correlation=0.5,
     halt_rejects_per_window=60,
@@ -60,6 +62,9 @@ TIGHT = RiskLimits(
 
 LIMIT_SETS = {"tight": TIGHT, "default": RiskLimits()}
 SCENARIOS = ("calm", "volatile", "flash_crash", "liquidation_cascade", "cross_margin_event")
+COLLATERAL = (10_000.0, 10_000.0, 2_000.0, 1_000.0, 300.0)
+"""Collateral (quote currency) per scenario, cycled: from a large account to small ones on which
+the margin floor, the margin-coverage triggers and the halts act."""
 BREACHES = ("position", "gross", "net", "reducing", "halted", "quotes")
 TOL = 1e-9
 
@@ -185,6 +190,7 @@ def fuzz(
             copy=False,
             parallel=False,  # one core: steadier when other processes share the machine
             episode_seconds=episode_seconds,
+            collateral=COLLATERAL[s % len(COLLATERAL)],
         )
         env = RiskLimitedVectorEnv(inner, limits)
         k = env.params.num_assets

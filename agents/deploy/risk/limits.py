@@ -33,11 +33,11 @@ class RiskLimits:
 
     # --- exposure, resting orders counted as filled (worst case per side) -------------------
     max_position: float = 10.0
-    """Hard limit of |position| per perp (base units)."""
+    """Hard limit of abs(position) per perp (base units)."""
     max_gross_notional: float = 2500.0
-    """Hard limit of sum over perps of |position| x mark (quote currency)."""
+    """Hard limit of the sum over perps of abs(position) x mark (quote currency)."""
     max_net_notional: float = 2000.0
-    """Hard limit of |sum over perps of position x mark| (quote currency)."""
+    """Hard limit of abs(sum over perps of position x mark) (quote currency)."""
     soft_limit_fraction: float = 0.8
     """Soft limits are this fraction of each hard limit: past one, only reducing orders."""
 

@@ -72,7 +72,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     "action was): the order is denied, a hedge fraction becomes 1 (the full offset)",
     Reason.INVALID_ORDER: "a negative size, a price <= 0 or a bid at or above the own ask",
     Reason.UNKNOWN_ACCOUNT: "the account's equity or margin is unknown (NaN, flagged stale, or "
-    "the clock went backwards): nothing that adds risk (with a bad clock: nothing at all)",
+    "the clock went backwards): nothing that adds risk (with a bad clock: nothing at all); "
+    "unknown for halt_stale_data_seconds, the account halts",
     Reason.UNKNOWN_POSITION: "a position or resting order is unknown: nothing in that perp, and "
     "nothing that adds risk in any perp (the exposures are unknown)",
     Reason.UNKNOWN_MARKET: "a book or mark is unknown or flagged stale: nothing in that perp, "
@@ -82,7 +83,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MODE_HALTED: "the account is HALTED: every order is cancelled (a flatten sequence "
     "places only its own reducing orders)",
     Reason.MODE_REDUCING: "the account is REDUCING: the part of an order that would not reduce "
-    "|position| (resting orders counted) is denied; the hedge goes to the full offset",
+    "abs(position) (resting orders counted) is denied; the hedge goes to the full offset",
     Reason.CROSSES_BOOK: "a bid at or above the best ask (an ask at or below the best bid): "
     "post-only orders never take liquidity",
     Reason.PRICE_COLLAR: "the price is further from the mark than price_collar_fraction",
