@@ -4,11 +4,12 @@
     python -m agents.deploy.fuzz --decisions 2e5 --scenarios calm volatile --limits default
 
 Scenario ``s`` gets collateral ``COLLATERAL[s]`` (small accounts make the margin checks and
-the kill switch act). Each env runs one policy (by index): uniform random actions; garbage (NaN, infinities, 1e300
-mixed in); creep (the largest bid, skewed toward the ask, every decision); dust (the smallest
-orders at the touch, on both sides, many of them); race (the largest order at the touch,
-alternating sides, so resting orders fill while their replacement is in flight); cross (quotes
-through the book). After every step the decision's limited quotes and the market are checked:
+the kill switch act). Each env runs one policy (by index): uniform random actions; garbage
+(NaN, infinities, 1e300 mixed in); creep (the largest bid, skewed toward the ask, every
+decision); dust (the smallest orders at the touch, on both sides, many of them); race (the
+largest order at the touch, alternating sides, so resting orders fill while their replacement
+is in flight); cross (quotes through the book). After every step the decision's limited
+quotes and the market are checked:
 
 - ``position``: a worst-case position (position + resting + new orders) past max_position, or
   a position past it after the step;

@@ -75,15 +75,17 @@ class RiskLimitedSimulator(BatchSimulator):
         np.logical_not(autoreset, out=self._active)
         counts = self.limiter.limit(self.quotes, self.inputs, self._active)
         np.copyto(self.actions, actions)  # a warm start: where nothing changed, the same action
-        encode_quotes(
+        cancelled = encode_quotes(
             self.quotes, self._best_bid, self._best_ask, packed, self.actions, self._unrepresentable
         )
-        counts[:, _UNREPRESENTABLE] += self._unrepresentable
-        self.limiter.state.denials[:, _UNREPRESENTABLE] += self._unrepresentable
+        if cancelled:
+            counts[:, _UNREPRESENTABLE] += self._unrepresentable
+            self.limiter.state.denials[:, _UNREPRESENTABLE] += self._unrepresentable
         bad = sim.step(self.actions, autoreset)
         if autoreset.any():
             self.limiter.open_accounts(autoreset)
-        self.last_transitions = self.limiter.drain_transitions()
+        if self.limiter.state.transitions or self.last_transitions:
+            self.last_transitions = self.limiter.drain_transitions()
         return bad
 
     def info(self, copy: bool) -> dict[str, Any]:

@@ -78,7 +78,7 @@ _MIN_NOTIONAL = int(Reason.BELOW_MIN_NOTIONAL)
 _BISECTIONS = 40
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _check_side(
     L: Record,
     a: Record,
@@ -225,10 +225,7 @@ def _surely_within(
         cost += fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
         cost += fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
         cost += fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
-    rate = 0.0
-    tiers = L.venue_margin_tiers
-    for j in range(tiers.shape[0]):
-        rate = max(rate, tiers[j, 1])
+    rate = L.venue_max_margin_rate
     return gross <= L.max_gross_notional and equity - cost >= L.min_margin_coverage * rate * gross
 
 
@@ -267,7 +264,7 @@ def _below_minimum(L: Record, size: float, px: int, counts: NDArray[np.int64]) -
     return False
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _size_cap(L: Record, s: Record, k: int, num_assets: int) -> tuple[float, int]:
     """The largest order that adds risk in perp ``k`` under the warm-up, the tail override and
     the volatility cap, and the reason of the binding one."""
@@ -402,7 +399,7 @@ def limit_orders(
         Q[k].hedge_fraction = _hedge(Q[k].hedge_fraction, mode, counts)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _hedge(fraction: float, mode: int, counts: NDArray[np.int64]) -> float:
     """The hedge fraction: the policy's in ACTIVE (within [0, 1]); the full offset (1) in
     REDUCING and HALTED, or when it is not finite. The hedge target is ``-fraction x

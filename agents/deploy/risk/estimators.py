@@ -28,6 +28,8 @@ def clear_estimates(s: Record) -> None:
     s.estimate_time = np.nan
     s.estimate_count = 0
     s.estimate_weight = 0.0
+    s.estimate_dt = np.nan
+    s.estimate_alpha = 0.0
     k = s.log_mark.shape[0]
     for j in range(k):
         s.log_mark[j] = np.nan
@@ -60,7 +62,10 @@ def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) 
         index += log_mark
     if math.isfinite(s.estimate_time) and t > s.estimate_time:
         dt = t - s.estimate_time
-        alpha = -math.expm1(-dt * _LN2 / halflife)
+        if dt != s.estimate_dt:  # decisions are usually evenly spaced: reuse the weight
+            s.estimate_dt = dt
+            s.estimate_alpha = -math.expm1(-dt * _LN2 / halflife)
+        alpha = s.estimate_alpha
         for j in range(k):
             for m in range(j + 1):
                 value = (1.0 - alpha) * s.covariance[j, m] + alpha * (

@@ -42,6 +42,7 @@ def limits_dtype(num_tiers: int) -> np.dtype:
         ("venue_maker_fee", "f8"),
         ("venue_min_order_size", "f8"),
         ("venue_margin_tiers", "f8", (num_tiers, 3)),
+        ("venue_max_margin_rate", "f8"),
     ]
     return np.dtype(fields, align=True)
 
@@ -56,6 +57,7 @@ def pack_limits(limits: RiskLimits, venue: VenueSpec) -> NDArray[np.void]:
     out[0]["venue_maker_fee"] = venue.maker_fee
     out[0]["venue_min_order_size"] = venue.min_order_size
     out[0]["venue_margin_tiers"] = tiers
+    out[0]["venue_max_margin_rate"] = tiers[:, 1].max()
     return out
 
 
@@ -85,6 +87,8 @@ def state_dtype(num_assets: int) -> np.dtype:
             ("estimate_time", "f8"),
             ("estimate_count", "i8"),
             ("estimate_weight", "f8"),
+            ("estimate_dt", "f8"),  # the last interval and its EWMA weight (reused)
+            ("estimate_alpha", "f8"),
             ("log_mark", "f8", (k,)),
             ("log_return", "f8", (k,)),
             ("covariance", "f8", (k, k)),
