@@ -455,3 +455,20 @@ def test_cancel_throttle_denies_replaces_but_never_cancels() -> None:
     )
     out, counts = decide(limiter, make_quotes(bid=0.0, ask=0.0), inputs)
     assert counts == {}  # plain cancels always pass
+
+
+def test_counts_are_per_decision_and_add_up_to_the_totals() -> None:
+    limiter = make_limiter(max_order_size=2.0)
+    opened = limiter.state.denials.copy()
+    seen = np.zeros_like(opened)
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        size = float(rng.choice([0.5, 5.0, math.nan]))  # clean, clipped or denied
+        _, counts = decide(limiter, make_quotes(bid=size, ask=0.0), make_inputs(time_s=t))
+        last = limiter.state.last_denials
+        assert last[0, Reason.NONE] == 0
+        if size == 0.5:
+            assert counts == {} and not last.any()  # nothing left from the decision before
+        seen += last
+    np.testing.assert_array_equal(limiter.state.denials - opened, seen)
+    assert seen[0, Reason.ORDER_SIZE] > 0 and seen[0, Reason.NON_FINITE_ORDER] > 0

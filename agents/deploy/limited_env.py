@@ -23,8 +23,6 @@ from mmgym.core.orders import decode_actions, encode_quotes
 from mmgym.envs.perp_mm import PerpMMSimulator, PerpMMVectorEnv
 from mmgym.envs.shell import BatchSimulator, KernelVectorEnv
 
-_UNREPRESENTABLE = int(Reason.UNREPRESENTABLE_QUOTE)
-
 
 class RiskLimitedSimulator(BatchSimulator):
     """A :class:`~mmgym.envs.perp_mm.PerpMMSimulator` whose every action passes the limiter.
@@ -73,14 +71,13 @@ class RiskLimitedSimulator(BatchSimulator):
         )
         decode_actions(actions, self._best_bid, self._best_ask, packed, self.quotes)
         np.logical_not(autoreset, out=self._active)
-        counts = self.limiter.limit(self.quotes, self.inputs, self._active)
+        self.limiter.limit(self.quotes, self.inputs, self._active)
         np.copyto(self.actions, actions)  # a warm start: where nothing changed, the same action
         cancelled = encode_quotes(
             self.quotes, self._best_bid, self._best_ask, packed, self.actions, self._unrepresentable
         )
         if cancelled:
-            counts[:, _UNREPRESENTABLE] += self._unrepresentable
-            self.limiter.state.denials[:, _UNREPRESENTABLE] += self._unrepresentable
+            self.limiter.add_counts(Reason.UNREPRESENTABLE_QUOTE, self._unrepresentable)
         bad = sim.step(self.actions, autoreset)
         if autoreset.any():
             self.limiter.open_accounts(autoreset)

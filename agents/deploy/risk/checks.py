@@ -47,6 +47,7 @@ from agents.deploy.risk.estimators import annual_volatility
 from agents.deploy.risk.exposure import fill_cost, market_known, position_known, worst_case
 from agents.deploy.risk.kill_switch import ACTIVE, HALTED, REDUCING
 from agents.deploy.risk.reasons import Reason
+from agents.deploy.risk.tally import tally
 from agents.deploy.risk.throttle import admit_order, refill, take_cancel
 from mmgym.core.records import Record
 
@@ -97,57 +98,57 @@ def _check_side(
 ) -> tuple[float, float]:
     """Steps 1-7 for one side of a perp: its (reducing part, adding part)."""
     if not math.isfinite(size):
-        counts[_NON_FINITE] += 1
+        tally(counts, _NON_FINITE)
         return 0.0, 0.0
     if size < 0.0:
-        counts[_INVALID] += 1
+        tally(counts, _INVALID)
         return 0.0, 0.0
     if size == 0.0:
         return 0.0, 0.0
     if mode == HALTED:
-        counts[_HALTED] += 1
+        tally(counts, _HALTED)
         return 0.0, 0.0
     if not position_known(a):
-        counts[_UNKNOWN_POSITION] += 1
+        tally(counts, _UNKNOWN_POSITION)
         return 0.0, 0.0
     if not market_known(a):
-        counts[_UNKNOWN_MARKET] += 1
+        tally(counts, _UNKNOWN_MARKET)
         return 0.0, 0.0
     if stale:
-        counts[_STALE] += 1
+        tally(counts, _STALE)
         return 0.0, 0.0
     if px <= 0 or own_cross:
-        counts[_INVALID] += 1
+        tally(counts, _INVALID)
         return 0.0, 0.0
     if (is_bid and px >= a.best_ask) or (not is_bid and px <= a.best_bid):
-        counts[_CROSSES] += 1
+        tally(counts, _CROSSES)
         return 0.0, 0.0
     price = px * L.venue_tick_size
     if abs(price - a.mark) > L.price_collar_fraction * a.mark:
-        counts[_COLLAR] += 1
+        tally(counts, _COLLAR)
         return 0.0, 0.0
     q = a.position
     reducing = max(0.0, -q - a.bid_resting) if is_bid else max(0.0, q - a.ask_resting)
     base = min(size, reducing)
     extra = size - base
     if extra > 0.0 and mode == REDUCING:
-        counts[_REDUCING] += 1
+        tally(counts, _REDUCING)
         extra = 0.0
     cap = L.max_order_size
     if base + extra > cap:
-        counts[_ORDER_SIZE] += 1
+        tally(counts, _ORDER_SIZE)
         base = min(base, cap)
         extra = min(extra, cap - base)
     cap = L.max_order_notional / price
     if base + extra > cap:
-        counts[_ORDER_NOTIONAL] += 1
+        tally(counts, _ORDER_NOTIONAL)
         base = min(base, cap)
         extra = min(extra, cap - base)
     if extra > 0.0 and adding_ok != 0:
-        counts[adding_ok] += 1
+        tally(counts, adding_ok)
         extra = 0.0
     if extra > 0.0 and base + extra > size_cap:
-        counts[cap_reason] += 1
+        tally(counts, cap_reason)
         extra = max(0.0, size_cap - base)
     if extra > 0.0:
         if is_bid:
@@ -155,19 +156,19 @@ def _check_side(
         else:
             room = L.max_position + (q - a.ask_resting - base)
         if extra > room:
-            counts[_POSITION] += 1
+            tally(counts, _POSITION)
             extra = max(0.0, room)
     if extra > 0.0:
         soft = L.soft_limit_fraction * L.max_position
         worst = q + a.bid_resting if is_bid else a.ask_resting - q
         if worst >= soft:
-            counts[_SOFT_POSITION] += 1
+            tally(counts, _SOFT_POSITION)
             extra = 0.0
         elif soft_gross:
-            counts[_SOFT_GROSS] += 1
+            tally(counts, _SOFT_GROSS)
             extra = 0.0
         elif soft_net:
-            counts[_SOFT_NET] += 1
+            tally(counts, _SOFT_NET)
             extra = 0.0
     return base, extra
 
@@ -200,7 +201,7 @@ def _limit_net(
         base_scale = min(1.0, max(0.0, (limit - start) / base_sum))
     for k in range(A.shape[0]):
         if extra[k] > 0.0 or (base_scale < 1.0 and base[k] > 0.0):
-            counts[_NET] += 1
+            tally(counts, _NET)
         extra[k] *= extra_scale
         base[k] *= base_scale
 
@@ -256,10 +257,10 @@ def _adding_scale(
 def _below_minimum(L: Record, size: float, px: int, counts: NDArray[np.int64]) -> bool:
     """Step 9 for an order that only adds risk."""
     if size < L.min_order_size:
-        counts[_MIN_SIZE] += 1
+        tally(counts, _MIN_SIZE)
         return True
     if size * px * L.venue_tick_size < L.min_order_notional:
-        counts[_MIN_NOTIONAL] += 1
+        tally(counts, _MIN_NOTIONAL)
         return True
     return False
 
@@ -354,9 +355,9 @@ def limit_orders(
             for k in range(n):
                 for extra in (s.bid_extra[k], s.ask_extra[k]):
                     if extra > 0.0 and gross_bound:
-                        counts[_GROSS] += 1
+                        tally(counts, _GROSS)
                     if extra > 0.0 and margin_bound:
-                        counts[_MARGIN] += 1
+                        tally(counts, _MARGIN)
                 s.bid_extra[k] *= scale
                 s.ask_extra[k] *= scale
 
@@ -380,7 +381,7 @@ def limit_orders(
             if size > 0.0 and not (live and px == resting_px and size == resting):
                 reason = admit_order(s, L, t, live, rng, i)
                 if reason != 0:
-                    counts[reason] += 1
+                    tally(counts, reason)
                     denied = True
                     size = 0.0
                 else:
@@ -406,14 +407,14 @@ def _hedge(fraction: float, mode: int, counts: NDArray[np.int64]) -> float:
     position``, so any fraction in [0, 1] offsets part of the position; 1 leaves the least net
     exposure."""
     if not math.isfinite(fraction):
-        counts[_NON_FINITE] += 1
+        tally(counts, _NON_FINITE)
         return 1.0
     if mode != ACTIVE:
         if fraction != 1.0:
-            counts[_HALTED if mode == HALTED else _REDUCING] += 1
+            tally(counts, _HALTED if mode == HALTED else _REDUCING)
         return 1.0
     if fraction < 0.0 or fraction > 1.0:
-        counts[_INVALID] += 1
+        tally(counts, _INVALID)
         return min(1.0, max(0.0, fraction))
     return fraction
 
@@ -442,7 +443,7 @@ def _flatten(
         else:
             continue
         if abs(px * L.venue_tick_size - x.mark) > L.price_collar_fraction * x.mark:
-            counts[_COLLAR] += 1
+            tally(counts, _COLLAR)
             size = 0.0
         if p > 0.0:
             q.ask_px = px

@@ -17,6 +17,7 @@ from agents.deploy.risk.checks import limit_orders
 from agents.deploy.risk.estimators import clear_estimates, mean_correlation, update_estimates
 from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
 from agents.deploy.risk.reasons import Reason
+from agents.deploy.risk.tally import close_row, start_row, tally
 from agents.deploy.risk.throttle import clear_throttle
 from agents.deploy.risk.window import clear_window, window_push, window_stats
 from mmgym.core.records import Record
@@ -60,6 +61,7 @@ def open_accounts(
         clear_estimates(s)
         clear_throttle(s, L)
         record_transition(trans[i], s, totals[i], i, np.nan, previous, ACTIVE, _OPENED)
+        totals[i, 0] = 0  # the mark of a counted row, meaningless in the totals
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -83,9 +85,9 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
     for k in range(Q.shape[0]):
         q = Q[k]
         if q.bid_size != 0.0:
-            counts[_UNKNOWN_ACCOUNT] += 1
+            tally(counts, _UNKNOWN_ACCOUNT)
         if q.ask_size != 0.0:
-            counts[_UNKNOWN_ACCOUNT] += 1
+            tally(counts, _UNKNOWN_ACCOUNT)
         q.bid_size = 0.0
         q.ask_size = 0.0
         q.hedge_fraction = 1.0
@@ -144,15 +146,13 @@ def _one(
     """Account ``i``'s decision: its counts start at zero and add to its totals."""
     L = La[0]  # read here: a record cannot be passed into a parallel loop's body
     c = counts[i]
-    for r in range(c.shape[0]):
-        c[r] = 0
-    state[i].transitions = 0
+    s = state[i]
+    start_row(c, s)
+    s.transitions = 0
     if not mask[i]:
         return
-    _limit_account(L, quotes[i], accounts[i], assets[i], state[i], c, rng, i, trans[i])
-    total = totals[i]
-    for r in range(c.shape[0]):
-        total[r] += c[r]
+    _limit_account(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i])
+    close_row(c, totals[i], s)
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from agents.deploy.risk.exposure import position_known
 from agents.deploy.risk.modes import TradingMode
 from agents.deploy.risk.reasons import Reason
+from agents.deploy.risk.tally import tally
 from mmgym.core.records import Record
 
 ACTIVE = int(TradingMode.ACTIVE)
@@ -59,7 +60,7 @@ def record_transition(
     reason: int,
 ) -> None:
     """Record one transition of account ``i`` at ``t`` in its row ``trans`` and count it."""
-    counts[reason] += 1
+    tally(counts, reason)
     n = s.transitions
     if n < trans.shape[0]:
         r = trans[n]

@@ -61,37 +61,31 @@ def pack_limits(limits: RiskLimits, venue: VenueSpec) -> NDArray[np.void]:
     return out
 
 
+WINDOW_ID, WINDOW_EQUITY_HIGH, WINDOW_REJECTS, WINDOW_INDEX_HIGH, WINDOW_INDEX_LOW = range(5)
+"""Columns of a rolling-window bucket (one row of ``window``; the bucket id as a float)."""
+
+
 def state_dtype(num_assets: int) -> np.dtype:
-    """Record of one account's limiter state."""
+    """Record of one account's limiter state: the fields every decision reads and writes come
+    first and together, so that a decision touches few cache lines of it."""
     k, w = num_assets, WINDOW_RING
     return np.dtype(
         [
             # trading mode
             ("mode", "i8"),
             ("flattening", "?"),
+            ("counted", "?"),  # the last decision counted something (its counts need zeroing)
             ("reducing_until", "f8"),
             ("last_time", "f8"),
             ("unknown_since", "f8"),
             ("peak_equity", "f8"),
             ("transitions", "i8"),  # recorded in the current call
-            # rolling window: bucket id, highest equity, rejects, index high and low
-            ("window_id", "i8", (w,)),
-            ("window_equity_high", "f8", (w,)),
-            ("window_rejects", "f8", (w,)),
-            ("window_index_high", "f8", (w,)),
-            ("window_index_low", "f8", (w,)),
-            # the same aggregated over the buckets before the current one (cached)
-            ("window_cached_bucket", "i8"),
-            ("window_cached", "f8", (4,)),
             # EWMA estimates of per-second mark-return covariance (bias-corrected by weight)
             ("estimate_time", "f8"),
             ("estimate_count", "i8"),
             ("estimate_weight", "f8"),
             ("estimate_dt", "f8"),  # the last interval and its EWMA weight (reused)
             ("estimate_alpha", "f8"),
-            ("log_mark", "f8", (k,)),
-            ("log_return", "f8", (k,)),
-            ("covariance", "f8", (k, k)),
             # throttle
             ("order_tokens", "f8"),
             ("cancel_tokens", "f8"),
@@ -104,12 +98,21 @@ def state_dtype(num_assets: int) -> np.dtype:
             ("margin_coverage", "f8"),
             ("correlation", "f8"),
             ("market_move_bp", "f8"),
+            # the rolling window aggregated over the buckets before the current one (cached)
+            ("window_cached_bucket", "i8"),
+            ("window_cached", "f8", (4,)),
+            # per perp
+            ("log_mark", "f8", (k,)),
+            ("log_return", "f8", (k,)),
             ("volatility", "f8", (k,)),
             # scratch: each side's reducing and adding parts
             ("bid_base", "f8", (k,)),
             ("bid_extra", "f8", (k,)),
             ("ask_base", "f8", (k,)),
             ("ask_extra", "f8", (k,)),
+            ("covariance", "f8", (k, k)),
+            # rolling window buckets: id, highest equity, rejects, index high and low
+            ("window", "f8", (w, 5)),
         ],
         align=True,
     )

@@ -231,6 +231,14 @@ class RiskLimiter:
             records["flattening"][i] = False
             self._command(i, TradingMode.ACTIVE, Reason.OPERATOR_RESET, operator, time_s)
 
+    def add_counts(self, reason: Reason, counts: NDArray[np.int64]) -> None:
+        """Count ``reason`` for each account (``counts`` per account) in the last decision and
+        the totals: for checks made outside the limiter, such as the simulator's encoder."""
+        state = self.state
+        state.last_denials[:, reason] += counts
+        state.denials[:, reason] += counts
+        state.records["counted"] |= counts > 0
+
     def drain_transitions(self) -> list[Transition]:
         """The transitions recorded since the last call, oldest first (for a journal)."""
         out = self.state.transitions

@@ -13,23 +13,37 @@ import math
 
 import numba as nb
 import numpy as np
+from numpy.typing import NDArray
 
-from agents.deploy.risk.layout import WINDOW_BUCKETS, WINDOW_RING
+from agents.deploy.risk.layout import (
+    WINDOW_BUCKETS,
+    WINDOW_EQUITY_HIGH,
+    WINDOW_ID,
+    WINDOW_INDEX_HIGH,
+    WINDOW_INDEX_LOW,
+    WINDOW_REJECTS,
+    WINDOW_RING,
+)
 from mmgym.core.records import Record
 
-_EMPTY = -(2**62)
+_EMPTY = -(2.0**62)
 
 
 @nb.njit(cache=True, error_model="numpy")
 def clear_window(s: Record) -> None:
     """Forget every sample."""
-    s.window_cached_bucket = _EMPTY
+    s.window_cached_bucket = -(2**62)
     for j in range(WINDOW_RING):
-        s.window_id[j] = _EMPTY
-        s.window_equity_high[j] = -np.inf
-        s.window_rejects[j] = 0.0
-        s.window_index_high[j] = -np.inf
-        s.window_index_low[j] = np.inf
+        _clear_bucket(s.window[j], _EMPTY)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _clear_bucket(row: NDArray[np.float64], bucket: float) -> None:
+    row[WINDOW_ID] = bucket
+    row[WINDOW_EQUITY_HIGH] = -np.inf
+    row[WINDOW_REJECTS] = 0.0
+    row[WINDOW_INDEX_HIGH] = -np.inf
+    row[WINDOW_INDEX_LOW] = np.inf
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -43,20 +57,16 @@ def window_push(
 ) -> None:
     """Add one decision's sample (NaN equity or index: not known, skipped)."""
     b = _bucket(L, t)
-    slot = b % WINDOW_RING
-    if s.window_id[slot] != b:
-        s.window_id[slot] = b
-        s.window_equity_high[slot] = -np.inf
-        s.window_rejects[slot] = 0.0
-        s.window_index_high[slot] = -np.inf
-        s.window_index_low[slot] = np.inf
+    row = s.window[b % WINDOW_RING]
+    if row[WINDOW_ID] != b:
+        _clear_bucket(row, b)
     if math.isfinite(equity):
-        s.window_equity_high[slot] = max(s.window_equity_high[slot], equity)
+        row[WINDOW_EQUITY_HIGH] = max(row[WINDOW_EQUITY_HIGH], equity)
     if rejects > 0.0 and math.isfinite(rejects):
-        s.window_rejects[slot] += rejects
+        row[WINDOW_REJECTS] += rejects
     if math.isfinite(index):
-        s.window_index_high[slot] = max(s.window_index_high[slot], index)
-        s.window_index_low[slot] = min(s.window_index_low[slot], index)
+        row[WINDOW_INDEX_HIGH] = max(row[WINDOW_INDEX_HIGH], index)
+        row[WINDOW_INDEX_LOW] = min(row[WINDOW_INDEX_LOW], index)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -73,18 +83,19 @@ def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, f
         c[2] = -np.inf
         c[3] = np.inf
         for j in range(WINDOW_RING):
-            if b - WINDOW_BUCKETS <= s.window_id[j] < b:
-                c[0] = max(c[0], s.window_equity_high[j])
-                c[1] += s.window_rejects[j]
-                c[2] = max(c[2], s.window_index_high[j])
-                c[3] = min(c[3], s.window_index_low[j])
+            row = s.window[j]
+            if b - WINDOW_BUCKETS <= row[WINDOW_ID] < b:
+                c[0] = max(c[0], row[WINDOW_EQUITY_HIGH])
+                c[1] += row[WINDOW_REJECTS]
+                c[2] = max(c[2], row[WINDOW_INDEX_HIGH])
+                c[3] = min(c[3], row[WINDOW_INDEX_LOW])
         s.window_cached_bucket = b
-    slot = b % WINDOW_RING
-    if s.window_id[slot] != b:
+    row = s.window[b % WINDOW_RING]
+    if row[WINDOW_ID] != b:
         return c[0], c[1], c[2], c[3]
     return (
-        max(c[0], s.window_equity_high[slot]),
-        c[1] + s.window_rejects[slot],
-        max(c[2], s.window_index_high[slot]),
-        min(c[3], s.window_index_low[slot]),
+        max(c[0], row[WINDOW_EQUITY_HIGH]),
+        c[1] + row[WINDOW_REJECTS],
+        max(c[2], row[WINDOW_INDEX_HIGH]),
+        min(c[3], row[WINDOW_INDEX_LOW]),
     )
