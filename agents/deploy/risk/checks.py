@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.estimators import annual_volatility
-from agents.deploy.risk.exposure import fill_cost, market_known, position_known, worst_case
+from agents.deploy.risk.exposure import fill_costs, market_known, position_known, worst_case
 from agents.deploy.risk.kill_switch import ACTIVE, HALTED, REDUCING
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import tally
@@ -213,19 +213,14 @@ def _surely_within(
     """A cheap sufficient test for step 8b: the worst-case gross notional is at most the one
     before plus every new order's notional, and the maintenance margin at most the largest
     tier rate times that."""
-    tick = L.venue_tick_size
     fee = max(L.venue_maker_fee, 0.0)
     cost = 0.0
     for k in range(A.shape[0]):
         a = A[k]
-        m = a.mark
         new_bid = s.bid_base[k] + s.bid_extra[k]
         new_ask = s.ask_base[k] + s.ask_extra[k]
-        gross += (new_bid + new_ask) * m
-        cost += fill_cost(new_bid, Q[k].bid_px * tick, m, True, fee)
-        cost += fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
-        cost += fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
-        cost += fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
+        gross += (new_bid + new_ask) * a.mark
+        cost += fill_costs(L, a, Q[k], new_bid, new_ask, fee)
     rate = L.venue_max_margin_rate
     return gross <= L.max_gross_notional and equity - cost >= L.min_margin_coverage * rate * gross
 

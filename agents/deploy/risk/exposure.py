@@ -56,6 +56,22 @@ def fill_cost(size: float, price: float, mark: float, buy: bool, fee: float) -> 
     return size * (max(edge, 0.0) + fee * price)
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def fill_costs(
+    L: Record, a: Record, q: Record, new_bid: float, new_ask: float, fee: float
+) -> float:
+    """Equity lost against the mark if every new (``q``'s prices) and resting order of one perp
+    fills: adverse edges plus maker fees."""
+    tick = L.venue_tick_size
+    m = a.mark
+    return (
+        fill_cost(new_bid, q.bid_px * tick, m, True, fee)
+        + fill_cost(new_ask, q.ask_px * tick, m, False, fee)
+        + fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
+        + fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
+    )
+
+
 @nb.njit(cache=True, error_model="numpy")
 def worst_case(
     L: Record,
@@ -67,7 +83,6 @@ def worst_case(
 ) -> tuple[float, float]:
     """(gross notional, margin coverage) of the worst case with new orders ``base + scale x
     extra`` per side (the parts in ``s``); every perp's position and market must be known."""
-    tick = L.venue_tick_size
     fee = max(L.venue_maker_fee, 0.0)
     gross = 0.0
     maintenance = 0.0
@@ -81,9 +96,6 @@ def worst_case(
         notional = max(worst, 0.0) * m
         gross += notional
         maintenance += tier_margin(notional, L.venue_margin_tiers)
-        cost += fill_cost(new_bid, Q[k].bid_px * tick, m, True, fee)
-        cost += fill_cost(new_ask, Q[k].ask_px * tick, m, False, fee)
-        cost += fill_cost(a.bid_resting, a.bid_resting_px * tick, m, True, fee)
-        cost += fill_cost(a.ask_resting, a.ask_resting_px * tick, m, False, fee)
+        cost += fill_costs(L, a, Q[k], new_bid, new_ask, fee)
     coverage = (margin_equity - cost) / maintenance if maintenance > 0.0 else np.inf
     return gross, coverage

@@ -10,37 +10,17 @@ markers), so the page lists every limit with its default and every reason with i
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
-import itertools
 from pathlib import Path
 
-from agents.deploy.risk import limits as limits_module
 from agents.deploy.risk.limits import RiskLimits
 from agents.deploy.risk.reasons import DESCRIPTIONS, Reason
-
-
-def limit_docs() -> dict[str, str]:
-    """The docstring under each field of :class:`RiskLimits`, from the source."""
-    tree = ast.parse(inspect.getsource(limits_module))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RiskLimits")
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(cls.body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
+from mmgym.reference import attribute_docs
 
 
 def limits_table() -> str:
     """Markdown table of every limit, its default and meaning."""
-    docs = limit_docs()
+    docs = attribute_docs(RiskLimits)
     defaults = RiskLimits()
     rows = ["| limit | default | meaning |", "|---|---:|---|"]
     for f in dataclasses.fields(RiskLimits):
