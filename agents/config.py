@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
+from agents.deploy.risk.limits import RiskLimits
 from agents.evaluation import EvaluationConfig
 from agents.seeds import check_seed
 
@@ -194,6 +195,25 @@ class LoggerConfig:
 
 
 @dataclass
+class RiskConfig:
+    """The RiskLimiter around the training env (the ``risk`` group): ``risk=default`` trains
+    under the production limits, ``risk=none`` (the default) without a limiter."""
+
+    enabled: bool = False
+    limits: dict[str, Any] = field(default_factory=dict)
+    """Changes to the :class:`~agents.deploy.risk.RiskLimits` defaults, by field name
+    (docs/deploy.md lists every limit), e.g. ``risk.limits.max_position=5``."""
+
+    def __post_init__(self) -> None:
+        self.to_limits()  # a misspelt or invalid limit fails at composition, naming it
+
+    def to_limits(self) -> RiskLimits | None:
+        """The limits, or None when the limiter is off."""
+        limits = RiskLimits().replace(**self.limits)
+        return limits if self.enabled else None
+
+
+@dataclass
 class TrainJob:
     """``scripts/train.py``: one SB3 training run."""
 
@@ -203,6 +223,8 @@ class TrainJob:
     :class:`BaselineAgentConfig`); chosen by ``agent=...``."""
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    """The RiskLimiter around the training env (off by default)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -425,6 +447,7 @@ def register_configs() -> None:
         "train": {"train": TrainConfig},
         "logger": {"logger": LoggerConfig},
         "sweep": {"sweep": SweepConfig},
+        "risk": {"risk": RiskConfig},
     }
     load_all()
     for name in BASELINES:

@@ -12,7 +12,6 @@ import inspect
 import itertools
 from pathlib import Path
 
-from mmgym.core import params as params_module
 from mmgym.core.params import MarketParams
 from mmgym.markdown import table
 from mmgym.scenarios import DEFAULT_SCENARIO, SCENARIOS
@@ -22,12 +21,17 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def field_docs() -> dict[str, str]:
     """The docstring under each field of :class:`MarketParams`, from the source."""
-    tree = ast.parse(inspect.getsource(params_module))
-    cls = next(
-        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == MarketParams.__name__
+    return attribute_docs(MarketParams)
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The docstring under each annotated attribute of class ``cls``, from its source."""
+    tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))  # type: ignore[arg-type]
+    node_of_class = next(
+        n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__
     )
     docs: dict[str, str] = {}
-    body = cls.body
+    body = node_of_class.body
     for node, following in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)

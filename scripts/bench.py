@@ -383,6 +383,75 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
     return note + "\n\n" + table(header, lines, align="ll" + "r" * 9)
 
 
+def _risk_table(steps: int, num_envs: int = 256, repeats: int = 7) -> str:
+    """The RiskLimiter per decision for one account (p50/p99 of single calls), and
+    RiskLimitedVectorEnv against the bare PerpMM vector env at ``num_envs`` envs: blocks of
+    ``steps`` steps alternate between the two, and the medians over ``repeats`` are compared,
+    for a fixed quote at the touch (as above) and for uniform random actions."""
+    from agents.deploy import RiskLimitedVectorEnv
+    from agents.deploy.risk import RiskInputs, RiskLimiter, RiskLimits, VenueSpec, new_quotes
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    params = make_params("calm")
+    limiter = RiskLimiter(RiskLimits(), VenueSpec.from_market(params), 1, 1)
+    inputs = RiskInputs.unknown(1, 1)
+    inputs.accounts[0] = (0.0, 1e4, 1e4, 0.0, 0.0, 0.0, False)
+    rng = np.random.default_rng(0)
+    quotes = new_quotes(1, 1)
+    times = np.zeros(20_000)
+    mark = 100.0
+    for t in range(times.size):
+        mark *= np.exp(rng.normal(0.0, 1e-4))
+        mid = round(mark / params.tick_size)
+        inputs.assets[0, 0] = (mid - 1, mid + 1, mark, rng.uniform(-5, 5), 1.0, mid - 2, 1.0,
+                               mid + 2, False)  # fmt: skip
+        inputs.accounts["time_s"] = float(t)
+        quotes[0, 0] = (mid - 1 - t % 3, rng.uniform(0, 3), mid + 1 + t % 2, rng.uniform(0, 3), 0.5)
+        t0 = time.perf_counter_ns()
+        limiter.limit(quotes, inputs)
+        times[t] = time.perf_counter_ns() - t0
+    p50, p99 = np.percentile(times[1_000:], [50, 99]) / 1e3
+    print(f"  RiskLimiter        one account        p50 {p50:.1f} us, p99 {p99:.1f} us")
+    lines = [
+        "| RiskLimiter, one account, one perp | p50 per decision | p99 per decision |",
+        "|---|---:|---:|",
+        f"| {times.size - 1_000:,} decisions (target p99 <= 20 us) | {p50:.1f} us | {p99:.1f} us |",
+        "",
+        f"| {num_envs} envs, calm, kernel on | actions | bare step | limited step | overhead |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for parallel in (True, False):
+        bare = PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
+        limited = RiskLimitedVectorEnv(
+            PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
+        )
+        for kind in ("fixed quote", "uniform random"):
+            if kind == "fixed quote":
+                batch = [np.tile(np.array(QUOTE, dtype=np.float32), (num_envs, 1))] * 8
+            else:
+                batch = [rng.uniform(-1, 1, (num_envs, 5)).astype(np.float32) for _ in range(8)]
+            for env in (bare, limited):
+                env.reset(seed=0)
+                for a in batch:
+                    env.step(a)  # warm-up
+            per_step: dict[str, list[float]] = {"bare": [], "limited": []}
+            for _ in range(repeats):
+                for name, env in (("bare", bare), ("limited", limited)):
+                    t0 = time.perf_counter()
+                    for j in range(steps):
+                        env.step(batch[j % len(batch)])
+                    per_step[name].append((time.perf_counter() - t0) / steps)
+            medians = {name: statistics.median(v) for name, v in per_step.items()}
+            overhead = 100 * (medians["limited"] / medians["bare"] - 1)
+            cores = "both cores" if parallel else "one core"
+            print(f"  RiskLimitedVectorEnv {cores}, {kind}: {overhead:+.0f} % per step")
+            lines.append(
+                f"| {cores} | {kind} | {1e6 * medians['bare']:,.0f} us | "
+                f"{1e6 * medians['limited']:,.0f} us | {overhead:+.0f} % |"
+            )
+    return "\n".join(lines)
+
+
 def _table(results: list[Result]) -> str:
     rows = []
     for r in results:
@@ -434,6 +503,12 @@ def main() -> None:
         metavar="REV",
         help="time the baselines of git revision REV and of this checkout side by side",
     )
+    parser.add_argument(
+        "--risk-steps",
+        type=int,
+        default=0,
+        help="also time the RiskLimiter and RiskLimitedVectorEnv (steps per block)",
+    )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_worker:
@@ -457,6 +532,8 @@ def main() -> None:
     table = _table(results)
     if args.sb3_steps > 0:
         table += "\n\n" + _sb3_table(args.sb3_steps)
+    if args.risk_steps > 0:
+        table += "\n\n" + _risk_table(args.risk_steps)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     if args.baseline_decisions > 0:

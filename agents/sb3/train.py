@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.baselines.registry import make_baseline
 from agents.config import PPOConfig, ResidualSettings, SACConfig, TrainJob
+from agents.deploy.limited_env import limit_env
 from agents.evaluation import evaluate_policies, markout_steps
 from agents.learned import SB3Policy
 from agents.market import job_market
@@ -93,9 +94,8 @@ def train(job: TrainJob, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(t.torch_threads)
     market = job_market(job)
     params = market.params
-    native = NativeVecEnv(
-        PerpMMVectorEnv(num_envs=t.num_envs, scenario=market.scenario, **market.overrides)
-    )
+    env = PerpMMVectorEnv(num_envs=t.num_envs, scenario=market.scenario, **market.overrides)
+    native = NativeVecEnv(limit_env(env, job.risk.to_limits()))  # risk=none: env itself
     native.seed(job.seed * t.num_envs)
     agent = job.agent
     inner: VecEnv = native

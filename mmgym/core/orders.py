@@ -258,3 +258,239 @@ def encode_action(
         out.reshape(-1, len(ACTION_NAMES)),
     )
     return out
+
+
+# --- the vectorised decoder shared by the simulator's limiter, vetting and the live side ------
+
+ACTION_PER_ASSET = len(ACTION_NAMES)
+
+QUOTE_DTYPE = np.dtype(
+    [
+        ("bid_px", "i8"),
+        ("bid_size", "f8"),
+        ("ask_px", "i8"),
+        ("ask_size", "f8"),
+        ("hedge_fraction", "f8"),
+    ],
+    align=True,
+)
+"""One perp's decoded quotes: bid price (ticks), bid size (base units), ask price (ticks), ask
+size (base units) and hedge fraction (the share of the inventory to offset on the hedge venue,
+in [0, 1]). A size of 0 places no order on that side. An action block that cannot be decoded (a
+non-finite component, or an unknown book) decodes to NaN sizes and hedge fraction: no order."""
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def hedge_fraction(hedge_action: float) -> float:
+    """The hedge fraction in [0, 1] of an action's hedge component (as the hedge plan reads it)."""
+    return 0.5 * (_clip1(hedge_action) + 1.0)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def decode_actions(
+    actions: NDArray[np.floating],
+    best_bid_ticks: NDArray[np.number],
+    best_ask_ticks: NDArray[np.number],
+    Pa: NDArray[np.void],
+    out: NDArray[np.void],
+) -> int:
+    """Decode a batch of actions ``(n, 5 K)`` into quotes ``out`` ``(n, K)`` of
+    :data:`QUOTE_DTYPE`, each perp at its decision-time mid ``(best_bid + best_ask) / 2`` ticks,
+    with :func:`decode_quotes` (the simulator's own mapping). ``Pa`` is the packed parameter
+    record (:func:`mmgym.core.layout.pack_params`). Allocates nothing.
+
+    Returns the number of action blocks that could not be decoded: those with a non-finite
+    component or a non-finite book decode to NaN sizes and hedge fraction (no order).
+    """
+    P = Pa[0]
+    bad = 0
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            base = k * ACTION_PER_ASSET
+            block = actions[i, base : base + ACTION_PER_ASSET]
+            mid = 0.5 * (best_bid_ticks[i, k] + best_ask_ticks[i, k])
+            finite = math.isfinite(mid)
+            for j in range(ACTION_PER_ASSET):
+                finite = finite and math.isfinite(block[j])
+            q = out[i, k]
+            if not finite:
+                q.bid_px = 0
+                q.bid_size = np.nan
+                q.ask_px = 0
+                q.ask_size = np.nan
+                q.hedge_fraction = np.nan
+                bad += 1
+                continue
+            bid_px, bid_size, ask_px, ask_size = decode_quotes(block, mid, P)
+            q.bid_px = bid_px
+            q.bid_size = bid_size
+            q.ask_px = ask_px
+            q.ask_size = ask_size
+            q.hedge_fraction = hedge_fraction(block[HEDGE])
+    return bad
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _decoded(block: NDArray[np.floating], index: int, mid: float, P: Record) -> float:
+    """The value that component ``index`` of ``block`` decodes to (sizes and hedge fraction)."""
+    if index == HEDGE:
+        return hedge_fraction(block[HEDGE])
+    _, bid_size, _, ask_size = decode_quotes(block, mid, P)
+    return bid_size if index == BID_SIZE else ask_size
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _encode_monotone(
+    block: NDArray[np.floating], index: int, target: float, scale: float, mid: float, P: Record
+) -> None:
+    """Set ``block[index]`` to the largest action whose decoded value is <= ``target`` (the
+    decoded value is non-decreasing in the action, from 0 at -1 to ``scale`` at +1)."""
+    if not target > 0.0:
+        block[index] = -1.0
+        return
+    y = min(1.0, 2.0 * target / scale - 1.0) if scale > 0.0 else 1.0
+    block[index] = y
+    for _ in range(64):
+        if _decoded(block, index, mid, P) <= target or block[index] <= -1.0:
+            break
+        block[index] = max(-1.0, np.nextafter(block[index], -np.inf))
+    for _ in range(64):
+        current = block[index]
+        if current >= 1.0:
+            break
+        block[index] = np.nextafter(current, np.inf)
+        if _decoded(block, index, mid, P) > target:
+            block[index] = current
+            break
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _try_prices(
+    block: NDArray[np.floating],
+    mid: float,
+    P: Record,
+    bid_px: int,
+    ask_px: int,
+    need_bid: bool,
+    need_ask: bool,
+) -> bool:
+    """Set the skew and half-spread components of ``block`` so that the sides in ``need_*``
+    decode to exactly these prices; False if no action does."""
+    half_lo = min(0.5, P.max_half_spread)
+    half_hi = max(0.5, P.max_half_spread)
+    if need_bid and need_ask:
+        if ask_px <= bid_px:
+            return False
+        half = min(half_hi, max(half_lo, 0.5 * (ask_px - bid_px - 1)))
+        # the centre interval on which floor(c - h) = bid and ceil(c + h) = ask
+        lo = max(bid_px + half, ask_px - 1.0 - half)
+        hi = min(bid_px + 1.0 + half, ask_px - half)
+    elif need_bid:
+        half = min(half_hi, max(half_lo, mid - bid_px - 1.0))
+        lo = bid_px + half
+        hi = bid_px + 1.0 + half
+    else:
+        half = min(half_hi, max(half_lo, ask_px - mid - 1.0))
+        lo = ask_px - 1.0 - half
+        hi = ask_px - half
+    lo = max(lo, mid - P.max_skew)
+    hi = min(hi, mid + P.max_skew)
+    if lo > hi:
+        return False
+    centre = 0.5 * (lo + hi)
+    if P.max_half_spread != 0.5:
+        block[HALF_SPREAD] = min(
+            1.0, max(-1.0, 2.0 * (half - 0.5) / (P.max_half_spread - 0.5) - 1.0)
+        )
+    else:
+        block[HALF_SPREAD] = -1.0
+    skew = (centre - mid) / P.max_skew if P.max_skew > 0.0 else 0.0
+    skew = min(1.0, max(-1.0, skew))
+    # a one-tick spread has a single exact centre: search the neighbouring actions for it
+    for step in range(9):
+        candidate = skew
+        for _ in range((step + 1) // 2):
+            candidate = np.nextafter(candidate, np.inf if step % 2 else -np.inf)
+        block[SKEW] = min(1.0, max(-1.0, candidate))
+        got_bid, _, got_ask, _ = decode_quotes(block, mid, P)
+        if (not need_bid or got_bid == bid_px) and (not need_ask or got_ask == ask_px):
+            return True
+    return False
+
+
+@nb.njit(cache=True, error_model="numpy")
+def encode_quotes(
+    quotes: NDArray[np.void],
+    best_bid_ticks: NDArray[np.number],
+    best_ask_ticks: NDArray[np.number],
+    Pa: NDArray[np.void],
+    out: NDArray[np.float64],
+    cancelled: NDArray[np.int64],
+) -> int:
+    """The inverse of :func:`decode_actions`: write into ``out`` ``(n, 5 K)`` (float64) actions
+    that decode, at the same book, to the quotes ``(n, K)``. Allocates nothing.
+
+    ``out`` holds a warm start on entry (for instance the actions the quotes were decoded
+    from): components that already decode to the wanted prices, size or hedge fraction are
+    kept, which saves the search and never changes what ``out`` decodes to.
+
+    On representable quotes (any output of the decoder) it is exact: decoding ``out`` gives back
+    ``quotes`` field for field. Otherwise sizes and the hedge fraction decode to the largest
+    representable value not above the one asked for, never above it. A side with a size whose
+    price cannot be represented (an ask not above the bid, a price beyond the skew and
+    half-spread range) is cancelled, never re-priced: both sides when the pair cannot be
+    represented together. Non-finite or negative sizes encode as no order; a non-finite hedge
+    fraction as 1 (the full offset). ``cancelled[i]`` counts the sides of env ``i`` cancelled
+    this way; the total is returned.
+    """
+    P = Pa[0]
+    total = 0
+    for i in range(quotes.shape[0]):
+        cancelled[i] = 0
+        for k in range(quotes.shape[1]):
+            q = quotes[i, k]
+            base = k * ACTION_PER_ASSET
+            block = out[i, base : base + ACTION_PER_ASSET]
+            mid = 0.5 * (best_bid_ticks[i, k] + best_ask_ticks[i, k])
+            bid_size = q.bid_size if q.bid_size > 0.0 else 0.0
+            ask_size = q.ask_size if q.ask_size > 0.0 else 0.0
+            need_bid = bid_size > 0.0
+            need_ask = ask_size > 0.0
+            warm = math.isfinite(mid)
+            for j in range(ACTION_PER_ASSET):
+                warm = warm and math.isfinite(block[j])
+            warm_bid = warm_ask = -1.0
+            if warm:
+                for j in range(ACTION_PER_ASSET):  # what the decoder clips to anyway
+                    block[j] = _clip1(block[j])
+                got_bid, warm_bid, got_ask, warm_ask = decode_quotes(block, mid, P)
+                warm = got_bid == q.bid_px and got_ask == q.ask_px
+            represented = math.isfinite(mid) and (
+                warm
+                or _try_prices(block, mid, P, q.bid_px, q.ask_px, True, True)
+                or (
+                    need_bid != need_ask
+                    and _try_prices(block, mid, P, q.bid_px, q.ask_px, need_bid, need_ask)
+                )
+            )
+            dropped = 0
+            if not represented:
+                dropped = int(need_bid) + int(need_ask)
+                bid_size = 0.0
+                ask_size = 0.0
+                block[SKEW] = 0.0
+                block[HALF_SPREAD] = 1.0
+                if not math.isfinite(mid):
+                    mid = 0.0
+            if not (warm and warm_bid == bid_size):
+                _encode_monotone(block, BID_SIZE, bid_size, P.max_quote_size, mid, P)
+            if not (warm and warm_ask == ask_size):
+                _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
+            fraction = q.hedge_fraction if math.isfinite(q.hedge_fraction) else 1.0
+            if math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction:
+                block[HEDGE] = _clip1(block[HEDGE])
+            else:
+                _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
+            cancelled[i] += dropped
+            total += dropped
+    return total
