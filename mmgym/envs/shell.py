@@ -16,10 +16,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from numpy.typing import NDArray
 
-from mmgym.core.rng import seeds_from
+from mmgym.core.rng import check_seed, seeds_from
 
 
 class BatchSimulator(ABC):
@@ -115,6 +116,8 @@ class KernelVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._all = np.ones(self.num_envs, dtype=np.bool_)
         self._seeded = False
+        self._never_reset = np.ones(self.num_envs, dtype=np.bool_)
+        self._ready = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -135,6 +138,7 @@ class KernelVectorEnv(VectorEnv):
                     f"reset_mask must be a bool array of shape ({self.num_envs},), "
                     f"got {mask.dtype} {mask.shape}"
                 )
+        seed = check_seed(seed)
         seeds = None
         if seed is not None or not self._seeded:
             seeds = seeds_from(seed, self.num_envs)
@@ -142,6 +146,9 @@ class KernelVectorEnv(VectorEnv):
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
         self.sim.reset(mask, seeds)
         self._autoreset[mask] = False
+        if not self._ready:
+            self._never_reset[mask] = False
+            self._ready = not self._never_reset.any()
         return self._out(self.sim.obs), self.sim.info(self.copy)
 
     def step(
@@ -154,6 +161,8 @@ class KernelVectorEnv(VectorEnv):
         dict[str, Any],
     ]:
         """Advance every sub-env; sub-envs whose episode ended last step are reset instead."""
+        if not self._ready:
+            self._raise_reset_needed()
         arr = _check_actions(actions, self._action_shape)
         bad = self.sim.step(arr, self._autoreset)
         if bad >= 0:
@@ -167,6 +176,11 @@ class KernelVectorEnv(VectorEnv):
             self._out(sim.truncated),
             sim.info(self.copy),
         )
+
+    def _raise_reset_needed(self) -> None:
+        never = np.flatnonzero(self._never_reset).tolist()
+        detail = "" if len(never) == self.num_envs else f": sub-envs {never} have never been reset"
+        raise ResetNeeded(f"Cannot call step() before reset(){detail}")
 
     def _out(self, buf: NDArray[Any]) -> NDArray[Any]:
         return buf.copy() if self.copy else buf
@@ -190,11 +204,13 @@ class KernelEnv(gym.Env):
         self._one = np.ones(1, dtype=np.bool_)
         self._no_reset = np.zeros(1, dtype=np.bool_)
         self._seeded = False
+        self._ready = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Start a new episode; ``seed`` reseeds this env's random stream."""
+        seed = check_seed(seed)
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {sorted(options)}")
@@ -203,10 +219,13 @@ class KernelEnv(gym.Env):
             seeds = seeds_from(seed, 1)
             self._seeded = True
         self.sim.reset(self._one, seeds)
+        self._ready = True
         return self.sim.obs[0].copy(), _first(self.sim.info(True))
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         """Advance the market by one decision interval."""
+        if not self._ready:
+            raise ResetNeeded("Cannot call step() before reset()")
         arr = _check_actions(np.asarray(action).reshape(1, -1), self._action_shape)
         if np.shape(action) != self.action_space.shape:
             raise ValueError(
