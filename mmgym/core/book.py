@@ -82,12 +82,12 @@ def clamp_ahead(s: Record) -> None:
 @nb.njit(cache=True, error_model="numpy")
 def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
-    h = P.background_half_spread[r]
+    h = P.background_half_spread_ticks[r]
     target_bid = math.floor(anchor - h)
     target_ask = math.ceil(anchor + h)
     if target_ask <= target_bid:
         target_ask = target_bid + 1
-    profile = P.profile[r]
+    profile = P.depth_profile[r]
     shift = target_bid - s.best_bid
     if shift > 0:
         insert_top(s.bid_depth, shift, profile, P.new_level_fraction)
@@ -116,8 +116,8 @@ def _relax(depth: NDArray[np.float64], profile: NDArray[np.float64], f: float) -
 @nb.njit(cache=True, error_model="numpy")
 def replenish(s: Record, P: Record, r: int) -> None:
     """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
-    f = P.refill_fraction[r]
-    profile = P.profile[r]
+    f = P.refill_fraction_per_tick[r]
+    profile = P.depth_profile[r]
     n = s.bid_depth.shape[0]
     jb = s.best_bid - s.bid_px
     ja = s.ask_px - s.best_ask
@@ -249,7 +249,7 @@ def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
         s.bid_filled += fill
         apply_fill(s, fill, s.bid_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(s.bid_depth, cleared, P.profile[r])
+        remove_top(s.bid_depth, cleared, P.depth_profile[r])
         s.best_bid -= cleared
         clamp_ahead(s)
     s.last_trade = last_px * P.tick_size
@@ -268,7 +268,7 @@ def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
         s.ask_filled += fill
         apply_fill(s, -fill, s.ask_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(s.ask_depth, cleared, P.profile[r])
+        remove_top(s.ask_depth, cleared, P.depth_profile[r])
         s.best_ask += cleared
         clamp_ahead(s)
     s.last_trade = last_px * P.tick_size

@@ -112,11 +112,11 @@ def _force_close(
             if side < 0:
                 executed = sell_into_bids(a, P, r, take)
                 a.forced_sell_volume += executed
-                a.impact -= P.impact_per_unit[r] * executed
+                a.impact -= P.impact_ticks_per_unit[r] * executed
             else:
                 executed = buy_from_asks(a, P, r, take)
                 a.forced_buy_volume += executed
-                a.impact += P.impact_per_unit[r] * executed
+                a.impact += P.impact_ticks_per_unit[r] * executed
             if executed <= 0.0:
                 break
             remaining -= executed
@@ -138,8 +138,8 @@ def step_crowd(
     n = e.crowd_side.shape[0]
     # At most one renewal per tick: P(any) = n p; which one, from the same uniform.
     u = uniform(rng, i)
-    if u < n * P.crowd_renewal_prob:
-        j = int(u / P.crowd_renewal_prob) % n
+    if u < n * P.crowd_renewal_prob_per_tick:
+        j = int(u / P.crowd_renewal_prob_per_tick) % n
         if e.crowd_release_tick[j] < 0:  # an account waiting for its final close stays
             open_account(rng, i, e, A, P, j)
             e.crowd_min_slack = -np.inf

@@ -35,9 +35,9 @@ def sample_premium(s: Record, P: Record) -> float:
 def funding_rate(premium_sum: float, premium_count: int, P: Record) -> float:
     """Rate paid per interval from the premium samples so far (0 samples: the interest alone)."""
     mean_premium = premium_sum / premium_count if premium_count > 0 else 0.0
-    gap = min(max(P.funding_interest - mean_premium, -P.funding_clamp), P.funding_clamp)
-    rate = (mean_premium + gap) * P.funding_scale
-    return min(max(rate, -P.funding_cap), P.funding_cap)
+    gap = min(max(P.funding_interest_8h - mean_premium, -P.funding_clamp_8h), P.funding_clamp_8h)
+    rate = (mean_premium + gap) * P.funding_interval_over_8h
+    return min(max(rate, -P.funding_cap_per_interval), P.funding_cap_per_interval)
 
 
 @nb.njit(cache=True, error_model="numpy")

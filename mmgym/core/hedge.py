@@ -34,7 +34,7 @@ def child_fraction(children_left: int, P: Record) -> float:
         return 1.0
     if P.hedge_schedule == TWAP or P.hedge_urgency <= 1e-9:
         return 1.0 / children_left
-    kappa = P.hedge_urgency / P.hedge_horizon
+    kappa = P.hedge_urgency / P.hedge_horizon_decisions
     return 1.0 - math.sinh(kappa * (children_left - 1)) / math.sinh(kappa * children_left)
 
 
@@ -44,7 +44,7 @@ def plan_hedge(a: Record, P: Record, hedge_action: float, tick: int) -> None:
     fraction = 0.5 * (min(1.0, max(-1.0, hedge_action)) + 1.0)
     target = -fraction * a.inventory
     if abs(target - a.hedge_target) > RETARGET_TOLERANCE or a.hedge_children_left <= 0:
-        a.hedge_children_left = P.hedge_horizon
+        a.hedge_children_left = P.hedge_horizon_decisions
     a.hedge_target = target
     a.hedge_next_tick = tick + P.hedge_latency_ticks
 
@@ -65,9 +65,9 @@ def step_hedge(
         return
     size = min(abs(child), exponential(rng, i) * P.hedge_liquidity)
     side = 1.0 if child > 0.0 else -1.0
-    venue = a.fair_price * (1.0 + P.hedge_noise * standard_normal(rng, i))
+    venue = a.fair_price * (1.0 + P.hedge_noise_fraction * standard_normal(rng, i))
     a.hedge_price = venue
-    price = venue * (1.0 + side * P.hedge_impact[r] * math.sqrt(size))
+    price = venue * (1.0 + side * P.hedge_impact_per_sqrt_unit[r] * math.sqrt(size))
     fee = P.hedge_fee * price * size
     signed = side * size
     a.hedge_cash -= signed * price + fee

@@ -62,13 +62,13 @@ def tick_asset(
     """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume)."""
     u = uniform(rng, i)
     if a.coupled:
-        if u < P.decouple_prob:
+        if u < P.decouple_prob_per_tick:
             a.coupled = False
-    elif u < P.recouple_prob:
+    elif u < P.recouple_prob_per_tick:
         a.coupled = True
     oracle_before = a.fair_price
     step_fair_price(a, P, r, z_price, z_signal, jump)
-    a.impact *= P.impact_decay_coupled if a.coupled else P.impact_decay_decoupled
+    a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
     replenish(a, P, r)
@@ -79,9 +79,9 @@ def tick_asset(
     # Taker arrivals. Poisson thinning: the total count is Poisson(lam_buy + lam_sell) and each
     # arrival is a buy with probability lam_buy / total, which gives independent Poisson counts
     # per side, in a random interleaving.
-    dt = P.dt
-    lam_buy = P.mu_buy_dt[r] + a.excitation_buy * dt
-    lam_total = lam_buy + P.mu_sell_dt[r] + a.excitation_sell * dt
+    dt = P.tick_seconds
+    lam_buy = P.taker_buy_rate_per_tick[r] + a.excitation_buy * dt
+    lam_total = lam_buy + P.taker_sell_rate_per_tick[r] + a.excitation_sell * dt
     arrivals = poisson(rng, i, lam_total)
     buy_volume = 0.0
     sell_volume = 0.0
@@ -100,7 +100,7 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    a.impact += P.impact_per_unit[r] * (buy_volume - sell_volume)
+    a.impact += P.impact_ticks_per_unit[r] * (buy_volume - sell_volume)
     step_hedge(rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
@@ -116,7 +116,7 @@ def tick_env(
     t: int,
 ) -> None:
     """Advance all perps of env ``i`` by one market tick, writing tick ``t`` of its windows."""
-    r = next_regime(rng, i, e.regime, P.transition_cdf)
+    r = next_regime(rng, i, e.regime, P.transition_cdf_per_tick)
     e.regime = r
     n = A.shape[0]
     for k in range(n):
@@ -139,7 +139,7 @@ def tick_env(
     # Clocks are compared with the time at the end of this tick, (tick + 1) x dt.
     premium_due = e.tick + 1 == e.next_premium_tick
     funding_due = e.tick + 1 == e.next_funding_tick
-    dt = P.dt
+    dt = P.tick_seconds
     for k in range(n):
         a = A[k]
         w = W[k]
@@ -196,7 +196,7 @@ def _account_snapshot(e: Record, P: Record, v: Record) -> None:
     v.equity = e.margin_equity
     v.maintenance_margin = e.maintenance_margin
     v.collateral = e.collateral
-    v.time_to_funding = (e.next_funding_tick - e.tick) * P.dt
+    v.time_to_funding = (e.next_funding_tick - e.tick) * P.tick_seconds
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -232,17 +232,17 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     z_signal, _ = standard_normal_pair(rng, i)
     a.fair_ticks = P.initial_price_ticks
     a.fair_price = a.fair_ticks * P.tick_size
-    a.signal = P.signal_std[r] * z_signal
+    a.signal = P.signal_std_per_second[r] * z_signal
     a.impact = 0.0
     a.coupled = True
-    a.excitation_buy = P.excitation_mean_buy[r]
-    a.excitation_sell = P.excitation_mean_sell[r]
-    profile = P.profile[r]
+    a.excitation_buy = P.excitation_mean_buy_per_second[r]
+    a.excitation_sell = P.excitation_mean_sell_per_second[r]
+    profile = P.depth_profile[r]
     for j in range(profile.shape[0]):
         a.bid_depth[j] = profile[j]
         a.ask_depth[j] = profile[j]
     anchor = anchor_ticks(a, P)
-    h = P.background_half_spread[r]
+    h = P.background_half_spread_ticks[r]
     a.best_bid = math.floor(anchor - h)
     a.best_ask = max(math.ceil(anchor + h), a.best_bid + 1)
     a.mid = book_mid(a, P)
@@ -391,7 +391,7 @@ def _step_one(
     done = e.tick >= P.episode_ticks and not ended
     value = e.equity - e.equity_before
     if P.reward_mode == 1:
-        value -= P.inventory_penalty * e.inventory_sq_time
+        value -= P.inventory_penalty_per_second * e.inventory_sq_time
         if done or ended:
             for k in range(n):
                 value -= P.terminal_inventory_penalty * A[k].inventory * A[k].inventory

@@ -38,5 +38,5 @@ def remark(s: Record, P: Record) -> None:
 def update_mark(s: Record, P: Record) -> None:
     """Refresh the mid and the basis EMA, then mark the agent's position to the new mark."""
     s.mid = book_mid(s, P)
-    s.basis_ema += P.mark_ema_weight * ((s.mid - s.fair_price) - s.basis_ema)
+    s.basis_ema += P.mark_ema_weight_per_tick * ((s.mid - s.fair_price) - s.basis_ema)
     mark_to(s, mark_price(s, P))

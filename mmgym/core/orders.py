@@ -57,8 +57,8 @@ def decode_quotes(
     action: NDArray[np.floating], mid_ticks: float, P: Record
 ) -> tuple[int, float, int, float]:
     """Bid price (ticks), bid size, ask price (ticks), ask size for one env's action."""
-    skew = _clip1(action[SKEW]) * P.max_skew
-    half = 0.5 + 0.5 * (_clip1(action[HALF_SPREAD]) + 1.0) * (P.max_half_spread - 0.5)
+    skew = _clip1(action[SKEW]) * P.max_skew_ticks
+    half = 0.5 + 0.5 * (_clip1(action[HALF_SPREAD]) + 1.0) * (P.max_half_spread_ticks - 0.5)
     bid_size = 0.5 * (_clip1(action[BID_SIZE]) + 1.0) * P.max_quote_size
     ask_size = 0.5 * (_clip1(action[ASK_SIZE]) + 1.0) * P.max_quote_size
     centre = mid_ticks + skew
@@ -81,7 +81,7 @@ def submit(
 ) -> None:
     """Decode ``action`` at the current mid and put the orders in flight."""
     bid_px, bid_size, ask_px, ask_size = decode_quotes(action, 0.5 * (s.best_bid + s.best_ask), P)
-    delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[regime]
+    delay = P.latency_ticks + exponential(rng, i) * P.latency_jitter_ticks[regime]
     delay = min(delay, P.latency_cap_ticks)
     s.pending_tick = tick + math.ceil(delay - 1e-9)
     s.pending_bid_px = bid_px
@@ -158,13 +158,13 @@ def activate(s: Record, P: Record) -> None:
 @nb.njit(cache=True, error_model="numpy")
 def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
     """Arbitrageurs take agent quotes that sit beyond the anchor (fair value plus impact)."""
-    if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold:
+    if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold_ticks:
         qty = s.bid_qty
         s.bid_qty = 0.0
         s.bid_filled += qty
         s.toxic_filled += qty
         apply_fill(s, qty, s.bid_px * P.tick_size, P.maker_fee)
-    if s.ask_qty > 0.0 and s.ask_px < anchor - P.arb_threshold:
+    if s.ask_qty > 0.0 and s.ask_px < anchor - P.arb_threshold_ticks:
         qty = s.ask_qty
         s.ask_qty = 0.0
         s.ask_filled += qty

@@ -8,10 +8,10 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
+from mmgym.core.codes import Reason
 from mmgym.core.kernel import reset_markets, step_markets, step_markets_parallel
 from mmgym.core.layout import (
     ACCOUNT_WINDOW_DTYPE,
-    REASON_LIQUIDATED,
     account_dtype,
     asset_dtype,
     pack_params,
@@ -168,7 +168,7 @@ class PerpMMSimulator(BatchSimulator):
     def info(self, copy: bool) -> dict[str, Any]:
         """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step."""
         np.subtract(self.accounts["equity"], self.accounts["equity_before"], out=self._pnl)
-        np.equal(self.accounts["reason"], REASON_LIQUIDATED, out=self._liquidated)
+        np.equal(self.accounts["reason"], Reason.LIQUIDATED, out=self._liquidated)
         out = dict(self._views)
         out["pnl"] = self._pnl
         out["liquidated"] = self._liquidated
