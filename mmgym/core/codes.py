@@ -22,6 +22,10 @@ STATIONARY_REGIME = -1
 """Packed ``initial_regime`` that draws the first regime from the chain's stationary law."""
 
 
+NO_TICK = -1
+"""A tick field with nothing scheduled (no orders in flight, no hedge child, no staged close)."""
+
+
 class Reward(IntEnum):
     """Reward of an env step (packed ``reward_mode``)."""
 

@@ -39,7 +39,7 @@ def draw_jump(rng: NDArray[np.uint64], i: int, P: Record, r: int) -> float:
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def step_fair_price(
-    s: Record, P: Record, r: int, z_price: float, z_signal: float, jump: float
+    a: Record, P: Record, r: int, z_price: float, z_signal: float, jump: float
 ) -> None:
     """Advance the fair price (in ticks) and the latent drift by one tick.
 
@@ -47,14 +47,14 @@ def step_fair_price(
     ``jump`` the market-wide jump of the tick.
     """
     log_return = (
-        s.signal * P.tick_seconds
+        a.signal * P.tick_seconds
         + P.sigma_per_tick[r] * z_price
         + P.drift_correction_per_tick[r]
         + jump
     )
-    s.fair_ticks *= exp_small(log_return)
-    s.signal = (
-        s.signal * P.signal_decay_per_tick
+    a.fair_ticks *= exp_small(log_return)
+    a.signal = (
+        a.signal * P.signal_decay_per_tick
         + P.signal_std_per_second[r] * P.signal_noise_per_tick * z_signal
     )
-    s.fair_price = s.fair_ticks * P.tick_size
+    a.fair_price = a.fair_ticks * P.tick_size

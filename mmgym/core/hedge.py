@@ -20,10 +20,10 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.codes import NO_TICK, HedgeSchedule
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential, standard_normal
 
-TWAP = 0
 RETARGET_TOLERANCE = 1e-9
 
 
@@ -32,7 +32,7 @@ def child_fraction(children_left: int, P: Record) -> float:
     """Share of the outstanding hedge the next child sends."""
     if children_left <= 1:
         return 1.0
-    if P.hedge_schedule == TWAP or P.hedge_urgency <= 1e-9:
+    if P.hedge_schedule == HedgeSchedule.TWAP or P.hedge_urgency <= 1e-9:
         return 1.0 / children_left
     kappa = P.hedge_urgency / P.hedge_horizon_decisions
     return 1.0 - math.sinh(kappa * (children_left - 1)) / math.sinh(kappa * children_left)
@@ -60,7 +60,7 @@ def step_hedge(
     outstanding = a.hedge_target - a.hedge_position
     child = outstanding * child_fraction(a.hedge_children_left, P)
     a.hedge_children_left -= 1
-    a.hedge_next_tick = -1
+    a.hedge_next_tick = NO_TICK
     if abs(child) <= RETARGET_TOLERANCE:
         return
     size = min(abs(child), exponential(rng, i) * P.hedge_liquidity)

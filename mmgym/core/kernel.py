@@ -32,6 +32,7 @@ from mmgym.core.book import (
     replenish,
     sell_into_bids,
 )
+from mmgym.core.codes import NO_TICK, STATIONARY_REGIME, Reason, Reward
 from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
@@ -260,7 +261,7 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.ask_px = 0
     a.ask_qty = 0.0
     a.ask_ahead = 0.0
-    a.pending_tick = -1
+    a.pending_tick = NO_TICK
     a.premium = 0.0
     a.premium_sum = 0.0
     a.premium_count = 0
@@ -270,7 +271,7 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.hedge_cash = 0.0
     a.hedge_target = 0.0
     a.hedge_children_left = 0
-    a.hedge_next_tick = -1
+    a.hedge_next_tick = NO_TICK
     a.hedge_price = a.fair_price
     _clear_asset_step(a)
 
@@ -282,14 +283,16 @@ def _reset_one(
     e: Record,
     A: NDArray[np.void],
     W: NDArray[np.void],
-    V: Record,
+    v: Record,
     P: Record,
 ) -> None:
     """Start a new episode for env ``i``, drawing its initial state from its own stream."""
-    r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
+    r = P.initial_regime
+    if r == STATIONARY_REGIME:
+        r = sample_from_cdf(rng, i, P.stationary_cdf)
     e.regime = r
     e.tick = 0
-    e.reason = 0
+    e.reason = Reason.NONE
     e.collateral = P.collateral
     e.inventory_sq_time = 0.0
     e.next_premium_tick = P.premium_sample_ticks
@@ -311,7 +314,7 @@ def _reset_one(
             w.sell_volume[t] = 0.0
         _snapshot(e, a, P, w)
         w.episode_start = True
-    _account_snapshot(e, P, V)
+    _account_snapshot(e, P, v)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -376,7 +379,7 @@ def _step_one(
     ticks = P.ticks_per_decision
     for t in range(ticks):
         tick_env(rng, i, e, A, W, P, t)
-        if e.reason != 0:
+        if e.reason != Reason.NONE:
             for rest in range(t + 1, ticks):  # the tape stops: repeat the last mid, no volume
                 for k in range(n):
                     W[k].mid[rest] = W[k].mid[t]
@@ -387,10 +390,10 @@ def _step_one(
         _snapshot(e, A[k], P, W[k])
         W[k].episode_start = False
     _account_snapshot(e, P, account_windows[i])
-    ended = e.reason != 0
+    ended = e.reason != Reason.NONE
     done = e.tick >= P.episode_ticks and not ended
     value = e.equity - e.equity_before
-    if P.reward_mode == 1:
+    if P.reward_mode == Reward.INVENTORY_PENALTY:
         value -= P.inventory_penalty_per_second * e.inventory_sq_time
         if done or ended:
             for k in range(n):

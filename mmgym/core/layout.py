@@ -113,7 +113,7 @@ def asset_dtype(levels: int) -> np.dtype:
             ("ask_px", "i8"),
             ("ask_qty", "f8"),
             ("ask_ahead", "f8"),
-            # orders in flight (latency); pending_tick < 0: none
+            # orders in flight (latency); pending_tick NO_TICK: none
             ("pending_tick", "i8"),
             ("pending_bid_px", "i8"),
             ("pending_bid_qty", "f8"),

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_forced_fill, asset_equity
 from mmgym.core.book import liquidation_limit, remove_top, volume_within, walk
-from mmgym.core.codes import Reason
+from mmgym.core.codes import NO_TICK, Reason
 from mmgym.core.records import Record
 
 
@@ -61,7 +61,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
     rest at the band's limit price (penalty, no taker fee). Return the volume the book took."""
     a.bid_qty = 0.0
     a.ask_qty = 0.0
-    a.pending_tick = -1
+    a.pending_tick = NO_TICK
     if a.inventory == 0.0:
         return 0.0
     side = -1 if a.inventory > 0.0 else 1

@@ -34,18 +34,18 @@ def order_side(
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def update_excitation(s: Record, P: Record, buys: int, sells: int) -> None:
+def update_excitation(a: Record, P: Record, buys: int, sells: int) -> None:
     """Decay both excitations by one tick and add this tick's events."""
     d = P.excitation_decay_per_tick
     eb = (
-        s.excitation_buy * d
+        a.excitation_buy * d
         + P.excitation_self_per_second * buys
         + P.excitation_cross_per_second * sells
     )
     es = (
-        s.excitation_sell * d
+        a.excitation_sell * d
         + P.excitation_self_per_second * sells
         + P.excitation_cross_per_second * buys
     )
-    s.excitation_buy = eb
-    s.excitation_sell = es
+    a.excitation_buy = eb
+    a.excitation_sell = es
