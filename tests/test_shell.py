@@ -103,3 +103,64 @@ def test_a_numpy_integer_seed_equals_the_python_int(env_id: str) -> None:
     a, b = _vector(env_id, 2), _vector(env_id, 2)
     np.testing.assert_array_equal(a.reset(seed=np.int64(12))[0], b.reset(seed=12)[0])
     np.testing.assert_array_equal(a.step(_zeros(a))[0], b.step(_zeros(b))[0])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("num_assets", [1, 3])
+def test_copy_true_results_equal_the_views_and_are_never_overwritten(
+    env_id: str, num_assets: int
+) -> None:
+    if env_id != mmgym.PERP_MM_ID and num_assets > 1:
+        pytest.skip("one asset only")
+    extra = {"num_assets": num_assets} if num_assets > 1 else {}
+    views = gym.make_vec(
+        env_id, num_envs=3, vectorization_mode="vector_entry_point", copy=False,
+        **SHORT[env_id], **extra,
+    )  # fmt: skip
+    copies = gym.make_vec(
+        env_id, num_envs=3, vectorization_mode="vector_entry_point", **SHORT[env_id], **extra
+    )
+    views.reset(seed=4)
+    copies.reset(seed=4)
+    rng = np.random.default_rng(0)
+    kept: list[tuple[Any, ...]] = []
+    for t in range(30):
+        a = rng.uniform(-1, 1, views.action_space.shape).astype(np.float32)
+        expected = views.step(a)
+        got = copies.step(a)
+        for x, y in zip(got[:4], expected[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+            assert x.dtype == y.dtype and x.shape == y.shape
+        assert list(got[4]) == list(expected[4])
+        for key, value in expected[4].items():
+            np.testing.assert_array_equal(got[4][key], value)
+            assert got[4][key].dtype == value.dtype and got[4][key].shape == value.shape
+        snapshot = (got[0].copy(), {key: v.copy() for key, v in got[4].items()})
+        if t % 3 == 0:
+            kept.append((got, snapshot))  # the whole result, held
+        elif t % 3 == 1:
+            first_key = next(iter(got[4]))
+            kept.append((got[4][first_key], got[0], snapshot))  # two arrays, the rest dropped
+    for item in kept:  # nothing held was written by a later step
+        if len(item) == 2:
+            (obs, *_rest, info), (obs_then, info_then) = item
+            np.testing.assert_array_equal(obs, obs_then)
+            for key, value in info_then.items():
+                np.testing.assert_array_equal(info[key], value)
+        else:
+            entry, obs, (obs_then, info_then) = item
+            np.testing.assert_array_equal(obs, obs_then)
+            np.testing.assert_array_equal(entry, next(iter(info_then.values())))
+
+
+def test_copy_true_buffers_are_reused_once_released() -> None:
+    env = PerpMMVectorEnv(num_envs=2)
+    env.reset(seed=0)
+    a = np.zeros((2, 5), dtype=np.float32)
+    first = env.step(a)
+    ids = {id(first[0]), id(first[4]["pnl"])}
+    del first
+    second = env.step(a)  # the first step's buffers are free again
+    assert {id(second[0]), id(second[4]["pnl"])} == ids
+    third = env.step(a)  # the second step's result is still held: other buffers
+    assert id(third[0]) != id(second[0]) and id(third[4]["mid"]) != id(second[4]["mid"])

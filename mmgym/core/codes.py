@@ -33,6 +33,13 @@ class Reward(IntEnum):
     INVENTORY_PENALTY = 1
 
 
+class ASReward(IntEnum):
+    """Reward of an Avellaneda-Stoikov env step (packed ``reward_mode``)."""
+
+    WEALTH = 0
+    INVENTORY_PENALTY = 1
+
+
 class HedgeSchedule(IntEnum):
     """Child-order schedule of the hedge venue (packed ``hedge_schedule``)."""
 

@@ -19,11 +19,13 @@ the batch it is in.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.batch import compile_serial_and_parallel, first_non_finite
 from mmgym.core.book import (
     anchor_ticks,
     book_mid,
@@ -403,66 +405,35 @@ def _step_one(
     truncated[i] = done
 
 
-@nb.njit(cache=True, error_model="numpy")
-def first_non_finite(actions: NDArray[np.floating]) -> int:
-    """Flat index of the first non-finite action, or -1."""
-    flat = actions.reshape(-1)
-    for k in range(flat.shape[0]):
-        if not math.isfinite(flat[k]):
-            return k
-    return -1
+def _step_markets(loop: Any) -> Any:
+    def step_markets(
+        Pa: NDArray[np.void],
+        accounts: NDArray[np.void],
+        assets: NDArray[np.void],
+        windows: NDArray[np.void],
+        account_windows: NDArray[np.void],
+        rng: NDArray[np.uint64],
+        actions: NDArray[np.floating],
+        autoreset: NDArray[np.bool_],
+        reward: NDArray[np.float64],
+        terminated: NDArray[np.bool_],
+        truncated: NDArray[np.bool_],
+    ) -> int:
+        """Advance every env by one decision interval (envs in ``autoreset`` start a new
+        episode). Returns -1, or the flat index of the first non-finite action, in which case
+        nothing moved."""
+        bad = first_non_finite(actions)
+        if bad >= 0:
+            return bad
+        for i in loop(accounts.shape[0]):
+            _step_one(
+                Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
+                reward, terminated, truncated,
+            )  # fmt: skip
+        return -1
+
+    return step_markets
 
 
-@nb.njit(cache=True, error_model="numpy")
-def step_markets(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    actions: NDArray[np.floating],
-    autoreset: NDArray[np.bool_],
-    reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
-) -> int:
-    """Advance every env by one decision interval (envs in ``autoreset`` start a new episode).
-
-    Returns -1, or the flat index of the first non-finite action, in which case nothing moved.
-    """
-    bad = first_non_finite(actions)
-    if bad >= 0:
-        return bad
-    for i in range(accounts.shape[0]):
-        _step_one(
-            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
-            reward, terminated, truncated,
-        )  # fmt: skip
-    return -1
-
-
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def step_markets_parallel(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    actions: NDArray[np.floating],
-    autoreset: NDArray[np.bool_],
-    reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
-) -> int:
-    """:func:`step_markets` over all cores. Envs share nothing, so results are identical."""
-    bad = first_non_finite(actions)
-    if bad >= 0:
-        return bad
-    for i in nb.prange(accounts.shape[0]):
-        _step_one(
-            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
-            reward, terminated, truncated,
-        )  # fmt: skip
-    return -1
+step_markets, step_markets_parallel = compile_serial_and_parallel(_step_markets)
+"""Every env by one decision interval: serially, or over all cores (identical results)."""

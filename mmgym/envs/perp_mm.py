@@ -19,6 +19,8 @@ from mmgym.core.layout import (
 )
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
+from mmgym.envs.record_fields import RecordFields
+from mmgym.envs.recycled import Recycled
 from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
 from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
 from mmgym.scenarios import DEFAULT_SCENARIO, make_params
@@ -67,7 +69,8 @@ ASSET_INFO_FIELDS: tuple[str, ...] = (
     "hedge_filled",
     "hedge_cost",
 )
-"""Per-perp entries of ``info``: shape (num_envs,) with one perp, (num_envs, K) with several."""
+"""Per-perp entries of ``info``: shape (num_envs,) with one perp, (num_envs, K) with several.
+``info`` lists the float fields first, then the integer ones."""
 
 ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
     "equity",
@@ -79,6 +82,8 @@ ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
     "crowd_liquidations",
 )
 """Per-env entries of ``info`` (the cross-margined account and the market regime)."""
+
+_LIQUIDATED = int(Reason.LIQUIDATED)  # a plain int: an enum attribute costs a lookup per step
 
 PARALLEL_MIN_ENVS = 256
 """Batches at least this large step on all cores (smaller ones would pay more to start threads
@@ -115,13 +120,15 @@ class PerpMMSimulator(BatchSimulator):
         self.truncated = np.zeros(n, dtype=np.bool_)
         self._all = np.ones(n, dtype=np.bool_)
         self._no_seeds = np.zeros(n, dtype=np.uint64)
-        self._views: dict[str, NDArray[Any]] = {
-            name: self.assets[name][:, 0] if k == 1 else self.assets[name]
-            for name in ASSET_INFO_FIELDS
-        }
-        self._views.update({name: self.accounts[name] for name in ACCOUNT_INFO_FIELDS})
+        self._asset_fields = RecordFields(self.assets, ASSET_INFO_FIELDS, first_only=k == 1)
+        self._account_fields = RecordFields(self.accounts, ACCOUNT_INFO_FIELDS)
+        self._views = self._asset_fields.views() | self._account_fields.views()
+        self._equity = self.accounts["equity"]
+        self._equity_before = self.accounts["equity_before"]
+        self._reason = self.accounts["reason"]
         self._pnl = np.zeros(n, dtype=np.float64)
         self._liquidated = np.zeros(n, dtype=np.bool_)
+        self._info_copies = Recycled(self._new_info_copy)
         self.action_names = action_names(k)
         clip = params.obs_clip
         self.single_observation_space = spaces.Box(-clip, clip, (observation_dim(k),), np.float32)
@@ -166,15 +173,31 @@ class PerpMMSimulator(BatchSimulator):
         return int(bad)
 
     def info(self, copy: bool) -> dict[str, Any]:
-        """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step."""
-        np.subtract(self.accounts["equity"], self.accounts["equity_before"], out=self._pnl)
-        np.equal(self.accounts["reason"], Reason.LIQUIDATED, out=self._liquidated)
-        out = dict(self._views)
-        out["pnl"] = self._pnl
-        out["liquidated"] = self._liquidated
+        """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step.
+
+        With ``copy`` the arrays are never written again (:class:`Recycled` buffers, filled by
+        one gather per record array); otherwise they are views that the next step overwrites.
+        """
         if copy:
-            return {name: view.copy() for name, view in out.items()}
+            asset_block, account_block, pnl, liquidated, rows = self._info_copies.acquire()
+            self._asset_fields.gather_into(asset_block)
+            self._account_fields.gather_into(account_block)
+        else:
+            pnl, liquidated, rows = self._pnl, self._liquidated, self._views
+        np.subtract(self._equity, self._equity_before, out=pnl)
+        np.equal(self._reason, _LIQUIDATED, out=liquidated)
+        out = dict(rows)
+        out["pnl"] = pnl
+        out["liquidated"] = liquidated
         return out
+
+    def _new_info_copy(self) -> tuple[Any, list[NDArray[Any]]]:
+        asset_block, asset_rows, asset_arrays = self._asset_fields.new_block()
+        account_block, account_rows, account_arrays = self._account_fields.new_block()
+        pnl = np.empty_like(self._pnl)
+        liquidated = np.empty_like(self._liquidated)
+        value = (asset_block, account_block, pnl, liquidated, asset_rows | account_rows)
+        return value, [*asset_arrays, *account_arrays, pnl, liquidated]
 
 
 def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParams:

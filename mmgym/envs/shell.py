@@ -21,6 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from numpy.typing import NDArray
 
 from mmgym.core.rng import check_seed, seeds_from
+from mmgym.envs.recycled import Recycled
 
 
 class BatchSimulator(ABC):
@@ -90,7 +91,9 @@ class KernelVectorEnv(VectorEnv):
 
     ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``. With ``copy=False`` the returned arrays
     are views of internal buffers that the next call overwrites (fastest); with ``copy=True``
-    (the default, as in Gymnasium's SyncVectorEnv) they are fresh copies.
+    (the default, as in Gymnasium's SyncVectorEnv) no later call writes to them: they are
+    copies, in buffers that are reused only once nothing outside references them
+    (:class:`mmgym.envs.recycled.Recycled`).
     """
 
     metadata: dict[str, Any] = {  # noqa: RUF012 (an instance attribute in Gymnasium)
@@ -118,6 +121,8 @@ class KernelVectorEnv(VectorEnv):
         self._seeded = False
         self._never_reset = np.ones(self.num_envs, dtype=np.bool_)
         self._ready = False
+        self._outputs = (sim.obs, sim.reward, sim.terminated, sim.truncated)
+        self._output_copies = Recycled(self._new_output_copies)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -149,7 +154,8 @@ class KernelVectorEnv(VectorEnv):
         if not self._ready:
             self._never_reset[mask] = False
             self._ready = not self._never_reset.any()
-        return self._out(self.sim.obs), self.sim.info(self.copy)
+        obs = self.sim.obs.copy() if self.copy else self.sim.obs
+        return obs, self.sim.info(self.copy)
 
     def step(
         self, actions: Any
@@ -169,21 +175,23 @@ class KernelVectorEnv(VectorEnv):
             _raise_bad_action(bad, arr, self.action_names)
         sim = self.sim
         np.logical_or(sim.terminated, sim.truncated, out=self._autoreset)
-        return (
-            self._out(sim.obs),
-            self._out(sim.reward),
-            self._out(sim.terminated),
-            self._out(sim.truncated),
-            sim.info(self.copy),
-        )
+        if not self.copy:
+            return sim.obs, sim.reward, sim.terminated, sim.truncated, sim.info(False)
+        obs, reward, terminated, truncated = self._output_copies.acquire()
+        np.copyto(obs, sim.obs)
+        np.copyto(reward, sim.reward)
+        np.copyto(terminated, sim.terminated)
+        np.copyto(truncated, sim.truncated)
+        return obs, reward, terminated, truncated, sim.info(True)
+
+    def _new_output_copies(self) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
+        arrays = [np.empty_like(buf) for buf in self._outputs]
+        return arrays, arrays
 
     def _raise_reset_needed(self) -> None:
         never = np.flatnonzero(self._never_reset).tolist()
         detail = "" if len(never) == self.num_envs else f": sub-envs {never} have never been reset"
         raise ResetNeeded(f"Cannot call step() before reset(){detail}")
-
-    def _out(self, buf: NDArray[Any]) -> NDArray[Any]:
-        return buf.copy() if self.copy else buf
 
 
 class KernelEnv(gym.Env):
@@ -220,7 +228,7 @@ class KernelEnv(gym.Env):
             self._seeded = True
         self.sim.reset(self._one, seeds)
         self._ready = True
-        return self.sim.obs[0].copy(), _first(self.sim.info(True))
+        return self.sim.obs[0].copy(), _first(self.sim.info(False))
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         """Advance the market by one decision interval."""
@@ -240,12 +248,13 @@ class KernelEnv(gym.Env):
             float(sim.reward[0]),
             bool(sim.terminated[0]),
             bool(sim.truncated[0]),
-            _first(sim.info(True)),
+            _first(sim.info(False)),
         )
 
 
 def _first(info: dict[str, Any]) -> dict[str, Any]:
-    """Per-env info of env 0, as plain Python scalars where possible."""
+    """Per-env info of env 0, as plain Python scalars where possible (copies: arrays of one
+    env's several perps are copied)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == 1:
