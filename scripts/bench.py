@@ -1,17 +1,29 @@
 """Throughput of mmgym's envs through the public ``gymnasium.make_vec`` API.
 
 Steps each env with a fixed action at several batch sizes and prints a markdown table of the
-median over repeats (env-steps per second; for PerpMM also market ticks per second).
+median over repeats (env-steps per second; for PerpMM also market ticks per second), for both
+copy modes: ``copy=False`` (views of internal buffers) and ``copy=True`` (Gymnasium's default).
+The two modes alternate repeat by repeat, so they share the machine's conditions.
+
+``--against REV`` measures the same cells on git revision ``REV`` (exported to a temporary
+folder) side by side with the working tree: two worker processes take turns repeat by repeat,
+and the table gives the medians and their ratios.
 
     python scripts/bench.py                      # print the table
     python scripts/bench.py --write docs/benchmarks.md
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
+    python scripts/bench.py --against main --sizes 1 1000 --repeats 9
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,58 +37,74 @@ from mmgym.provenance import commit, machine
 from mmgym.scenarios import make_params
 
 QUOTE = [0.0, -0.8, 0.0, 0.0, -1.0]  # one perp: quote at the touch, no hedge
-ENVS: dict[str, tuple[str, np.ndarray, dict[str, object]]] = {
-    "AvellanedaStoikov": (mmgym.AVELLANEDA_STOIKOV_ID, np.array([0.7, 0.7]), {}),
-    "PerpMM": (mmgym.PERP_MM_ID, np.array(QUOTE), {"scenario": "calm"}),
-    "PerpMM-K3": (
-        mmgym.PERP_MM_ID,
-        np.array(QUOTE * 3),
-        {"scenario": "cross_margin_event"},
-    ),
+ENVS: dict[str, tuple[str, list[float], dict[str, object]]] = {
+    "AvellanedaStoikov": (mmgym.AVELLANEDA_STOIKOV_ID, [0.7, 0.7], {}),
+    "PerpMM": (mmgym.PERP_MM_ID, QUOTE, {"scenario": "calm"}),
+    "PerpMM-K3": (mmgym.PERP_MM_ID, QUOTE * 3, {"scenario": "cross_margin_event"}),
 }
+COPY_MODES = (False, True)
+
+
+class Cell:
+    """One env at one batch size and copy mode, warmed up, stepped on demand."""
+
+    def __init__(self, env_name: str, num_envs: int, copy: bool) -> None:
+        env_id, action, kwargs = ENVS[env_name]
+        self.env = gym.make_vec(
+            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=copy, **kwargs
+        )
+        self.actions = np.tile(np.array(action, dtype=np.float32), (num_envs, 1))
+        self.num_envs = num_envs
+        self.env.reset(seed=0)
+        for _ in range(3):
+            self.env.step(self.actions)
+
+    def seconds_per_step(self, budget: float = 0.05) -> float:
+        """A quick estimate of one vector step's duration."""
+        t0 = time.perf_counter()
+        calls = 0
+        while time.perf_counter() - t0 < budget:
+            self.env.step(self.actions)
+            calls += 1
+        return (time.perf_counter() - t0) / calls
+
+    def rate(self, steps: int) -> float:
+        """Env-steps per second over ``steps`` vector steps."""
+        env, actions = self.env, self.actions
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(actions)
+        return steps * self.num_envs / (time.perf_counter() - t0)
 
 
 @dataclass
 class Result:
-    """One row of the benchmark table."""
+    """One row of the benchmark table: medians per copy mode (env-steps/s)."""
 
     env: str
     num_envs: int
-    steps_per_second: float
-    spread: float
-    ticks_per_second: float | None
+    rates: dict[bool, list[float]]
+
+    def median(self, copy: bool) -> float:
+        """Median env-steps per second in one copy mode."""
+        return statistics.median(self.rates[copy])
+
+    def spread(self, copy: bool) -> float:
+        """(max - min) / median of the repeats."""
+        r = self.rates[copy]
+        return (max(r) - min(r)) / statistics.median(r)
 
 
 def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Result:
-    env_id, action, kwargs = ENVS[env_name]
-    env = gym.make_vec(
-        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=False, **kwargs
-    )
-    actions = np.tile(action.astype(np.float32), (num_envs, 1))
-    env.reset(seed=0)
-    for _ in range(3):
-        env.step(actions)
-    # Size one repeat to about `seconds` of work.
-    t0 = time.perf_counter()
-    calls = 0
-    while time.perf_counter() - t0 < 0.05:
-        env.step(actions)
-        calls += 1
-    per_call = (time.perf_counter() - t0) / calls
-    steps = max(1, int(seconds / per_call))
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            env.step(actions)
-        rates.append(steps * num_envs / (time.perf_counter() - t0))
-    median = statistics.median(rates)
-    spread = (max(rates) - min(rates)) / median
-    ticks = None
-    if env_name.startswith("PerpMM"):
-        ticks = median * make_params().ticks_per_decision
-    env.close()
-    return Result(env_name, num_envs, median, spread, ticks)
+    cells = {copy: Cell(env_name, num_envs, copy) for copy in COPY_MODES}
+    steps = max(1, int(seconds / cells[False].seconds_per_step()))
+    rates: dict[bool, list[float]] = {copy: [] for copy in COPY_MODES}
+    for _ in range(repeats):  # the modes take turns, so both see the same conditions
+        for copy, cell in cells.items():
+            rates[copy].append(cell.rate(steps))
+    for cell in cells.values():
+        cell.env.close()
+    return Result(env_name, num_envs, rates)
 
 
 def _sb3_table(steps: int, num_envs: int = 256) -> str:
@@ -129,17 +157,116 @@ def _market_scalars_us(native: Any, calls: int = 2000) -> float:
     return 1e6 * float(np.median(times))
 
 
+def _ticks(env_name: str) -> int:
+    return make_params(str(ENVS[env_name][2].get("scenario", "calm"))).ticks_per_decision
+
+
 def _table(results: list[Result]) -> str:
     lines = [
-        "| env | num_envs | env-steps/s | env-ticks/s (all perps) | spread of repeats |",
-        "|---|---:|---:|---:|---:|",
+        "| env | num_envs | env-steps/s, copy=False | env-steps/s, copy=True (default) | "
+        "copy=True / copy=False | env-ticks/s (all perps), copy=False | spread of repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        ticks = f"{r.ticks_per_second:,.0f}" if r.ticks_per_second is not None else "-"
+        fast, default = r.median(False), r.median(True)
+        ticks = f"{fast * _ticks(r.env):,.0f}" if r.env.startswith("PerpMM") else "-"
+        spread = max(r.spread(False), r.spread(True))
         lines.append(
-            f"| {r.env} | {r.num_envs:,} | {r.steps_per_second:,.0f} | {ticks} | "
-            f"{100 * r.spread:.0f} % |"
+            f"| {r.env} | {r.num_envs:,} | {fast:,.0f} | {default:,.0f} | {default / fast:.2f} | "
+            f"{ticks} | {100 * spread:.0f} % |"
         )
+    return "\n".join(lines)
+
+
+class Worker:
+    """A ``bench.py --worker`` process importing mmgym from ``tree`` (None: this checkout)."""
+
+    def __init__(self, tree: Path | None) -> None:
+        env = dict(os.environ)
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def ask(self, **request: Any) -> Any:
+        """Send one request, return the worker's answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker exited with code {self.proc.wait()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        """End the worker."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _serve() -> None:
+    """Worker loop: build cells and time them on request (one JSON object per line)."""
+    cells: dict[tuple[str, int, bool], Cell] = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "where":
+            answer: Any = {"mmgym": str(Path(mmgym.__file__).parent), "commit": commit()}
+        else:
+            key = (req["env"], req["num_envs"], req["copy"])
+            if key not in cells:
+                cells[key] = Cell(*key)
+            cell = cells[key]
+            calibrating = req["op"] == "calibrate"
+            answer = cell.seconds_per_step() if calibrating else cell.rate(req["steps"])
+        print(json.dumps(answer), flush=True)
+
+
+def _export(rev: str, into: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=root, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+
+
+def _against(rev: str, cells: list[tuple[str, int]], repeats: int, seconds: float) -> str:
+    """Medians of ``rev`` and of this checkout, taking turns repeat by repeat, and ratios."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _export(rev, Path(tmp))
+        workers = {rev: Worker(Path(tmp)), "this checkout": Worker(None)}
+        try:
+            where = {label: w.ask(op="where") for label, w in workers.items()}
+            assert where[rev]["mmgym"].startswith(tmp), where
+            lines = [
+                f"| env | num_envs | copy | {rev} ({where[rev]['commit']}), env-steps/s | "
+                f"this checkout, env-steps/s | ratio |",
+                "|---|---:|---|---:|---:|---:|",
+            ]
+            for env_name, n in cells:
+                spec = {"env": env_name, "num_envs": n}
+                steps = max(1, int(seconds / workers[rev].ask(op="calibrate", copy=False, **spec)))
+                rates: dict[tuple[str, bool], list[float]] = {}
+                for _ in range(repeats):
+                    for copy in COPY_MODES:
+                        for label, w in workers.items():
+                            rate = w.ask(op="rate", copy=copy, steps=steps, **spec)
+                            rates.setdefault((label, copy), []).append(rate)
+                for copy in COPY_MODES:
+                    before, after = (statistics.median(rates[(k, copy)]) for k in workers)
+                    lines.append(
+                        f"| {env_name} | {n:,} | {copy} | {before:,.0f} | {after:,.0f} | "
+                        f"{after / before:.2f} |"
+                    )
+                    print(lines[-1], flush=True)
+        finally:
+            for w in workers.values():
+                w.close()
     return "\n".join(lines)
 
 
@@ -160,22 +287,41 @@ def main() -> None:
         default=0,
         help="also time SB3 PPO training (updates included) for this many env steps",
     )
+    parser.add_argument(
+        "--against", metavar="REV", help="compare with git revision REV, side by side"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        _serve()
+        return
+    cells = [
+        (env_name, n)
+        for env_name in args.envs
+        for n in (args.sizes_k3 if env_name == "PerpMM-K3" else args.sizes)
+    ]
+    conditions = (
+        f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
+        f"Median of {args.repeats} repeats of ~{args.seconds} s, one process per tree, fixed "
+        "actions, `make_vec(..., vectorization_mode='vector_entry_point', copy=...)`"
+    )
+    if args.against:
+        table = _against(args.against, cells, args.repeats, args.seconds)
+        print(f"\n{conditions}; the trees take turns repeat by repeat.\n\n{table}")
+        return
 
     results = []
-    for env_name in args.envs:
-        for n in args.sizes_k3 if env_name == "PerpMM-K3" else args.sizes:
-            r = _measure(env_name, n, args.repeats, args.seconds)
-            print(f"  {env_name:18s} num_envs={n:6d}  {r.steps_per_second:14,.0f} env-steps/s")
-            results.append(r)
+    for env_name, n in cells:
+        r = _measure(env_name, n, args.repeats, args.seconds)
+        print(
+            f"  {env_name:18s} num_envs={n:6d}  {r.median(False):14,.0f} env-steps/s (copy=False)"
+            f"  {r.median(True):14,.0f} (copy=True)"
+        )
+        results.append(r)
     table = _table(results)
     if args.sb3_steps > 0:
         table += "\n\n" + _sb3_table(args.sb3_steps)
-    header = (
-        f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
-        f"Median of {args.repeats} repeats of ~{args.seconds} s, one process, fixed actions, "
-        "`make_vec(..., vectorization_mode='vector_entry_point', copy=False)`."
-    )
+    header = f"{conditions}; the copy modes take turns repeat by repeat."
     print()
     print(header)
     print()

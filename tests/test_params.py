@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mmgym
+from mmgym.core.avellaneda_stoikov import ASParams
 from mmgym.core.codes import HedgeSchedule, Regime, Reward, names
 from mmgym.core.layout import pack_params, param_dtype
 from mmgym.core.param_spec import field_doc, field_packed, field_rules
@@ -19,6 +20,7 @@ from mmgym.scenarios import SCENARIOS, make_params
 
 FIELDS = dataclasses.fields(MarketParams)
 KERNEL_SOURCES = sorted((Path(mmgym.__file__).parent / "core").glob("*.py"))
+AS_KERNEL = Path(mmgym.__file__).parent / "core" / "avellaneda_stoikov.py"
 
 
 def test_every_field_declares_a_meaning_and_a_rule() -> None:
@@ -99,13 +101,18 @@ def test_packed_names_are_unique_and_the_record_holds_every_one() -> None:
     assert set(param_dtype(MarketParams()).names) == set(packed)
 
 
+def _read_by(paths: list[Path]) -> set[str]:
+    """Fields of the packed record ``P`` that the sources read."""
+    return {name for path in paths for name in re.findall(r"\bP\.(\w+)", path.read_text())}
+
+
 def test_the_kernel_reads_every_packed_entry_and_no_other() -> None:
-    used: set[str] = set()
-    for path in KERNEL_SOURCES:
-        used |= set(re.findall(r"\bP\.(\w+)", path.read_text()))
+    used = _read_by([path for path in KERNEL_SOURCES if path.name != AS_KERNEL.name])
     packed = set(param_dtype(MarketParams()).names)
     assert sorted(packed - used) == [], "packed but never read by the kernel"
     assert sorted(used - packed) == [], "read by the kernel but never packed"
+    as_packed = set(ASParams().packed().dtype.names or ())
+    assert _read_by([AS_KERNEL]) == as_packed
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

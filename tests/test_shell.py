@@ -164,3 +164,16 @@ def test_copy_true_buffers_are_reused_once_released() -> None:
     assert {id(second[0]), id(second[4]["pnl"])} == ids
     third = env.step(a)  # the second step's result is still held: other buffers
     assert id(third[0]) != id(second[0]) and id(third[4]["mid"]) != id(second[4]["mid"])
+
+
+def test_envs_of_one_layout_share_their_record_dtypes() -> None:
+    # numba's dispatcher recognises a record array's type at once only for a dtype object it
+    # has seen; an equal but new object costs a field-by-field comparison on every call.
+    first, second = PerpMMVectorEnv(num_envs=2), PerpMMVectorEnv(num_envs=3, scenario="volatile")
+    for name in ("_packed", "accounts", "assets", "windows", "account_windows"):
+        assert getattr(first.sim, name).dtype is getattr(second.sim, name).dtype, name
+    other = PerpMMVectorEnv(num_envs=2, book_levels=10)
+    assert other.sim.assets.dtype is not first.sim.assets.dtype
+    assert other.sim.assets.dtype != first.sim.assets.dtype
+    a, b = AvellanedaStoikovVectorEnv(num_envs=1), AvellanedaStoikovVectorEnv(num_envs=2, sigma=1.0)
+    assert a.sim._packed.dtype is b.sim._packed.dtype

@@ -19,6 +19,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,14 @@ def _shape(packed: Packed, dims: Mapping[str, int]) -> tuple[int, ...]:
 
 
 def packed_dtype(params_type: Any, dims: Mapping[str, int]) -> np.dtype:
-    """The aligned record dtype of every packed form declared by ``params_type``'s fields."""
+    """The aligned record dtype of every packed form declared by ``params_type``'s fields: one
+    shared object per layout (see :mod:`mmgym.core.layout` on numba's dispatch)."""
+    return _packed_dtype(params_type, tuple(sorted(dims.items())))
+
+
+@cache
+def _packed_dtype(params_type: Any, dims_items: tuple[tuple[str, int], ...]) -> np.dtype:
+    dims = dict(dims_items)
     entries: list[tuple[Any, ...]] = []
     for field in dataclasses.fields(params_type):
         for packed in field_packed(field):

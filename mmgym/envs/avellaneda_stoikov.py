@@ -10,9 +10,8 @@ from numpy.typing import NDArray
 
 from mmgym.core import avellaneda_stoikov as k
 from mmgym.core.rng import new_streams, seed_streams
-from mmgym.envs.record_fields import gather_columns
-from mmgym.envs.recycled import Recycled
-from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
+from mmgym.envs.outputs import Columns, CopiedOutputs
+from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 
 _ACTION_NAMES = ("bid_depth", "ask_depth")
 
@@ -61,13 +60,12 @@ class AvellanedaStoikovSimulator(BatchSimulator):
         self.reward = self.state[k.REWARD]
         self.terminated = self.flags[k.TERMINATED]
         self.truncated = self.flags[k.TRUNCATED]
-        self._info_views: dict[str, NDArray[Any]] = {
-            **{name: self.state[row] for name, row in _INFO_ROWS.items()},
-            **{name: self.flags[row] for name, row in _INFO_FLAGS.items()},
-        }
-        self._rows = np.array(list(_INFO_ROWS.values()))
-        self._flag_rows = np.array(list(_INFO_FLAGS.values()))
-        self._info_copies = Recycled(self._new_info_copy)
+        values = Columns.of_rows(self.state, _INFO_ROWS)
+        flags = Columns.of_rows(self.flags, _INFO_FLAGS)
+        self._info_views = values.views() | flags.views()
+        self._copies = CopiedOutputs(
+            self.obs, self.reward, self.terminated, self.truncated, values, flags
+        )
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``; reseed their streams from ``seeds`` if given."""
@@ -85,19 +83,13 @@ class AvellanedaStoikovSimulator(BatchSimulator):
 
     def info(self, copy: bool) -> dict[str, Any]:
         """``wealth``, ``inventory``, ``mid``, ``bid_fill``, ``ask_fill`` per env."""
-        if not copy:
-            return dict(self._info_views)
-        values, flags, rows = self._info_copies.acquire()
-        gather_columns(self.state.T, self._rows, values)
-        gather_columns(self.flags.T, self._flag_rows, flags)
-        return dict(rows)
+        return self.outputs(copy)[4]
 
-    def _new_info_copy(self) -> tuple[Any, list[NDArray[Any]]]:
-        values = np.empty((len(self._rows), self.num_envs), dtype=np.float64)
-        flags = np.empty((len(self._flag_rows), self.num_envs), dtype=np.bool_)
-        rows = dict(zip(_INFO_ROWS, values, strict=False))
-        rows.update(zip(_INFO_FLAGS, flags, strict=False))
-        return (values, flags, rows), [values, flags, *rows.values()]
+    def outputs(self, copy: bool) -> StepOutputs:
+        """The last step's outputs; with ``copy``, made by one compiled call (CopiedOutputs)."""
+        if copy:
+            return self._copies.fill()[:5]
+        return self.obs, self.reward, self.terminated, self.truncated, dict(self._info_views)
 
 
 class AvellanedaStoikovVectorEnv(KernelVectorEnv):

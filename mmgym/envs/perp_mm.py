@@ -19,9 +19,8 @@ from mmgym.core.layout import (
 )
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
-from mmgym.envs.record_fields import RecordFields
-from mmgym.envs.recycled import Recycled
-from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
+from mmgym.envs.outputs import Columns, CopiedOutputs
+from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
 from mmgym.scenarios import DEFAULT_SCENARIO, make_params
 
@@ -120,15 +119,19 @@ class PerpMMSimulator(BatchSimulator):
         self.truncated = np.zeros(n, dtype=np.bool_)
         self._all = np.ones(n, dtype=np.bool_)
         self._no_seeds = np.zeros(n, dtype=np.uint64)
-        self._asset_fields = RecordFields(self.assets, ASSET_INFO_FIELDS, first_only=k == 1)
-        self._account_fields = RecordFields(self.accounts, ACCOUNT_INFO_FIELDS)
-        self._views = self._asset_fields.views() | self._account_fields.views()
+        asset_fields = Columns.of_records(self.assets, ASSET_INFO_FIELDS, first_only=k == 1)
+        account_fields = Columns.of_records(self.accounts, ACCOUNT_INFO_FIELDS)
+        self._views = asset_fields.views() | account_fields.views()
         self._equity = self.accounts["equity"]
         self._equity_before = self.accounts["equity_before"]
         self._reason = self.accounts["reason"]
         self._pnl = np.zeros(n, dtype=np.float64)
         self._liquidated = np.zeros(n, dtype=np.bool_)
-        self._info_copies = Recycled(self._new_info_copy)
+        derived = {"pnl": self._pnl, "liquidated": self._liquidated}
+        self._copies = CopiedOutputs(
+            self.obs, self.reward, self.terminated, self.truncated,
+            asset_fields, account_fields, derived,
+        )  # fmt: skip
         self.action_names = action_names(k)
         clip = params.obs_clip
         self.single_observation_space = spaces.Box(-clip, clip, (observation_dim(k),), np.float32)
@@ -175,29 +178,29 @@ class PerpMMSimulator(BatchSimulator):
     def info(self, copy: bool) -> dict[str, Any]:
         """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step.
 
-        With ``copy`` the arrays are never written again (:class:`Recycled` buffers, filled by
-        one gather per record array); otherwise they are views that the next step overwrites.
+        Views that the next step overwrites, or (``copy``) arrays no later step writes to.
         """
+        return self.outputs(copy)[4]
+
+    def outputs(self, copy: bool) -> StepOutputs:
+        """The last step's outputs; with ``copy``, made by one compiled call (CopiedOutputs)."""
         if copy:
-            asset_block, account_block, pnl, liquidated, rows = self._info_copies.acquire()
-            self._asset_fields.gather_into(asset_block)
-            self._account_fields.gather_into(account_block)
+            obs, reward, terminated, truncated, info, derived = self._copies.fill()
+            pnl, liquidated = derived["pnl"], derived["liquidated"]
         else:
-            pnl, liquidated, rows = self._pnl, self._liquidated, self._views
+            obs, reward, terminated, truncated = (
+                self.obs,
+                self.reward,
+                self.terminated,
+                self.truncated,
+            )
+            info = dict(self._views)
+            pnl, liquidated = self._pnl, self._liquidated
+            info["pnl"] = pnl
+            info["liquidated"] = liquidated
         np.subtract(self._equity, self._equity_before, out=pnl)
         np.equal(self._reason, _LIQUIDATED, out=liquidated)
-        out = dict(rows)
-        out["pnl"] = pnl
-        out["liquidated"] = liquidated
-        return out
-
-    def _new_info_copy(self) -> tuple[Any, list[NDArray[Any]]]:
-        asset_block, asset_rows, asset_arrays = self._asset_fields.new_block()
-        account_block, account_rows, account_arrays = self._account_fields.new_block()
-        pnl = np.empty_like(self._pnl)
-        liquidated = np.empty_like(self._liquidated)
-        value = (asset_block, account_block, pnl, liquidated, asset_rows | account_rows)
-        return value, [*asset_arrays, *account_arrays, pnl, liquidated]
+        return obs, reward, terminated, truncated, info
 
 
 def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParams:

@@ -21,7 +21,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from numpy.typing import NDArray
 
 from mmgym.core.rng import check_seed, seeds_from
-from mmgym.envs.recycled import Recycled
+
+StepOutputs = tuple[
+    NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
+]
+"""What a vector env's ``step`` returns: obs, reward, terminated, truncated, info."""
 
 
 class BatchSimulator(ABC):
@@ -61,6 +65,19 @@ class BatchSimulator(ABC):
     def info(self, copy: bool) -> dict[str, Any]:
         """Per-env diagnostics of the last step, as arrays of length ``num_envs``."""
 
+    def outputs(self, copy: bool) -> StepOutputs:
+        """``(obs, reward, terminated, truncated, info)`` of the last step: views of the
+        buffers, or (``copy``) arrays that no later call writes to."""
+        if not copy:
+            return self.obs, self.reward, self.terminated, self.truncated, self.info(False)
+        return (
+            self.obs.copy(),
+            self.reward.copy(),
+            self.terminated.copy(),
+            self.truncated.copy(),
+            self.info(True),
+        )
+
 
 def _check_actions(actions: Any, expected_shape: tuple[int, ...]) -> NDArray[Any]:
     arr = actions if isinstance(actions, np.ndarray) else np.asarray(actions, dtype=np.float64)
@@ -91,9 +108,8 @@ class KernelVectorEnv(VectorEnv):
 
     ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``. With ``copy=False`` the returned arrays
     are views of internal buffers that the next call overwrites (fastest); with ``copy=True``
-    (the default, as in Gymnasium's SyncVectorEnv) no later call writes to them: they are
-    copies, in buffers that are reused only once nothing outside references them
-    (:class:`mmgym.envs.recycled.Recycled`).
+    (the default, as in Gymnasium's SyncVectorEnv) no later call writes to them while anything
+    references them (:meth:`BatchSimulator.outputs`).
     """
 
     metadata: dict[str, Any] = {  # noqa: RUF012 (an instance attribute in Gymnasium)
@@ -121,8 +137,6 @@ class KernelVectorEnv(VectorEnv):
         self._seeded = False
         self._never_reset = np.ones(self.num_envs, dtype=np.bool_)
         self._ready = False
-        self._outputs = (sim.obs, sim.reward, sim.terminated, sim.truncated)
-        self._output_copies = Recycled(self._new_output_copies)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -157,36 +171,17 @@ class KernelVectorEnv(VectorEnv):
         obs = self.sim.obs.copy() if self.copy else self.sim.obs
         return obs, self.sim.info(self.copy)
 
-    def step(
-        self, actions: Any
-    ) -> tuple[
-        NDArray[np.float32],
-        NDArray[np.float64],
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-        dict[str, Any],
-    ]:
+    def step(self, actions: Any) -> StepOutputs:
         """Advance every sub-env; sub-envs whose episode ended last step are reset instead."""
         if not self._ready:
             self._raise_reset_needed()
         arr = _check_actions(actions, self._action_shape)
-        bad = self.sim.step(arr, self._autoreset)
+        sim = self.sim
+        bad = sim.step(arr, self._autoreset)
         if bad >= 0:
             _raise_bad_action(bad, arr, self.action_names)
-        sim = self.sim
         np.logical_or(sim.terminated, sim.truncated, out=self._autoreset)
-        if not self.copy:
-            return sim.obs, sim.reward, sim.terminated, sim.truncated, sim.info(False)
-        obs, reward, terminated, truncated = self._output_copies.acquire()
-        np.copyto(obs, sim.obs)
-        np.copyto(reward, sim.reward)
-        np.copyto(terminated, sim.terminated)
-        np.copyto(truncated, sim.truncated)
-        return obs, reward, terminated, truncated, sim.info(True)
-
-    def _new_output_copies(self) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
-        arrays = [np.empty_like(buf) for buf in self._outputs]
-        return arrays, arrays
+        return sim.outputs(self.copy)
 
     def _raise_reset_needed(self) -> None:
         never = np.flatnonzero(self._never_reset).tolist()
