@@ -46,21 +46,25 @@ COPY_MODES = (False, True)
 
 
 class Cell:
-    """One env at one batch size and copy mode, warmed up, stepped on demand."""
+    """One env at one batch size, warmed up, stepped on demand in either copy mode (the same
+    env object for both, so that both see the same memory and the same numba dispatch)."""
 
-    def __init__(self, env_name: str, num_envs: int, copy: bool) -> None:
+    def __init__(self, env_name: str, num_envs: int) -> None:
         env_id, action, kwargs = ENVS[env_name]
         self.env = gym.make_vec(
-            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", copy=copy, **kwargs
+            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
         )
         self.actions = np.tile(np.array(action, dtype=np.float32), (num_envs, 1))
         self.num_envs = num_envs
         self.env.reset(seed=0)
-        for _ in range(3):
-            self.env.step(self.actions)
+        for copy in COPY_MODES:
+            self.env.copy = copy
+            for _ in range(3):
+                self.env.step(self.actions)
 
     def seconds_per_step(self, budget: float = 0.05) -> float:
-        """A quick estimate of one vector step's duration."""
+        """A quick estimate of one vector step's duration (copy=False)."""
+        self.env.copy = False
         t0 = time.perf_counter()
         calls = 0
         while time.perf_counter() - t0 < budget:
@@ -68,9 +72,10 @@ class Cell:
             calls += 1
         return (time.perf_counter() - t0) / calls
 
-    def rate(self, steps: int) -> float:
+    def rate(self, steps: int, copy: bool) -> float:
         """Env-steps per second over ``steps`` vector steps."""
         env, actions = self.env, self.actions
+        env.copy = copy
         t0 = time.perf_counter()
         for _ in range(steps):
             env.step(actions)
@@ -96,14 +101,13 @@ class Result:
 
 
 def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Result:
-    cells = {copy: Cell(env_name, num_envs, copy) for copy in COPY_MODES}
-    steps = max(1, int(seconds / cells[False].seconds_per_step()))
+    cell = Cell(env_name, num_envs)
+    steps = max(1, int(seconds / cell.seconds_per_step()))
     rates: dict[bool, list[float]] = {copy: [] for copy in COPY_MODES}
     for _ in range(repeats):  # the modes take turns, so both see the same conditions
-        for copy, cell in cells.items():
-            rates[copy].append(cell.rate(steps))
-    for cell in cells.values():
-        cell.env.close()
+        for copy in COPY_MODES:
+            rates[copy].append(cell.rate(steps, copy))
+    cell.env.close()
     return Result(env_name, num_envs, rates)
 
 
@@ -211,62 +215,70 @@ class Worker:
 
 
 def _serve() -> None:
-    """Worker loop: build cells and time them on request (one JSON object per line)."""
-    cells: dict[tuple[str, int, bool], Cell] = {}
+    """Worker loop: build one cell and time it on request (one JSON object per line)."""
+    cell: Cell | None = None
     for line in sys.stdin:
         req = json.loads(line)
+        answer: Any
         if req["op"] == "where":
-            answer: Any = {"mmgym": str(Path(mmgym.__file__).parent), "commit": commit()}
+            answer = {"mmgym": str(Path(mmgym.__file__).parent), "commit": commit()}
+        elif req["op"] == "cell":
+            cell = Cell(req["env"], req["num_envs"])
+            answer = cell.seconds_per_step()
         else:
-            key = (req["env"], req["num_envs"], req["copy"])
-            if key not in cells:
-                cells[key] = Cell(*key)
-            cell = cells[key]
-            calibrating = req["op"] == "calibrate"
-            answer = cell.seconds_per_step() if calibrating else cell.rate(req["steps"])
+            assert cell is not None
+            answer = cell.rate(req["steps"], req["copy"])
         print(json.dumps(answer), flush=True)
 
 
-def _export(rev: str, into: Path) -> None:
+def _export(rev: str, into: Path) -> str:
+    """Extract revision ``rev`` of this repository into ``into``; return its short hash."""
     root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "archive", rev], cwd=root, capture_output=True, check=True
-    ).stdout
+    git = ["git", "-C", str(root)]
+    archive = subprocess.run([*git, "archive", rev], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _against(rev: str, cells: list[tuple[str, int]], repeats: int, seconds: float) -> str:
-    """Medians of ``rev`` and of this checkout, taking turns repeat by repeat, and ratios."""
+    """Medians of ``rev`` and of this checkout, taking turns repeat by repeat, and ratios. Each
+    cell runs in a fresh pair of worker processes."""
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        _export(rev, Path(tmp))
-        workers = {rev: Worker(Path(tmp)), "this checkout": Worker(None)}
-        try:
-            where = {label: w.ask(op="where") for label, w in workers.items()}
-            assert where[rev]["mmgym"].startswith(tmp), where
-            lines = [
-                f"| env | num_envs | copy | {rev} ({where[rev]['commit']}), env-steps/s | "
-                f"this checkout, env-steps/s | ratio |",
-                "|---|---:|---|---:|---:|---:|",
-            ]
-            for env_name, n in cells:
+        short = _export(rev, Path(tmp))
+        trees = {rev: Path(tmp), "this checkout": None}
+        for env_name, n in cells:
+            workers = {label: Worker(tree) for label, tree in trees.items()}
+            try:
+                if not lines:
+                    where = workers[rev].ask(op="where")
+                    assert where["mmgym"].startswith(tmp), where
+                    lines += [
+                        f"| env | num_envs | copy | {rev} ({short}), env-steps/s | "
+                        "this checkout, env-steps/s | ratio |",
+                        "|---|---:|---|---:|---:|---:|",
+                    ]
                 spec = {"env": env_name, "num_envs": n}
-                steps = max(1, int(seconds / workers[rev].ask(op="calibrate", copy=False, **spec)))
+                per_step = {label: w.ask(op="cell", **spec) for label, w in workers.items()}
+                steps = max(1, int(seconds / per_step[rev]))  # the same work for both trees
                 rates: dict[tuple[str, bool], list[float]] = {}
                 for _ in range(repeats):
                     for copy in COPY_MODES:
                         for label, w in workers.items():
-                            rate = w.ask(op="rate", copy=copy, steps=steps, **spec)
+                            rate = w.ask(op="rate", copy=copy, steps=steps)
                             rates.setdefault((label, copy), []).append(rate)
-                for copy in COPY_MODES:
-                    before, after = (statistics.median(rates[(k, copy)]) for k in workers)
-                    lines.append(
-                        f"| {env_name} | {n:,} | {copy} | {before:,.0f} | {after:,.0f} | "
-                        f"{after / before:.2f} |"
-                    )
-                    print(lines[-1], flush=True)
-        finally:
-            for w in workers.values():
-                w.close()
+            finally:
+                for w in workers.values():
+                    w.close()
+            for copy in COPY_MODES:
+                before, after = (statistics.median(rates[(label, copy)]) for label in trees)
+                lines.append(
+                    f"| {env_name} | {n:,} | {copy} | {before:,.0f} | {after:,.0f} | "
+                    f"{after / before:.2f} |"
+                )
+                print(lines[-1], flush=True)
     return "\n".join(lines)
 
 
