@@ -319,19 +319,20 @@ def _reset_one(
     _account_snapshot(e, P, v)
 
 
+Markets = tuple[
+    NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void],
+    NDArray[np.uint64],
+]  # fmt: skip
+"""The state the kernel advances, one argument: ``(Pa, accounts, assets, windows,
+account_windows, rng)`` (packed parameters, account and asset records, event windows, streams)."""
+
+
 @nb.njit(cache=True, error_model="numpy")
 def reset_markets(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    mask: NDArray[np.bool_],
-    seeds: NDArray[np.uint64],
-    reseed: bool,
+    markets: Markets, mask: NDArray[np.bool_], seeds: NDArray[np.uint64], reseed: bool
 ) -> None:
     """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``)."""
+    Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     if reseed:
         seed_streams(rng, seeds, mask)
@@ -342,12 +343,7 @@ def reset_markets(
 
 @nb.njit(cache=True, error_model="numpy")
 def _step_one(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
+    markets: Markets,
     i: int,
     actions: NDArray[np.floating],
     autoreset: NDArray[np.bool_],
@@ -356,6 +352,7 @@ def _step_one(
     truncated: NDArray[np.bool_],
 ) -> None:
     """Advance env ``i`` by one decision interval, or reset it if ``autoreset[i]``."""
+    Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     e = accounts[i]
     A = assets[i]
@@ -407,12 +404,7 @@ def _step_one(
 
 def _step_markets(loop: Any) -> Any:
     def step_markets(
-        Pa: NDArray[np.void],
-        accounts: NDArray[np.void],
-        assets: NDArray[np.void],
-        windows: NDArray[np.void],
-        account_windows: NDArray[np.void],
-        rng: NDArray[np.uint64],
+        markets: Markets,
         actions: NDArray[np.floating],
         autoreset: NDArray[np.bool_],
         reward: NDArray[np.float64],
@@ -425,11 +417,8 @@ def _step_markets(loop: Any) -> Any:
         bad = first_non_finite(actions)
         if bad >= 0:
             return bad
-        for i in loop(accounts.shape[0]):
-            _step_one(
-                Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
-                reward, terminated, truncated,
-            )  # fmt: skip
+        for i in loop(actions.shape[0]):
+            _step_one(markets, i, actions, autoreset, reward, terminated, truncated)
         return -1
 
     return step_markets

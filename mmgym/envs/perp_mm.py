@@ -9,7 +9,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from mmgym.core.codes import Reason
-from mmgym.core.kernel import reset_markets, step_markets, step_markets_parallel
+from mmgym.core.kernel import Markets, reset_markets, step_markets, step_markets_parallel
 from mmgym.core.layout import (
     ACCOUNT_WINDOW_DTYPE,
     account_dtype,
@@ -112,6 +112,10 @@ class PerpMMSimulator(BatchSimulator):
         self.windows = np.zeros((n, k), dtype=window_dtype(params.ticks_per_decision))
         self.account_windows = np.zeros(n, dtype=ACCOUNT_WINDOW_DTYPE)
         self.rng = np.zeros(n, dtype=np.uint64)
+        self._markets: Markets = (
+            self._packed, self.accounts, self.assets, self.windows, self.account_windows, self.rng
+        )  # fmt: skip
+        """What the kernel advances (:data:`mmgym.core.kernel.Markets`)."""
         self.builder = ObservationBuilder(ObservationConfig.from_market(params), n, k)
         self.obs = self.builder.obs
         self.reward = np.zeros(n, dtype=np.float64)
@@ -140,17 +144,7 @@ class PerpMMSimulator(BatchSimulator):
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``."""
         reseed = seeds is not None
-        reset_markets(
-            self._packed,
-            self.accounts,
-            self.assets,
-            self.windows,
-            self.account_windows,
-            self.rng,
-            mask,
-            seeds if seeds is not None else self._no_seeds,
-            reseed,
-        )
+        reset_markets(self._markets, mask, seeds if seeds is not None else self._no_seeds, reseed)
         self.reward[mask] = 0.0
         self.terminated[mask] = False
         self.truncated[mask] = False
@@ -159,17 +153,7 @@ class PerpMMSimulator(BatchSimulator):
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env by one decision interval."""
         bad = self._step_kernel(
-            self._packed,
-            self.accounts,
-            self.assets,
-            self.windows,
-            self.account_windows,
-            self.rng,
-            actions,
-            autoreset,
-            self.reward,
-            self.terminated,
-            self.truncated,
+            self._markets, actions, autoreset, self.reward, self.terminated, self.truncated
         )
         if bad < 0:
             self.builder.update(self.windows, self.account_windows, self._all)
