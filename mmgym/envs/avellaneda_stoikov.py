@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from mmgym.core import avellaneda_stoikov as k
 from mmgym.core.rng import new_streams, seed_streams
-from mmgym.envs.outputs import Columns, CopiedOutputs
+from mmgym.envs.recycled import Recycled
 from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 
 _ACTION_NAMES = ("bid_depth", "ask_depth")
@@ -60,12 +60,8 @@ class AvellanedaStoikovSimulator(BatchSimulator):
         self.reward = self.state[k.REWARD]
         self.terminated = self.flags[k.TERMINATED]
         self.truncated = self.flags[k.TRUNCATED]
-        values = Columns.of_rows(self.state, _INFO_ROWS)
-        flags = Columns.of_rows(self.flags, _INFO_FLAGS)
-        self._info_views = values.views() | flags.views()
-        self._copies = CopiedOutputs(
-            self.obs, self.reward, self.terminated, self.truncated, values, flags
-        )
+        self._info_views = _outputs(self.obs, self.state, self.flags)[4]
+        self._copies = Recycled(self._new_copy)
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``; reseed their streams from ``seeds`` if given."""
@@ -86,10 +82,29 @@ class AvellanedaStoikovSimulator(BatchSimulator):
         return self.outputs(copy)[4]
 
     def outputs(self, copy: bool) -> StepOutputs:
-        """The last step's outputs; with ``copy``, made by one compiled call (CopiedOutputs)."""
-        if copy:
-            return self._copies.fill()[:5]
-        return self.obs, self.reward, self.terminated, self.truncated, dict(self._info_views)
+        """The last step's outputs; with ``copy``, views of a recycled copy of the whole state
+        (three array copies: the state is small, its rows are the outputs)."""
+        if not copy:
+            return self.obs, self.reward, self.terminated, self.truncated, dict(self._info_views)
+        (obs, state, flags), outputs = self._copies.acquire()
+        obs[...] = self.obs
+        state[...] = self.state
+        flags[...] = self.flags
+        return *outputs[:4], dict(outputs[4])
+
+    def _new_copy(self) -> tuple[Any, list[NDArray[Any]]]:
+        buffers = (np.empty_like(self.obs), np.empty_like(self.state), np.empty_like(self.flags))
+        outputs = _outputs(*buffers)
+        return (buffers, outputs), [*buffers, *outputs[:4], *outputs[4].values()]
+
+
+def _outputs(
+    obs: NDArray[np.float32], state: NDArray[np.float64], flags: NDArray[np.bool_]
+) -> StepOutputs:
+    """(obs, reward, terminated, truncated, info) as views of the state arrays."""
+    info = {name: state[row] for name, row in _INFO_ROWS.items()}
+    info.update({name: flags[row] for name, row in _INFO_FLAGS.items()})
+    return obs, state[k.REWARD], flags[k.TERMINATED], flags[k.TRUNCATED], info
 
 
 class AvellanedaStoikovVectorEnv(KernelVectorEnv):

@@ -103,13 +103,6 @@ class Columns:
         views = {name: records[name][:, 0] if first_only else records[name] for name in names}
         return cls(words.reshape(-1, words.shape[-1]), fields, words.shape[:-1], views)
 
-    @classmethod
-    def of_rows(cls, array: NDArray[Any], rows: Mapping[str, int]) -> Columns:
-        """Rows of a ``(fields, num_envs)`` array (one field per row)."""
-        fields = [(name, row, array.dtype) for name, row in rows.items()]
-        views = {name: array[row] for name, row in rows.items()}
-        return cls(array.T, fields, array.shape[1:], views)
-
     def views(self) -> dict[str, NDArray[Any]]:
         """Live views of the fields (the next step overwrites them)."""
         return dict(self._views)
