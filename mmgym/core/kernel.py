@@ -307,6 +307,7 @@ def _reset_one(
     reset_crowd(rng, i, e, A, P)
     update_account(e, A, P)
     e.equity_before = e.equity
+    e.pnl = e.equity - e.equity_before
     for k in range(A.shape[0]):
         a = A[k]
         w = W[k]
@@ -319,6 +320,9 @@ def _reset_one(
     _account_snapshot(e, P, v)
 
 
+TERMINATED, TRUNCATED, LIQUIDATED = range(3)
+"""Rows of the per-env end flags the kernel writes with the reward (``flags``, shape (3, n))."""
+
 Markets = tuple[
     NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void],
     NDArray[np.uint64],
@@ -327,18 +331,43 @@ Markets = tuple[
 account_windows, rng)`` (packed parameters, account and asset records, event windows, streams)."""
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _end_step(
+    e: Record,
+    i: int,
+    value: float,
+    ended: bool,
+    done: bool,
+    reward: NDArray[np.float64],
+    flags: NDArray[np.bool_],
+) -> None:
+    """Write env ``i``'s reward and end flags."""
+    reward[i] = value
+    flags[TERMINATED, i] = ended
+    flags[TRUNCATED, i] = done
+    flags[LIQUIDATED, i] = e.reason == Reason.LIQUIDATED
+
+
 @nb.njit(cache=True, error_model="numpy")
 def reset_markets(
-    markets: Markets, mask: NDArray[np.bool_], seeds: NDArray[np.uint64], reseed: bool
+    markets: Markets,
+    mask: NDArray[np.bool_],
+    seeds: NDArray[np.uint64],
+    reseed: bool,
+    reward: NDArray[np.float64],
+    flags: NDArray[np.bool_],
 ) -> None:
-    """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``)."""
+    """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``);
+    their reward is 0 and their end flags are clear."""
     Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     if reseed:
         seed_streams(rng, seeds, mask)
     for i in range(accounts.shape[0]):
         if mask[i]:
-            _reset_one(rng, i, accounts[i], assets[i], windows[i], account_windows[i], P)
+            e = accounts[i]
+            _reset_one(rng, i, e, assets[i], windows[i], account_windows[i], P)
+            _end_step(e, i, 0.0, False, False, reward, flags)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -348,8 +377,7 @@ def _step_one(
     actions: NDArray[np.floating],
     autoreset: NDArray[np.bool_],
     reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
+    flags: NDArray[np.bool_],
 ) -> None:
     """Advance env ``i`` by one decision interval, or reset it if ``autoreset[i]``."""
     Pa, accounts, assets, windows, account_windows, rng = markets
@@ -359,9 +387,7 @@ def _step_one(
     W = windows[i]
     if autoreset[i]:
         _reset_one(rng, i, e, A, W, account_windows[i], P)
-        reward[i] = 0.0
-        terminated[i] = False
-        truncated[i] = False
+        _end_step(e, i, 0.0, False, False, reward, flags)
         return
     n = A.shape[0]
     action = actions[i]
@@ -392,14 +418,13 @@ def _step_one(
     ended = e.reason != Reason.NONE
     done = e.tick >= P.episode_ticks and not ended
     value = e.equity - e.equity_before
+    e.pnl = value
     if P.reward_mode == Reward.INVENTORY_PENALTY:
         value -= P.inventory_penalty_per_second * e.inventory_sq_time
         if done or ended:
             for k in range(n):
                 value -= P.terminal_inventory_penalty * A[k].inventory * A[k].inventory
-    reward[i] = value * P.reward_scale
-    terminated[i] = ended
-    truncated[i] = done
+    _end_step(e, i, value * P.reward_scale, ended, done, reward, flags)
 
 
 def _step_markets(loop: Any) -> Any:
@@ -408,8 +433,7 @@ def _step_markets(loop: Any) -> Any:
         actions: NDArray[np.floating],
         autoreset: NDArray[np.bool_],
         reward: NDArray[np.float64],
-        terminated: NDArray[np.bool_],
-        truncated: NDArray[np.bool_],
+        flags: NDArray[np.bool_],
     ) -> int:
         """Advance every env by one decision interval (envs in ``autoreset`` start a new
         episode). Returns -1, or the flat index of the first non-finite action, in which case
@@ -418,7 +442,7 @@ def _step_markets(loop: Any) -> Any:
         if bad >= 0:
             return bad
         for i in loop(actions.shape[0]):
-            _step_one(markets, i, actions, autoreset, reward, terminated, truncated)
+            _step_one(markets, i, actions, autoreset, reward, flags)
         return -1
 
     return step_markets

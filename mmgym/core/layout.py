@@ -62,6 +62,7 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             ("collateral", "f8"),
             ("equity", "f8"),
             ("equity_before", "f8"),
+            ("pnl", "f8"),  # equity - equity_before: the last step's equity change
             ("margin_equity", "f8"),
             ("maintenance_margin", "f8"),
             ("margin_ratio", "f8"),

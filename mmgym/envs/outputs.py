@@ -38,25 +38,21 @@ def _gather(words: NDArray[Any], columns: NDArray[np.intp], out: NDArray[Any]) -
 def copy_outputs(
     obs: NDArray[np.float32],
     reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
+    flags: NDArray[np.bool_],
     words_1: NDArray[Any],
     columns_1: NDArray[np.intp],
     words_2: NDArray[Any],
     columns_2: NDArray[np.intp],
     out_obs: NDArray[np.float32],
     out_reward: NDArray[np.float64],
-    out_terminated: NDArray[np.bool_],
-    out_truncated: NDArray[np.bool_],
+    out_flags: NDArray[np.bool_],
     out_1: NDArray[Any],
     out_2: NDArray[Any],
 ) -> None:
-    """Copy a step's observation, reward and end flags, and gather two groups of columns."""
+    """Copy a step's observation, reward and flags, and gather two groups of columns."""
     out_obs[...] = obs
-    for i in range(reward.shape[0]):
-        out_reward[i] = reward[i]
-        out_terminated[i] = terminated[i]
-        out_truncated[i] = truncated[i]
+    out_reward[...] = reward
+    out_flags[...] = flags
     _gather(words_1, columns_1, out_1)
     _gather(words_2, columns_2, out_2)
 
@@ -122,46 +118,44 @@ class Columns:
 class CopiedOutputs:
     """Copies of a simulator's step outputs in recycled buffers, made by one compiled call.
 
-    ``extra`` holds templates of further per-env arrays (derived entries such as ``pnl``) that
-    the caller fills after :meth:`fill`; they are part of each buffer set and of ``info``.
+    The simulator keeps its observation, its reward and its per-env flags ``(rows, num_envs)``
+    (terminated and truncated in the rows ``flag_rows`` names, other flags reported in
+    ``info``), and two groups of :class:`Columns` for the rest of ``info``.
     """
 
     def __init__(
         self,
         obs: NDArray[np.float32],
         reward: NDArray[np.float64],
-        terminated: NDArray[np.bool_],
-        truncated: NDArray[np.bool_],
+        flags: NDArray[np.bool_],
+        flag_rows: Mapping[str, int],
         first: Columns,
         second: Columns,
-        extra: Mapping[str, NDArray[Any]] | None = None,
     ) -> None:
-        self._sources = (obs, reward, terminated, truncated)
+        self._sources = (obs, reward, flags)
+        self._flag_rows = dict(flag_rows)
         self._first = first
         self._second = second
-        self._extra = dict(extra or {})
         self._pool = Recycled(self._new_set)
 
     def _new_set(self) -> tuple[Any, list[NDArray[Any]]]:
-        outputs = [np.empty_like(a) for a in self._sources]
+        obs, reward, flags = (np.empty_like(a) for a in self._sources)
         block_1, rows_1, arrays_1 = self._first.new_block()
         block_2, rows_2, arrays_2 = self._second.new_block()
-        extra = {name: np.empty_like(a) for name, a in self._extra.items()}
-        info = rows_1 | rows_2 | extra
-        value = (*outputs, block_1, block_2, info, extra)
-        return value, [*outputs, *arrays_1, *arrays_2, *extra.values()]
+        flag_rows = {name: flags[row] for name, row in self._flag_rows.items()}
+        terminated, truncated = flag_rows.pop("terminated"), flag_rows.pop("truncated")
+        info = rows_1 | rows_2 | flag_rows
+        value = ((obs, reward, flags, block_1, block_2), (obs, reward, terminated, truncated), info)
+        arrays = [obs, reward, flags, terminated, truncated, *arrays_1, *arrays_2]
+        return value, arrays + list(flag_rows.values())
 
-    def fill(
-        self,
-    ) -> tuple[
-        NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], dict[str, Any], dict[str, Any]
-    ]:
-        """Copies of (obs, reward, terminated, truncated), ``info`` and the ``extra`` arrays to
-        fill (also in ``info``). No later call writes to them while anything references them."""
-        obs, reward, terminated, truncated, block_1, block_2, info, extra = self._pool.acquire()
+    def fill(self) -> tuple[Any, ...]:
+        """(obs, reward, terminated, truncated, info): copies that no later call writes to while
+        anything references them."""
+        buffers, outputs, info = self._pool.acquire()
         copy_outputs(
             *self._sources,
             self._first.words, self._first.columns, self._second.words, self._second.columns,
-            obs, reward, terminated, truncated, block_1, block_2,
+            *buffers,
         )  # fmt: skip
-        return obs, reward, terminated, truncated, dict(info), extra
+        return (*outputs, dict(info))

@@ -8,8 +8,15 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from mmgym.core.codes import Reason
-from mmgym.core.kernel import Markets, reset_markets, step_markets, step_markets_parallel
+from mmgym.core.kernel import (
+    LIQUIDATED,
+    TERMINATED,
+    TRUNCATED,
+    Markets,
+    reset_markets,
+    step_markets,
+    step_markets_parallel,
+)
 from mmgym.core.layout import (
     ACCOUNT_WINDOW_DTYPE,
     account_dtype,
@@ -72,6 +79,7 @@ ASSET_INFO_FIELDS: tuple[str, ...] = (
 ``info`` lists the float fields first, then the integer ones."""
 
 ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
+    "pnl",
     "equity",
     "equity_before",
     "margin_equity",
@@ -80,9 +88,10 @@ ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
     "regime",
     "crowd_liquidations",
 )
-"""Per-env entries of ``info`` (the cross-margined account and the market regime)."""
+"""Per-env entries of ``info`` (the cross-margined account and the market regime); ``info``
+also holds ``liquidated``, whether the episode ended by the agent's liquidation."""
 
-_LIQUIDATED = int(Reason.LIQUIDATED)  # a plain int: an enum attribute costs a lookup per step
+_FLAG_ROWS = {"terminated": TERMINATED, "truncated": TRUNCATED, "liquidated": LIQUIDATED}
 
 PARALLEL_MIN_ENVS = 256
 """Batches at least this large step on all cores (smaller ones would pay more to start threads
@@ -119,23 +128,18 @@ class PerpMMSimulator(BatchSimulator):
         self.builder = ObservationBuilder(ObservationConfig.from_market(params), n, k)
         self.obs = self.builder.obs
         self.reward = np.zeros(n, dtype=np.float64)
-        self.terminated = np.zeros(n, dtype=np.bool_)
-        self.truncated = np.zeros(n, dtype=np.bool_)
+        self.flags = np.zeros((len(_FLAG_ROWS), n), dtype=np.bool_)
+        self.terminated = self.flags[TERMINATED]
+        self.truncated = self.flags[TRUNCATED]
         self._all = np.ones(n, dtype=np.bool_)
         self._no_seeds = np.zeros(n, dtype=np.uint64)
         asset_fields = Columns.of_records(self.assets, ASSET_INFO_FIELDS, first_only=k == 1)
         account_fields = Columns.of_records(self.accounts, ACCOUNT_INFO_FIELDS)
         self._views = asset_fields.views() | account_fields.views()
-        self._equity = self.accounts["equity"]
-        self._equity_before = self.accounts["equity_before"]
-        self._reason = self.accounts["reason"]
-        self._pnl = np.zeros(n, dtype=np.float64)
-        self._liquidated = np.zeros(n, dtype=np.bool_)
-        derived = {"pnl": self._pnl, "liquidated": self._liquidated}
+        self._views["liquidated"] = self.flags[LIQUIDATED]
         self._copies = CopiedOutputs(
-            self.obs, self.reward, self.terminated, self.truncated,
-            asset_fields, account_fields, derived,
-        )  # fmt: skip
+            self.obs, self.reward, self.flags, _FLAG_ROWS, asset_fields, account_fields
+        )
         self.action_names = action_names(k)
         clip = params.obs_clip
         self.single_observation_space = spaces.Box(-clip, clip, (observation_dim(k),), np.float32)
@@ -143,18 +147,19 @@ class PerpMMSimulator(BatchSimulator):
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``."""
-        reseed = seeds is not None
-        reset_markets(self._markets, mask, seeds if seeds is not None else self._no_seeds, reseed)
-        self.reward[mask] = 0.0
-        self.terminated[mask] = False
-        self.truncated[mask] = False
+        reset_markets(
+            self._markets,
+            mask,
+            seeds if seeds is not None else self._no_seeds,
+            seeds is not None,
+            self.reward,
+            self.flags,
+        )
         self.builder.update(self.windows, self.account_windows, mask)
 
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env by one decision interval."""
-        bad = self._step_kernel(
-            self._markets, actions, autoreset, self.reward, self.terminated, self.truncated
-        )
+        bad = self._step_kernel(self._markets, actions, autoreset, self.reward, self.flags)
         if bad < 0:
             self.builder.update(self.windows, self.account_windows, self._all)
         return int(bad)
@@ -169,22 +174,8 @@ class PerpMMSimulator(BatchSimulator):
     def outputs(self, copy: bool) -> StepOutputs:
         """The last step's outputs; with ``copy``, made by one compiled call (CopiedOutputs)."""
         if copy:
-            obs, reward, terminated, truncated, info, derived = self._copies.fill()
-            pnl, liquidated = derived["pnl"], derived["liquidated"]
-        else:
-            obs, reward, terminated, truncated = (
-                self.obs,
-                self.reward,
-                self.terminated,
-                self.truncated,
-            )
-            info = dict(self._views)
-            pnl, liquidated = self._pnl, self._liquidated
-            info["pnl"] = pnl
-            info["liquidated"] = liquidated
-        np.subtract(self._equity, self._equity_before, out=pnl)
-        np.equal(self._reason, _LIQUIDATED, out=liquidated)
-        return obs, reward, terminated, truncated, info
+            return self._copies.fill()
+        return self.obs, self.reward, self.terminated, self.truncated, dict(self._views)
 
 
 def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParams:
