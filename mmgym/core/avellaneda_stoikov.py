@@ -25,7 +25,6 @@ from numpy.typing import NDArray
 from mmgym.core.batch import compile_serial_and_parallel, first_non_finite
 from mmgym.core.codes import ASReward, names
 from mmgym.core.param_spec import Packed, Rule, check_rules, one_of, pack, param
-from mmgym.core.records import Record
 from mmgym.core.rng import uniform
 
 # Rows of the float state array.
@@ -166,10 +165,9 @@ def _reset_one(
     state: NDArray[np.float64],
     obs: NDArray[np.float32],
     flags: NDArray[np.bool_],
-    P: Record,
+    s0: float,
+    q0: float,
 ) -> None:
-    s0 = P.s0
-    q0 = P.q0
     state[MID, i] = s0
     state[INVENTORY, i] = q0
     state[CASH, i] = 0.0
@@ -191,67 +189,10 @@ def reset_kernel(
     mask: NDArray[np.bool_],
 ) -> None:
     """Start a new episode in every env where ``mask`` is set (streams are left as they are)."""
+    P = Pa[0]
     for i in range(mask.shape[0]):
         if mask[i]:
-            _reset_one(i, state, obs, flags, Pa[0])
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _step_one(
-    i: int,
-    state: NDArray[np.float64],
-    rng: NDArray[np.uint64],
-    actions: NDArray[np.floating],
-    autoreset: NDArray[np.bool_],
-    obs: NDArray[np.float32],
-    flags: NDArray[np.bool_],
-    P: Record,
-) -> None:
-    """One step of env ``i``: bid fill, ask fill (one uniform each), then the mid's move."""
-    if autoreset[i]:
-        _reset_one(i, state, obs, flags, P)
-        return
-    s = state[MID, i]
-    q = state[INVENTORY, i]
-    x = state[CASH, i]
-    max_depth = P.max_depth
-    k = P.fill_decay_per_price
-    a_dt = P.fill_intensity_per_step
-    db = min(max(float(actions[i, 0]), -max_depth), max_depth)
-    da = min(max(float(actions[i, 1]), -max_depth), max_depth)
-    # min(1, p) is implicit: a uniform on [0, 1) is always below p >= 1.
-    bid_fill = uniform(rng, i) < a_dt * math.exp(-k * db)
-    ask_fill = uniform(rng, i) < a_dt * math.exp(-k * da)
-    if bid_fill:
-        q += 1.0
-        x -= s - db
-    if ask_fill:
-        q -= 1.0
-        x += s + da
-    if uniform(rng, i) < 0.5:
-        s += P.mid_move_per_step
-    else:
-        s -= P.mid_move_per_step
-    wealth = x + q * s
-    step = state[STEP, i] + 1.0
-    num_steps = P.steps_per_episode
-    state[MID, i] = s
-    state[INVENTORY, i] = q
-    state[CASH, i] = x
-    reward = wealth - state[WEALTH, i]
-    if P.reward_mode == ASReward.INVENTORY_PENALTY:
-        reward -= P.inventory_penalty_per_step * q * q
-        if step >= num_steps:
-            reward -= P.terminal_inventory_penalty * q * q
-    state[REWARD, i] = reward
-    state[WEALTH, i] = wealth
-    state[STEP, i] = step
-    obs[i, 0] = q
-    obs[i, 1] = P.horizon * (step / num_steps)
-    flags[TERMINATED, i] = False
-    flags[TRUNCATED, i] = step >= num_steps
-    flags[BID_FILL, i] = bid_fill
-    flags[ASK_FILL, i] = ask_fill
+            _reset_one(i, state, obs, flags, P.s0, P.q0)
 
 
 def _step_kernel(loop: Any) -> Any:
@@ -267,16 +208,72 @@ def _step_kernel(loop: Any) -> Any:
         """Advance every env by one step of ``dt``; envs flagged in ``autoreset`` are reset.
 
         ``actions[i] = (delta_b, delta_a)``: the bid is quoted at ``s - delta_b`` and the ask at
-        ``s + delta_a`` (depths clipped to ``[-max_depth, max_depth]``). The reward is the
-        change in wealth; with the inventory penalty it is reduced by ``phi dt q^2`` (``q``
-        after the step's fills) and, at the last step, by ``alpha q^2``. Returns -1, or the
-        flat index of the first non-finite action, in which case nothing changed.
+        ``s + delta_a`` (depths clipped to ``[-max_depth, max_depth]``). Event order within a
+        step: bid fill (one uniform), ask fill (one uniform), then the mid's move (one uniform).
+        The reward is the change in wealth; with the inventory penalty it is reduced by
+        ``phi dt q^2`` (``q`` after the step's fills) and, at the last step, by ``alpha q^2``.
+        Returns -1, or the flat index of the first non-finite action, in which case nothing
+        changed.
+
+        The body is written inline (no call per env): at about 13 ns per env-step, passing the
+        arrays to a function per env would cost more than the step.
         """
         bad = first_non_finite(actions)
         if bad >= 0:
             return bad
+        P = Pa[0]
+        ds = P.mid_move_per_step
+        a_dt = P.fill_intensity_per_step
+        k = P.fill_decay_per_price
+        max_depth = P.max_depth
+        horizon = P.horizon
+        num_steps = float(P.steps_per_episode)
+        penalised = P.reward_mode == ASReward.INVENTORY_PENALTY
+        phi_dt = P.inventory_penalty_per_step
+        alpha = P.terminal_inventory_penalty
+        s0 = P.s0
+        q0 = P.q0
         for i in loop(actions.shape[0]):
-            _step_one(i, state, rng, actions, autoreset, obs, flags, Pa[0])
+            if autoreset[i]:
+                _reset_one(i, state, obs, flags, s0, q0)
+                continue
+            s = state[MID, i]
+            q = state[INVENTORY, i]
+            x = state[CASH, i]
+            db = min(max(float(actions[i, 0]), -max_depth), max_depth)
+            da = min(max(float(actions[i, 1]), -max_depth), max_depth)
+            # min(1, p) is implicit: a uniform on [0, 1) is always below p >= 1.
+            bid_fill = uniform(rng, i) < a_dt * math.exp(-k * db)
+            ask_fill = uniform(rng, i) < a_dt * math.exp(-k * da)
+            if bid_fill:
+                q += 1.0
+                x -= s - db
+            if ask_fill:
+                q -= 1.0
+                x += s + da
+            if uniform(rng, i) < 0.5:
+                s += ds
+            else:
+                s -= ds
+            wealth = x + q * s
+            step = state[STEP, i] + 1.0
+            state[MID, i] = s
+            state[INVENTORY, i] = q
+            state[CASH, i] = x
+            reward = wealth - state[WEALTH, i]
+            if penalised:
+                reward -= phi_dt * q * q
+                if step >= num_steps:
+                    reward -= alpha * q * q
+            state[REWARD, i] = reward
+            state[WEALTH, i] = wealth
+            state[STEP, i] = step
+            obs[i, 0] = q
+            obs[i, 1] = horizon * (step / num_steps)
+            flags[TERMINATED, i] = False
+            flags[TRUNCATED, i] = step >= num_steps
+            flags[BID_FILL, i] = bid_fill
+            flags[ASK_FILL, i] = ask_fill
         return -1
 
     return step_kernel
