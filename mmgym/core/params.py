@@ -126,6 +126,12 @@ def _signal_decay(p: MarketParams) -> float:
     return math.exp(-p.tick_seconds / p.signal_timescale)
 
 
+def _signal_noise(p: MarketParams) -> float:
+    """Innovation scale that keeps the OU drift's stationary std per tick."""
+    decay = _signal_decay(p)
+    return math.sqrt(1.0 - decay * decay)
+
+
 def _taker_rate_per_tick(p: MarketParams, side: float) -> NDArray[np.float64]:
     """Baseline taker arrivals per tick of the buy (side +1) or sell (-1) side, per regime."""
     return np.array(p.taker_rate) * (1.0 + side * np.array(p.taker_imbalance)) * p.tick_seconds
@@ -254,7 +260,7 @@ class MarketParams:
         "Mean-reversion time (s) of the latent drift that informed takers trade on.",
         POSITIVE,
         Packed("signal_decay_per_tick", _signal_decay),
-        Packed("signal_noise_per_tick", lambda p: math.sqrt(1.0 - _signal_decay(p) ** 2)),
+        Packed("signal_noise_per_tick", _signal_noise),
     )
     signal_move: Triple = param(
         (0.0002, 0.0004, 0.0008),
