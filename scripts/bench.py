@@ -13,6 +13,7 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --write docs/benchmarks.md
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
     python scripts/bench.py --against main --sizes 1 1000 --repeats 9
+    python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
 """
 
 from __future__ import annotations
@@ -100,12 +101,60 @@ class Result:
         return (max(r) - min(r)) / statistics.median(r)
 
 
-def _measure(env_name: str, num_envs: int, repeats: int, seconds: float) -> Result:
+class IdleWaiter:
+    """Waits, before a repeat, until no other process uses the CPUs (on a shared machine).
+
+    The machine counts as idle when at least ``IDLE_FRACTION`` of all CPU time was idle over
+    ``IDLE_WINDOW`` seconds (``/proc/stat``). ``max_wait`` 0 (or no ``/proc/stat``) never waits.
+    """
+
+    IDLE_FRACTION = 0.95
+    IDLE_WINDOW = 0.25
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait if Path("/proc/stat").exists() else 0.0
+        self.idle = 0
+        self.busy = 0
+
+    @staticmethod
+    def _cpu_times() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    def wait(self) -> None:
+        """Return once the machine is idle, or after ``max_wait`` seconds (counted as busy)."""
+        if self.max_wait <= 0:
+            return
+        deadline = time.monotonic() + self.max_wait
+        while time.monotonic() < deadline:
+            idle0, all0 = self._cpu_times()
+            time.sleep(self.IDLE_WINDOW)
+            idle1, all1 = self._cpu_times()
+            if (idle1 - idle0) >= self.IDLE_FRACTION * max(1, all1 - all0):
+                self.idle += 1
+                return
+        self.busy += 1
+
+    def summary(self) -> str:
+        """How many repeats started on an idle machine."""
+        if self.max_wait <= 0:
+            return "repeats taken whatever else ran on the machine"
+        return (
+            f"{self.idle} of {self.idle + self.busy} repeats started after the CPUs were "
+            f">= {100 * self.IDLE_FRACTION:.0f} % idle for {self.IDLE_WINDOW} s (waiting up to "
+            f"{self.max_wait:g} s)"
+        )
+
+
+def _measure(
+    env_name: str, num_envs: int, repeats: int, seconds: float, idle: IdleWaiter
+) -> Result:
     cell = Cell(env_name, num_envs)
     steps = max(1, int(seconds / cell.seconds_per_step()))
     rates: dict[bool, list[float]] = {copy: [] for copy in COPY_MODES}
     for _ in range(repeats):  # the modes take turns, so both see the same conditions
         for copy in COPY_MODES:
+            idle.wait()
             rates[copy].append(cell.rate(steps, copy))
     cell.env.close()
     return Result(env_name, num_envs, rates)
@@ -242,7 +291,9 @@ def _export(rev: str, into: Path) -> str:
     ).stdout.strip()
 
 
-def _against(rev: str, cells: list[tuple[str, int]], repeats: int, seconds: float) -> str:
+def _against(
+    rev: str, cells: list[tuple[str, int]], repeats: int, seconds: float, idle: IdleWaiter
+) -> str:
     """Medians of ``rev`` and of this checkout, taking turns repeat by repeat, and ratios. Each
     cell runs in a fresh pair of worker processes."""
     lines: list[str] = []
@@ -267,6 +318,7 @@ def _against(rev: str, cells: list[tuple[str, int]], repeats: int, seconds: floa
                 for _ in range(repeats):
                     for copy in COPY_MODES:
                         for label, w in workers.items():
+                            idle.wait()
                             rate = w.ask(op="rate", copy=copy, steps=steps)
                             rates.setdefault((label, copy), []).append(rate)
             finally:
@@ -302,6 +354,13 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="REV", help="compare with git revision REV, side by side"
     )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each repeat, wait up to this long for the CPUs to be idle (shared machines)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -314,17 +373,22 @@ def main() -> None:
     ]
     conditions = (
         f"Machine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}. "
-        f"Median of {args.repeats} repeats of ~{args.seconds} s, one process per tree, fixed "
-        "actions, `make_vec(..., vectorization_mode='vector_entry_point', copy=...)`"
+        f"Median of {args.repeats} repeats of ~{args.seconds} s, fixed actions, "
+        "`make_vec(..., vectorization_mode='vector_entry_point', copy=...)`"
     )
+    idle = IdleWaiter(args.wait_idle)
     if args.against:
-        table = _against(args.against, cells, args.repeats, args.seconds)
-        print(f"\n{conditions}; the trees take turns repeat by repeat.\n\n{table}")
+        table = _against(args.against, cells, args.repeats, args.seconds, idle)
+        conditions += f"; {idle.summary()}"
+        print(
+            f"\n{conditions}; one process per tree and cell, taking turns repeat by repeat."
+            f"\n\n{table}"
+        )
         return
 
     results = []
     for env_name, n in cells:
-        r = _measure(env_name, n, args.repeats, args.seconds)
+        r = _measure(env_name, n, args.repeats, args.seconds, idle)
         print(
             f"  {env_name:18s} num_envs={n:6d}  {r.median(False):14,.0f} env-steps/s (copy=False)"
             f"  {r.median(True):14,.0f} (copy=True)"
@@ -332,8 +396,12 @@ def main() -> None:
         results.append(r)
     table = _table(results)
     if args.sb3_steps > 0:
+        idle.wait()
         table += "\n\n" + _sb3_table(args.sb3_steps)
-    header = f"{conditions}; the copy modes take turns repeat by repeat."
+    header = (
+        f"{conditions}; one process, the copy modes taking turns repeat by repeat; "
+        f"{idle.summary()}."
+    )
     print()
     print(header)
     print()
