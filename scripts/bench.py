@@ -50,10 +50,10 @@ class Cell:
     """One env at one batch size, warmed up, stepped on demand in either copy mode (the same
     env object for both, so that both see the same memory and the same numba dispatch)."""
 
-    def __init__(self, env_name: str, num_envs: int) -> None:
+    def __init__(self, env_name: str, num_envs: int, **options: Any) -> None:
         env_id, action, kwargs = ENVS[env_name]
         self.env = gym.make_vec(
-            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+            env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs, **options
         )
         self.actions = np.tile(np.array(action, dtype=np.float32), (num_envs, 1))
         self.num_envs = num_envs
@@ -158,6 +158,39 @@ def _measure(
             rates[copy].append(cell.rate(steps, copy))
     cell.env.close()
     return Result(env_name, num_envs, rates)
+
+
+def _parallel_table(cells: list[tuple[str, int]], repeats: int, seconds: float, idle: Any) -> str:
+    """Serial against parallel build (copy=False) for the cells that run parallel by default."""
+    from mmgym.envs import avellaneda_stoikov, perp_mm
+
+    threshold = {
+        mmgym.AVELLANEDA_STOIKOV_ID: avellaneda_stoikov.PARALLEL_MIN_ENVS,
+        mmgym.PERP_MM_ID: perp_mm.PARALLEL_MIN_ENVS,
+    }
+    lines = [
+        "| env | num_envs | serial, env-steps/s | parallel, env-steps/s | parallel / serial | "
+        "spread of repeats |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for env_name, n in cells:
+        if n < threshold[ENVS[env_name][0]]:
+            continue
+        builds = {parallel: Cell(env_name, n, parallel=parallel) for parallel in (False, True)}
+        steps = max(1, int(seconds / builds[False].seconds_per_step()))
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for parallel, cell in builds.items():
+                idle.wait()
+                rates[parallel].append(cell.rate(steps, copy=False))
+        serial, parallel = (statistics.median(rates[p]) for p in (False, True))
+        spread = max((max(r) - min(r)) / statistics.median(r) for r in rates.values())
+        lines.append(
+            f"| {env_name} | {n:,} | {serial:,.0f} | {parallel:,.0f} | {parallel / serial:.2f} | "
+            f"{100 * spread:.0f} % |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def _sb3_table(steps: int, num_envs: int = 256) -> str:
@@ -361,6 +394,11 @@ def main() -> None:
         metavar="SECONDS",
         help="before each repeat, wait up to this long for the CPUs to be idle (shared machines)",
     )
+    parser.add_argument(
+        "--serial-too",
+        action="store_true",
+        help="also time the serial build of the cells that step on all cores by default",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -395,6 +433,8 @@ def main() -> None:
         )
         results.append(r)
     table = _table(results)
+    if args.serial_too:
+        table += "\n\n" + _parallel_table(cells, args.repeats, args.seconds, idle)
     if args.sb3_steps > 0:
         idle.wait()
         table += "\n\n" + _sb3_table(args.sb3_steps)
