@@ -94,7 +94,7 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _limit_account(
+def _decide(
     L: Record,
     Q: NDArray[np.void],
     a: Record,
@@ -130,7 +130,7 @@ def _limit_account(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _one(
+def limit_account(
     La: NDArray[np.void],
     quotes: NDArray[np.void],
     accounts: NDArray[np.void],
@@ -140,18 +140,20 @@ def _one(
     totals: NDArray[np.int64],
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
-    mask: NDArray[np.bool_],
+    active: bool,
     i: int,
 ) -> None:
-    """Account ``i``'s decision: its counts start at zero and add to its totals."""
+    """Account ``i``'s decision (none unless ``active``): its counts start at zero and add to
+    its totals. Every batched caller (:func:`limit_batch`, the simulator's fused step) runs
+    this per account."""
     L = La[0]  # read here: a record cannot be passed into a parallel loop's body
     c = counts[i]
     s = state[i]
     start_row(c, s)
     s.transitions = 0
-    if not mask[i]:
+    if not active:
         return
-    _limit_account(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i])
+    _decide(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i])
     close_row(c, totals[i], s)
 
 
@@ -172,7 +174,7 @@ def limit_batch(
     per reason of this decision go to ``counts`` and add to ``totals``, its transitions to its
     row of ``trans`` (``state.transitions`` of them)."""
     for i in range(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, i)
+        limit_account(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i], i)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -190,4 +192,4 @@ def limit_batch_parallel(
 ) -> None:
     """:func:`limit_batch` over all cores (identical results: accounts share nothing)."""
     for i in nb.prange(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, i)
+        limit_account(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i], i)
