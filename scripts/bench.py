@@ -476,7 +476,7 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
     return note + "\n\n" + table(header, lines, align="ll" + "r" * 9)
 
 
-def _risk_table(steps: int, num_envs: int = 256, repeats: int = 7) -> str:
+def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int = 7) -> str:
     """The RiskLimiter per decision for one account (p50/p99 of single calls), and
     RiskLimitedVectorEnv against the bare PerpMM vector env at ``num_envs`` envs: blocks of
     ``steps`` steps alternate between the two, and the medians over ``repeats`` are compared,
@@ -532,6 +532,7 @@ def _risk_table(steps: int, num_envs: int = 256, repeats: int = 7) -> str:
                     env.step(a)  # warm-up
             per_step: dict[str, list[float]] = {"bare": [], "limited": []}
             for _ in range(repeats):
+                idle.wait()  # each pair of blocks (with --wait-idle)
                 for name, env in (("bare", bare), ("limited", limited)):
                     t0 = time.perf_counter()
                     for j in range(steps):
@@ -539,7 +540,7 @@ def _risk_table(steps: int, num_envs: int = 256, repeats: int = 7) -> str:
                     per_step[name].append((time.perf_counter() - t0) / steps)
             medians = {name: statistics.median(v) for name, v in per_step.items()}
             overhead = 100 * (medians["limited"] / medians["bare"] - 1)
-            share = 100 * _limiter_share(limited, batch, steps, repeats, parallel)
+            share = 100 * _limiter_share(limited, batch, steps, repeats, parallel, idle)
             cores = "both cores" if parallel else "one core"
             print(
                 f"  RiskLimitedVectorEnv {cores}, {kind}: {overhead:+.0f} % per step; "
@@ -553,7 +554,7 @@ def _risk_table(steps: int, num_envs: int = 256, repeats: int = 7) -> str:
 
 
 def _limiter_share(
-    env: Any, batch: list[np.ndarray], steps: int, repeats: int, parallel: bool
+    env: Any, batch: list[np.ndarray], steps: int, repeats: int, parallel: bool, idle: IdleWaiter
 ) -> float:
     """The limited env's step split in two: everything but the kernel's call (reading,
     decoding, limiting, encoding, the glue) over the kernel's call, medians over ``repeats``
@@ -581,6 +582,7 @@ def _limiter_share(
     shares = []
     try:
         for _ in range(repeats):
+            idle.wait()
             spent["kernel"] = spent["total"] = 0.0
             for j in range(steps):
                 env.step(batch[j % len(batch)])
@@ -833,7 +835,7 @@ def main() -> None:
         idle.wait()
         table += "\n\n" + _sb3_table(args.sb3_steps)
     if args.risk_steps > 0:
-        table += "\n\n" + _risk_table(args.risk_steps)
+        table += "\n\n" + _risk_table(args.risk_steps, idle)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     if args.baseline_decisions > 0:
