@@ -51,7 +51,7 @@ from agents.deploy.risk import (
 from agents.deploy.risk.limiter import Accounts
 from agents.policy import Policy
 from mmgym.core.layout import pack_params
-from mmgym.core.orders import ACTION_PER_ASSET, decode_actions
+from mmgym.core.orders import ACTION_PER_ASSET, decode_actions, decoder_params
 from mmgym.core.params import MarketParams
 from mmgym.features.observation import ObservationConfig, observation_dim
 
@@ -110,6 +110,29 @@ def screen_actions(actions: NDArray[np.float64], untrusted: NDArray[np.int64]) -
         if untrusted[i] != 0:
             actions[i, :] = np.nan
             bad += 1
+    return bad
+
+
+@nb.njit(cache=True, error_model="numpy")
+def decode_screened(
+    actions: NDArray[np.float64],
+    untrusted: NDArray[np.int64],
+    best_bid: NDArray[np.float64],
+    best_ask: NDArray[np.float64],
+    Pa: NDArray[np.void],
+    quotes: NDArray[np.void],
+    requested: NDArray[np.void],
+) -> int:
+    """:func:`screen_actions`, then :func:`~mmgym.core.orders.decode_actions` into ``quotes``
+    and a copy of them into ``requested``, in one compiled call. Returns the number of
+    untrusted accounts."""
+    bad = screen_actions(actions, untrusted)
+    decode_actions(actions, best_bid, best_ask, Pa, quotes)
+    for i in range(quotes.shape[0]):
+        for k in range(quotes.shape[1]):
+            q, r = quotes[i, k], requested[i, k]
+            r.bid_px, r.bid_size, r.ask_px, r.ask_size = q.bid_px, q.bid_size, q.ask_px, q.ask_size
+            r.hedge_fraction = q.hedge_fraction
     return bad
 
 
@@ -188,7 +211,7 @@ class GuardedPolicy:
         self.max_data_age_s = float(self.limits.stale_data_seconds)
         self.last_model_error: str | None = None
         """What went wrong with the model in the last decision (None when nothing did)."""
-        self._packed = pack_params(market)
+        self._packed = decoder_params(pack_params(market))  # cheap to pass per decision
         self._ages = np.zeros(n, dtype=np.float64)
         self._feed = np.zeros((n, self.obs_dim), dtype=self.obs_dtype)
         self._decision = GuardedDecision(
@@ -257,10 +280,16 @@ class GuardedPolicy:
             feed = obs if bad == 0 else self._without_bad_rows(obs, untrusted)
             if not self._act(feed):
                 untrusted[untrusted == 0] = Reason.MODEL_ERROR
-        screen_actions(d.actions, untrusted)
         assets = inputs.assets
-        decode_actions(d.actions, assets["best_bid"], assets["best_ask"], self._packed, d.quotes)
-        np.copyto(d.requested, d.quotes)
+        decode_screened(
+            d.actions,
+            untrusted,
+            assets["best_bid"],
+            assets["best_ask"],
+            self._packed,
+            d.quotes,
+            d.requested,
+        )
         self.limiter.limit(d.quotes, inputs, untrusted=untrusted)
         return d
 

@@ -288,7 +288,7 @@ class RiskLimiter:
     def _log(self) -> None:
         """Move the transitions the compiled code recorded into the log."""
         made = self.state.records["transitions"]
-        if not made.any():
+        if not np.count_nonzero(made):  # cheaper than .any() on a few accounts
             return
         for i in np.flatnonzero(made):
             for r in self._trans[i, : min(int(made[i]), MAX_TRANSITIONS)]:
@@ -313,6 +313,6 @@ def _check_untrusted(untrusted: NDArray[np.int64], n: int) -> None:
             f"untrusted must be an int64 array of shape ({n},), got {untrusted.shape} "
             f"{untrusted.dtype}"
         )
-    if untrusted.any() and not np.isin(untrusted, _GUARD_CODES).all():
+    if np.count_nonzero(untrusted) and not np.isin(untrusted, _GUARD_CODES).all():
         bad = sorted(set(untrusted.tolist()) - set(_GUARD_CODES.tolist()))
         raise ValueError(f"untrusted holds {bad}: only 0 or a guard reason {sorted(GUARD_REASONS)}")
