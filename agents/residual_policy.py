@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from agents.baselines.registry import make_baseline
 from agents.policy import Policy
+from mmgym.core.orders import clip_action
 from mmgym.core.params import MarketParams
 
 
@@ -40,16 +41,6 @@ def residual_action(base: ArrayLike, correction: ArrayLike, scale: float) -> NDA
     return out
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip1(x: float) -> float:
-    """``x`` within [-1, 1], NaN kept (``np.clip``'s semantics)."""
-    if x > 1.0:
-        return 1.0
-    if x < -1.0:
-        return -1.0
-    return x
-
-
 @nb.njit(cache=True, error_model="numpy")
 def _residual(
     base: NDArray[np.float64],
@@ -58,7 +49,7 @@ def _residual(
     out: NDArray[np.float32],
 ) -> None:
     for i in range(out.shape[0]):
-        out[i] = _clip1(base[i] + scale * _clip1(correction[i]))
+        out[i] = clip_action(base[i] + scale * clip_action(correction[i]))
 
 
 def check_scale(scale: float) -> float:

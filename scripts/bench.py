@@ -328,14 +328,15 @@ def _onnx_policy_table(decisions: int) -> str:
     return table(header, rows, align="lrr")
 
 
-def _guard_table(decisions: int) -> str:
+def _guard_table(decisions: int, idle: IdleWaiter, block: int = 1_000) -> str:
     """Latency per decision at batch 1 of :class:`agents.deploy.guard.GuardedPolicy` on the
     demo's residual bundle (:func:`_demo_bundle`, ONNX Runtime with one intra-op and one
     inter-op thread, no spinning) with the default RiskLimits, on the env's own stream: each
     decision reads the simulator's state, decides (timed), and steps the env with the limited
     quotes. A second guard on the same stream runs the stages one by one, each timed: the
     observation checks (shape, dtype, values, age), the model, the decoding (with the check of
-    the actions' values) and the limiter; the rest of ``decide`` is glue."""
+    the actions' values) and the limiter; the rest of ``decide`` is glue. Before each block of
+    ``block`` decisions, ``idle`` waits for an idle machine (``--wait-idle``)."""
     from agents.deploy.guard import GuardedPolicy, decode_screened, screen_observations
     from agents.deploy.risk import RiskInputs, RiskLimits
     from agents.deploy.risk.simulator_inputs import read_decision_state
@@ -358,6 +359,8 @@ def _guard_table(decisions: int) -> str:
     load_before = os.getloadavg()[0]
     obs, _ = env.reset(seed=0)
     for i in range(-warmup, decisions):
+        if i >= 0 and i % block == 0:
+            idle.wait()
         read_decision_state(sim._packed, sim.accounts, sim.assets, inputs.accounts, inputs.assets)
         c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
@@ -406,7 +409,8 @@ def _guard_table(decisions: int) -> str:
         f"GuardedPolicy on the demo's residual bundle (untrained 64x64 PPO on adaptive), one "
         f"account, default RiskLimits, {decisions:,} decisions of the env's own stream (calm); "
         "ONNX Runtime with intra_op_num_threads = 1, inter_op_num_threads = 1, no spinning. "
-        f"Load average {load_before:.1f} before, {load_after:.1f} after."
+        f"Load average {load_before:.1f} before, {load_after:.1f} after; blocks of {block:,} "
+        f"decisions: {idle.summary()}."
     )
     header = ["GuardedPolicy, batch 1", "p50 per decision", "p99 per decision"]
     return note + "\n\n" + table(header, rows, align="lrr")
@@ -891,7 +895,7 @@ def main() -> None:
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     if args.guard_decisions > 0:
-        table += "\n\n" + _guard_table(args.guard_decisions)
+        table += "\n\n" + _guard_table(args.guard_decisions, idle)
     if args.baseline_decisions > 0:
         rows = baseline_latencies(args.baseline_decisions, args.repeats)
         table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
