@@ -11,9 +11,9 @@ loop over accounts:
    market data it was built from no older than ``stale_data_seconds``
    (``STALE_OBSERVATION``; an unknown age is stale).
 2. **Model.** The policy acts on the batch; rows with a bad observation are fed zeros and their
-   action is not used. An exception, an output that is not a float array of shape
-   ``(num_accounts, action_dim)`` (``MODEL_ERROR``, every account still trusted) or a NaN or
-   infinite component (``NON_FINITE_ACTION``, that account) untrusts the account. Nothing is
+   action is not used. An exception or an output that is not a float array of shape
+   ``(num_accounts, action_dim)`` untrusts every account not yet untrusted (``MODEL_ERROR``);
+   a NaN or infinite component untrusts its account (``NON_FINITE_ACTION``). Nothing is
    raised.
 3. **Decoding.** :func:`mmgym.core.orders.decode_actions` turns the actions into quotes at the
    decision-time book of the inputs, exactly as the simulator does.
