@@ -13,7 +13,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk.checks import limit_orders
+from agents.deploy.risk.checks import limit_orders, safe_orders
 from agents.deploy.risk.estimators import clear_estimates, mean_correlation, update_estimates
 from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
 from agents.deploy.risk.reasons import Reason
@@ -104,7 +104,11 @@ def _limit_account(
     rng: NDArray[np.uint64],
     i: int,
     trans: NDArray[np.void],
+    untrusted: int,
 ) -> None:
+    if untrusted != 0:  # the guard's reason: the account's own orders are not to be used
+        tally(counts, untrusted)
+        safe_orders(L, Q, A, counts)
     t = a.time_s
     if not math.isfinite(t) or t < s.last_time:
         _deny_everything(Q, counts)  # no trustworthy clock: nothing at all
@@ -123,7 +127,7 @@ def _limit_account(
         1e4 * max(index_high - index, index - index_low) if math.isfinite(index) else np.nan
     )
     s.correlation = mean_correlation(s)
-    evaluate(L, s, a, A, t, account_known, a.data_age_s, high, rejects, counts, trans, i)
+    evaluate(L, s, a, A, t, account_known, a.data_age_s, high, rejects, counts, trans, i, untrusted)
     s.last_time = t
     stale = not a.data_age_s <= L.stale_data_seconds
     limit_orders(L, Q, a, A, s, counts, rng, i, t, account_known, stale)
@@ -141,6 +145,7 @@ def _one(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     mask: NDArray[np.bool_],
+    untrusted: NDArray[np.int64],
     i: int,
 ) -> None:
     """Account ``i``'s decision: its counts start at zero and add to its totals."""
@@ -151,7 +156,7 @@ def _one(
     s.transitions = 0
     if not mask[i]:
         return
-    _limit_account(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i])
+    _limit_account(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i], untrusted[i])
     close_row(c, totals[i], s)
 
 
@@ -167,12 +172,14 @@ def limit_batch(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     mask: NDArray[np.bool_],
+    untrusted: NDArray[np.int64],
 ) -> None:
     """Limit the quotes ``(n, K)`` of the accounts in ``mask`` in place: each account's counts
     per reason of this decision go to ``counts`` and add to ``totals``, its transitions to its
-    row of ``trans`` (``state.transitions`` of them)."""
+    row of ``trans`` (``state.transitions`` of them). Where ``untrusted[i]`` is a guard reason,
+    account ``i``'s quotes are replaced by the safe action first."""
     for i in range(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, i)
+        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, untrusted, i)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -187,7 +194,8 @@ def limit_batch_parallel(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     mask: NDArray[np.bool_],
+    untrusted: NDArray[np.int64],
 ) -> None:
     """:func:`limit_batch` over all cores (identical results: accounts share nothing)."""
     for i in nb.prange(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, i)
+        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, untrusted, i)
