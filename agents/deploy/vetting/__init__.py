@@ -1,0 +1,1 @@
+"""Vetting (docs/deploy.md)."""
