@@ -4,7 +4,6 @@ every policy, so policies meet the same markets and their differences are paired
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +100,7 @@ def run_suite(
     """Run the vetted policy, then every baseline, in every scenario and seed of ``config``,
     each behind a RiskLimiter with ``limits``."""
     started = time.perf_counter()
-    baselines = [b for b in config.baselines]
+    baselines = list(config.baselines)
     others = [b for b in baselines if b != vetted.name]
     ignored = tuple(Reason[name] for name in config.thresholds.denials_ignored)
     rows: list[dict[str, Any]] = []
@@ -190,7 +189,3 @@ def _compare_paths(
     entry["steps"] += int(both.all(axis=2).sum())
     entry["mismatched_envs"] += int(differs.sum())
 
-
-def hours(steps: float, decision_interval: float) -> float:
-    """Market hours of ``steps`` decisions."""
-    return steps * decision_interval / 3600.0 if math.isfinite(steps) else math.nan
