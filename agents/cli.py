@@ -1,4 +1,5 @@
-"""Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``.
+"""Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``,
+``mmgym-vet``.
 
 Each runs the matching Hydra script in ``scripts/`` with the repository's ``conf/`` (the project
 is installed in editable mode by ``make``), passing the command line through.
@@ -39,3 +40,8 @@ def demo() -> None:
 def export() -> None:
     """``mmgym-export``: ``scripts/export.py``."""
     _run("export")
+
+
+def vet() -> None:
+    """``mmgym-vet``: ``scripts/vet.py``."""
+    _run("vet")

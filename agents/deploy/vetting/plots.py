@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agents.deploy.vetting.checks import CheckResult
+from agents.deploy.vetting.checks import CHECKS, CheckResult
 from agents.deploy.vetting.runner import SuiteResult
 from agents.evaluation.plots import figure, legend_below, plot_equity_bands, save_figure
 
@@ -38,7 +38,7 @@ def plot_paired(checks: list[CheckResult], path: Path) -> None:
         ax.axvline(0.0, color="black", lw=0.5)
         ax.set_yticks(range(len(rows)), [c.scenario for c in rows])
         ax.set_xlabel("policy - best baseline (quote/episode)", fontsize=8)
-        ax.set_title(kind.replace("_", " "), fontsize=9)
+        ax.set_title(CHECKS[kind].label, fontsize=9)
         ax.tick_params(labelsize=8)
     legend_below(
         fig,

@@ -31,6 +31,7 @@ class VetResult:
     """``pass`` or ``fail``."""
     checks: list[CheckResult]
     policy: VettedPolicy
+    config: VetConfig
     suite: SuiteResult
     out_dir: Path
     report: Path
@@ -84,4 +85,4 @@ def vet(
     record.write_text(
         to_json(vetting_record(vetted, config, limits, suite, checks, result, revision, version))
     )
-    return VetResult(result, checks, vetted, suite, out_dir, report, record)
+    return VetResult(result, checks, vetted, config, suite, out_dir, report, record)
