@@ -39,10 +39,12 @@ class Thresholds:
     min_cvar: float = -500.0
     """``cvar``: smallest CVaR of episode PnL at ``cvar_alpha`` (quote/episode)."""
     max_inventory: float = 10.0
-    """``max_inventory``: largest |inventory| of any perp at any decision (base units)."""
+    """``max_inventory``: largest |inventory| of any perp at any decision (base units; the
+    RiskLimiter's hard ``max_position`` is 10 by default)."""
     max_time_at_limit: float = 0.05
     """``time_at_inventory_limit``: largest share of decisions, over all episodes, with some
-    perp's |inventory| at the market's ``max_inventory``."""
+    perp's |inventory| at the RiskLimiter's soft position limit (``soft_limit_fraction x
+    max_position``, 8 base units by default), where it admits only reducing orders."""
     max_kill_switch_share: float = 0.0
     """``kill_switch_trips``: largest share of episodes in which the kill switch HALTed the
     account, in :attr:`kill_switch_scenarios`."""
@@ -159,7 +161,7 @@ def validate(config: VetConfig) -> None:
     if bad:
         raise ValueError(
             f"vet.thresholds.denials_ignored: {bad} are not order reasons; valid: "
-            f"{sorted(order_reasons)}"
+            f"{sorted(valid)}"
         )
     for scenario, changes in config.scenario_thresholds.items():
         if scenario not in config.scenarios:

@@ -117,7 +117,8 @@ def markdown(ctx: ReportContext) -> str:
         f"CVaR {alpha} is the mean PnL of the worst {alpha} of a scenario's episodes (all seeds "
         "pooled). Drawdown is the largest fall of cumulative PnL from its running peak within an "
         "episode; the time at the inventory limit counts decisions with some perp's |inventory| "
-        "at the market's `max_inventory`; a kill-switch trip is an episode whose account the "
+        "at the RiskLimiter's soft position limit (`soft_limit_fraction` x `max_position`), "
+        "where it admits only reducing orders; a kill-switch trip is an episode whose account the "
         "kill switch HALTed; limiter denials count every order the RiskLimiter denied or clipped "
         f"(reasons {', '.join(c.thresholds.denials_ignored) or 'none'} left out) per account and "
         "hour of market time.",

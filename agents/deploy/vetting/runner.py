@@ -22,7 +22,13 @@ from agents.market import Market
 from agents.policy import Policy
 
 LIMIT_TOLERANCE = 1e-9
-"""|inventory| within this of ``max_inventory`` counts as at the limit (base units)."""
+"""|inventory| within this of the limit counts as at the limit (base units)."""
+
+
+def inventory_limit(limits: RiskLimits) -> float:
+    """The inventory limit of ``time_at_inventory_limit``: the RiskLimiter's soft position
+    limit (base units), past which it admits only reducing orders."""
+    return limits.soft_limit_fraction * limits.max_position
 
 
 class RiskRecorder:
@@ -31,8 +37,8 @@ class RiskRecorder:
     whether the kill switch HALTed the account, limiter counts per reason, and the fair-price
     path (to check common random numbers)."""
 
-    def __init__(self, num_envs: int, steps: int, num_assets: int, max_inventory: float) -> None:
-        self.limit = max_inventory
+    def __init__(self, num_envs: int, steps: int, num_assets: int, limit: float) -> None:
+        self.limit = limit
         self.length = np.zeros(num_envs, dtype=np.int64)
         self.max_inventory = np.zeros(num_envs)
         self.at_limit = np.zeros(num_envs, dtype=np.int64)
@@ -158,7 +164,7 @@ def _run_seed(
 ) -> tuple[list[dict[str, float]], pd.DataFrame, RiskRecorder]:
     params = market.params
     recorder = RiskRecorder(
-        config.num_envs, params.decisions_per_episode, params.num_assets, params.max_inventory
+        config.num_envs, params.decisions_per_episode, params.num_assets, inventory_limit(limits)
     )
     batch, band = run_batch(
         policy,
