@@ -1,6 +1,6 @@
 """Vetting (agents.deploy.vetting, mmgym-vet): the checks, the paired test, the report and its
 contract with export, exit codes, and common random numbers. Small budgets: the whole suite at
-4 seeds x 64 envs with episodes of a few seconds."""
+4 seeds x 64 envs with half-minute episodes."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ from agents.market import market_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
-FAST = ["vet.episode_seconds=8", "progress=false"]
-"""The demo suite (every scenario, 4 seeds x 64 envs) with 8-second episodes."""
+FAST = ["vet.episode_seconds=30", "progress=false"]
+"""The demo suite (every scenario, 4 seeds x 64 envs) with 30-second episodes."""
 
 
 def _job(*overrides: str) -> VetJob:
@@ -49,7 +49,7 @@ def _job(*overrides: str) -> VetJob:
 
 @pytest.fixture(scope="module")
 def adaptive(tmp_path_factory: pytest.TempPathFactory) -> VetResult:
-    """``adaptive`` vetted with the demo thresholds (every scenario, 4 x 64 episodes of 8 s)."""
+    """``adaptive`` vetted with the demo thresholds (every scenario, 4 x 64 episodes of 30 s)."""
     job = _job("policy=baseline:adaptive", *FAST)
     out = tmp_path_factory.mktemp("vet") / "adaptive"
     return vet(job.policy, job.vet, job.risk.to_limits(), out=out, progress=False)
@@ -204,12 +204,13 @@ def test_a_policy_that_always_crosses_the_book_fails_on_limiter_denials() -> Non
     status = _status(checks)
     assert result == "fail" and status["limiter_denials"] is False
     rate = next(c.value for c in checks if c.name == "limiter_denials")
-    assert rate > 3600.0  # at least one denial per decision: 3600 per account-hour
+    assert rate >= 3600.0  # at least one denial per decision: 3600 per account-hour
 
 
 def test_a_one_sided_policy_fails_on_time_at_the_inventory_limit() -> None:
-    # The largest bid at the touch and no ask: it buys until the limiter's soft limit.
-    result, checks = _vet_fixed([0.3, -1.0, 1.0, -1.0, -1.0], seconds=40.0)
+    # The largest bid, at the smallest half-spread, and no ask: it buys until the limiter's
+    # soft position limit and stays there.
+    result, checks = _vet_fixed([0.0, -1.0, 1.0, -1.0, -1.0], seconds=40.0)
     status = _status(checks)
     assert result == "fail" and status["time_at_inventory_limit"] is False
     assert status["max_inventory"] is True  # the limiter holds the hard limit
@@ -237,7 +238,7 @@ def test_a_passed_run_exports_and_a_failed_one_is_refused(
     assert bundle.manifest.vetting.verdict == "pass" and not bundle.manifest.vetting.forced
     assert (tmp_path / "bundle" / "vetting.md").read_text() == passed.report.read_text()
 
-    job = _job(f"policy=run:{run}", *common, "vet.thresholds.max_inventory=-1")
+    job = _job(f"policy=run:{run}", *common, *loose, "vet.thresholds.max_inventory=-1")
     failed = vet(job.policy, job.vet, job.risk.to_limits(), progress=False)
     assert failed.verdict == "fail" and {c.name for c in failed.failed} == {"max_inventory"}
     with pytest.raises(ExportError, match="failed vetting"):
