@@ -283,7 +283,8 @@ def _console(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_exit_codes_of_the_console_entry(tmp_path: Path) -> None:
-    small = ["vet=demo", "vet.baselines=[adaptive]", *FAST]
+    small = ["vet.scenarios=[calm]", "vet.thresholds.kill_switch_scenarios=[calm]",
+             "vet.baselines=[adaptive]", *FAST]  # fmt: skip
     ok = _console("policy=baseline:adaptive", *small, f"out={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "verdict: pass" in ok.stdout and (tmp_path / "ok" / "vetting.json").is_file()
