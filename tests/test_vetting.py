@@ -92,8 +92,9 @@ def test_vetting_json_follows_the_contract(adaptive: VetResult) -> None:
         assert {"name", "scenario", "value", "threshold", "unit", "passed"} <= set(check)
         assert check["unit"]
     pnl = record["results"]["calm"]["adaptive"]["summary"]["pnl"]
-    assert pnl == pytest.approx(adaptive.suite.episodes.query("scenario == 'calm' and policy == "
-                                                              "'adaptive'")["pnl"].mean())
+    assert pnl == pytest.approx(
+        adaptive.suite.episodes.query("scenario == 'calm' and policy == 'adaptive'")["pnl"].mean()
+    )
 
 
 def test_the_report_renders_with_the_verdict_table_first(adaptive: VetResult) -> None:
@@ -220,14 +221,16 @@ def test_a_one_sided_policy_fails_on_time_at_the_inventory_limit() -> None:
 # --- vetting.json and export ------------------------------------------------------------------
 
 
-def test_a_passed_run_exports_and_a_failed_one_is_refused(
-    ppo_run: Path, tmp_path: Path
-) -> None:
+def test_a_passed_run_exports_and_a_failed_one_is_refused(ppo_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(ppo_run, run)
     common = ["vet.scenarios=[calm]", "vet.thresholds.kill_switch_scenarios=[calm]", *FAST]
-    loose = ["vet.thresholds.pnl_margin=1e9", "vet.thresholds.cvar_margin=1e9",
-             "vet.thresholds.max_denials_per_hour=1e9", "vet.thresholds.max_time_at_limit=1"]
+    loose = [
+        "vet.thresholds.pnl_margin=1e9",
+        "vet.thresholds.cvar_margin=1e9",
+        "vet.thresholds.max_denials_per_hour=1e9",
+        "vet.thresholds.max_time_at_limit=1",
+    ]
     job = _job(f"policy=run:{run}", *common, *loose)
     passed = vet(job.policy, job.vet, job.risk.to_limits(), progress=False)
     assert passed.verdict == "pass" and passed.out_dir == run / "vetting"
@@ -248,9 +251,7 @@ def test_a_passed_run_exports_and_a_failed_one_is_refused(
     assert forced.manifest.vetting.verdict == "fail" and forced.manifest.vetting.forced
 
 
-def test_a_bundle_is_vetted_and_identified_by_its_files(
-    ppo_bundle: Path, tmp_path: Path
-) -> None:
+def test_a_bundle_is_vetted_and_identified_by_its_files(ppo_bundle: Path, tmp_path: Path) -> None:
     vetted = resolve_policy(f"bundle:{ppo_bundle}")
     assert vetted.kind == "bundle" and vetted.name == "ppo"
     assert set(vetted.files_sha256) == {p.name for p in ppo_bundle.iterdir()}
@@ -277,9 +278,7 @@ def _load_script() -> Any:
 def _console(*args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).parent / "mmgym-vet"
     command = [str(exe)] if exe.exists() else [sys.executable, str(ROOT / "scripts" / "vet.py")]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, cwd=ROOT, timeout=600
-    )
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 def test_exit_codes_of_the_console_entry(tmp_path: Path) -> None:
@@ -315,3 +314,11 @@ def test_bad_input_exits_2_naming_what_is_wrong(
 ) -> None:
     assert _load_script().main([*args, "progress=false"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_scenario_can_change_a_threshold_and_a_wrong_one_is_named() -> None:
+    config = VetConfig(scenario_thresholds={"flash_crash": {"max_drawdown": 1500.0}})
+    assert config.thresholds_for("flash_crash").max_drawdown == 1500.0
+    assert config.thresholds_for("calm").max_drawdown == Thresholds().max_drawdown
+    with pytest.raises(ValueError, match=r"scenario_thresholds.calm: unknown \['max_drawdwn'\]"):
+        VetConfig(scenario_thresholds={"calm": {"max_drawdwn": 1.0}})

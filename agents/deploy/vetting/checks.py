@@ -1,16 +1,10 @@
 """The named checks of vetting, evaluated per scenario on the suite's episodes.
 
-| check | value (unit) | passes when |
-|---|---|---|
-| ``no_liquidation`` | share of episodes the agent was liquidated in | <= max_liquidated_share |
-| ``max_drawdown`` | largest drawdown of any episode (quote) | <= max_drawdown |
-| ``cvar`` | CVaR of episode PnL (quote/episode) | >= min_cvar |
-| ``max_inventory`` | largest |inventory| of any perp (base units) | <= max_inventory |
-| ``time_at_inventory_limit`` | share of decisions at the limit | <= max_time_at_limit |
-| ``kill_switch_trips`` | share of episodes HALTed | <= max_kill_switch_share |
-| ``limiter_denials`` | denials and clips per account-hour | <= max_denials_per_hour |
-| ``pnl_vs_best_baseline`` | mean paired PnL difference (quote/episode) | not significantly < -margin |
-| ``cvar_vs_best_baseline`` | mean paired CVaR difference (quote/episode) | not significantly < -margin |
+Each check (:data:`CHECKS`) has a value with a unit and a threshold in
+:class:`~agents.deploy.vetting.config.Thresholds`: at most the threshold (liquidations, drawdown,
+|inventory|, time at the limit, kill-switch trips, limiter denials), at least it (CVaR), or, for
+the comparisons with the scenario's best baseline, not significantly below minus a margin
+(:func:`~agents.deploy.vetting.stats.paired_one_sided`). docs/deploy.md has the table.
 """
 
 from __future__ import annotations

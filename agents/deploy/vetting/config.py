@@ -107,7 +107,8 @@ class VetConfig:
 
     def thresholds_for(self, scenario: str) -> Thresholds:
         """The thresholds in ``scenario``."""
-        return dataclasses.replace(self.thresholds, **self.scenario_thresholds.get(scenario, {}))
+        changes: dict[str, Any] = dict(self.scenario_thresholds.get(scenario, {}))
+        return dataclasses.replace(self.thresholds, **changes)
 
 
 def order_reasons() -> tuple[Reason, ...]:
@@ -125,7 +126,9 @@ def validate(config: VetConfig) -> None:
         raise ValueError("vet.scenarios must name at least one scenario")
     for name in config.scenarios:
         if name not in SCENARIOS:
-            raise ValueError(f"vet.scenarios: unknown scenario {name!r}; valid: {sorted(SCENARIOS)}")
+            raise ValueError(
+                f"vet.scenarios: unknown scenario {name!r}; valid: {sorted(SCENARIOS)}"
+            )
     if len(set(config.seeds)) < MIN_SEEDS:
         raise ValueError(
             f"vet.seeds must name at least {MIN_SEEDS} distinct seeds (the paired tests are "
@@ -160,8 +163,7 @@ def validate(config: VetConfig) -> None:
     bad = sorted(set(t.denials_ignored) - valid)
     if bad:
         raise ValueError(
-            f"vet.thresholds.denials_ignored: {bad} are not order reasons; valid: "
-            f"{sorted(valid)}"
+            f"vet.thresholds.denials_ignored: {bad} are not order reasons; valid: {sorted(valid)}"
         )
     for scenario, changes in config.scenario_thresholds.items():
         if scenario not in config.scenarios:

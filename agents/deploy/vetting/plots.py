@@ -54,7 +54,9 @@ def plot_paired(checks: list[CheckResult], path: Path) -> None:
 
 def plot_bands(result: SuiteResult, checks: list[CheckResult], path: Path) -> None:
     """Cumulative PnL bands of the policy and the scenario's best baseline by PnL."""
-    best = {c.scenario: c.detail["best_baseline"] for c in checks if c.name == "pnl_vs_best_baseline"}
+    best = {
+        c.scenario: c.detail["best_baseline"] for c in checks if c.name == "pnl_vs_best_baseline"
+    }
     parts = []
     for scenario, block in result.bands.groupby("scenario", sort=False):
         mine = block[block["policy"] == result.policy]

@@ -145,9 +145,7 @@ def _bundle(path: Path) -> VettedPolicy:
 
     bundle = load_bundle(path)  # BundleError (a ValueError) names a bad or tampered file
     m = bundle.manifest
-    files = {
-        p.name: sha256_of(p.read_bytes()) for p in sorted(path.iterdir()) if p.is_file()
-    }
+    files = {p.name: sha256_of(p.read_bytes()) for p in sorted(path.iterdir()) if p.is_file()}
     if m.network is None:
         assert m.baseline is not None
         name = baseline_name(m.baseline.name, m.baseline.settings)

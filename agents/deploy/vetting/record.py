@@ -92,7 +92,9 @@ def _results(result: SuiteResult, config: VetConfig) -> dict[str, Any]:
             }
             entry[policy] = {
                 "summary": {k: v for k, v in row.items() if k not in ("scenario", "policy")},
-                "measures": {n: measure(n, episodes, interval, config.cvar_alpha) for n in MEASURED},
+                "measures": {
+                    n: measure(n, episodes, interval, config.cvar_alpha) for n in MEASURED
+                },
                 "limiter_counts": counts,
             }
         out[str(scenario)] = entry

@@ -173,8 +173,13 @@ def _scenario_section(ctx: ReportContext, scenario: str) -> list[str]:
     mine = [x for x in ctx.checks if x.scenario == scenario]
     lines = ["", f"## {scenario}", "", market_set_line(markets), ""]
     rows = [
-        [label(x.name, c.cvar_alpha), fmt(x.value), threshold_text(x), x.unit,
-         result_text(x.passed)]
+        [
+            label(x.name, c.cvar_alpha),
+            fmt(x.value),
+            threshold_text(x),
+            x.unit,
+            result_text(x.passed),
+        ]
         for x in mine
     ]
     lines += [table(["check", "value", "threshold", "unit", "result"], rows, "lrlll"), ""]

@@ -194,4 +194,3 @@ def _compare_paths(
     entry["envs"] += int(reference.shape[1])
     entry["steps"] += int(both.all(axis=2).sum())
     entry["mismatched_envs"] += int(differs.sum())
-

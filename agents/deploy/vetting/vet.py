@@ -76,9 +76,7 @@ def vet(
     plot_paired(checks, out_dir / PLOTS["paired"])
     plot_bands(suite, checks, out_dir / PLOTS["equity"])
     version, revision = mmgym.__version__, commit()
-    context = ReportContext(
-        vetted, config, suite, checks, result, revision, version, limits_source
-    )
+    context = ReportContext(vetted, config, suite, checks, result, revision, version, limits_source)
     report = out_dir / VETTING_MD
     report.write_text(markdown(context))
     record = out_dir / VETTING_JSON
