@@ -16,18 +16,12 @@ one-line message on stderr.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
-from agents.config import VetJob, to_job
+from agents.cli import job_main
+from agents.config import VetJob
 from agents.deploy.vetting import VetResult, vet
 from agents.deploy.vetting.report import label, verdict_rows
 from mmgym.markdown import table
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def run(job: VetJob) -> VetResult:
@@ -67,21 +61,14 @@ def describe(result: VetResult) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Run the vetting; return the exit code."""
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(__doc__)
-        return 0
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base=None):
-            cfg = compose(config_name="vet", overrides=argv)
-        result = run(to_job(cfg, VetJob))
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        cause = f" ({err.__cause__})" if err.__cause__ else ""
-        message = " ".join(f"{err}{cause}".split())
-        print(f"mmgym-vet: error: {message}", file=sys.stderr)
-        return 2
-    print(describe(result))
-    return 0 if result.verdict == "pass" else 1
+    """Run the vetting; return the exit code (0 pass, 1 fail, 2 bad input)."""
+
+    def exit_code(job: VetJob) -> int:
+        result = run(job)
+        print(describe(result))
+        return 0 if result.verdict == "pass" else 1
+
+    return job_main("mmgym-vet", "vet", VetJob, argv, exit_code, __doc__)
 
 
 if __name__ == "__main__":
