@@ -255,6 +255,13 @@ def test_a_bundle_is_vetted_and_identified_by_its_files(ppo_bundle: Path, tmp_pa
     vetted = resolve_policy(f"bundle:{ppo_bundle}")
     assert vetted.kind == "bundle" and vetted.name == "ppo"
     assert set(vetted.files_sha256) == {p.name for p in ppo_bundle.iterdir()}
+    job = _job(f"policy=bundle:{ppo_bundle}", "vet.scenarios=[calm]",
+               "vet.thresholds.kill_switch_scenarios=[calm]", *FAST)  # fmt: skip
+    result = vet(job.policy, job.vet, job.risk.to_limits(), out=tmp_path / "v", progress=False)
+    record = json.loads(result.record.read_text())
+    assert record["policy"]["kind"] == "bundle" and record["policy"]["path"] == str(ppo_bundle)
+    assert record["policy"]["files_sha256"] == vetted.files_sha256
+    assert sorted(p.name for p in ppo_bundle.iterdir()) == sorted(vetted.files_sha256)  # as it was
     tampered = tmp_path / "tampered"
     shutil.copytree(ppo_bundle, tampered)
     data = bytearray((tampered / "policy.onnx").read_bytes())
