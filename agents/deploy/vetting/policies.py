@@ -57,9 +57,8 @@ class VettedPolicy:
     """The market it was trained for, whose :data:`INTERFACE_FIELDS` every scenario takes
     (None: a baseline, which acts in any market)."""
     factory: Callable[[MarketParams], Policy]
-    """Builds the policy for a market."""
-    baseline: str | None = None
-    """The registered baseline it is, with default settings (its runs are the baseline's)."""
+    """Builds the policy for a market. A baseline of the comparison with the same name is the
+    same policy: it is run once."""
 
     def to_dict(self) -> dict[str, Any]:
         """``vetting.json``'s ``policy``."""
@@ -92,7 +91,7 @@ def _baseline(name: str) -> VettedPolicy:
     if name not in BASELINES:
         raise VettingInputError(f"unknown baseline {name!r}; registered: {sorted(BASELINES)}")
     return VettedPolicy(
-        "baseline", name, name, {}, None, lambda params: make_baseline(name, params), name
+        "baseline", name, name, {}, None, lambda params: make_baseline(name, params)
     )
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from agents.baselines.registry import make_baseline
 from agents.deploy.risk import RiskLimits, TradingMode
 from agents.deploy.risk.reasons import NUM_REASONS, Reason
 from agents.deploy.vetting.config import VetConfig, order_reasons
@@ -127,8 +128,6 @@ def run_suite(
                 if name == vetted.name:
                     policy = vetted.factory(market.params)
                 else:
-                    from agents.baselines.registry import make_baseline
-
                     policy = make_baseline(name, market.params)
                 for seed in config.seeds:
                     batch, band, recorder = _run_seed(policy, market, config, seed, limits)
