@@ -329,3 +329,22 @@ def test_a_scenario_can_change_a_threshold_and_a_wrong_one_is_named() -> None:
     assert config.thresholds_for("calm").max_drawdown == Thresholds().max_drawdown
     with pytest.raises(ValueError, match=r"scenario_thresholds.calm: unknown \['max_drawdwn'\]"):
         VetConfig(scenario_thresholds={"calm": {"max_drawdwn": 1.0}})
+
+
+def test_every_scenario_runs_at_the_policys_interface() -> None:
+    from agents.deploy.vetting.policies import params_sha256, scenario_market
+    from mmgym.scenarios import make_params
+
+    trained = make_params("calm", max_quote_size=1.0)  # a one-perp policy, smaller quotes
+    market = scenario_market("cross_margin_event", 30.0, {"maker_fee": 0.0}, trained)
+    assert market.params.num_assets == 1 and market.params.max_quote_size == 1.0
+    assert market.params.maker_fee == 0.0 and market.params.episode_seconds == 30.0
+    assert market.params.crowd_leverage == make_params("cross_margin_event").crowd_leverage
+    assert market.overrides == {"maker_fee": 0.0, "num_assets": 1, "max_quote_size": 1.0,
+                                "episode_seconds": 30.0}  # fmt: skip
+    baseline = scenario_market("cross_margin_event", 30.0, {}, None)  # a baseline acts anywhere
+    assert baseline.params.num_assets == 3
+    assert params_sha256(market.params) != params_sha256(baseline.params)
+    assert params_sha256(baseline.params) == params_sha256(
+        scenario_market("cross_margin_event", 30.0, {}, None).params
+    )
