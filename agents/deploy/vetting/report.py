@@ -186,7 +186,14 @@ def _scenario_section(ctx: ReportContext, scenario: str) -> list[str]:
     lines += [_comparison_table(mine, c.cvar_alpha), "", _crn_scenario(r, scenario), ""]
     lines += ["Policies (mean [95 % CI], Student's t over episodes; CVaR's over seeds):", ""]
     lines += [compact_table(summarise(block, c.cvar_alpha)), ""]
-    lines += [_risk_table(block, r, c, scenario), "", _reasons_table(block, r, scenario)]
+    lines += [
+        "Every policy's values of the checks (max drawdown and max |inventory|: the worst "
+        "episode; the others over all episodes):",
+        "",
+        _risk_table(block, r, c, scenario),
+        "",
+        _reasons_table(block, r, scenario),
+    ]
     return lines
 
 
