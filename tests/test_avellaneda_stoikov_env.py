@@ -351,3 +351,43 @@ def test_fill_probability_is_capped_at_one() -> None:
     for _ in range(20):
         _, _, _, _, info = venv.step(np.full((100, 2), -1.0, dtype=np.float32))
         assert info["bid_fill"].all() and info["ask_fill"].all()
+
+
+def test_parallel_kernel_matches_serial_bit_for_bit() -> None:
+    from mmgym.envs.avellaneda_stoikov import PARALLEL_MIN_ENVS
+
+    n = PARALLEL_MIN_ENVS + 3
+    parallel = _make_vec(n, reward="inventory_penalty", phi=0.01, alpha=0.1)
+    assert parallel.sim._step_kernel.__name__ == "step_kernel_parallel"  # the default
+    serial = AvellanedaStoikovVectorEnv(
+        num_envs=n, parallel=False, reward="inventory_penalty", phi=0.01, alpha=0.1
+    )
+    assert serial.sim._step_kernel.__name__ == "step_kernel"
+    assert _make_vec(n - 4).sim._step_kernel.__name__ == "step_kernel"
+    np.testing.assert_array_equal(parallel.reset(seed=8)[0], serial.reset(seed=8)[0])
+    for a in _random_actions(9, NUM_STEPS + 50, n):  # crosses the autoreset of every env
+        r1, r2 = parallel.step(a), serial.step(a)
+        for x, y in zip(r1[:4], r2[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        for key in r1[4]:
+            np.testing.assert_array_equal(r1[4][key], r2[4][key])
+    np.testing.assert_array_equal(parallel.sim.state, serial.sim.state)
+    np.testing.assert_array_equal(parallel.sim.rng, serial.sim.rng)
+
+
+def test_copy_true_info_is_fresh_and_equals_the_views() -> None:
+    views, copies = _make_vec(3, copy=False), _make_vec(3, copy=True)
+    views.reset(seed=2)
+    copies.reset(seed=2)
+    actions = _random_actions(3, 3, 3)
+    info_view = views.step(actions[0])[4]
+    info_copy = copies.step(actions[0])[4]
+    assert list(info_copy) == list(info_view)
+    kept = {key: value.copy() for key, value in info_copy.items()}
+    for key in info_view:
+        np.testing.assert_array_equal(info_copy[key], info_view[key])
+        assert info_copy[key].dtype == info_view[key].dtype
+    for a in actions[1:]:
+        copies.step(a)
+    for key, value in kept.items():
+        np.testing.assert_array_equal(info_copy[key], value)  # never overwritten

@@ -604,17 +604,9 @@ def test_latency_without_jitter_is_exact(latency: float) -> None:
     account_windows = np.zeros(1, dtype=ACCOUNT_WINDOW_DTYPE)
     rng = np.zeros(1, dtype=np.uint64)
     one = np.ones(1, dtype=np.bool_)
-    reset_markets(
-        P,
-        accounts,
-        assets,
-        windows,
-        account_windows,
-        rng,
-        one,
-        np.array([5], dtype=np.uint64),
-        True,
-    )
+    markets = (P, accounts, assets, windows, account_windows, rng)
+    outputs = (np.zeros(1), np.zeros((3, 1), dtype=np.bool_))  # reward, end flags
+    reset_markets(markets, one, np.array([5], dtype=np.uint64), True, *outputs)
     state = assets[0]  # the one perp's record, as a one-element array (a view)
     for _ in range(3):  # advance a little so that submit does not happen at tick 0
         _tick(rng, accounts, assets, windows, P)

@@ -11,6 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mmgym
 from mmgym.envs.perp_mm import PerpMMEnv, PerpMMVectorEnv
+from mmgym.features.observation import TIME
 from mmgym.scenarios import SCENARIOS, make_params
 
 SHORT = {"episode_seconds": 20.0}  # 20 decisions per episode: autoreset is exercised quickly
@@ -122,7 +123,7 @@ def test_next_step_autoreset_semantics() -> None:
     obs, rew, term, trunc, info = env.step(a)
     np.testing.assert_array_equal(rew, 0.0)
     assert not term.any() and not trunc.any()
-    assert obs[:, 16].tolist() == [0.0, 0.0]  # elapsed-time feature restarts
+    assert obs[:, TIME].tolist() == [0.0, 0.0]  # elapsed-time feature restarts
     np.testing.assert_array_equal(info["inventory"], 0.0)
     np.testing.assert_array_equal(info["equity"], env.params.collateral)
     np.testing.assert_array_equal(info["pnl"], 0.0)

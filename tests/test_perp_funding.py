@@ -18,8 +18,8 @@ import pytest
 from numpy.typing import NDArray
 
 import mmgym  # noqa: F401  (registers the env ids)
-from mmgym.core.layout import SECONDS_PER_8H, pack_params
-from mmgym.core.params import MarketParams
+from mmgym.core.layout import pack_params
+from mmgym.core.params import SECONDS_PER_8H, MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 Z = 4.0  # tolerance in standard errors for the statistical checks
@@ -245,7 +245,7 @@ def test_binance_like_eight_hour_interval_is_one_config_away() -> None:
     # Binance / BitMEX: funding every 8 h at the full 8 h rate (scale 1), a large cap.
     overrides = dict(funding_interval_seconds=28800.0, funding_cap=0.02, funding_clamp_8h=0.0)
     packed = pack_params(MarketParams().replace(**overrides))[0]
-    assert packed["funding_scale"] == 1.0
+    assert packed["funding_interval_over_8h"] == 1.0
     assert packed["funding_interval_ticks"] == 288_000
     assert packed["premium_sample_ticks"] == 50
     # Run the first interval's payment early (the clock is moved to 60 s after reset) so that

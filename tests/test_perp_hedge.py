@@ -19,9 +19,8 @@ from numpy.typing import NDArray
 import mmgym  # noqa: F401  (registers the env ids)
 from mmgym.core.hedge import plan_hedge
 from mmgym.core.kernel import tick_env
-from mmgym.core.layout import SECONDS_PER_DAY
 from mmgym.core.margin import update_account
-from mmgym.core.params import REGIMES, SECONDS_PER_YEAR, MarketParams
+from mmgym.core.params import REGIMES, SECONDS_PER_DAY, SECONDS_PER_YEAR, MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 Z = 4.0

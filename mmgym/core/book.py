@@ -53,58 +53,58 @@ def insert_top(
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def anchor_ticks(s: Record, P: Record) -> float:
+def anchor_ticks(a: Record, P: Record) -> float:
     """Price (in ticks) around which background makers quote: fair price plus impact."""
-    return s.fair_ticks + s.impact
+    return a.fair_ticks + a.impact
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def book_mid(s: Record, P: Record) -> float:
+def book_mid(a: Record, P: Record) -> float:
     """Mid of the background book (the agent's own quotes excluded), in price units."""
-    return 0.5 * (s.best_bid + s.best_ask) * P.tick_size
+    return 0.5 * (a.best_bid + a.best_ask) * P.tick_size
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def clamp_ahead(s: Record) -> None:
+def clamp_ahead(a: Record) -> None:
     """Volume ahead of a quote never exceeds its level's depth (its level may have just entered
     the simulated book, or shrunk by more than its queue)."""
-    n = s.bid_depth.shape[0]
-    if s.bid_qty > 0.0:
-        j = s.best_bid - s.bid_px
-        if 0 <= j < n and s.bid_ahead > s.bid_depth[j]:
-            s.bid_ahead = s.bid_depth[j]
-    if s.ask_qty > 0.0:
-        j = s.ask_px - s.best_ask
-        if 0 <= j < n and s.ask_ahead > s.ask_depth[j]:
-            s.ask_ahead = s.ask_depth[j]
+    n = a.bid_depth.shape[0]
+    if a.bid_qty > 0.0:
+        j = a.best_bid - a.bid_px
+        if 0 <= j < n and a.bid_ahead > a.bid_depth[j]:
+            a.bid_ahead = a.bid_depth[j]
+    if a.ask_qty > 0.0:
+        j = a.ask_px - a.best_ask
+        if 0 <= j < n and a.ask_ahead > a.ask_depth[j]:
+            a.ask_ahead = a.ask_depth[j]
 
 
 @nb.njit(cache=True, error_model="numpy")
-def recentre(s: Record, P: Record, r: int, anchor: float) -> None:
+def recentre(a: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
-    h = P.background_half_spread[r]
+    h = P.background_half_spread_ticks[r]
     target_bid = math.floor(anchor - h)
     target_ask = math.ceil(anchor + h)
     if target_ask <= target_bid:
         target_ask = target_bid + 1
-    profile = P.profile[r]
-    shift = target_bid - s.best_bid
+    profile = P.depth_profile[r]
+    shift = target_bid - a.best_bid
     if shift > 0:
-        insert_top(s.bid_depth, shift, profile, P.new_level_fraction)
+        insert_top(a.bid_depth, shift, profile, P.new_level_fraction)
     elif shift < 0:
-        remove_top(s.bid_depth, -shift, profile)
-        if s.bid_qty > 0.0 and s.bid_px > target_bid:
-            s.bid_ahead = 0.0
-    s.best_bid = target_bid
-    shift = s.best_ask - target_ask
+        remove_top(a.bid_depth, -shift, profile)
+        if a.bid_qty > 0.0 and a.bid_px > target_bid:
+            a.bid_ahead = 0.0
+    a.best_bid = target_bid
+    shift = a.best_ask - target_ask
     if shift > 0:
-        insert_top(s.ask_depth, shift, profile, P.new_level_fraction)
+        insert_top(a.ask_depth, shift, profile, P.new_level_fraction)
     elif shift < 0:
-        remove_top(s.ask_depth, -shift, profile)
-        if s.ask_qty > 0.0 and s.ask_px < target_ask:
-            s.ask_ahead = 0.0
-    s.best_ask = target_ask
-    clamp_ahead(s)
+        remove_top(a.ask_depth, -shift, profile)
+        if a.ask_qty > 0.0 and a.ask_px < target_ask:
+            a.ask_ahead = 0.0
+    a.best_ask = target_ask
+    clamp_ahead(a)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -114,23 +114,23 @@ def _relax(depth: NDArray[np.float64], profile: NDArray[np.float64], f: float) -
 
 
 @nb.njit(cache=True, error_model="numpy")
-def replenish(s: Record, P: Record, r: int) -> None:
+def replenish(a: Record, P: Record, r: int) -> None:
     """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
-    f = P.refill_fraction[r]
-    profile = P.profile[r]
-    n = s.bid_depth.shape[0]
-    jb = s.best_bid - s.bid_px
-    ja = s.ask_px - s.best_ask
-    track_bid = s.bid_qty > 0.0 and 0 <= jb < n
-    track_ask = s.ask_qty > 0.0 and 0 <= ja < n
-    old_bid = s.bid_depth[jb] if track_bid else 0.0
-    old_ask = s.ask_depth[ja] if track_ask else 0.0
-    _relax(s.bid_depth, profile, f)
-    _relax(s.ask_depth, profile, f)
-    if track_bid and s.bid_depth[jb] < old_bid:
-        s.bid_ahead *= s.bid_depth[jb] / old_bid
-    if track_ask and s.ask_depth[ja] < old_ask:
-        s.ask_ahead *= s.ask_depth[ja] / old_ask
+    f = P.refill_fraction_per_tick[r]
+    profile = P.depth_profile[r]
+    n = a.bid_depth.shape[0]
+    jb = a.best_bid - a.bid_px
+    ja = a.ask_px - a.best_ask
+    track_bid = a.bid_qty > 0.0 and 0 <= jb < n
+    track_ask = a.ask_qty > 0.0 and 0 <= ja < n
+    old_bid = a.bid_depth[jb] if track_bid else 0.0
+    old_ask = a.ask_depth[ja] if track_ask else 0.0
+    _relax(a.bid_depth, profile, f)
+    _relax(a.ask_depth, profile, f)
+    if track_bid and a.bid_depth[jb] < old_bid:
+        a.bid_ahead *= a.bid_depth[jb] / old_bid
+    if track_ask and a.ask_depth[ja] < old_ask:
+        a.ask_ahead *= a.ask_depth[ja] / old_ask
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -165,10 +165,10 @@ def walk(
         d = depth[j]
         before = remaining
         if agent_qty - fill > 0.0 and agent_px == px:
-            a = min(remaining, agent_ahead, d)
-            agent_ahead -= a
-            d -= a
-            remaining -= a
+            taken = min(remaining, agent_ahead, d)
+            agent_ahead -= taken
+            d -= taken
+            remaining -= taken
             f = min(remaining, agent_qty - fill)
             fill += f
             remaining -= f
@@ -187,32 +187,32 @@ def walk(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def volume_within(s: Record, side: int, limit_px: int) -> float:
+def volume_within(a: Record, side: int, limit_px: int) -> float:
     """Volume a taker order on ``side`` (+1 buy, -1 sell) can fill at prices no worse than
     ``limit_px`` (ticks), the agent's resting quote included."""
     total = 0.0
     if side < 0:
-        n = s.bid_depth.shape[0]
-        for j in range(min(n, s.best_bid - limit_px + 1)):
-            total += s.bid_depth[j]
-        if s.bid_qty > 0.0 and s.bid_px >= limit_px:
-            total += s.bid_qty
+        n = a.bid_depth.shape[0]
+        for j in range(min(n, a.best_bid - limit_px + 1)):
+            total += a.bid_depth[j]
+        if a.bid_qty > 0.0 and a.bid_px >= limit_px:
+            total += a.bid_qty
     else:
-        n = s.ask_depth.shape[0]
-        for j in range(min(n, limit_px - s.best_ask + 1)):
-            total += s.ask_depth[j]
-        if s.ask_qty > 0.0 and s.ask_px <= limit_px:
-            total += s.ask_qty
+        n = a.ask_depth.shape[0]
+        for j in range(min(n, limit_px - a.best_ask + 1)):
+            total += a.ask_depth[j]
+        if a.ask_qty > 0.0 and a.ask_px <= limit_px:
+            total += a.ask_qty
     return total
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def liquidation_limit(s: Record, P: Record, side: int) -> int:
+def liquidation_limit(a: Record, P: Record, side: int) -> int:
     """Worst price (ticks) a forced order on ``side`` may trade at: the slippage band."""
     band = P.liquidation_max_slippage
     if side < 0:
-        return math.ceil(s.mark * (1.0 - band) / P.tick_size - 1e-9)
-    return math.floor(s.mark * (1.0 + band) / P.tick_size + 1e-9)
+        return math.ceil(a.mark * (1.0 - band) / P.tick_size - 1e-9)
+    return math.floor(a.mark * (1.0 + band) / P.tick_size + 1e-9)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -238,38 +238,38 @@ def impact_price(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def sell_into_bids(s: Record, P: Record, r: int, volume: float) -> float:
+def sell_into_bids(a: Record, P: Record, r: int, volume: float) -> float:
     """A taker sell of ``volume`` walks the bids; return the volume executed."""
     executed, cleared, fill, ahead, last_px, _ = walk(
-        s.bid_depth, s.best_bid, -1, s.bid_px, s.bid_qty, s.bid_ahead, volume
+        a.bid_depth, a.best_bid, -1, a.bid_px, a.bid_qty, a.bid_ahead, volume
     )
-    s.bid_ahead = ahead
+    a.bid_ahead = ahead
     if fill > 0.0:
-        s.bid_qty -= fill
-        s.bid_filled += fill
-        apply_fill(s, fill, s.bid_px * P.tick_size, P.maker_fee)
+        a.bid_qty -= fill
+        a.bid_filled += fill
+        apply_fill(a, fill, a.bid_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(s.bid_depth, cleared, P.profile[r])
-        s.best_bid -= cleared
-        clamp_ahead(s)
-    s.last_trade = last_px * P.tick_size
+        remove_top(a.bid_depth, cleared, P.depth_profile[r])
+        a.best_bid -= cleared
+        clamp_ahead(a)
+    a.last_trade = last_px * P.tick_size
     return executed
 
 
 @nb.njit(cache=True, error_model="numpy")
-def buy_from_asks(s: Record, P: Record, r: int, volume: float) -> float:
+def buy_from_asks(a: Record, P: Record, r: int, volume: float) -> float:
     """A taker buy of ``volume`` walks the asks; return the volume executed."""
     executed, cleared, fill, ahead, last_px, _ = walk(
-        s.ask_depth, s.best_ask, 1, s.ask_px, s.ask_qty, s.ask_ahead, volume
+        a.ask_depth, a.best_ask, 1, a.ask_px, a.ask_qty, a.ask_ahead, volume
     )
-    s.ask_ahead = ahead
+    a.ask_ahead = ahead
     if fill > 0.0:
-        s.ask_qty -= fill
-        s.ask_filled += fill
-        apply_fill(s, -fill, s.ask_px * P.tick_size, P.maker_fee)
+        a.ask_qty -= fill
+        a.ask_filled += fill
+        apply_fill(a, -fill, a.ask_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(s.ask_depth, cleared, P.profile[r])
-        s.best_ask += cleared
-        clamp_ahead(s)
-    s.last_trade = last_px * P.tick_size
+        remove_top(a.ask_depth, cleared, P.depth_profile[r])
+        a.best_ask += cleared
+        clamp_ahead(a)
+    a.last_trade = last_px * P.tick_size
     return executed

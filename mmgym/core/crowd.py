@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.book import buy_from_asks, liquidation_limit, sell_into_bids, volume_within
+from mmgym.core.codes import NO_TICK
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential, standard_normal_pair, uniform
 
@@ -56,7 +57,7 @@ def open_account(
         size = side * per_account * (0.5 + uniform(rng, i))
         e.crowd_size[j, k] = size
         e.crowd_coef[j, k] = size - P.crowd_maintenance_rate * abs(size)
-    e.crowd_release_tick[j] = -1
+    e.crowd_release_tick[j] = NO_TICK
     if leverage <= 0.0:
         e.crowd_threshold[j] = NEVER
         return
@@ -112,11 +113,11 @@ def _force_close(
             if side < 0:
                 executed = sell_into_bids(a, P, r, take)
                 a.forced_sell_volume += executed
-                a.impact -= P.impact_per_unit[r] * executed
+                a.impact -= P.impact_ticks_per_unit[r] * executed
             else:
                 executed = buy_from_asks(a, P, r, take)
                 a.forced_buy_volume += executed
-                a.impact += P.impact_per_unit[r] * executed
+                a.impact += P.impact_ticks_per_unit[r] * executed
             if executed <= 0.0:
                 break
             remaining -= executed
@@ -138,9 +139,9 @@ def step_crowd(
     n = e.crowd_side.shape[0]
     # At most one renewal per tick: P(any) = n p; which one, from the same uniform.
     u = uniform(rng, i)
-    if u < n * P.crowd_renewal_prob:
-        j = int(u / P.crowd_renewal_prob) % n
-        if e.crowd_release_tick[j] < 0:  # an account waiting for its final close stays
+    if u < n * P.crowd_renewal_prob_per_tick:
+        j = int(u / P.crowd_renewal_prob_per_tick) % n
+        if e.crowd_release_tick[j] == NO_TICK:  # an account waiting for its final close stays
             open_account(rng, i, e, A, P, j)
             e.crowd_min_slack = -np.inf
     if e.crowd_pending == 0:
@@ -160,10 +161,10 @@ def _scan(e: Record, A: NDArray[np.void], P: Record, r: int) -> None:
     max_coef = 0.0
     for j in range(n):
         release = e.crowd_release_tick[j]
-        if release >= 0:
+        if release != NO_TICK:
             if e.tick >= release:
                 _force_close(e, A, P, r, j, 1.0)
-                e.crowd_release_tick[j] = -1
+                e.crowd_release_tick[j] = NO_TICK
                 e.crowd_threshold[j] = NEVER
                 e.crowd_pending -= 1
             continue

@@ -31,22 +31,30 @@ def exp_small(x: float) -> float:
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def draw_jump(rng: NDArray[np.uint64], i: int, P: Record, r: int) -> float:
     """This tick's market-wide jump (log size; 0 most ticks): every perp of the env takes it."""
-    if uniform(rng, i) < P.jump_prob[r]:
-        size = exponential(rng, i) * P.jump_mean[r]
+    if uniform(rng, i) < P.jump_prob_per_tick[r]:
+        size = exponential(rng, i) * P.jump_mean_log_size[r]
         return -size if uniform(rng, i) < P.jump_down_prob else size
     return 0.0
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def step_fair_price(
-    s: Record, P: Record, r: int, z_price: float, z_signal: float, jump: float
+    a: Record, P: Record, r: int, z_price: float, z_signal: float, jump: float
 ) -> None:
     """Advance the fair price (in ticks) and the latent drift by one tick.
 
     ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its own, and
     ``jump`` the market-wide jump of the tick.
     """
-    log_return = s.signal * P.dt + P.sigma_sqrt_dt[r] * z_price + P.drift_correction[r] + jump
-    s.fair_ticks *= exp_small(log_return)
-    s.signal = s.signal * P.signal_decay + P.signal_std[r] * P.signal_noise * z_signal
-    s.fair_price = s.fair_ticks * P.tick_size
+    log_return = (
+        a.signal * P.tick_seconds
+        + P.sigma_per_tick[r] * z_price
+        + P.drift_correction_per_tick[r]
+        + jump
+    )
+    a.fair_ticks *= exp_small(log_return)
+    a.signal = (
+        a.signal * P.signal_decay_per_tick
+        + P.signal_std_per_second[r] * P.signal_noise_per_tick * z_signal
+    )
+    a.fair_price = a.fair_ticks * P.tick_size

@@ -20,10 +20,10 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.codes import NO_TICK, HedgeSchedule
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential, standard_normal
 
-TWAP = 0
 RETARGET_TOLERANCE = 1e-9
 
 
@@ -32,9 +32,9 @@ def child_fraction(children_left: int, P: Record) -> float:
     """Share of the outstanding hedge the next child sends."""
     if children_left <= 1:
         return 1.0
-    if P.hedge_schedule == TWAP or P.hedge_urgency <= 1e-9:
+    if P.hedge_schedule == HedgeSchedule.TWAP or P.hedge_urgency <= 1e-9:
         return 1.0 / children_left
-    kappa = P.hedge_urgency / P.hedge_horizon
+    kappa = P.hedge_urgency / P.hedge_horizon_decisions
     return 1.0 - math.sinh(kappa * (children_left - 1)) / math.sinh(kappa * children_left)
 
 
@@ -44,7 +44,7 @@ def plan_hedge(a: Record, P: Record, hedge_action: float, tick: int) -> None:
     fraction = 0.5 * (min(1.0, max(-1.0, hedge_action)) + 1.0)
     target = -fraction * a.inventory
     if abs(target - a.hedge_target) > RETARGET_TOLERANCE or a.hedge_children_left <= 0:
-        a.hedge_children_left = P.hedge_horizon
+        a.hedge_children_left = P.hedge_horizon_decisions
     a.hedge_target = target
     a.hedge_next_tick = tick + P.hedge_latency_ticks
 
@@ -60,14 +60,14 @@ def step_hedge(
     outstanding = a.hedge_target - a.hedge_position
     child = outstanding * child_fraction(a.hedge_children_left, P)
     a.hedge_children_left -= 1
-    a.hedge_next_tick = -1
+    a.hedge_next_tick = NO_TICK
     if abs(child) <= RETARGET_TOLERANCE:
         return
     size = min(abs(child), exponential(rng, i) * P.hedge_liquidity)
     side = 1.0 if child > 0.0 else -1.0
-    venue = a.fair_price * (1.0 + P.hedge_noise * standard_normal(rng, i))
+    venue = a.fair_price * (1.0 + P.hedge_noise_fraction * standard_normal(rng, i))
     a.hedge_price = venue
-    price = venue * (1.0 + side * P.hedge_impact[r] * math.sqrt(size))
+    price = venue * (1.0 + side * P.hedge_impact_per_sqrt_unit[r] * math.sqrt(size))
     fee = P.hedge_fee * price * size
     signed = side * size
     a.hedge_cash -= signed * price + fee

@@ -19,11 +19,13 @@ the batch it is in.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.batch import compile_serial_and_parallel, first_non_finite
 from mmgym.core.book import (
     anchor_ticks,
     book_mid,
@@ -32,6 +34,7 @@ from mmgym.core.book import (
     replenish,
     sell_into_bids,
 )
+from mmgym.core.codes import NO_TICK, STATIONARY_REGIME, Reason, Reward
 from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
@@ -62,13 +65,13 @@ def tick_asset(
     """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume)."""
     u = uniform(rng, i)
     if a.coupled:
-        if u < P.decouple_prob:
+        if u < P.decouple_prob_per_tick:
             a.coupled = False
-    elif u < P.recouple_prob:
+    elif u < P.recouple_prob_per_tick:
         a.coupled = True
     oracle_before = a.fair_price
     step_fair_price(a, P, r, z_price, z_signal, jump)
-    a.impact *= P.impact_decay_coupled if a.coupled else P.impact_decay_decoupled
+    a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
     replenish(a, P, r)
@@ -79,9 +82,9 @@ def tick_asset(
     # Taker arrivals. Poisson thinning: the total count is Poisson(lam_buy + lam_sell) and each
     # arrival is a buy with probability lam_buy / total, which gives independent Poisson counts
     # per side, in a random interleaving.
-    dt = P.dt
-    lam_buy = P.mu_buy_dt[r] + a.excitation_buy * dt
-    lam_total = lam_buy + P.mu_sell_dt[r] + a.excitation_sell * dt
+    dt = P.tick_seconds
+    lam_buy = P.taker_buy_rate_per_tick[r] + a.excitation_buy * dt
+    lam_total = lam_buy + P.taker_sell_rate_per_tick[r] + a.excitation_sell * dt
     arrivals = poisson(rng, i, lam_total)
     buy_volume = 0.0
     sell_volume = 0.0
@@ -100,7 +103,7 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    a.impact += P.impact_per_unit[r] * (buy_volume - sell_volume)
+    a.impact += P.impact_ticks_per_unit[r] * (buy_volume - sell_volume)
     step_hedge(rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
@@ -116,7 +119,7 @@ def tick_env(
     t: int,
 ) -> None:
     """Advance all perps of env ``i`` by one market tick, writing tick ``t`` of its windows."""
-    r = next_regime(rng, i, e.regime, P.transition_cdf)
+    r = next_regime(rng, i, e.regime, P.transition_cdf_per_tick)
     e.regime = r
     n = A.shape[0]
     for k in range(n):
@@ -139,7 +142,7 @@ def tick_env(
     # Clocks are compared with the time at the end of this tick, (tick + 1) x dt.
     premium_due = e.tick + 1 == e.next_premium_tick
     funding_due = e.tick + 1 == e.next_funding_tick
-    dt = P.dt
+    dt = P.tick_seconds
     for k in range(n):
         a = A[k]
         w = W[k]
@@ -196,7 +199,7 @@ def _account_snapshot(e: Record, P: Record, v: Record) -> None:
     v.equity = e.margin_equity
     v.maintenance_margin = e.maintenance_margin
     v.collateral = e.collateral
-    v.time_to_funding = (e.next_funding_tick - e.tick) * P.dt
+    v.time_to_funding = (e.next_funding_tick - e.tick) * P.tick_seconds
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -232,17 +235,17 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     z_signal, _ = standard_normal_pair(rng, i)
     a.fair_ticks = P.initial_price_ticks
     a.fair_price = a.fair_ticks * P.tick_size
-    a.signal = P.signal_std[r] * z_signal
+    a.signal = P.signal_std_per_second[r] * z_signal
     a.impact = 0.0
     a.coupled = True
-    a.excitation_buy = P.excitation_mean_buy[r]
-    a.excitation_sell = P.excitation_mean_sell[r]
-    profile = P.profile[r]
+    a.excitation_buy = P.excitation_mean_buy_per_second[r]
+    a.excitation_sell = P.excitation_mean_sell_per_second[r]
+    profile = P.depth_profile[r]
     for j in range(profile.shape[0]):
         a.bid_depth[j] = profile[j]
         a.ask_depth[j] = profile[j]
     anchor = anchor_ticks(a, P)
-    h = P.background_half_spread[r]
+    h = P.background_half_spread_ticks[r]
     a.best_bid = math.floor(anchor - h)
     a.best_ask = max(math.ceil(anchor + h), a.best_bid + 1)
     a.mid = book_mid(a, P)
@@ -260,7 +263,7 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.ask_px = 0
     a.ask_qty = 0.0
     a.ask_ahead = 0.0
-    a.pending_tick = -1
+    a.pending_tick = NO_TICK
     a.premium = 0.0
     a.premium_sum = 0.0
     a.premium_count = 0
@@ -270,7 +273,7 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.hedge_cash = 0.0
     a.hedge_target = 0.0
     a.hedge_children_left = 0
-    a.hedge_next_tick = -1
+    a.hedge_next_tick = NO_TICK
     a.hedge_price = a.fair_price
     _clear_asset_step(a)
 
@@ -282,14 +285,16 @@ def _reset_one(
     e: Record,
     A: NDArray[np.void],
     W: NDArray[np.void],
-    V: Record,
+    v: Record,
     P: Record,
 ) -> None:
     """Start a new episode for env ``i``, drawing its initial state from its own stream."""
-    r = P.initial_regime if P.initial_regime >= 0 else sample_from_cdf(rng, i, P.stationary_cdf)
+    r = P.initial_regime
+    if r == STATIONARY_REGIME:
+        r = sample_from_cdf(rng, i, P.stationary_cdf)
     e.regime = r
     e.tick = 0
-    e.reason = 0
+    e.reason = Reason.NONE
     e.collateral = P.collateral
     e.inventory_sq_time = 0.0
     e.next_premium_tick = P.premium_sample_ticks
@@ -302,6 +307,7 @@ def _reset_one(
     reset_crowd(rng, i, e, A, P)
     update_account(e, A, P)
     e.equity_before = e.equity
+    e.pnl = e.equity - e.equity_before
     for k in range(A.shape[0]):
         a = A[k]
         w = W[k]
@@ -311,55 +317,77 @@ def _reset_one(
             w.sell_volume[t] = 0.0
         _snapshot(e, a, P, w)
         w.episode_start = True
-    _account_snapshot(e, P, V)
+    _account_snapshot(e, P, v)
+
+
+TERMINATED, TRUNCATED, LIQUIDATED = range(3)
+"""Rows of the per-env end flags the kernel writes with the reward (``flags``, shape (3, n))."""
+
+Markets = tuple[
+    NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void], NDArray[np.void],
+    NDArray[np.uint64],
+]  # fmt: skip
+"""The state the kernel advances, one argument: ``(Pa, accounts, assets, windows,
+account_windows, rng)`` (packed parameters, account and asset records, event windows, streams)."""
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _end_step(
+    e: Record,
+    i: int,
+    value: float,
+    ended: bool,
+    done: bool,
+    reward: NDArray[np.float64],
+    flags: NDArray[np.bool_],
+) -> None:
+    """Write env ``i``'s reward and end flags."""
+    reward[i] = value
+    flags[TERMINATED, i] = ended
+    flags[TRUNCATED, i] = done
+    flags[LIQUIDATED, i] = e.reason == Reason.LIQUIDATED
 
 
 @nb.njit(cache=True, error_model="numpy")
 def reset_markets(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
+    markets: Markets,
     mask: NDArray[np.bool_],
     seeds: NDArray[np.uint64],
     reseed: bool,
+    reward: NDArray[np.float64],
+    flags: NDArray[np.bool_],
 ) -> None:
-    """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``)."""
+    """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``);
+    their reward is 0 and their end flags are clear."""
+    Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     if reseed:
         seed_streams(rng, seeds, mask)
     for i in range(accounts.shape[0]):
         if mask[i]:
-            _reset_one(rng, i, accounts[i], assets[i], windows[i], account_windows[i], P)
+            e = accounts[i]
+            _reset_one(rng, i, e, assets[i], windows[i], account_windows[i], P)
+            _end_step(e, i, 0.0, False, False, reward, flags)
 
 
 @nb.njit(cache=True, error_model="numpy")
 def _step_one(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
+    markets: Markets,
     i: int,
     actions: NDArray[np.floating],
     autoreset: NDArray[np.bool_],
     reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
+    flags: NDArray[np.bool_],
 ) -> None:
     """Advance env ``i`` by one decision interval, or reset it if ``autoreset[i]``."""
+    Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     e = accounts[i]
     A = assets[i]
     W = windows[i]
     if autoreset[i]:
         _reset_one(rng, i, e, A, W, account_windows[i], P)
-        reward[i] = 0.0
-        terminated[i] = False
-        truncated[i] = False
+        _end_step(e, i, 0.0, False, False, reward, flags)
         return
     n = A.shape[0]
     action = actions[i]
@@ -376,7 +404,7 @@ def _step_one(
     ticks = P.ticks_per_decision
     for t in range(ticks):
         tick_env(rng, i, e, A, W, P, t)
-        if e.reason != 0:
+        if e.reason != Reason.NONE:
             for rest in range(t + 1, ticks):  # the tape stops: repeat the last mid, no volume
                 for k in range(n):
                     W[k].mid[rest] = W[k].mid[t]
@@ -387,79 +415,38 @@ def _step_one(
         _snapshot(e, A[k], P, W[k])
         W[k].episode_start = False
     _account_snapshot(e, P, account_windows[i])
-    ended = e.reason != 0
+    ended = e.reason != Reason.NONE
     done = e.tick >= P.episode_ticks and not ended
     value = e.equity - e.equity_before
-    if P.reward_mode == 1:
-        value -= P.inventory_penalty * e.inventory_sq_time
+    e.pnl = value
+    if P.reward_mode == Reward.INVENTORY_PENALTY:
+        value -= P.inventory_penalty_per_second * e.inventory_sq_time
         if done or ended:
             for k in range(n):
                 value -= P.terminal_inventory_penalty * A[k].inventory * A[k].inventory
-    reward[i] = value * P.reward_scale
-    terminated[i] = ended
-    truncated[i] = done
+    _end_step(e, i, value * P.reward_scale, ended, done, reward, flags)
 
 
-@nb.njit(cache=True, error_model="numpy")
-def first_non_finite(actions: NDArray[np.floating]) -> int:
-    """Flat index of the first non-finite action, or -1."""
-    flat = actions.reshape(-1)
-    for k in range(flat.shape[0]):
-        if not math.isfinite(flat[k]):
-            return k
-    return -1
+def _step_markets(loop: Any) -> Any:
+    def step_markets(
+        markets: Markets,
+        actions: NDArray[np.floating],
+        autoreset: NDArray[np.bool_],
+        reward: NDArray[np.float64],
+        flags: NDArray[np.bool_],
+    ) -> int:
+        """Advance every env by one decision interval (envs in ``autoreset`` start a new
+        episode). Returns -1, or the flat index of the first non-finite action, in which case
+        nothing moved."""
+        bad = first_non_finite(actions)
+        if bad >= 0:
+            return bad
+        for i in loop(actions.shape[0]):
+            _step_one(markets, i, actions, autoreset, reward, flags)
+        return -1
+
+    return step_markets
 
 
-@nb.njit(cache=True, error_model="numpy")
-def step_markets(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    actions: NDArray[np.floating],
-    autoreset: NDArray[np.bool_],
-    reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
-) -> int:
-    """Advance every env by one decision interval (envs in ``autoreset`` start a new episode).
-
-    Returns -1, or the flat index of the first non-finite action, in which case nothing moved.
-    """
-    bad = first_non_finite(actions)
-    if bad >= 0:
-        return bad
-    for i in range(accounts.shape[0]):
-        _step_one(
-            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
-            reward, terminated, truncated,
-        )  # fmt: skip
-    return -1
-
-
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def step_markets_parallel(
-    Pa: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    windows: NDArray[np.void],
-    account_windows: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    actions: NDArray[np.floating],
-    autoreset: NDArray[np.bool_],
-    reward: NDArray[np.float64],
-    terminated: NDArray[np.bool_],
-    truncated: NDArray[np.bool_],
-) -> int:
-    """:func:`step_markets` over all cores. Envs share nothing, so results are identical."""
-    bad = first_non_finite(actions)
-    if bad >= 0:
-        return bad
-    for i in nb.prange(accounts.shape[0]):
-        _step_one(
-            Pa, accounts, assets, windows, account_windows, rng, i, actions, autoreset,
-            reward, terminated, truncated,
-        )  # fmt: skip
-    return -1
+step_markets, step_markets_parallel = compile_serial_and_parallel(_step_markets)
+"""Every env by one decision interval: serially, or over all cores (identical results)."""

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_forced_fill, asset_equity
 from mmgym.core.book import liquidation_limit, remove_top, volume_within, walk
-from mmgym.core.layout import REASON_LIQUIDATED
+from mmgym.core.codes import NO_TICK, Reason
 from mmgym.core.records import Record
 
 
@@ -41,7 +41,7 @@ def update_account(e: Record, A: NDArray[np.void], P: Record) -> None:
         a = A[k]
         total += asset_equity(a)
         margin_equity += a.cash + a.inventory * a.mark
-        maintenance += tier_margin(abs(a.inventory) * a.mark, P.margin_tiers)
+        maintenance += tier_margin(abs(a.inventory) * a.mark, P.maintenance_tiers)
     e.equity = total
     e.margin_equity = margin_equity
     e.maintenance_margin = maintenance
@@ -61,7 +61,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
     rest at the band's limit price (penalty, no taker fee). Return the volume the book took."""
     a.bid_qty = 0.0
     a.ask_qty = 0.0
-    a.pending_tick = -1
+    a.pending_tick = NO_TICK
     if a.inventory == 0.0:
         return 0.0
     side = -1 if a.inventory > 0.0 else 1
@@ -77,7 +77,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
                 a.bid_depth, a.best_bid, -1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
-                remove_top(a.bid_depth, cleared, P.profile[r])
+                remove_top(a.bid_depth, cleared, P.depth_profile[r])
                 a.best_bid -= cleared
             a.forced_sell_volume += executed
         else:
@@ -85,7 +85,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
                 a.ask_depth, a.best_ask, 1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
-                remove_top(a.ask_depth, cleared, P.profile[r])
+                remove_top(a.ask_depth, cleared, P.depth_profile[r])
                 a.best_ask += cleared
             a.forced_buy_volume += executed
         if executed <= 0.0:
@@ -93,7 +93,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
         price = notional / executed * P.tick_size
         apply_forced_fill(a, side * executed, price, P.taker_fee, P.liquidation_penalty)
         a.last_trade = last * P.tick_size
-        a.impact += P.impact_per_unit[r] * side * executed
+        a.impact += P.impact_ticks_per_unit[r] * side * executed
         remaining -= executed
         closed += executed
     if a.inventory != 0.0:  # beyond the band (or rounding dust): the backstop takes it
@@ -108,4 +108,4 @@ def liquidate_agent(e: Record, A: NDArray[np.void], P: Record, r: int) -> None:
     """Close every position at market and flag the episode as ended by liquidation."""
     for k in range(A.shape[0]):
         close_at_market(A[k], P, r)
-    e.reason = REASON_LIQUIDATED
+    e.reason = Reason.LIQUIDATED

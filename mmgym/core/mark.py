@@ -15,28 +15,28 @@ from mmgym.core.records import Record
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _median3(a: float, b: float, c: float) -> float:
-    return max(min(a, b), min(max(a, b), c))
+def _median3(x: float, y: float, z: float) -> float:
+    return max(min(x, y), min(max(x, y), z))
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def mark_price(s: Record, P: Record) -> float:
+def mark_price(a: Record, P: Record) -> float:
     """The mark from the current book, last trade and basis EMA."""
     tick = P.tick_size
-    book = _median3(s.best_bid * tick, s.best_ask * tick, s.last_trade)
-    return 0.5 * (s.fair_price + s.basis_ema + book)
+    book = _median3(a.best_bid * tick, a.best_ask * tick, a.last_trade)
+    return 0.5 * (a.fair_price + a.basis_ema + book)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def remark(s: Record, P: Record) -> None:
+def remark(a: Record, P: Record) -> None:
     """Re-mark after a book change within the same tick (the basis EMA already stepped)."""
-    s.mid = book_mid(s, P)
-    mark_to(s, mark_price(s, P))
+    a.mid = book_mid(a, P)
+    mark_to(a, mark_price(a, P))
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def update_mark(s: Record, P: Record) -> None:
+def update_mark(a: Record, P: Record) -> None:
     """Refresh the mid and the basis EMA, then mark the agent's position to the new mark."""
-    s.mid = book_mid(s, P)
-    s.basis_ema += P.mark_ema_weight * ((s.mid - s.fair_price) - s.basis_ema)
-    mark_to(s, mark_price(s, P))
+    a.mid = book_mid(a, P)
+    a.basis_ema += P.mark_ema_weight_per_tick * ((a.mid - a.fair_price) - a.basis_ema)
+    mark_to(a, mark_price(a, P))

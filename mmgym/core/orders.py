@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mmgym.core.accounting import apply_fill
+from mmgym.core.codes import NO_TICK, QuoteOutcome
 from mmgym.core.params import MarketParams
 from mmgym.core.records import Record
 from mmgym.core.rng import exponential
@@ -57,8 +58,8 @@ def decode_quotes(
     action: NDArray[np.floating], mid_ticks: float, P: Record
 ) -> tuple[int, float, int, float]:
     """Bid price (ticks), bid size, ask price (ticks), ask size for one env's action."""
-    skew = _clip1(action[SKEW]) * P.max_skew
-    half = 0.5 + 0.5 * (_clip1(action[HALF_SPREAD]) + 1.0) * (P.max_half_spread - 0.5)
+    skew = _clip1(action[SKEW]) * P.max_skew_ticks
+    half = 0.5 + 0.5 * (_clip1(action[HALF_SPREAD]) + 1.0) * (P.max_half_spread_ticks - 0.5)
     bid_size = 0.5 * (_clip1(action[BID_SIZE]) + 1.0) * P.max_quote_size
     ask_size = 0.5 * (_clip1(action[ASK_SIZE]) + 1.0) * P.max_quote_size
     centre = mid_ticks + skew
@@ -73,21 +74,21 @@ def decode_quotes(
 def submit(
     rng: NDArray[np.uint64],
     i: int,
-    s: Record,
+    a: Record,
     P: Record,
     action: NDArray[np.floating],
     regime: int,
     tick: int,
 ) -> None:
     """Decode ``action`` at the current mid and put the orders in flight."""
-    bid_px, bid_size, ask_px, ask_size = decode_quotes(action, 0.5 * (s.best_bid + s.best_ask), P)
-    delay = P.latency_ticks + exponential(rng, i) * P.jitter_ticks[regime]
+    bid_px, bid_size, ask_px, ask_size = decode_quotes(action, 0.5 * (a.best_bid + a.best_ask), P)
+    delay = P.latency_ticks + exponential(rng, i) * P.latency_jitter_ticks[regime]
     delay = min(delay, P.latency_cap_ticks)
-    s.pending_tick = tick + math.ceil(delay - 1e-9)
-    s.pending_bid_px = bid_px
-    s.pending_bid_qty = bid_size
-    s.pending_ask_px = ask_px
-    s.pending_ask_qty = ask_size
+    a.pending_tick = tick + math.ceil(delay - 1e-9)
+    a.pending_bid_px = bid_px
+    a.pending_bid_qty = bid_size
+    a.pending_ask_px = ask_px
+    a.pending_ask_qty = ask_size
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -111,65 +112,67 @@ def _replace_quote(
     ahead: float,
     depth_at_pending: float,
     min_qty: float,
-) -> tuple[int, float, float, int]:
-    """One side's cancel/replace on arrival: new (price, size, volume ahead, rejections)."""
+) -> tuple[int, float, float, QuoteOutcome]:
+    """One side's cancel/replace on arrival: new (price, size, volume ahead) and its outcome."""
     new_qty = min(pending_qty, max(0.0, room))
     if new_qty < min_qty:
-        return px, 0.0, ahead, 0
+        return px, 0.0, ahead, QuoteOutcome.NO_ORDER
     if qty > 0.0 and pending_px == px and new_qty <= qty + 1e-12:
-        return px, new_qty, ahead, 0  # same price, not larger: keeps its place
+        return px, new_qty, ahead, QuoteOutcome.KEPT_PLACE
     if crosses:
-        return px, 0.0, ahead, 1  # post-only: rejected, never a taker
-    return pending_px, new_qty, depth_at_pending, 0  # joins the back of the queue
+        return px, 0.0, ahead, QuoteOutcome.REJECTED_POST_ONLY  # never a taker
+    return pending_px, new_qty, depth_at_pending, QuoteOutcome.QUEUED
 
 
 @nb.njit(cache=True, error_model="numpy")
-def activate(s: Record, P: Record) -> None:
+def activate(a: Record, P: Record) -> None:
     """Orders in flight reach the book (cancel/replace of both sides)."""
-    s.pending_tick = -1
-    px, qty, ahead, rejected = _replace_quote(
-        s.pending_bid_px,
-        s.pending_bid_qty,
-        s.position_limit - s.inventory,
-        s.pending_bid_px >= s.best_ask,
-        s.bid_px,
-        s.bid_qty,
-        s.bid_ahead,
-        _queue_depth(s.bid_depth, s.best_bid - s.pending_bid_px),
+    a.pending_tick = NO_TICK
+    px, qty, ahead, outcome = _replace_quote(
+        a.pending_bid_px,
+        a.pending_bid_qty,
+        a.position_limit - a.inventory,
+        a.pending_bid_px >= a.best_ask,
+        a.bid_px,
+        a.bid_qty,
+        a.bid_ahead,
+        _queue_depth(a.bid_depth, a.best_bid - a.pending_bid_px),
         P.min_quote_size,
     )
-    s.bid_px, s.bid_qty, s.bid_ahead = px, qty, ahead
-    s.rejected_post_only += rejected
-    px, qty, ahead, rejected = _replace_quote(
-        s.pending_ask_px,
-        s.pending_ask_qty,
-        s.position_limit + s.inventory,
-        s.pending_ask_px <= s.best_bid,
-        s.ask_px,
-        s.ask_qty,
-        s.ask_ahead,
-        _queue_depth(s.ask_depth, s.pending_ask_px - s.best_ask),
+    a.bid_px, a.bid_qty, a.bid_ahead = px, qty, ahead
+    if outcome == QuoteOutcome.REJECTED_POST_ONLY:
+        a.rejected_post_only += 1
+    px, qty, ahead, outcome = _replace_quote(
+        a.pending_ask_px,
+        a.pending_ask_qty,
+        a.position_limit + a.inventory,
+        a.pending_ask_px <= a.best_bid,
+        a.ask_px,
+        a.ask_qty,
+        a.ask_ahead,
+        _queue_depth(a.ask_depth, a.pending_ask_px - a.best_ask),
         P.min_quote_size,
     )
-    s.ask_px, s.ask_qty, s.ask_ahead = px, qty, ahead
-    s.rejected_post_only += rejected
+    a.ask_px, a.ask_qty, a.ask_ahead = px, qty, ahead
+    if outcome == QuoteOutcome.REJECTED_POST_ONLY:
+        a.rejected_post_only += 1
 
 
 @nb.njit(cache=True, error_model="numpy")
-def pick_off_stale(s: Record, P: Record, anchor: float) -> None:
+def pick_off_stale(a: Record, P: Record, anchor: float) -> None:
     """Arbitrageurs take agent quotes that sit beyond the anchor (fair value plus impact)."""
-    if s.bid_qty > 0.0 and s.bid_px > anchor + P.arb_threshold:
-        qty = s.bid_qty
-        s.bid_qty = 0.0
-        s.bid_filled += qty
-        s.toxic_filled += qty
-        apply_fill(s, qty, s.bid_px * P.tick_size, P.maker_fee)
-    if s.ask_qty > 0.0 and s.ask_px < anchor - P.arb_threshold:
-        qty = s.ask_qty
-        s.ask_qty = 0.0
-        s.ask_filled += qty
-        s.toxic_filled += qty
-        apply_fill(s, -qty, s.ask_px * P.tick_size, P.maker_fee)
+    if a.bid_qty > 0.0 and a.bid_px > anchor + P.arb_threshold_ticks:
+        qty = a.bid_qty
+        a.bid_qty = 0.0
+        a.bid_filled += qty
+        a.toxic_filled += qty
+        apply_fill(a, qty, a.bid_px * P.tick_size, P.maker_fee)
+    if a.ask_qty > 0.0 and a.ask_px < anchor - P.arb_threshold_ticks:
+        qty = a.ask_qty
+        a.ask_qty = 0.0
+        a.ask_filled += qty
+        a.toxic_filled += qty
+        apply_fill(a, -qty, a.ask_px * P.tick_size, P.maker_fee)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -376,8 +379,8 @@ def _try_prices(
 ) -> bool:
     """Set the skew and half-spread components of ``block`` so that the sides in ``need_*``
     decode to exactly these prices; False if no action does."""
-    half_lo = min(0.5, P.max_half_spread)
-    half_hi = max(0.5, P.max_half_spread)
+    half_lo = min(0.5, P.max_half_spread_ticks)
+    half_hi = max(0.5, P.max_half_spread_ticks)
     if need_bid and need_ask:
         if ask_px <= bid_px:
             return False
@@ -393,18 +396,18 @@ def _try_prices(
         half = min(half_hi, max(half_lo, ask_px - mid - 1.0))
         lo = ask_px - 1.0 - half
         hi = ask_px - half
-    lo = max(lo, mid - P.max_skew)
-    hi = min(hi, mid + P.max_skew)
+    lo = max(lo, mid - P.max_skew_ticks)
+    hi = min(hi, mid + P.max_skew_ticks)
     if lo > hi:
         return False
     centre = 0.5 * (lo + hi)
-    if P.max_half_spread != 0.5:
+    if P.max_half_spread_ticks != 0.5:
         block[HALF_SPREAD] = min(
-            1.0, max(-1.0, 2.0 * (half - 0.5) / (P.max_half_spread - 0.5) - 1.0)
+            1.0, max(-1.0, 2.0 * (half - 0.5) / (P.max_half_spread_ticks - 0.5) - 1.0)
         )
     else:
         block[HALF_SPREAD] = -1.0
-    skew = (centre - mid) / P.max_skew if P.max_skew > 0.0 else 0.0
+    skew = (centre - mid) / P.max_skew_ticks if P.max_skew_ticks > 0.0 else 0.0
     skew = min(1.0, max(-1.0, skew))
     # a one-tick spread has a single exact centre: search the neighbouring actions for it
     for step in range(9):

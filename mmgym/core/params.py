@@ -1,8 +1,16 @@
-"""Market parameters: one frozen dataclass, validated, packed into a record for the kernel.
+"""Market parameters: one frozen dataclass, each field declared once with its meaning, rule and
+packed form.
 
 Every number of the market model is a field here, so a scenario is just a set of overrides
 (``mmgym.scenarios``) and any field can be overridden by keyword when an env is made.
 Fields that depend on the volatility regime are triples ``(calm, volatile, stressed)``.
+
+A field is declared with :func:`mmgym.core.param_spec.param`: its default, what it means (with
+units), the rule its value must satisfy, and the entries it packs into the kernel's parameter
+record, named in the kernel's units (``latency_ticks``, ``jump_prob_per_tick``). The record's
+layout (``mmgym.core.layout.param_dtype``), its packing and the reference page
+``docs/parameters.md`` derive from these declarations; rules that relate several fields are
+spelled out in :meth:`MarketParams.validate`.
 """
 
 from __future__ import annotations
@@ -16,13 +24,146 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-REGIMES: tuple[str, ...] = ("calm", "volatile", "stressed")
+from mmgym.core.codes import STATIONARY_REGIME, HedgeSchedule, Regime, Reward, names
+from mmgym.core.param_spec import (
+    BOOLEAN,
+    NON_NEGATIVE,
+    POSITIVE,
+    Packed,
+    Rule,
+    check_rules,
+    greater_than,
+    integer_in,
+    is_number,
+    number_in,
+    one_of,
+    param,
+    sequence_of,
+)
+
+REGIMES: tuple[str, ...] = names(Regime)
 NUM_REGIMES = len(REGIMES)
+REWARDS: tuple[str, ...] = names(Reward)
+HEDGE_SCHEDULES: tuple[str, ...] = names(HedgeSchedule)
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
-REWARDS: tuple[str, ...] = ("pnl", "inventory_penalty")
-HEDGE_SCHEDULES: tuple[str, ...] = ("twap", "almgren_chriss")
+SECONDS_PER_DAY = 24.0 * 3600.0
+SECONDS_PER_8H = 8.0 * 3600.0
 
 Triple = tuple[float, float, float]
+PER_REGIME = ("regimes",)
+"""Shape of a packed per-regime entry."""
+
+# --- rules of single fields -------------------------------------------------------------------
+
+POSITIVE_TRIPLE = sequence_of(3, POSITIVE, "three finite numbers > 0 (calm, volatile, stressed)")
+NON_NEGATIVE_TRIPLE = sequence_of(
+    3, NON_NEGATIVE, "three finite numbers >= 0 (calm, volatile, stressed)"
+)
+RATE_MATRIX = sequence_of(
+    NUM_REGIMES,
+    sequence_of(NUM_REGIMES, NON_NEGATIVE, "three rates"),
+    "a 3x3 matrix of finite rates >= 0",
+)
+INCREASING = Rule("increasing", lambda v: sorted(v) == list(v))
+
+
+def _valid_tiers(tiers: Any) -> bool:
+    return (
+        isinstance(tiers, tuple | list)
+        and len(tiers) > 0
+        and all(
+            isinstance(t, tuple | list) and len(t) == 2 and all(is_number(x) for x in t)
+            for t in tiers
+        )
+        and tiers[0][0] == 0.0
+        and all(t[1] >= 1.0 for t in tiers)
+        and all(b[0] > a[0] and b[1] <= a[1] for a, b in itertools.pairwise(tiers))
+    )
+
+
+MARGIN_TIERS = Rule(
+    "(lower bound, max leverage) pairs from 0 up, bounds rising, leverage >= 1 falling",
+    _valid_tiers,
+)
+
+# --- packed forms that take a few lines -------------------------------------------------------
+
+
+def _ticks(p: MarketParams, seconds: float) -> int:
+    """A duration in whole ticks."""
+    return round(seconds / p.tick_seconds)
+
+
+def _prob_per_tick(p: MarketParams, rate_per_hour: float) -> float:
+    """Probability of at least one event of a Poisson rate within one tick."""
+    return -math.expm1(-rate_per_hour * p.tick_seconds / 3600.0)
+
+
+def _sigma_per_tick(p: MarketParams) -> NDArray[np.float64]:
+    """Std of the fair price's log return over one tick, per regime."""
+    return np.array(p.volatility) * math.sqrt(p.tick_seconds / SECONDS_PER_YEAR)
+
+
+def _transition_cdf(p: MarketParams) -> NDArray[np.float64]:
+    cdf = np.cumsum(regime_transition_matrix(p), axis=1)
+    cdf[:, -1] = 1.0
+    return cdf
+
+
+def _stationary_cdf(p: MarketParams) -> NDArray[np.float64]:
+    cdf = np.cumsum(regime_stationary_law(p))
+    cdf[-1] = 1.0
+    return cdf
+
+
+def _initial_regime_code(p: MarketParams) -> int:
+    if p.initial_regime == "stationary":
+        return STATIONARY_REGIME
+    return REGIMES.index(p.initial_regime)
+
+
+def _signal_decay(p: MarketParams) -> float:
+    return math.exp(-p.tick_seconds / p.signal_timescale)
+
+
+def _signal_noise(p: MarketParams) -> float:
+    """Innovation scale that keeps the OU drift's stationary std per tick."""
+    decay = _signal_decay(p)
+    return math.sqrt(1.0 - decay * decay)
+
+
+def _taker_rate_per_tick(p: MarketParams, side: float) -> NDArray[np.float64]:
+    """Baseline taker arrivals per tick of the buy (side +1) or sell (-1) side, per regime."""
+    return np.array(p.taker_rate) * (1.0 + side * np.array(p.taker_imbalance)) * p.tick_seconds
+
+
+def _excitation_decay(p: MarketParams) -> float:
+    return math.exp(-p.hawkes_decay * p.tick_seconds)
+
+
+def _excitation_jump(p: MarketParams, branching_ratio: float) -> float:
+    """Jump of the excitation per event (1/s), chosen so that each event's expected offspring
+    equals the branching ratio exactly in discrete time: sum_k J d^(k-1) dt = J dt / (1 - d)."""
+    return branching_ratio * (1.0 - _excitation_decay(p)) / p.tick_seconds
+
+
+def _stationary_excitation(p: MarketParams) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Stationary excitation per side and regime: lambda - mu with lambda = (I - B)^-1 mu."""
+    buy = np.zeros(NUM_REGIMES)
+    sell = np.zeros(NUM_REGIMES)
+    b = np.array([[p.hawkes_self, p.hawkes_cross], [p.hawkes_cross, p.hawkes_self]])
+    for r in range(NUM_REGIMES):
+        mu = p.taker_rate[r] * np.array([1.0 + p.taker_imbalance[r], 1.0 - p.taker_imbalance[r]])
+        lam = np.linalg.solve(np.eye(2) - b, mu)
+        buy[r], sell[r] = float(lam[0] - mu[0]), float(lam[1] - mu[1])
+    return buy, sell
+
+
+def _hedge_impact(p: MarketParams) -> NDArray[np.float64]:
+    """Y sigma_day / sqrt(V_day): the square-root impact per sqrt(base unit), per regime."""
+    sigma_day = np.array(p.volatility) * math.sqrt(SECONDS_PER_DAY / SECONDS_PER_YEAR)
+    volume_day = p.hedge_volume_per_second * SECONDS_PER_DAY
+    return p.hedge_impact_y * sigma_day / math.sqrt(volume_day)
 
 
 @dataclass(frozen=True)
@@ -30,203 +171,579 @@ class MarketParams:
     """All parameters of the PerpMM market (defaults: a liquid alt perp, Hyperliquid base fees)."""
 
     # --- time -------------------------------------------------------------------------------
-    tick_seconds: float = 0.1
-    """Market tick (s); every mechanism advances once per tick."""
-    decision_interval: float = 1.0
-    """Seconds between agent decisions; a multiple of ``tick_seconds``."""
-    episode_seconds: float = 3600.0
-    """Episode length in market time (s); a multiple of ``decision_interval``."""
+    tick_seconds: float = param(
+        0.1,
+        "Market tick (s); every mechanism advances once per tick.",
+        POSITIVE,
+        Packed("tick_seconds"),
+    )
+    decision_interval: float = param(
+        1.0,
+        "Seconds between agent decisions; a multiple of ``tick_seconds``.",
+        POSITIVE,
+        Packed("ticks_per_decision", lambda p: p.ticks_per_decision, "i8"),
+    )
+    episode_seconds: float = param(
+        3600.0,
+        "Episode length in market time (s); a multiple of ``decision_interval``.",
+        POSITIVE,
+        Packed("episode_ticks", lambda p: p.decisions_per_episode * p.ticks_per_decision, "i8"),
+    )
 
     # --- fair (index) price -------------------------------------------------------------------
-    initial_price: float = 100.0
-    """Fair price at the start of an episode."""
-    tick_size: float = 0.01
-    """Price grid of the book."""
-    volatility: Triple = (0.5, 1.0, 2.0)
-    """Annualised diffusive volatility of the fair price, per regime."""
-    jump_rate_per_hour: Triple = (0.2, 1.0, 6.0)
-    """Expected number of fair-price jumps per hour, per regime."""
-    jump_mean_size: Triple = (0.001, 0.002, 0.004)
-    """Mean absolute log-size of a jump (exponentially distributed), per regime."""
-    jump_down_prob: float = 0.7
-    """Probability that a jump is downward (crypto jumps are mostly negative)."""
+    initial_price: float = param(
+        100.0,
+        "Fair price at the start of an episode.",
+        POSITIVE,
+        Packed("initial_price_ticks", lambda p: p.initial_price / p.tick_size),
+    )
+    tick_size: float = param(
+        0.01,
+        "Price grid of the book.",
+        POSITIVE,
+        Packed("tick_size"),
+    )
+    volatility: Triple = param(
+        (0.5, 1.0, 2.0),
+        "Annualised diffusive volatility of the fair price, per regime.",
+        POSITIVE_TRIPLE,
+        Packed("sigma_per_tick", _sigma_per_tick, shape=PER_REGIME),
+        Packed(
+            "drift_correction_per_tick", lambda p: -0.5 * _sigma_per_tick(p) ** 2, shape=PER_REGIME
+        ),
+    )
+    jump_rate_per_hour: Triple = param(
+        (0.2, 1.0, 6.0),
+        "Expected number of fair-price jumps per hour, per regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed(
+            "jump_prob_per_tick",
+            lambda p: np.array(p.jump_rate_per_hour) * p.tick_seconds / 3600.0,
+            shape=PER_REGIME,
+        ),
+    )
+    jump_mean_size: Triple = param(
+        (0.001, 0.002, 0.004),
+        "Mean absolute log-size of a jump (exponentially distributed), per regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed("jump_mean_log_size", shape=PER_REGIME),
+    )
+    jump_down_prob: float = param(
+        0.7,
+        "Probability that a jump is downward (crypto jumps are mostly negative).",
+        number_in(0.0, 1.0),
+        Packed("jump_down_prob"),
+    )
 
     # --- volatility regime (Markov chain) -----------------------------------------------------
-    regime_switch_per_hour: tuple[Triple, Triple, Triple] = (
-        (0.0, 1.0, 0.1),
-        (2.0, 0.0, 0.5),
-        (2.0, 4.0, 0.0),
+    regime_switch_per_hour: tuple[Triple, Triple, Triple] = param(
+        (
+            (0.0, 1.0, 0.1),
+            (2.0, 0.0, 0.5),
+            (2.0, 4.0, 0.0),
+        ),
+        "Transition rates between regimes per hour (row: from, column: to; diagonal ignored).",
+        RATE_MATRIX,
+        Packed("transition_cdf_per_tick", _transition_cdf, shape=("regimes", "regimes")),
+        Packed("stationary_cdf", _stationary_cdf, shape=PER_REGIME),
     )
-    """Transition rates between regimes per hour (row: from, column: to; diagonal ignored)."""
-    initial_regime: str = "stationary"
-    """Regime at reset: a regime name, or ``stationary`` to draw it from the stationary law."""
+    initial_regime: str = param(
+        "stationary",
+        "Regime at reset: a regime name, or ``stationary`` to draw it from the stationary law.",
+        one_of((*REGIMES, "stationary")),
+        Packed("initial_regime", _initial_regime_code, "i8"),
+    )
 
     # --- informed signal ---------------------------------------------------------------------
-    signal_timescale: float = 30.0
-    """Mean-reversion time (s) of the latent drift that informed takers trade on."""
-    signal_move: Triple = (0.0002, 0.0004, 0.0008)
-    """Stationary std of the price move the latent drift predicts over its timescale, per regime."""
-    informed_fraction: Triple = (0.1, 0.2, 0.3)
-    """Fraction of taker orders whose side follows the sign of the latent drift, per regime."""
+    signal_timescale: float = param(
+        30.0,
+        "Mean-reversion time (s) of the latent drift that informed takers trade on.",
+        POSITIVE,
+        Packed("signal_decay_per_tick", _signal_decay),
+        Packed("signal_noise_per_tick", _signal_noise),
+    )
+    signal_move: Triple = param(
+        (0.0002, 0.0004, 0.0008),
+        "Stationary std of the price move the latent drift predicts over its timescale, per "
+        "regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed(
+            "signal_std_per_second",
+            lambda p: np.array(p.signal_move) / p.signal_timescale,
+            shape=PER_REGIME,
+        ),
+    )
+    informed_fraction: Triple = param(
+        (0.1, 0.2, 0.3),
+        "Fraction of taker orders whose side follows the sign of the latent drift, per regime.",
+        sequence_of(3, number_in(0.0, 1.0), "three numbers in [0, 1] (calm, volatile, stressed)"),
+        Packed("informed_fraction", shape=PER_REGIME),
+    )
 
     # --- taker flow (bivariate Hawkes) --------------------------------------------------------
-    taker_rate: Triple = (1.0, 2.0, 4.0)
-    """Baseline arrival rate of taker orders per side per second, per regime."""
-    hawkes_self: float = 0.4
-    """Branching ratio of buys on buys (and sells on sells)."""
-    hawkes_cross: float = 0.2
-    """Branching ratio of buys on sells (and sells on buys)."""
-    hawkes_decay: float = 1.0
-    """Decay rate (1/s) of the exponential excitation kernel."""
-    order_size_min: float = 0.05
-    """Scale of the Pareto taker order size (the smallest order, in base units)."""
-    order_size_tail: float = 1.8
-    """Pareto tail index of taker order sizes (> 1 for a finite mean)."""
-    order_size_cap: float = 50.0
-    """Largest taker order (base units)."""
+    taker_rate: Triple = param(
+        (1.0, 2.0, 4.0),
+        "Baseline arrival rate of taker orders per side per second, per regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed("taker_buy_rate_per_tick", lambda p: _taker_rate_per_tick(p, 1.0), shape=PER_REGIME),
+        Packed(
+            "taker_sell_rate_per_tick", lambda p: _taker_rate_per_tick(p, -1.0), shape=PER_REGIME
+        ),
+        Packed(
+            "excitation_mean_buy_per_second",
+            lambda p: _stationary_excitation(p)[0],
+            shape=PER_REGIME,
+        ),
+        Packed(
+            "excitation_mean_sell_per_second",
+            lambda p: _stationary_excitation(p)[1],
+            shape=PER_REGIME,
+        ),
+    )
+    hawkes_self: float = param(
+        0.4,
+        "Branching ratio of buys on buys (and sells on sells).",
+        NON_NEGATIVE,
+        Packed("excitation_self_per_second", lambda p: _excitation_jump(p, p.hawkes_self)),
+    )
+    hawkes_cross: float = param(
+        0.2,
+        "Branching ratio of buys on sells (and sells on buys).",
+        NON_NEGATIVE,
+        Packed("excitation_cross_per_second", lambda p: _excitation_jump(p, p.hawkes_cross)),
+    )
+    hawkes_decay: float = param(
+        1.0,
+        "Decay rate (1/s) of the exponential excitation kernel.",
+        POSITIVE,
+        Packed("excitation_decay_per_tick", _excitation_decay),
+    )
+    order_size_min: float = param(
+        0.05,
+        "Scale of the Pareto taker order size (the smallest order, in base units).",
+        POSITIVE,
+        Packed("order_size_min"),
+    )
+    order_size_tail: float = param(
+        1.8,
+        "Pareto tail index of taker order sizes (> 1 for a finite mean).",
+        greater_than(1.0, "a finite mean order size"),
+        Packed("order_size_inv_tail", lambda p: 1.0 / p.order_size_tail),
+    )
+    order_size_cap: float = param(
+        50.0,
+        "Largest taker order (base units).",
+        POSITIVE,
+        Packed("order_size_cap"),
+    )
 
     # --- order book ---------------------------------------------------------------------------
-    book_levels: int = 20
-    """Price levels simulated per side."""
-    depth_top: Triple = (4.0, 2.0, 0.6)
-    """Background depth at the best level (base units), per regime: thin in stress."""
-    depth_slope: float = 0.15
-    """Relative growth of background depth per level away from the touch."""
-    depth_refill_seconds: Triple = (1.0, 2.0, 5.0)
-    """Time constant (s) of depth replenishment toward the profile, per regime."""
-    new_level_fraction: float = 0.25
-    """Depth of a level the makers newly quote, as a fraction of its profile depth."""
-    background_half_spread: Triple = (2.0, 3.0, 6.0)
-    """Half-spread (ticks) that background makers keep around the anchor, per regime."""
-    impact_coefficient: float = 0.5
-    """Anchor shift (ticks) per unit of signed taker volume, per unit of top depth."""
-    impact_decay_seconds: float = 10.0
-    """Time constant (s) with which the mid's impact deviation from fair price decays."""
-    arb_threshold_ticks: float = 0.0
-    """An agent quote this far beyond the anchor is picked off by arbitrageurs (toxic fill)."""
+    book_levels: int = param(
+        20,
+        "Price levels simulated per side.",
+        integer_in(2, 200),
+    )
+    depth_top: Triple = param(
+        (4.0, 2.0, 0.6),
+        "Background depth at the best level (base units), per regime: thin in stress.",
+        POSITIVE_TRIPLE,
+        Packed("depth_profile", lambda p: depth_profile(p), shape=("regimes", "levels")),
+    )
+    depth_slope: float = param(
+        0.15,
+        "Relative growth of background depth per level away from the touch.",
+        NON_NEGATIVE,
+    )
+    depth_refill_seconds: Triple = param(
+        (1.0, 2.0, 5.0),
+        "Time constant (s) of depth replenishment toward the profile, per regime.",
+        POSITIVE_TRIPLE,
+        Packed(
+            "refill_fraction_per_tick",
+            lambda p: 1.0 - np.exp(-p.tick_seconds / np.array(p.depth_refill_seconds)),
+            shape=PER_REGIME,
+        ),
+    )
+    new_level_fraction: float = param(
+        0.25,
+        "Depth of a level the makers newly quote, as a fraction of its profile depth.",
+        number_in(0.0, 1.0, "(]"),
+        Packed("new_level_fraction"),
+    )
+    background_half_spread: Triple = param(
+        (2.0, 3.0, 6.0),
+        "Half-spread (ticks) that background makers keep around the anchor, per regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed("background_half_spread_ticks", shape=PER_REGIME),
+    )
+    impact_coefficient: float = param(
+        0.5,
+        "Anchor shift (ticks) per unit of signed taker volume, per unit of top depth.",
+        NON_NEGATIVE,
+        Packed(
+            "impact_ticks_per_unit",
+            lambda p: p.impact_coefficient / np.array(p.depth_top),
+            shape=PER_REGIME,
+        ),
+    )
+    impact_decay_seconds: float = param(
+        10.0,
+        "Time constant (s) with which the mid's impact deviation from fair price decays.",
+        POSITIVE,
+        Packed(
+            "impact_decay_per_tick_coupled",
+            lambda p: math.exp(-p.tick_seconds / p.impact_decay_seconds),
+        ),
+    )
+    arb_threshold_ticks: float = param(
+        0.0,
+        "An agent quote this far beyond the anchor is picked off by arbitrageurs (toxic fill).",
+        NON_NEGATIVE,
+        Packed("arb_threshold_ticks"),
+    )
 
     # --- several assets -----------------------------------------------------------------------
-    num_assets: int = 1
-    """Perps per env (K): same marginal parameters, correlated fair-price shocks."""
-    asset_correlation: Triple = (0.3, 0.5, 0.9)
-    """Correlation of the assets' fair-price shocks, per regime: it jumps toward 1 in stress."""
+    num_assets: int = param(
+        1,
+        "Perps per env (K): same marginal parameters, correlated fair-price shocks.",
+        integer_in(1, 16),
+    )
+    asset_correlation: Triple = param(
+        (0.3, 0.5, 0.9),
+        "Correlation of the assets' fair-price shocks, per regime: it jumps toward 1 in stress.",
+        sequence_of(3, number_in(0.0, 1.0, "[)"), "three correlations in [0, 1)"),
+        Packed(
+            "shock_cholesky",
+            lambda p: correlation_cholesky(p),
+            shape=("regimes", "assets", "assets"),
+        ),
+    )
 
     # --- basis and mark price -----------------------------------------------------------------
-    taker_imbalance: Triple = (0.0, 0.0, 0.0)
-    """Tilt of baseline taker flow toward buys (+) or sells (-), per regime: mu (1 +/- tilt)."""
-    decoupling_per_hour: tuple[float, float] = (0.05, 1.0)
-    """Rates per hour of the basis decoupling from spot and of recoupling."""
-    decoupled_pull_seconds: float = 1800.0
-    """Time constant (s) of the arbitrage pull on the perp's deviation while decoupled
-    (``impact_decay_seconds`` while coupled)."""
-    mark_ema_seconds: float = 150.0
-    """EMA time (s) of (mid - oracle) in the mark price (Hyperliquid: 150 s)."""
+    taker_imbalance: Triple = param(
+        (0.0, 0.0, 0.0),
+        "Tilt of baseline taker flow toward buys (+) or sells (-), per regime: mu (1 +/- tilt).",
+        sequence_of(3, number_in(-1.0, 1.0, "()"), "three numbers in (-1, 1)"),
+    )
+    decoupling_per_hour: tuple[float, float] = param(
+        (0.05, 1.0),
+        "Rates per hour of the basis decoupling from spot and of recoupling.",
+        sequence_of(2, NON_NEGATIVE, "two rates >= 0 (decouple, recouple)"),
+        Packed("decouple_prob_per_tick", lambda p: _prob_per_tick(p, p.decoupling_per_hour[0])),
+        Packed("recouple_prob_per_tick", lambda p: _prob_per_tick(p, p.decoupling_per_hour[1])),
+    )
+    decoupled_pull_seconds: float = param(
+        1800.0,
+        "Time constant (s) of the arbitrage pull on the perp's deviation while decoupled "
+        "(``impact_decay_seconds`` while coupled).",
+        POSITIVE,
+        Packed(
+            "impact_decay_per_tick_decoupled",
+            lambda p: math.exp(-p.tick_seconds / p.decoupled_pull_seconds),
+        ),
+    )
+    mark_ema_seconds: float = param(
+        150.0,
+        "EMA time (s) of (mid - oracle) in the mark price (Hyperliquid: 150 s).",
+        POSITIVE,
+        Packed(
+            "mark_ema_weight_per_tick", lambda p: -math.expm1(-p.tick_seconds / p.mark_ema_seconds)
+        ),
+    )
 
     # --- funding ------------------------------------------------------------------------------
-    funding_interval_seconds: float = 3600.0
-    """Time between funding payments (Hyperliquid: 1 h; Binance and BitMEX: 8 h)."""
-    premium_sample_seconds: float = 5.0
-    """Time between premium-index samples, averaged over the funding interval."""
-    funding_interest_8h: float = 0.0001
-    """Interest component I of the funding rate per 8 h (0.01 %)."""
-    funding_clamp_8h: float = 0.0005
-    """Clamp c on (I - premium) per 8 h: F = P + clamp(I - P, -c, c)."""
-    funding_cap: float = 0.04
-    """Largest absolute funding rate paid per interval (Hyperliquid: 4 % per hour)."""
-    impact_notional: float = 6000.0
-    """Notional walked through the book for the impact bid and ask of the premium index."""
-    random_funding_phase: bool = True
-    """Draw the time to the first funding uniformly over an interval (else a full interval)."""
+    funding_interval_seconds: float = param(
+        3600.0,
+        "Time between funding payments (Hyperliquid: 1 h; Binance and BitMEX: 8 h).",
+        POSITIVE,
+        Packed("funding_interval_ticks", lambda p: _ticks(p, p.funding_interval_seconds), "i8"),
+        Packed("funding_interval_over_8h", lambda p: p.funding_interval_seconds / SECONDS_PER_8H),
+    )
+    premium_sample_seconds: float = param(
+        5.0,
+        "Time between premium-index samples, averaged over the funding interval.",
+        POSITIVE,
+        Packed("premium_sample_ticks", lambda p: _ticks(p, p.premium_sample_seconds), "i8"),
+    )
+    funding_interest_8h: float = param(
+        0.0001,
+        "Interest component I of the funding rate per 8 h (0.01 %).",
+        NON_NEGATIVE,
+        Packed("funding_interest_8h"),
+    )
+    funding_clamp_8h: float = param(
+        0.0005,
+        "Clamp c on (I - premium) per 8 h: F = P + clamp(I - P, -c, c).",
+        NON_NEGATIVE,
+        Packed("funding_clamp_8h"),
+    )
+    funding_cap: float = param(
+        0.04,
+        "Largest absolute funding rate paid per interval (Hyperliquid: 4 % per hour).",
+        NON_NEGATIVE,
+        Packed("funding_cap_per_interval"),
+    )
+    impact_notional: float = param(
+        6000.0,
+        "Notional walked through the book for the impact bid and ask of the premium index.",
+        POSITIVE,
+        Packed("impact_notional"),
+    )
+    random_funding_phase: bool = param(
+        True,
+        "Draw the time to the first funding uniformly over an interval (else a full interval).",
+        BOOLEAN,
+        Packed("random_funding_phase", dtype="?"),
+    )
 
     # --- margin and liquidation ---------------------------------------------------------------
-    collateral: float = 10000.0
-    """The agent's collateral (quote currency) at reset; cross-margined over its assets."""
-    margin_tiers: tuple[tuple[float, float], ...] = ((0.0, 20.0), (500_000.0, 10.0))
-    """(notional lower bound, max leverage) tiers; maintenance margin rate = 1 / (2 x max
-    leverage), with the usual deduction so margin is continuous across tiers."""
-    liquidation_max_slippage: float = 0.02
-    """A forced close (agent or crowd) walks the book at most this far from the mark; the rest
-    goes to the venue's backstop liquidator, off the book (Hyperliquid's vault)."""
-    liquidation_penalty: float = 0.005
-    """Penalty on the notional of a liquidated position (quote currency fraction)."""
+    collateral: float = param(
+        10000.0,
+        "The agent's collateral (quote currency) at reset; cross-margined over its assets.",
+        POSITIVE,
+        Packed("collateral"),
+    )
+    margin_tiers: tuple[tuple[float, float], ...] = param(
+        ((0.0, 20.0), (500_000.0, 10.0)),
+        "(notional lower bound, max leverage) tiers; maintenance margin rate = 1 / (2 x max "
+        "leverage), with the usual deduction so margin is continuous across tiers.",
+        MARGIN_TIERS,
+        Packed("maintenance_tiers", lambda p: maintenance_tiers(p), shape=("tiers", 3)),
+        Packed("max_leverage", lambda p: p.margin_tiers[0][1]),
+        Packed("crowd_maintenance_rate", lambda p: 0.5 / p.margin_tiers[0][1]),
+    )
+    liquidation_max_slippage: float = param(
+        0.02,
+        "A forced close (agent or crowd) walks the book at most this far from the mark; the "
+        "rest goes to the venue's backstop liquidator, off the book (Hyperliquid's vault).",
+        POSITIVE,
+        Packed("liquidation_max_slippage"),
+    )
+    liquidation_penalty: float = param(
+        0.005,
+        "Penalty on the notional of a liquidated position (quote currency fraction).",
+        NON_NEGATIVE,
+        Packed("liquidation_penalty"),
+    )
 
     # --- the leveraged crowd ------------------------------------------------------------------
-    crowd_open_interest: float = 200.0
-    """Open interest of the leveraged crowd per side (base units per asset)."""
-    crowd_leverage: float = 10.0
-    """Mean leverage of crowd accounts (0: no leverage, no forced flow)."""
-    crowd_accounts: int = 32
-    """Crowd accounts simulated per env (half long, half short), each cross-margined."""
-    crowd_entry_dispersion: float = 0.01
-    """Std of the log distance of a crowd account's entry price from the mark when it opens
-    (positions opened earlier): liquidation prices spread into clusters near the price."""
-    crowd_holding_seconds: float = 900.0
-    """Mean time (s) before a crowd account closes and reopens at the current price."""
-    crowd_large_position: float = 20.0
-    """A forced close above this size (base units) sends 20 % first, the rest after a cooldown."""
-    crowd_cooldown_seconds: float = 30.0
-    """Cooldown (s) between the partial and the final forced close of a large position."""
+    crowd_open_interest: float = param(
+        200.0,
+        "Open interest of the leveraged crowd per side (base units per asset).",
+        NON_NEGATIVE,
+        Packed("crowd_open_interest"),
+    )
+    crowd_leverage: float = param(
+        10.0,
+        "Mean leverage of crowd accounts (0: no leverage, no forced flow).",
+        NON_NEGATIVE,
+        Packed("crowd_leverage"),
+    )
+    crowd_accounts: int = param(
+        32,
+        "Crowd accounts simulated per env (half long, half short), each cross-margined.",
+        integer_in(2, 256, even=True),
+    )
+    crowd_entry_dispersion: float = param(
+        0.01,
+        "Std of the log distance of a crowd account's entry price from the mark when it opens "
+        "(positions opened earlier): liquidation prices spread into clusters near the price.",
+        NON_NEGATIVE,
+        Packed("crowd_entry_dispersion"),
+    )
+    crowd_holding_seconds: float = param(
+        900.0,
+        "Mean time (s) before a crowd account closes and reopens at the current price.",
+        POSITIVE,
+        Packed(
+            "crowd_renewal_prob_per_tick",
+            lambda p: -math.expm1(-p.tick_seconds / p.crowd_holding_seconds),
+        ),
+    )
+    crowd_large_position: float = param(
+        20.0,
+        "A forced close above this size (base units) sends 20 % first, the rest after a cooldown.",
+        POSITIVE,
+        Packed("crowd_large_position"),
+    )
+    crowd_cooldown_seconds: float = param(
+        30.0,
+        "Cooldown (s) between the partial and the final forced close of a large position.",
+        POSITIVE,
+        Packed("crowd_cooldown_ticks", lambda p: _ticks(p, p.crowd_cooldown_seconds), "i8"),
+    )
 
     # --- hedge venue --------------------------------------------------------------------------
-    hedge_fee: float = 0.0004
-    """Taker fee rate on the hedge venue."""
-    hedge_noise_bp: float = 1.0
-    """Std (bp) of the hedge venue's price around the oracle."""
-    hedge_impact_y: float = 0.7
-    """Y of the square-root impact Y sigma_day sqrt(Q / V_day) of a hedge child order."""
-    hedge_volume_per_second: float = 20.0
-    """Traded volume of the hedge venue (base units per second), for V in the impact law."""
-    hedge_liquidity: float = 5.0
-    """Mean size (base units) a hedge child order can fill at once (exponential): partial fills."""
-    hedge_latency_seconds: float = 0.2
-    """Delay (s) between a hedge decision and its first child order."""
-    hedge_schedule: str = "twap"
-    """``twap`` (equal children) or ``almgren_chriss`` (front-loaded sinh schedule)."""
-    hedge_horizon_decisions: int = 5
-    """Decisions over which a requested hedge is split into child orders."""
-    hedge_urgency: float = 2.0
-    """kappa T of the Almgren-Chriss schedule (0 tends to TWAP)."""
+    hedge_fee: float = param(
+        0.0004,
+        "Taker fee rate on the hedge venue.",
+        NON_NEGATIVE,
+        Packed("hedge_fee"),
+    )
+    hedge_noise_bp: float = param(
+        1.0,
+        "Std (bp) of the hedge venue's price around the oracle.",
+        NON_NEGATIVE,
+        Packed("hedge_noise_fraction", lambda p: p.hedge_noise_bp * 1e-4),
+    )
+    hedge_impact_y: float = param(
+        0.7,
+        "Y of the square-root impact Y sigma_day sqrt(Q / V_day) of a hedge child order.",
+        NON_NEGATIVE,
+        Packed("hedge_impact_per_sqrt_unit", _hedge_impact, shape=PER_REGIME),
+    )
+    hedge_volume_per_second: float = param(
+        20.0,
+        "Traded volume of the hedge venue (base units per second), for V in the impact law.",
+        POSITIVE,
+    )
+    hedge_liquidity: float = param(
+        5.0,
+        "Mean size (base units) a hedge child order can fill at once (exponential): partial fills.",
+        POSITIVE,
+        Packed("hedge_liquidity"),
+    )
+    hedge_latency_seconds: float = param(
+        0.2,
+        "Delay (s) between a hedge decision and its first child order.",
+        NON_NEGATIVE,
+        Packed(
+            "hedge_latency_ticks",
+            lambda p: math.ceil(p.hedge_latency_seconds / p.tick_seconds - 1e-9),
+            "i8",
+        ),
+    )
+    hedge_schedule: str = param(
+        "twap",
+        "``twap`` (equal children) or ``almgren_chriss`` (front-loaded sinh schedule).",
+        one_of(HEDGE_SCHEDULES),
+        Packed("hedge_schedule", lambda p: HEDGE_SCHEDULES.index(p.hedge_schedule), "i8"),
+    )
+    hedge_horizon_decisions: int = param(
+        5,
+        "Decisions over which a requested hedge is split into child orders.",
+        integer_in(1),
+        Packed("hedge_horizon_decisions", dtype="i8"),
+    )
+    hedge_urgency: float = param(
+        2.0,
+        "kappa T of the Almgren-Chriss schedule (0 tends to TWAP).",
+        NON_NEGATIVE,
+        Packed("hedge_urgency"),
+    )
 
     # --- agent --------------------------------------------------------------------------------
-    max_inventory: float = 10.0
-    """Inventory limit (base units); quote sizes are cut so a fill cannot breach it."""
-    max_quote_size: float = 2.0
-    """Largest quote size (base units), at action size +1."""
-    min_quote_size: float = 0.01
-    """Quotes smaller than this are not placed."""
-    max_half_spread_ticks: float = 20.0
-    """Half-spread (ticks) at action half-spread +1."""
-    max_skew_ticks: float = 20.0
-    """Reservation-price offset (ticks) at action skew +/-1."""
-    maker_fee: float = 0.00015
-    """Fee rate on maker fills (negative for a rebate)."""
-    taker_fee: float = 0.00045
-    """Fee rate on taker fills."""
-    latency_seconds: float = 0.05
-    """Fixed delay (s) between a decision and its orders reaching the book."""
-    latency_jitter_seconds: Triple = (0.01, 0.05, 0.2)
-    """Mean of the exponential random part of the delay (s), per regime: wider in stress."""
-    latency_cap_seconds: float = 0.5
-    """Largest total delay (s); must be below ``decision_interval``."""
+    max_inventory: float = param(
+        10.0,
+        "Inventory limit (base units); quote sizes are cut so a fill cannot breach it.",
+        POSITIVE,
+        Packed("max_inventory"),
+    )
+    max_quote_size: float = param(
+        2.0,
+        "Largest quote size (base units), at action size +1.",
+        POSITIVE,
+        Packed("max_quote_size"),
+    )
+    min_quote_size: float = param(
+        0.01,
+        "Quotes smaller than this are not placed.",
+        NON_NEGATIVE,
+        Packed("min_quote_size"),
+    )
+    max_half_spread_ticks: float = param(
+        20.0,
+        "Half-spread (ticks) at action half-spread +1.",
+        POSITIVE,
+        Packed("max_half_spread_ticks"),
+    )
+    max_skew_ticks: float = param(
+        20.0,
+        "Reservation-price offset (ticks) at action skew +/-1.",
+        NON_NEGATIVE,
+        Packed("max_skew_ticks"),
+    )
+    maker_fee: float = param(
+        0.00015,
+        "Fee rate on maker fills (negative for a rebate).",
+        number_in(-0.01, 0.01, "()", noun="a rate"),
+        Packed("maker_fee"),
+    )
+    taker_fee: float = param(
+        0.00045,
+        "Fee rate on taker fills.",
+        number_in(0.0, 0.01, "[)", noun="a rate"),
+        Packed("taker_fee"),
+    )
+    latency_seconds: float = param(
+        0.05,
+        "Fixed delay (s) between a decision and its orders reaching the book.",
+        NON_NEGATIVE,
+        Packed("latency_ticks", lambda p: p.latency_seconds / p.tick_seconds),
+    )
+    latency_jitter_seconds: Triple = param(
+        (0.01, 0.05, 0.2),
+        "Mean of the exponential random part of the delay (s), per regime: wider in stress.",
+        NON_NEGATIVE_TRIPLE,
+        Packed(
+            "latency_jitter_ticks",
+            lambda p: np.array(p.latency_jitter_seconds) / p.tick_seconds,
+            shape=PER_REGIME,
+        ),
+    )
+    latency_cap_seconds: float = param(
+        0.5,
+        "Largest total delay (s); must be below ``decision_interval``.",
+        NON_NEGATIVE,
+        Packed(
+            "latency_cap_ticks",
+            lambda p: min(p.latency_cap_seconds / p.tick_seconds, p.ticks_per_decision - 1.0),
+        ),
+    )
 
     # --- reward -------------------------------------------------------------------------------
-    reward: str = "pnl"
-    """``pnl`` (equity change) or ``inventory_penalty`` (equity change - phi q^2 dt, and
-    ``- alpha q_T^2`` at the end)."""
-    inventory_penalty: float = 0.0
-    """phi: running penalty per unit of inventory squared per second."""
-    terminal_inventory_penalty: float = 0.0
-    """alpha: penalty per unit of inventory squared at the episode's end."""
-    reward_scale: float = 1.0
-    """Multiplier applied to the reward."""
+    reward: str = param(
+        "pnl",
+        "``pnl`` (equity change) or ``inventory_penalty`` (equity change - phi q^2 dt, and "
+        "``- alpha q_T^2`` at the end).",
+        one_of(REWARDS),
+        Packed("reward_mode", lambda p: REWARDS.index(p.reward), "i8"),
+    )
+    inventory_penalty: float = param(
+        0.0,
+        "phi: running penalty per unit of inventory squared per second.",
+        NON_NEGATIVE,
+        Packed("inventory_penalty_per_second"),
+    )
+    terminal_inventory_penalty: float = param(
+        0.0,
+        "alpha: penalty per unit of inventory squared at the episode's end.",
+        NON_NEGATIVE,
+        Packed("terminal_inventory_penalty"),
+    )
+    reward_scale: float = param(
+        1.0,
+        "Multiplier applied to the reward.",
+        POSITIVE,
+        Packed("reward_scale"),
+    )
 
     # --- observation --------------------------------------------------------------------------
-    horizons: Triple = (1.0, 10.0, 300.0)
-    """Feature horizons (s): execution, order-flow aggregation and regime scales."""
-    return_scale_bp: float = 1.0
-    """Returns and volatilities are given in basis points per sqrt(second) over this scale."""
-    obs_clip: float = 10.0
-    """Observations are clipped to [-obs_clip, obs_clip]."""
+    horizons: Triple = param(
+        (1.0, 10.0, 300.0),
+        "Feature horizons (s): execution, order-flow aggregation and regime scales.",
+        (POSITIVE_TRIPLE, INCREASING),
+    )
+    return_scale_bp: float = param(
+        1.0,
+        "Returns and volatilities are given in basis points per sqrt(second) over this scale.",
+        POSITIVE,
+    )
+    obs_clip: float = param(
+        10.0,
+        "Observations are clipped to [-obs_clip, obs_clip].",
+        POSITIVE,
+    )
 
     # --- derived ------------------------------------------------------------------------------
     @property
@@ -240,8 +757,13 @@ class MarketParams:
         return round(self.episode_seconds / self.decision_interval)
 
     def validate(self) -> MarketParams:
-        """Raise ValueError naming the first invalid field; return self when all are valid."""
-        _validate(self)
+        """Raise ValueError naming the first invalid field; return self when all are valid.
+
+        Each field's own rule is checked first (in declaration order), then the rules that relate
+        several fields.
+        """
+        check_rules(self)
+        _check_relations(self)
         return self
 
     def replace(self, **overrides: Any) -> MarketParams:
@@ -269,156 +791,24 @@ def _fail(name: str, requirement: str, value: Any) -> None:
     raise ValueError(f"{name} must be {requirement}, got {value!r}")
 
 
-def _positive(p: MarketParams, name: str) -> None:
-    value = getattr(p, name)
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        _fail(name, "a finite number > 0", value)
-
-
-def _non_negative(p: MarketParams, name: str) -> None:
-    value = getattr(p, name)
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        _fail(name, "a finite number >= 0", value)
-
-
-def _triple(p: MarketParams, name: str, positive: bool) -> None:
-    value = getattr(p, name)
-    ok = isinstance(value, tuple | list) and len(value) == NUM_REGIMES
-    if ok:
-        for v in value:
-            if (
-                not (isinstance(v, int | float) and math.isfinite(v))
-                or v < 0
-                or (positive and v == 0)
-            ):
-                ok = False
-    if not ok:
-        sign = "> 0" if positive else ">= 0"
-        _fail(name, f"three finite numbers {sign} (calm, volatile, stressed)", value)
-
-
 def _multiple(p: MarketParams, name: str, of: str) -> None:
     ratio = getattr(p, name) / getattr(p, of)
     if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
         _fail(name, f"a positive whole multiple of {of} ({getattr(p, of)})", getattr(p, name))
 
 
-def _validate(p: MarketParams) -> None:
-    for name in (
-        "tick_seconds",
-        "decision_interval",
-        "episode_seconds",
-        "initial_price",
-        "tick_size",
-        "signal_timescale",
-        "hawkes_decay",
-        "order_size_min",
-        "order_size_cap",
-        "impact_decay_seconds",
-        "max_inventory",
-        "max_quote_size",
-        "max_half_spread_ticks",
-        "reward_scale",
-        "return_scale_bp",
-        "obs_clip",
-    ):
-        _positive(p, name)
-    for name in (
-        "hawkes_self",
-        "hawkes_cross",
-        "depth_slope",
-        "impact_coefficient",
-        "arb_threshold_ticks",
-        "min_quote_size",
-        "max_skew_ticks",
-        "latency_seconds",
-        "latency_cap_seconds",
-        "inventory_penalty",
-        "terminal_inventory_penalty",
-    ):
-        _non_negative(p, name)
-    for name in ("volatility", "depth_top", "depth_refill_seconds", "horizons"):
-        _triple(p, name, positive=True)
-    for name in (
-        "jump_rate_per_hour",
-        "jump_mean_size",
-        "signal_move",
-        "informed_fraction",
-        "taker_rate",
-        "background_half_spread",
-        "latency_jitter_seconds",
-    ):
-        _triple(p, name, positive=False)
-    for name in (
-        "decoupled_pull_seconds",
-        "mark_ema_seconds",
-        "funding_interval_seconds",
-        "premium_sample_seconds",
-        "impact_notional",
-        "collateral",
-        "crowd_holding_seconds",
-        "liquidation_max_slippage",
-        "crowd_large_position",
-        "crowd_cooldown_seconds",
-        "hedge_volume_per_second",
-        "hedge_liquidity",
-    ):
-        _positive(p, name)
-    for name in (
-        "funding_interest_8h",
-        "funding_clamp_8h",
-        "funding_cap",
-        "liquidation_penalty",
-        "crowd_open_interest",
-        "crowd_leverage",
-        "crowd_entry_dispersion",
-        "hedge_fee",
-        "hedge_noise_bp",
-        "hedge_impact_y",
-        "hedge_latency_seconds",
-        "hedge_urgency",
-    ):
-        _non_negative(p, name)
-    if not isinstance(p.num_assets, int) or not 1 <= p.num_assets <= 16:
-        _fail("num_assets", "an integer in [1, 16]", p.num_assets)
-    if any(not -0.0 <= c < 1.0 for c in p.asset_correlation):
-        _fail("asset_correlation", "three correlations in [0, 1)", p.asset_correlation)
-    if any(not -1.0 < t < 1.0 for t in p.taker_imbalance):
-        _fail("taker_imbalance", "three numbers in (-1, 1)", p.taker_imbalance)
-    if len(p.decoupling_per_hour) != 2 or any(r < 0 for r in p.decoupling_per_hour):
-        _fail("decoupling_per_hour", "two rates >= 0 (decouple, recouple)", p.decoupling_per_hour)
+def _check_relations(p: MarketParams) -> None:
+    """The rules that relate several fields (each field's own rule already holds)."""
+    _multiple(p, "decision_interval", "tick_seconds")
+    _multiple(p, "episode_seconds", "decision_interval")
     _multiple(p, "premium_sample_seconds", "tick_seconds")
     _multiple(p, "funding_interval_seconds", "premium_sample_seconds")
-    tiers = p.margin_tiers
-    if (
-        not tiers
-        or tiers[0][0] != 0.0
-        or any(len(t) != 2 or t[1] < 1.0 for t in tiers)
-        or any(b[0] <= a[0] or b[1] > a[1] for a, b in itertools.pairwise(tiers))
-    ):
-        _fail(
-            "margin_tiers",
-            "(lower bound, max leverage) pairs from 0 up, bounds rising, leverage >= 1 falling",
-            tiers,
-        )
-    if (
-        not isinstance(p.crowd_accounts, int)
-        or not 2 <= p.crowd_accounts <= 256
-        or p.crowd_accounts % 2
-    ):
-        _fail("crowd_accounts", "an even integer in [2, 256]", p.crowd_accounts)
     if p.hedge_latency_seconds >= p.decision_interval:
         _fail(
             "hedge_latency_seconds",
             f"< decision_interval ({p.decision_interval}): a child is sent once per decision",
             p.hedge_latency_seconds,
         )
-    if p.hedge_schedule not in HEDGE_SCHEDULES:
-        _fail("hedge_schedule", f"one of {list(HEDGE_SCHEDULES)}", p.hedge_schedule)
-    if not isinstance(p.hedge_horizon_decisions, int) or p.hedge_horizon_decisions < 1:
-        _fail("hedge_horizon_decisions", "an integer >= 1", p.hedge_horizon_decisions)
-    _multiple(p, "decision_interval", "tick_seconds")
-    _multiple(p, "episode_seconds", "decision_interval")
     if p.arb_threshold_ticks > min(p.background_half_spread):
         _fail(
             "arb_threshold_ticks",
@@ -432,18 +822,8 @@ def _validate(p: MarketParams) -> None:
             "< 1 (the branching ratio of the Hawkes flow; >= 1 explodes)",
             p.hawkes_self + p.hawkes_cross,
         )
-    if not 0.0 <= p.jump_down_prob <= 1.0:
-        _fail("jump_down_prob", "in [0, 1]", p.jump_down_prob)
-    if any(not 0.0 <= f <= 1.0 for f in p.informed_fraction):
-        _fail("informed_fraction", "three numbers in [0, 1]", p.informed_fraction)
-    if p.order_size_tail <= 1.0 or not math.isfinite(p.order_size_tail):
-        _fail("order_size_tail", "> 1 (a finite mean order size)", p.order_size_tail)
     if p.order_size_cap < p.order_size_min:
         _fail("order_size_cap", f">= order_size_min ({p.order_size_min})", p.order_size_cap)
-    if not isinstance(p.book_levels, int) or not 2 <= p.book_levels <= 200:
-        _fail("book_levels", "an integer in [2, 200]", p.book_levels)
-    if not 0.0 < p.new_level_fraction <= 1.0:
-        _fail("new_level_fraction", "in (0, 1]", p.new_level_fraction)
     if p.min_quote_size > p.max_quote_size:
         _fail("min_quote_size", f"<= max_quote_size ({p.max_quote_size})", p.min_quote_size)
     if p.latency_seconds + 1e-12 > p.latency_cap_seconds:
@@ -458,24 +838,6 @@ def _validate(p: MarketParams) -> None:
             f"< decision_interval ({p.decision_interval})",
             p.latency_cap_seconds,
         )
-    if p.maker_fee <= -0.01 or p.maker_fee >= 0.01 or not math.isfinite(p.maker_fee):
-        _fail("maker_fee", "a rate in (-0.01, 0.01)", p.maker_fee)
-    if p.taker_fee < 0 or p.taker_fee >= 0.01 or not math.isfinite(p.taker_fee):
-        _fail("taker_fee", "a rate in [0, 0.01)", p.taker_fee)
-    if p.reward not in REWARDS:
-        _fail("reward", f"one of {list(REWARDS)}", p.reward)
-    if p.initial_regime not in (*REGIMES, "stationary"):
-        _fail("initial_regime", f"one of {[*REGIMES, 'stationary']}", p.initial_regime)
-    rates = p.regime_switch_per_hour
-    if (
-        not isinstance(rates, tuple | list)
-        or len(rates) != NUM_REGIMES
-        or any(len(row) != NUM_REGIMES for row in rates)
-        or any(not math.isfinite(r) or r < 0 for row in rates for r in row)
-    ):
-        _fail("regime_switch_per_hour", "a 3x3 matrix of finite rates >= 0", rates)
-    if sorted(p.horizons) != list(p.horizons):
-        _fail("horizons", "increasing", p.horizons)
 
 
 # --- derived quantities shared by the kernel and the tests -----------------------------------

@@ -132,10 +132,54 @@ def new_streams(num_envs: int) -> NDArray[np.uint64]:
     return np.zeros(num_envs, dtype=np.uint64)
 
 
-def seeds_from(seed: int | None, num_envs: int) -> NDArray[np.uint64]:
-    """Seeds ``seed + i`` for sub-env ``i``, as in SyncVectorEnv; fresh entropy if None."""
+_U64 = 2**64
+
+
+def check_seed(seed: object) -> int | None:
+    """``seed`` as a Python int (None passes): any integer >= 0, as Gymnasium accepts.
+
+    NumPy integers are accepted too. Anything else is an error that names the value as typed.
+    """
     if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(
+            f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})"
+        )
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    return (np.arange(num_envs, dtype=np.uint64) + np.uint64(seed)).astype(np.uint64)
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def _mix_int(z: int) -> int:
+    """:func:`_mix` on Python ints (modulo 2**64)."""
+    z = ((z ^ (z >> 30)) * int(_MIX1)) % _U64
+    z = ((z ^ (z >> 27)) * int(_MIX2)) % _U64
+    return z ^ (z >> 31)
+
+
+def stream_seed(seed: int) -> int:
+    """The 64-bit seed of a stream: ``seed`` itself below 2**64; a larger seed is hashed, one
+    64-bit limb at a time, so that distinct large seeds give unrelated streams."""
+    if seed < _U64:
+        return seed
+    z = 0
+    while seed:
+        z = _mix_int((z ^ (seed % _U64)) + int(_GOLDEN)) % _U64
+        seed //= _U64
+    return z
+
+
+def seeds_from(seed: object, num_envs: int) -> NDArray[np.uint64]:
+    """Seeds ``seed + i`` for sub-env ``i``, as in SyncVectorEnv; fresh entropy if None.
+
+    ``seed`` is any non-negative integer (:func:`check_seed`); a sub-env seed of 2**64 or more
+    is hashed into 64 bits (:func:`stream_seed`), so sub-env ``i`` still matches a single env
+    seeded ``seed + i``.
+    """
+    value = check_seed(seed)
+    if value is None:
+        value = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    if value + num_envs <= _U64:
+        return np.arange(num_envs, dtype=np.uint64) + np.uint64(value)
+    return np.array([stream_seed(value + i) for i in range(num_envs)], dtype=np.uint64)

@@ -19,8 +19,8 @@ from mmgym.core.rng import uniform, uniform_open
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def order_size(rng: NDArray[np.uint64], i: int, P: Record) -> float:
     """Pareto order size ``size_min * U^(-1/tail)``, capped."""
-    size = P.size_min * uniform_open(rng, i) ** (-P.size_inv_tail)
-    return min(size, P.size_cap)
+    size = P.order_size_min * uniform_open(rng, i) ** (-P.order_size_inv_tail)
+    return min(size, P.order_size_cap)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -34,10 +34,18 @@ def order_side(
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def update_excitation(s: Record, P: Record, buys: int, sells: int) -> None:
+def update_excitation(a: Record, P: Record, buys: int, sells: int) -> None:
     """Decay both excitations by one tick and add this tick's events."""
-    d = P.excitation_decay
-    eb = s.excitation_buy * d + P.excitation_self * buys + P.excitation_cross * sells
-    es = s.excitation_sell * d + P.excitation_self * sells + P.excitation_cross * buys
-    s.excitation_buy = eb
-    s.excitation_sell = es
+    d = P.excitation_decay_per_tick
+    eb = (
+        a.excitation_buy * d
+        + P.excitation_self_per_second * buys
+        + P.excitation_cross_per_second * sells
+    )
+    es = (
+        a.excitation_sell * d
+        + P.excitation_self_per_second * sells
+        + P.excitation_cross_per_second * buys
+    )
+    a.excitation_buy = eb
+    a.excitation_sell = es

@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 
 from mmgym.core import avellaneda_stoikov as k
 from mmgym.core.rng import new_streams, seed_streams
-from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
+from mmgym.envs.recycled import Recycled
+from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 
 _ACTION_NAMES = ("bid_depth", "ask_depth")
 
@@ -25,11 +26,24 @@ def _params(params: dict[str, Any]) -> k.ASParams:
     return k.ASParams(**params).validate()
 
 
+PARALLEL_MIN_ENVS = 1000
+"""Batches at least this large step on all cores. An env-step costs about 13 ns, so smaller
+batches would spend more on starting threads than they save. Results do not depend on it."""
+
+_INFO_ROWS = {"wealth": k.WEALTH, "inventory": k.INVENTORY, "mid": k.MID}
+_INFO_FLAGS = {"bid_fill": k.BID_FILL, "ask_fill": k.ASK_FILL}
+
+
 class AvellanedaStoikovSimulator(BatchSimulator):
     """``num_envs`` Avellaneda-Stoikov markets advanced by one numba call per step."""
 
-    def __init__(self, num_envs: int = 1, params: k.ASParams | None = None) -> None:
+    def __init__(
+        self, num_envs: int = 1, params: k.ASParams | None = None, parallel: bool | None = None
+    ) -> None:
         super().__init__(num_envs)
+        if parallel is None:
+            parallel = self.num_envs >= PARALLEL_MIN_ENVS
+        self._step_kernel = k.step_kernel_parallel if parallel else k.step_kernel
         self.params = (params or k.ASParams()).validate()
         self._packed = self.params.packed()
         p = self.params
@@ -46,13 +60,8 @@ class AvellanedaStoikovSimulator(BatchSimulator):
         self.reward = self.state[k.REWARD]
         self.terminated = self.flags[k.TERMINATED]
         self.truncated = self.flags[k.TRUNCATED]
-        self._info_views: dict[str, NDArray[Any]] = {
-            "wealth": self.state[k.WEALTH],
-            "inventory": self.state[k.INVENTORY],
-            "mid": self.state[k.MID],
-            "bid_fill": self.flags[k.BID_FILL],
-            "ask_fill": self.flags[k.ASK_FILL],
-        }
+        self._info_views = _outputs(self.obs, self.state, self.flags)[4]
+        self._copies = Recycled(self._new_copy)
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``; reseed their streams from ``seeds`` if given."""
@@ -63,16 +72,39 @@ class AvellanedaStoikovSimulator(BatchSimulator):
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env (envs in ``autoreset`` restart); -1 or the first bad action index."""
         return int(
-            k.step_kernel(
+            self._step_kernel(
                 self.state, self.rng, actions, autoreset, self.obs, self.flags, self._packed
             )
         )
 
     def info(self, copy: bool) -> dict[str, Any]:
         """``wealth``, ``inventory``, ``mid``, ``bid_fill``, ``ask_fill`` per env."""
-        if copy:
-            return {key: value.copy() for key, value in self._info_views.items()}
-        return dict(self._info_views)
+        return self.outputs(copy)[4]
+
+    def outputs(self, copy: bool) -> StepOutputs:
+        """The last step's outputs; with ``copy``, views of a recycled copy of the whole state
+        (three array copies: the state is small, its rows are the outputs)."""
+        if not copy:
+            return self.obs, self.reward, self.terminated, self.truncated, dict(self._info_views)
+        (obs, state, flags), outputs = self._copies.acquire()
+        obs[...] = self.obs
+        state[...] = self.state
+        flags[...] = self.flags
+        return *outputs[:4], dict(outputs[4])
+
+    def _new_copy(self) -> tuple[Any, list[NDArray[Any]]]:
+        buffers = (np.empty_like(self.obs), np.empty_like(self.state), np.empty_like(self.flags))
+        outputs = _outputs(*buffers)
+        return (buffers, outputs), [*buffers, *outputs[:4], *outputs[4].values()]
+
+
+def _outputs(
+    obs: NDArray[np.float32], state: NDArray[np.float64], flags: NDArray[np.bool_]
+) -> StepOutputs:
+    """(obs, reward, terminated, truncated, info) as views of the state arrays."""
+    info = {name: state[row] for name, row in _INFO_ROWS.items()}
+    info.update({name: flags[row] for name, row in _INFO_FLAGS.items()})
+    return obs, state[k.REWARD], flags[k.TERMINATED], flags[k.TRUNCATED], info
 
 
 class AvellanedaStoikovVectorEnv(KernelVectorEnv):
@@ -109,14 +141,19 @@ class AvellanedaStoikovVectorEnv(KernelVectorEnv):
 
     ## Arguments
 
-    `num_envs=1`, `copy=True`, and the single env's parameters (`s0, T, sigma, dt, A, k, q0,
-    max_depth, reward, phi, alpha`).
+    `num_envs=1`, `copy=True`, `parallel=None` (step on all cores; default: when `num_envs >=
+    1000`; results are identical either way, pass `False` when other processes share the
+    cores), and the single env's parameters (`s0, T, sigma, dt, A, k, q0, max_depth, reward,
+    phi, alpha`).
     """
 
     action_names = _ACTION_NAMES
 
-    def __init__(self, num_envs: int = 1, copy: bool = True, **params: Any) -> None:
-        super().__init__(AvellanedaStoikovSimulator(num_envs, _params(params)), copy=copy)
+    def __init__(
+        self, num_envs: int = 1, copy: bool = True, parallel: bool | None = None, **params: Any
+    ) -> None:
+        sim = AvellanedaStoikovSimulator(num_envs, _params(params), parallel=parallel)
+        super().__init__(sim, copy=copy)
 
 
 class AvellanedaStoikovEnv(KernelEnv):

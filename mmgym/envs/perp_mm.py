@@ -8,10 +8,17 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from mmgym.core.kernel import reset_markets, step_markets, step_markets_parallel
+from mmgym.core.kernel import (
+    LIQUIDATED,
+    TERMINATED,
+    TRUNCATED,
+    Markets,
+    reset_markets,
+    step_markets,
+    step_markets_parallel,
+)
 from mmgym.core.layout import (
     ACCOUNT_WINDOW_DTYPE,
-    REASON_LIQUIDATED,
     account_dtype,
     asset_dtype,
     pack_params,
@@ -19,7 +26,8 @@ from mmgym.core.layout import (
 )
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
-from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv
+from mmgym.envs.outputs import Columns, CopiedOutputs
+from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
 from mmgym.scenarios import DEFAULT_SCENARIO, make_params
 
@@ -67,9 +75,11 @@ ASSET_INFO_FIELDS: tuple[str, ...] = (
     "hedge_filled",
     "hedge_cost",
 )
-"""Per-perp entries of ``info``: shape (num_envs,) with one perp, (num_envs, K) with several."""
+"""Per-perp entries of ``info``: shape (num_envs,) with one perp, (num_envs, K) with several.
+``info`` lists the float fields first, then the integer ones."""
 
 ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
+    "pnl",
     "equity",
     "equity_before",
     "margin_equity",
@@ -78,7 +88,10 @@ ACCOUNT_INFO_FIELDS: tuple[str, ...] = (
     "regime",
     "crowd_liquidations",
 )
-"""Per-env entries of ``info`` (the cross-margined account and the market regime)."""
+"""Per-env entries of ``info`` (the cross-margined account and the market regime); ``info``
+also holds ``liquidated``, whether the episode ended by the agent's liquidation."""
+
+_FLAG_ROWS = {"terminated": TERMINATED, "truncated": TRUNCATED, "liquidated": LIQUIDATED}
 
 PARALLEL_MIN_ENVS = 256
 """Batches at least this large step on all cores (smaller ones would pay more to start threads
@@ -108,20 +121,25 @@ class PerpMMSimulator(BatchSimulator):
         self.windows = np.zeros((n, k), dtype=window_dtype(params.ticks_per_decision))
         self.account_windows = np.zeros(n, dtype=ACCOUNT_WINDOW_DTYPE)
         self.rng = np.zeros(n, dtype=np.uint64)
+        self._markets: Markets = (
+            self._packed, self.accounts, self.assets, self.windows, self.account_windows, self.rng
+        )  # fmt: skip
+        """What the kernel advances (:data:`mmgym.core.kernel.Markets`)."""
         self.builder = ObservationBuilder(ObservationConfig.from_market(params), n, k)
         self.obs = self.builder.obs
         self.reward = np.zeros(n, dtype=np.float64)
-        self.terminated = np.zeros(n, dtype=np.bool_)
-        self.truncated = np.zeros(n, dtype=np.bool_)
+        self.flags = np.zeros((len(_FLAG_ROWS), n), dtype=np.bool_)
+        self.terminated = self.flags[TERMINATED]
+        self.truncated = self.flags[TRUNCATED]
         self._all = np.ones(n, dtype=np.bool_)
         self._no_seeds = np.zeros(n, dtype=np.uint64)
-        self._views: dict[str, NDArray[Any]] = {
-            name: self.assets[name][:, 0] if k == 1 else self.assets[name]
-            for name in ASSET_INFO_FIELDS
-        }
-        self._views.update({name: self.accounts[name] for name in ACCOUNT_INFO_FIELDS})
-        self._pnl = np.zeros(n, dtype=np.float64)
-        self._liquidated = np.zeros(n, dtype=np.bool_)
+        asset_fields = Columns.of_records(self.assets, ASSET_INFO_FIELDS, first_only=k == 1)
+        account_fields = Columns.of_records(self.accounts, ACCOUNT_INFO_FIELDS)
+        self._views = asset_fields.views() | account_fields.views()
+        self._views["liquidated"] = self.flags[LIQUIDATED]
+        self._copies = CopiedOutputs(
+            self.obs, self.reward, self.flags, _FLAG_ROWS, asset_fields, account_fields
+        )
         self.action_names = action_names(k)
         clip = params.obs_clip
         self.single_observation_space = spaces.Box(-clip, clip, (observation_dim(k),), np.float32)
@@ -129,52 +147,35 @@ class PerpMMSimulator(BatchSimulator):
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes for envs in ``mask``."""
-        reseed = seeds is not None
         reset_markets(
-            self._packed,
-            self.accounts,
-            self.assets,
-            self.windows,
-            self.account_windows,
-            self.rng,
+            self._markets,
             mask,
             seeds if seeds is not None else self._no_seeds,
-            reseed,
+            seeds is not None,
+            self.reward,
+            self.flags,
         )
-        self.reward[mask] = 0.0
-        self.terminated[mask] = False
-        self.truncated[mask] = False
         self.builder.update(self.windows, self.account_windows, mask)
 
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Advance every env by one decision interval."""
-        bad = self._step_kernel(
-            self._packed,
-            self.accounts,
-            self.assets,
-            self.windows,
-            self.account_windows,
-            self.rng,
-            actions,
-            autoreset,
-            self.reward,
-            self.terminated,
-            self.truncated,
-        )
+        bad = self._step_kernel(self._markets, actions, autoreset, self.reward, self.flags)
         if bad < 0:
             self.builder.update(self.windows, self.account_windows, self._all)
         return int(bad)
 
     def info(self, copy: bool) -> dict[str, Any]:
-        """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step."""
-        np.subtract(self.accounts["equity"], self.accounts["equity_before"], out=self._pnl)
-        np.equal(self.accounts["reason"], REASON_LIQUIDATED, out=self._liquidated)
-        out = dict(self._views)
-        out["pnl"] = self._pnl
-        out["liquidated"] = self._liquidated
+        """PnL decomposition, fills, queues, funding, hedge, margin and market of the last step.
+
+        Views that the next step overwrites, or (``copy``) arrays no later step writes to.
+        """
+        return self.outputs(copy)[4]
+
+    def outputs(self, copy: bool) -> StepOutputs:
+        """The last step's outputs; with ``copy``, made by one compiled call (CopiedOutputs)."""
         if copy:
-            return {name: view.copy() for name, view in out.items()}
-        return out
+            return self._copies.fill()
+        return self.obs, self.reward, self.terminated, self.truncated, dict(self._views)
 
 
 def _params_from_kwargs(scenario: str, overrides: dict[str, Any]) -> MarketParams:

@@ -16,10 +16,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from numpy.typing import NDArray
 
-from mmgym.core.rng import seeds_from
+from mmgym.core.rng import check_seed, seeds_from
+
+StepOutputs = tuple[
+    NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
+]
+"""What a vector env's ``step`` returns: obs, reward, terminated, truncated, info."""
 
 
 class BatchSimulator(ABC):
@@ -59,6 +65,19 @@ class BatchSimulator(ABC):
     def info(self, copy: bool) -> dict[str, Any]:
         """Per-env diagnostics of the last step, as arrays of length ``num_envs``."""
 
+    def outputs(self, copy: bool) -> StepOutputs:
+        """``(obs, reward, terminated, truncated, info)`` of the last step: views of the
+        buffers, or (``copy``) arrays that no later call writes to."""
+        if not copy:
+            return self.obs, self.reward, self.terminated, self.truncated, self.info(False)
+        return (
+            self.obs.copy(),
+            self.reward.copy(),
+            self.terminated.copy(),
+            self.truncated.copy(),
+            self.info(True),
+        )
+
 
 def _check_actions(actions: Any, expected_shape: tuple[int, ...]) -> NDArray[Any]:
     arr = actions if isinstance(actions, np.ndarray) else np.asarray(actions, dtype=np.float64)
@@ -89,7 +108,8 @@ class KernelVectorEnv(VectorEnv):
 
     ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``. With ``copy=False`` the returned arrays
     are views of internal buffers that the next call overwrites (fastest); with ``copy=True``
-    (the default, as in Gymnasium's SyncVectorEnv) they are fresh copies.
+    (the default, as in Gymnasium's SyncVectorEnv) no later call writes to them while anything
+    references them (:meth:`BatchSimulator.outputs`).
     """
 
     metadata: dict[str, Any] = {  # noqa: RUF012 (an instance attribute in Gymnasium)
@@ -115,6 +135,8 @@ class KernelVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._all = np.ones(self.num_envs, dtype=np.bool_)
         self._seeded = False
+        self._never_reset = np.ones(self.num_envs, dtype=np.bool_)
+        self._ready = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -135,6 +157,7 @@ class KernelVectorEnv(VectorEnv):
                     f"reset_mask must be a bool array of shape ({self.num_envs},), "
                     f"got {mask.dtype} {mask.shape}"
                 )
+        seed = check_seed(seed)
         seeds = None
         if seed is not None or not self._seeded:
             seeds = seeds_from(seed, self.num_envs)
@@ -142,34 +165,28 @@ class KernelVectorEnv(VectorEnv):
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
         self.sim.reset(mask, seeds)
         self._autoreset[mask] = False
-        return self._out(self.sim.obs), self.sim.info(self.copy)
+        if not self._ready:
+            self._never_reset[mask] = False
+            self._ready = not self._never_reset.any()
+        obs = self.sim.obs.copy() if self.copy else self.sim.obs
+        return obs, self.sim.info(self.copy)
 
-    def step(
-        self, actions: Any
-    ) -> tuple[
-        NDArray[np.float32],
-        NDArray[np.float64],
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-        dict[str, Any],
-    ]:
+    def step(self, actions: Any) -> StepOutputs:
         """Advance every sub-env; sub-envs whose episode ended last step are reset instead."""
+        if not self._ready:
+            self._raise_reset_needed()
         arr = _check_actions(actions, self._action_shape)
-        bad = self.sim.step(arr, self._autoreset)
+        sim = self.sim
+        bad = sim.step(arr, self._autoreset)
         if bad >= 0:
             _raise_bad_action(bad, arr, self.action_names)
-        sim = self.sim
         np.logical_or(sim.terminated, sim.truncated, out=self._autoreset)
-        return (
-            self._out(sim.obs),
-            self._out(sim.reward),
-            self._out(sim.terminated),
-            self._out(sim.truncated),
-            sim.info(self.copy),
-        )
+        return sim.outputs(self.copy)
 
-    def _out(self, buf: NDArray[Any]) -> NDArray[Any]:
-        return buf.copy() if self.copy else buf
+    def _raise_reset_needed(self) -> None:
+        never = np.flatnonzero(self._never_reset).tolist()
+        detail = "" if len(never) == self.num_envs else f": sub-envs {never} have never been reset"
+        raise ResetNeeded(f"Cannot call step() before reset(){detail}")
 
 
 class KernelEnv(gym.Env):
@@ -190,11 +207,13 @@ class KernelEnv(gym.Env):
         self._one = np.ones(1, dtype=np.bool_)
         self._no_reset = np.zeros(1, dtype=np.bool_)
         self._seeded = False
+        self._ready = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Start a new episode; ``seed`` reseeds this env's random stream."""
+        seed = check_seed(seed)
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {sorted(options)}")
@@ -203,10 +222,13 @@ class KernelEnv(gym.Env):
             seeds = seeds_from(seed, 1)
             self._seeded = True
         self.sim.reset(self._one, seeds)
-        return self.sim.obs[0].copy(), _first(self.sim.info(True))
+        self._ready = True
+        return self.sim.obs[0].copy(), _first(self.sim.info(False))
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         """Advance the market by one decision interval."""
+        if not self._ready:
+            raise ResetNeeded("Cannot call step() before reset()")
         arr = _check_actions(np.asarray(action).reshape(1, -1), self._action_shape)
         if np.shape(action) != self.action_space.shape:
             raise ValueError(
@@ -221,12 +243,13 @@ class KernelEnv(gym.Env):
             float(sim.reward[0]),
             bool(sim.terminated[0]),
             bool(sim.truncated[0]),
-            _first(sim.info(True)),
+            _first(sim.info(False)),
         )
 
 
 def _first(info: dict[str, Any]) -> dict[str, Any]:
-    """Per-env info of env 0, as plain Python scalars where possible."""
+    """Per-env info of env 0, as plain Python scalars where possible (copies: arrays of one
+    env's several perps are copied)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == 1:

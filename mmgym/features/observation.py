@@ -77,6 +77,28 @@ ASSET_FEATURES = len(OBS_NAMES)
 ACCOUNT_OBS_NAMES: tuple[str, ...] = ("margin_ratio", "equity_return", "time_to_funding")
 ACCOUNT_FEATURES = len(ACCOUNT_OBS_NAMES)
 
+# Offsets of the features in a perp's block (then in the account block), from their names. A
+# per-horizon feature's offset is that of its first horizon; horizon h is at offset + h.
+INVENTORY = OBS_NAMES.index("inventory")
+RETURN = OBS_NAMES.index(f"return_{HORIZON_LABELS[0]}")
+VOLATILITY = OBS_NAMES.index(f"volatility_{HORIZON_LABELS[0]}")
+FLOW_IMBALANCE = OBS_NAMES.index(f"flow_imbalance_{HORIZON_LABELS[0]}")
+BOOK_IMBALANCE = OBS_NAMES.index("book_imbalance")
+SPREAD = OBS_NAMES.index("spread")
+BID_DISTANCE = OBS_NAMES.index("bid_distance")
+BID_QUEUE = OBS_NAMES.index("bid_queue")
+ASK_DISTANCE = OBS_NAMES.index("ask_distance")
+ASK_QUEUE = OBS_NAMES.index("ask_queue")
+TIME = OBS_NAMES.index("time")
+PREMIUM = OBS_NAMES.index("premium")
+FUNDING_ESTIMATE = OBS_NAMES.index("funding_estimate")
+BASIS = OBS_NAMES.index("basis")
+LAST_FUNDING = OBS_NAMES.index("last_funding")
+HEDGE_POSITION = OBS_NAMES.index("hedge_position")
+MARGIN_RATIO = ACCOUNT_OBS_NAMES.index("margin_ratio")
+EQUITY_RETURN = ACCOUNT_OBS_NAMES.index("equity_return")
+TIME_TO_FUNDING = ACCOUNT_OBS_NAMES.index("time_to_funding")
+
 
 def observation_names(num_assets: int) -> tuple[str, ...]:
     """Names of every observation component, ``name[k]`` for perp k when there are several."""
@@ -190,39 +212,41 @@ def _asset_features(C: Record, w: Record, f: Record, o: NDArray[np.float32], bas
             bv = w.buy_volume[t]
             sv = w.sell_volume[t]
             for h in range(n_h):
-                a = C.ema_weight[h]
-                f.ema_log_mid[h] += a * (lm - f.ema_log_mid[h])
-                f.ema_sq_return[h] += a * (ret * ret - f.ema_sq_return[h])
-                f.ema_buy[h] += a * (bv - f.ema_buy[h])
-                f.ema_sell[h] += a * (sv - f.ema_sell[h])
-    o[base] = w.inventory / C.max_inventory
+                weight = C.ema_weight[h]
+                f.ema_log_mid[h] += weight * (lm - f.ema_log_mid[h])
+                f.ema_sq_return[h] += weight * (ret * ret - f.ema_sq_return[h])
+                f.ema_buy[h] += weight * (bv - f.ema_buy[h])
+                f.ema_sell[h] += weight * (sv - f.ema_sell[h])
+    o[base + INVENTORY] = w.inventory / C.max_inventory
     for h in range(n_h):
-        o[base + 1 + h] = (
+        o[base + RETURN + h] = (
             (f.log_mid - f.ema_log_mid[h]) * 1e4 / (C.return_scale_bp * math.sqrt(C.horizons[h]))
         )
-        o[base + 4 + h] = math.sqrt(f.ema_sq_return[h] / C.tick_seconds) * 1e4 / C.return_scale_bp
+        volatility = math.sqrt(f.ema_sq_return[h] / C.tick_seconds) * 1e4 / C.return_scale_bp
+        o[base + VOLATILITY + h] = volatility
         flow = f.ema_buy[h] + f.ema_sell[h]
-        o[base + 7 + h] = (f.ema_buy[h] - f.ema_sell[h]) / flow if flow > 1e-12 else 0.0
+        imbalance = (f.ema_buy[h] - f.ema_sell[h]) / flow if flow > 1e-12 else 0.0
+        o[base + FLOW_IMBALANCE + h] = imbalance
     bid_depth = 0.0
     ask_depth = 0.0
     for j in range(w.bid_depth.shape[0]):
         bid_depth += w.bid_depth[j]
         ask_depth += w.ask_depth[j]
     total = bid_depth + ask_depth
-    o[base + 10] = (bid_depth - ask_depth) / total if total > 0.0 else 0.0
-    o[base + 11] = (w.best_ask - w.best_bid) / C.tick_size / SPREAD_SCALE_TICKS
+    o[base + BOOK_IMBALANCE] = (bid_depth - ask_depth) / total if total > 0.0 else 0.0
+    o[base + SPREAD] = (w.best_ask - w.best_bid) / C.tick_size / SPREAD_SCALE_TICKS
     mid = 0.5 * (w.best_bid + w.best_ask)
     scale = C.tick_size * C.max_half_spread_ticks
-    o[base + 12] = (mid - w.bid_price) / scale if w.bid_size > 0.0 else 0.0
-    o[base + 13] = _queue_fraction(w.bid_queue_ahead, w.bid_size)
-    o[base + 14] = (w.ask_price - mid) / scale if w.ask_size > 0.0 else 0.0
-    o[base + 15] = _queue_fraction(w.ask_queue_ahead, w.ask_size)
-    o[base + 16] = w.time_fraction
-    o[base + 17] = w.premium * 1e3
-    o[base + 18] = w.funding_estimate * 1e4
-    o[base + 19] = (mid - w.oracle) / w.oracle * 1e3
-    o[base + 20] = w.last_funding * 1e4
-    o[base + 21] = w.hedge_position / C.max_inventory
+    o[base + BID_DISTANCE] = (mid - w.bid_price) / scale if w.bid_size > 0.0 else 0.0
+    o[base + BID_QUEUE] = _queue_fraction(w.bid_queue_ahead, w.bid_size)
+    o[base + ASK_DISTANCE] = (w.ask_price - mid) / scale if w.ask_size > 0.0 else 0.0
+    o[base + ASK_QUEUE] = _queue_fraction(w.ask_queue_ahead, w.ask_size)
+    o[base + TIME] = w.time_fraction
+    o[base + PREMIUM] = w.premium * 1e3
+    o[base + FUNDING_ESTIMATE] = w.funding_estimate * 1e4
+    o[base + BASIS] = (mid - w.oracle) / w.oracle * 1e3
+    o[base + LAST_FUNDING] = w.last_funding * 1e4
+    o[base + HEDGE_POSITION] = w.hedge_position / C.max_inventory
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -245,9 +269,9 @@ def build_observations(
             _asset_features(C, windows[i, k], feat[i, k], o, k * ASSET_FEATURES)
         v = account_windows[i]
         base = n_assets * ASSET_FEATURES
-        o[base] = v.maintenance_margin / v.equity if v.equity > 0.0 else C.clip
-        o[base + 1] = (v.equity / v.collateral - 1.0) * 100.0
-        o[base + 2] = v.time_to_funding / C.funding_interval
+        o[base + MARGIN_RATIO] = v.maintenance_margin / v.equity if v.equity > 0.0 else C.clip
+        o[base + EQUITY_RETURN] = (v.equity / v.collateral - 1.0) * 100.0
+        o[base + TIME_TO_FUNDING] = v.time_to_funding / C.funding_interval
         clip = C.clip
         for k in range(o.shape[0]):
             o[k] = min(clip, max(-clip, o[k]))

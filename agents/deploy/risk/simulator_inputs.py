@@ -22,7 +22,7 @@ def read_decision_state(
     for i in range(accounts.shape[0]):
         e = accounts[i]
         v = account_inputs[i]
-        v.time_s = e.tick * P.dt
+        v.time_s = e.tick * P.tick_seconds
         v.equity = e.equity
         v.margin_equity = e.margin_equity
         v.maintenance_margin = e.maintenance_margin
