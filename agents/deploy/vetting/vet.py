@@ -12,7 +12,6 @@ from agents.deploy.bundle import VETTING_JSON, VETTING_MD
 from agents.deploy.risk import RiskLimits
 from agents.deploy.vetting.checks import CheckResult, evaluate_checks, verdict
 from agents.deploy.vetting.config import VetConfig
-from agents.deploy.vetting.plots import plot_bands, plot_paired
 from agents.deploy.vetting.policies import VettedPolicy, resolve_policy
 from agents.deploy.vetting.record import to_json, vetting_record
 from agents.deploy.vetting.report import PLOTS, ReportContext, markdown
@@ -65,6 +64,8 @@ def vet(
     (default: the production limits, ``RiskLimits()``), and write the report to ``out``
     (default: :func:`default_out`). Raises ValueError (:class:`VettingInputError`,
     ``BundleError``) for bad input before any compute."""
+    from agents.deploy.vetting.plots import plot_bands, plot_paired  # matplotlib: when needed
+
     vetted = resolve_policy(policy)
     config = config or VetConfig()
     limits = limits or RiskLimits()
