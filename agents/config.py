@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
 from agents.deploy.risk.limits import RiskLimits
+from agents.deploy.vetting.config import VetConfig
 from agents.evaluation import EvaluationConfig
 from agents.seeds import check_seed
 
@@ -340,6 +341,30 @@ class ExportJob:
     """Replace an existing bundle directory ``out``."""
 
 
+@dataclass
+class VetJob:
+    """``scripts/vet.py`` (``mmgym-vet``): vet a policy over the stress suite (docs/deploy.md)."""
+
+    policy: str = MISSING
+    """``run:<training run dir>``, ``baseline:<name>`` or ``bundle:<bundle dir>``."""
+    vet: VetConfig = field(default_factory=VetConfig)
+    """The stress suite and thresholds (``vet=default`` or ``vet=demo``)."""
+    risk: RiskConfig = field(default_factory=lambda: RiskConfig(enabled=True))
+    """The RiskLimiter's limits (``risk=default``: the production limits); never off."""
+    out: str | None = None
+    """Where the report goes (default: ``<run>/vetting/`` for a run, else
+    ``runs/vet/<time>/``)."""
+    progress: bool = True
+    """A progress bar over scenarios x policies."""
+
+    def __post_init__(self) -> None:
+        if not self.risk.enabled:
+            raise ValueError(
+                "vetting runs the policy through the RiskLimiter: risk=none is not allowed "
+                "(use risk=default and change limits with risk.limits.<name>=<value>)"
+            )
+
+
 J = TypeVar("J")
 
 
@@ -440,6 +465,7 @@ def register_configs() -> None:
             "evaluate": EvaluateJob,
             "tune": TuneJob,
             "export": ExportJob,
+            "vet": VetJob,
         },
         "experiment": {"reproduce": ReproduceJob},
         "env": {"env": EnvConfig},
@@ -448,6 +474,7 @@ def register_configs() -> None:
         "logger": {"logger": LoggerConfig},
         "sweep": {"sweep": SweepConfig},
         "risk": {"risk": RiskConfig},
+        "vet": {"vet": VetConfig},
     }
     load_all()
     for name in BASELINES:

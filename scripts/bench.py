@@ -14,6 +14,7 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --envs PerpMM --sizes 1000 --repeats 9
     python scripts/bench.py --against main --sizes 1 1000 --repeats 9
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --onnx-decisions 20000
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --guard-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 200
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
@@ -252,12 +253,10 @@ def _market_scalars_us(native: Any, calls: int = 2000) -> float:
     return 1e6 * float(np.median(times))
 
 
-def _onnx_policy_table(decisions: int) -> str:
-    """Latency per decision at batch 1 of the demo's network (conf/agent/ppo_residual.yaml:
-    PPO, 64x64, residual on adaptive) exported as a bundle and loaded with
-    :func:`agents.deploy.bundle.load_bundle`: ONNX Runtime with the bundle's session options
-    (one intra-op and one inter-op thread, no spinning). The weights are untrained (latency
-    does not depend on them); the observations are the env's own."""
+def _demo_bundle() -> tuple[Any, float]:
+    """The demo's network (conf/agent/ppo_residual.yaml: PPO, 64x64, residual on adaptive),
+    untrained (latency does not depend on the weights), exported as a bundle and loaded with
+    :func:`agents.deploy.bundle.load_bundle`; and the training episode length (s)."""
     import tempfile
 
     from hydra import compose, initialize_config_dir
@@ -267,7 +266,6 @@ def _onnx_policy_table(decisions: int) -> str:
     from agents.config import TrainJob, to_job
     from agents.deploy.bundle import load_bundle
     from agents.deploy.export import export_bundle
-    from agents.residual_policy import ResidualPolicy
     from agents.sb3.train import make_model
     from agents.sb3.vec_env import NativeVecEnv
     from mmgym.envs.perp_mm import PerpMMVectorEnv
@@ -275,7 +273,6 @@ def _onnx_policy_table(decisions: int) -> str:
     conf = str(Path(__file__).resolve().parent.parent / "conf")
     with initialize_config_dir(config_dir=conf, version_base=None):
         job = to_job(compose(config_name="train", overrides=["agent=ppo_residual"]), TrainJob)
-    env = PerpMMVectorEnv(num_envs=1, episode_seconds=job.train.episode_seconds)
     # PPO's rollout (n_steps x envs) a multiple of its minibatch, as in training.
     envs = job.agent.batch_size // job.agent.n_steps
     venv = VecNormalize(NativeVecEnv(PerpMMVectorEnv(num_envs=envs, episode_seconds=600.0)))
@@ -286,6 +283,18 @@ def _onnx_policy_table(decisions: int) -> str:
         make_model(job, venv).save(run / "model.zip")
         venv.save(str(run / "vecnormalize.pkl"))
         bundle = load_bundle(export_bundle(run, Path(tmp) / "bundle", force=True).path)
+    return bundle, job.train.episode_seconds
+
+
+def _onnx_policy_table(decisions: int) -> str:
+    """Latency per decision at batch 1 of the demo's network (:func:`_demo_bundle`): ONNX
+    Runtime with the bundle's session options (one intra-op and one inter-op thread, no
+    spinning). The observations are the env's own."""
+    from agents.residual_policy import ResidualPolicy
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    bundle, episode_seconds = _demo_bundle()
+    env = PerpMMVectorEnv(num_envs=1, episode_seconds=episode_seconds)
     policy = bundle.policy
     assert isinstance(policy, ResidualPolicy)
     obs, _ = env.reset(seed=0)
@@ -317,6 +326,94 @@ def _onnx_policy_table(decisions: int) -> str:
         rows.append([label, f"{p50:.1f} us", f"{p99:.1f} us"])
     header = ["policy call, batch 1", "p50 per decision", "p99 per decision"]
     return table(header, rows, align="lrr")
+
+
+def _guard_table(decisions: int, idle: IdleWaiter, block: int = 1_000) -> str:
+    """Latency per decision at batch 1 of :class:`agents.deploy.guard.GuardedPolicy` on the
+    demo's residual bundle (:func:`_demo_bundle`, ONNX Runtime with one intra-op and one
+    inter-op thread, no spinning) with the default RiskLimits, on the env's own stream: each
+    decision reads the simulator's state, decides (timed), and steps the env with the limited
+    quotes. A second guard on the same stream runs the stages one by one, each timed: the
+    observation checks (shape, dtype, values, age), the model, the decoding (with the check of
+    the actions' values) and the limiter; the rest of ``decide`` is glue. Before each block of
+    ``block`` decisions, ``idle`` waits for an idle machine (``--wait-idle``)."""
+    from agents.deploy.guard import GuardedPolicy, decode_screened, screen_observations
+    from agents.deploy.risk import RiskInputs, RiskLimits
+    from agents.deploy.risk.simulator_inputs import read_decision_state
+    from mmgym.core.orders import encode_quotes
+    from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+    bundle, _ = _demo_bundle()
+    guard = GuardedPolicy.from_bundle(bundle, RiskLimits())
+    staged = GuardedPolicy.from_bundle(bundle, RiskLimits())
+    staged.policy = _demo_bundle()[0].policy  # its own (stateful) baseline and session
+    env = PerpMMVectorEnv(num_envs=1, episode_seconds=1e6)  # no episode end within the run
+    sim = env.sim
+    inputs = RiskInputs.unknown(1, 1)
+    actions = np.zeros((1, 5))
+    cancelled = np.zeros(1, dtype=np.int64)
+    d = staged._decision
+    stages = ("decide", "decide_cpu", "checks", "model", "decode", "limiter")
+    times = {name: np.empty(decisions) for name in stages}
+    warmup = 200
+    load_before = os.getloadavg()[0]
+    obs, _ = env.reset(seed=0)
+    for i in range(-warmup, decisions):
+        if i >= 0 and i % block == 0:
+            idle.wait()
+        read_decision_state(sim._packed, sim.accounts, sim.assets, inputs.accounts, inputs.assets)
+        c0 = time.thread_time_ns()
+        t0 = time.perf_counter_ns()
+        decision = guard.decide(obs, inputs)
+        t1 = time.perf_counter_ns()
+        cpu = time.thread_time_ns() - c0
+        # the same decision, stage by stage
+        staged._well_formed(obs)
+        screen_observations(
+            obs, inputs.accounts["data_age_s"], staged.max_data_age_s, staged.obs_clip, d.untrusted
+        )
+        t2 = time.perf_counter_ns()
+        staged._act(obs)
+        t4 = time.perf_counter_ns()
+        decode_screened(d.actions, d.untrusted, inputs.assets["best_bid"],
+                        inputs.assets["best_ask"], staged._packed, d.quotes,
+                        d.requested)  # fmt: skip
+        t5 = time.perf_counter_ns()
+        staged.limiter.limit(d.quotes, inputs, untrusted=d.untrusted)
+        t6 = time.perf_counter_ns()
+        if i >= 0:
+            for name, value in zip(
+                stages, (t1 - t0, cpu, t2 - t1, t4 - t2, t5 - t4, t6 - t5), strict=True
+            ):
+                times[name][i] = value
+        np.copyto(actions, decision.actions)
+        encode_quotes(decision.quotes, sim.assets["best_bid"], sim.assets["best_ask"],
+                      sim._packed, actions, cancelled)  # fmt: skip
+        obs, *_ = env.step(actions)
+    load_after = os.getloadavg()[0]
+    assert np.array_equal(d.quotes, decision.quotes)  # the stages are the decision
+    labels = {
+        "decide": "GuardedPolicy.decide, all of it (target p99 <= 200 us)",
+        "decide_cpu": "the same, CPU time of the thread (without time descheduled)",
+        "checks": "checks: observation shape, dtype, values, age",
+        "model": "model: the residual bundle's policy (adaptive + ONNX network)",
+        "decode": "decode: the actions' values, decode_actions at the decision-time book",
+        "limiter": "limiter: RiskLimiter.limit",
+    }
+    rows = []
+    for name in stages:
+        p50, p99 = np.percentile(times[name], [50, 99]) / 1e3
+        print(f"  {labels[name]:62s} p50 {p50:6.1f} us  p99 {p99:6.1f} us")
+        rows.append([labels[name], f"{p50:.1f} us", f"{p99:.1f} us"])
+    note = (
+        f"GuardedPolicy on the demo's residual bundle (untrained 64x64 PPO on adaptive), one "
+        f"account, default RiskLimits, {decisions:,} decisions of the env's own stream (calm); "
+        "ONNX Runtime with intra_op_num_threads = 1, inter_op_num_threads = 1, no spinning. "
+        f"Load average {load_before:.1f} before, {load_after:.1f} after; blocks of {block:,} "
+        f"decisions: {idle.summary()}."
+    )
+    header = ["GuardedPolicy, batch 1", "p50 per decision", "p99 per decision"]
+    return note + "\n\n" + table(header, rows, align="lrr")
 
 
 BASELINE_MARKETS = {1: "volatile", 3: "cross_margin_event"}
@@ -767,6 +864,12 @@ def main() -> None:
         help="also time the demo bundle's ONNX policy at batch 1 over this many decisions",
     )
     parser.add_argument(
+        "--guard-decisions",
+        type=int,
+        default=0,
+        help="also time GuardedPolicy on the demo's residual bundle at batch 1 (decisions)",
+    )
+    parser.add_argument(
         "--baseline-decisions",
         type=int,
         default=0,
@@ -838,6 +941,8 @@ def main() -> None:
         table += "\n\n" + _risk_table(args.risk_steps, idle)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
+    if args.guard_decisions > 0:
+        table += "\n\n" + _guard_table(args.guard_decisions, idle)
     if args.baseline_decisions > 0:
         rows = baseline_latencies(args.baseline_decisions, args.repeats)
         table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)

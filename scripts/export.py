@@ -13,18 +13,12 @@ Exit codes: 0 exported; 2 bad input or a refused export, with a one-line message
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
-from agents.config import ExportJob, to_job
+from agents.cli import job_main
+from agents.config import ExportJob
 from agents.deploy.bundle import Bundle
 from agents.deploy.export import export_baseline, export_bundle
 from mmgym.scenarios import make_params
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def export(job: ExportJob) -> Bundle:
@@ -64,20 +58,12 @@ def describe(bundle: Bundle) -> str:
 
 def main(argv: list[str]) -> int:
     """Run the export; return the exit code."""
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(__doc__)
+
+    def run(job: ExportJob) -> int:
+        print(describe(export(job)))
         return 0
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base=None):
-            cfg = compose(config_name="export", overrides=argv)
-        bundle = export(to_job(cfg, ExportJob))
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        cause = f" ({err.__cause__})" if err.__cause__ else ""
-        message = " ".join(f"{err}{cause}".split())
-        print(f"mmgym-export: error: {message}", file=sys.stderr)
-        return 2
-    print(describe(bundle))
-    return 0
+
+    return job_main("mmgym-export", "export", ExportJob, argv, run, __doc__)
 
 
 if __name__ == "__main__":

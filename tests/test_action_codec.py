@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmgym.core.layout import pack_params
-from mmgym.core.orders import QUOTE_DTYPE, decode_actions, encode_quotes
+from mmgym.core.orders import QUOTE_DTYPE, decode_actions, decoder_params, encode_quotes
 from mmgym.envs.perp_mm import PerpMMSimulator
 from mmgym.scenarios import make_params
 
@@ -169,3 +169,31 @@ def test_unrepresentable_sides_are_cancelled_never_repriced(
         if got > 0:
             assert again[f"{side}_px"][0, 0] == px
     assert again["bid_size"][0, 0] + again["ask_size"][0, 0] == bid_size + ask_size - cancelled
+
+
+@pytest.mark.parametrize("scenario", ["calm", "cross_margin_event"])
+def test_the_decoders_small_record_decodes_and_encodes_as_the_whole_one(scenario: str) -> None:
+    params = make_params(scenario)
+    packed = pack_params(params)
+    small = decoder_params(packed)
+    assert small.dtype.itemsize < packed.dtype.itemsize // 10
+    rng = np.random.default_rng(5)
+    n, k = 512, params.num_assets
+    actions = rng.uniform(-1.3, 1.3, size=(n, 5 * k))
+    actions[rng.random(actions.shape) < 0.02] = np.nan
+    best_bid = rng.integers(9_000, 11_000, size=(n, k)).astype(np.float64)
+    best_ask = best_bid + rng.integers(1, 30, size=(n, k))
+    quotes = {}
+    for name, record in (("whole", packed), ("small", small)):
+        quotes[name] = np.zeros((n, k), dtype=QUOTE_DTYPE)
+        assert decode_actions(actions, best_bid, best_ask, record, quotes[name]) > 0
+    for field in QUOTE_DTYPE.names or ():
+        assert np.array_equal(quotes["whole"][field], quotes["small"][field], equal_nan=True)
+    cut = quotes["whole"].copy()
+    cut["bid_size"] *= 0.7  # sizes the encoder has to search for
+    encoded = {}
+    for name, record in (("whole", packed), ("small", small)):
+        encoded[name] = np.zeros((n, 5 * k))
+        cancelled = np.zeros(n, dtype=np.int64)
+        encode_quotes(cut, best_bid, best_ask, record, encoded[name], cancelled)
+    assert np.array_equal(encoded["whole"], encoded["small"])

@@ -18,12 +18,13 @@ LIVE_SIDE = ("agents.deploy", "agents.deploy.risk", "agents.deploy.bundle", "age
 
 def test_importing_the_live_side_in_a_fresh_process_imports_no_training_stack() -> None:
     present = [m for m in LIVE_SIDE if importlib.util.find_spec(m) is not None]
-    assert {"agents.deploy", "agents.deploy.risk"} <= set(present)
+    assert {"agents.deploy", "agents.deploy.risk", "agents.deploy.guard"} <= set(present)
     code = (
         "import importlib, sys\n"
         f"for name in {present!r}:\n"
         "    importlib.import_module(name)\n"
-        "from agents.deploy import RiskLimiter, RiskLimits, TradingState\n"
+        "from agents.deploy import GuardedPolicy, RiskLimiter, RiskLimits, TradingState\n"
+        "assert GuardedPolicy.__module__ == 'agents.deploy.guard'\n"
         f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))\n"
     )
     done = subprocess.run(

@@ -129,3 +129,10 @@ def test_exploration_noise_page_from_its_record() -> None:
         residual_noise.markdown(one_episode)
     )
     assert_tables_render(text, "exploration noise page")  # tests/test_markdown.py: all pages
+
+
+def test_committed_exploration_noise_page_is_its_record() -> None:
+    out = EXPERIMENTS / "learn_perp"
+    record = _json(out / "exploration_noise.json")
+    assert (out / "exploration_noise.md").read_text() == residual_noise.markdown(record) + "\n"
+    assert "Student's t" in residual_noise.markdown(record)

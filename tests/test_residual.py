@@ -154,6 +154,30 @@ def test_actions_stay_in_range_and_within_scale_of_the_base() -> None:
         residual_action(base, correction[:, :4], 0.5)
 
 
+def test_residual_action_is_the_numpy_expression_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    values = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1.0, -1.0, 0.0, 1e-300]
+    for dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore", under="ignore"):  # 1e300 is inf in float32
+            special = np.array(values).astype(dtype)
+        base = rng.uniform(-1.2, 1.2, size=(300, 10)).astype(dtype)
+        correction = rng.normal(0.0, 2.0, size=(300, 10)).astype(dtype)
+        base[rng.random(base.shape) < 0.05] = rng.choice(special)
+        correction[rng.random(correction.shape) < 0.1] = rng.choice(special)
+        correction[:9, 0] = special
+        for scale in (0.0, 0.3, 1.0, 5.0):
+            numpy_way = np.clip(
+                base.astype(np.float64) + scale * np.clip(correction.astype(np.float64), -1, 1),
+                -1.0,
+                1.0,
+            ).astype(np.float32)
+            out = residual_action(base, correction, scale)
+            assert out.dtype == np.float32 and out.shape == base.shape
+            assert np.array_equal(out, numpy_way, equal_nan=True)
+            assert np.array_equal(residual_action(base[3], correction[3], scale), numpy_way[3],
+                                  equal_nan=True)  # fmt: skip
+
+
 def test_the_baseline_is_reset_for_finished_envs_and_on_reset() -> None:
     spy = Spy(make_baseline("adaptive", _params()))
     wrapped = _wrapped(4, spy, 0.5)

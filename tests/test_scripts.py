@@ -26,8 +26,17 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
         "train.total_steps=1024", "train.num_envs=8", "train.episode_seconds=30",
         "train.eval_every_steps=0", "train.checkpoint_every_steps=0", "train.progress_bar=false",
         "train.eval_num_envs=2", "train.eval_baselines=[linear_skew]",
+        "vet.episode_seconds=8", "vet.baselines=[adaptive]",
     ])  # fmt: skip
     assert "| ppo+adaptive |" in done.stdout  # the compact tables on the console
+    # Vetted, then exported when it passed, or the failed checks named and nothing exported.
+    verdict = done.stdout.split("verdict: ")[-1].split()[0]
+    if verdict == "pass":
+        bundle = Path(done.stdout.split("bundle: ")[-1].splitlines()[0].strip())
+        assert (bundle / "manifest.json").is_file() and (bundle / "vetting.json").is_file()
+    else:
+        assert verdict == "fail:" and "failed checks: " in done.stdout
+        assert "nothing exported" in done.stdout
     assert "tensorboard --logdir" in done.stdout
     out = Path(done.stdout.split("Results: ")[1].splitlines()[0].strip())
     try:
@@ -39,9 +48,12 @@ def test_demo_trains_evaluates_and_compares_with_a_tiny_budget() -> None:
             "evaluation/episodes.parquet",
             "comparison/comparison.md",
             "comparison/learning_curves.png",
+            "train/vetting/vetting.md",
+            "train/vetting/vetting.json",
         ):
             assert (out / path).is_file(), path
-        for page in ("report.md", "evaluation/report.md", "comparison/comparison.md"):
+        pages = ("report.md", "evaluation/report.md", "comparison/comparison.md")
+        for page in (*pages, "train/vetting/vetting.md"):
             assert_tables_render((out / page).read_text(), page)
             assert "| ppo+adaptive |" in (out / page).read_text()
         # One name for the policy everywhere: episode table, comparison, TensorBoard runs.

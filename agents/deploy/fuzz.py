@@ -253,9 +253,8 @@ def tables(report: FuzzReport) -> str:
     for reason in Reason:
         count = int(report.counts[reason])
         if count:
-            kind = "transition" if reason >= Reason.ACCOUNT_OPENED else "order"
             per_k = 1_000 * count / max(report.decisions, 1)
-            lines.append(f"| {reason.name} | {kind} | {count:,} | {per_k:.2f} |")
+            lines.append(f"| {reason.name} | {reason.kind} | {count:,} | {per_k:.2f} |")
     return "\n".join(lines)
 
 

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from agents import metrics
 from agents.baselines.registry import make_baseline
+from agents.deploy.limited_env import limit_env
+from agents.deploy.risk.limits import RiskLimits
 from agents.evaluation.config import EvaluationConfig, PolicyFactory, validate_config
 from agents.evaluation.episode import (
     EpisodeRecorder,
@@ -32,6 +35,10 @@ from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 if TYPE_CHECKING:
     from agents.config import TrainJob
+
+StepObserver = Callable[[int, dict[str, Any], NDArray[np.bool_]], None]
+"""Called after each step with the step index, its ``info`` and the envs still in their first
+episode before the step."""
 
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """Quantiles over envs of the cumulative PnL path (``q05 .. q95`` of the bands)."""
@@ -62,20 +69,29 @@ def run_batch(
     parallel: bool | None = None,
     scenario: str = "calm",
     overrides: dict[str, Any] | None = None,
+    limits: RiskLimits | None = None,
+    observer: StepObserver | None = None,
 ) -> tuple[list[dict[str, float]], pd.DataFrame]:
     """One episode on each of ``num_envs`` envs: one metrics row per episode, and quantiles over
     envs of the cumulative PnL at every step (``q05 .. q95``). The envs are reset with
-    ``seed x num_envs`` (sub-env i: + i)."""
+    ``seed x num_envs`` (sub-env i: + i).
+
+    ``limits``: step behind the RiskLimiter with these limits
+    (:class:`~agents.deploy.limited_env.RiskLimitedVectorEnv`; None: the bare env).
+    ``observer(t, info, active)`` sees every step's ``info`` (arrays overwritten by the next
+    step) and the envs still in their first episode before it, as vetting records its risk
+    measures."""
     check_seed("seed", seed)
-    env = PerpMMVectorEnv(
+    bare = PerpMMVectorEnv(
         num_envs=num_envs,
         scenario=scenario,
         copy=False,
         parallel=parallel,
         **(overrides or {}),
     )
-    if env.params != params:
+    if bare.params != params:
         raise ValueError("params do not match the scenario and overrides given")
+    env = limit_env(bare, limits)
     steps = params.decisions_per_episode
     recorder = EpisodeRecorder(num_envs, steps)
     tape = FillTape(steps, num_envs, params.num_assets)
@@ -84,6 +100,8 @@ def run_batch(
     for t in range(steps):
         action = policy.act(obs)
         obs, _, terminated, truncated, info = env.step(action)
+        if observer is not None:
+            observer(t, info, recorder.active)
         tape.record(t, info, recorder.active)
         recorder.record(t, info, terminated | truncated)
         if not recorder.active.any():

@@ -390,7 +390,7 @@ def limit_orders(
     if submitted and not denied:
         s.backoff_attempts = 0
     if mode == HALTED and s.flattening and not stale:
-        _flatten(L, Q, A, counts)
+        flatten_orders(L, Q, A, counts)
     for k in range(n):
         Q[k].hedge_fraction = _hedge(Q[k].hedge_fraction, mode, counts)
 
@@ -415,7 +415,22 @@ def _hedge(fraction: float, mode: int, counts: NDArray[np.int64]) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _flatten(
+def safe_orders(
+    L: Record, Q: NDArray[np.void], A: NDArray[np.void], counts: NDArray[np.int64]
+) -> None:
+    """The safe action of an account whose own orders are not to be used (the guarded
+    policy's bad observation or model output): no order but, where a position is held, the
+    flatten sequence's reducing order at the touch (:func:`flatten_orders`); a full hedge."""
+    for k in range(Q.shape[0]):
+        q = Q[k]
+        q.bid_size = 0.0
+        q.ask_size = 0.0
+        q.hedge_fraction = 1.0
+    flatten_orders(L, Q, A, counts)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def flatten_orders(
     L: Record, Q: NDArray[np.void], A: NDArray[np.void], counts: NDArray[np.int64]
 ) -> None:
     """The flatten sequence's own orders: per perp with a position, one post-only order at

@@ -13,7 +13,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk.checks import limit_orders
+from agents.deploy.risk.checks import limit_orders, safe_orders
 from agents.deploy.risk.estimators import clear_estimates, mean_correlation, update_estimates
 from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
 from agents.deploy.risk.reasons import Reason
@@ -104,7 +104,11 @@ def _decide(
     rng: NDArray[np.uint64],
     i: int,
     trans: NDArray[np.void],
+    untrusted: int,
 ) -> None:
+    if untrusted != 0:  # the guard's reason: the account's own orders are not to be used
+        tally(counts, untrusted)
+        safe_orders(L, Q, A, counts)
     t = a.time_s
     if not math.isfinite(t) or t < s.last_time:
         _deny_everything(Q, counts)  # no trustworthy clock: nothing at all
@@ -123,7 +127,7 @@ def _decide(
         1e4 * max(index_high - index, index - index_low) if math.isfinite(index) else np.nan
     )
     s.correlation = mean_correlation(s)
-    evaluate(L, s, a, A, t, account_known, a.data_age_s, high, rejects, counts, trans, i)
+    evaluate(L, s, a, A, t, account_known, a.data_age_s, high, rejects, counts, trans, i, untrusted)
     s.last_time = t
     stale = not a.data_age_s <= L.stale_data_seconds
     limit_orders(L, Q, a, A, s, counts, rng, i, t, account_known, stale)
@@ -141,11 +145,13 @@ def limit_account(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     active: bool,
+    untrusted: int,
     i: int,
 ) -> None:
-    """Account ``i``'s decision (none unless ``active``): its counts start at zero and add to
-    its totals. Every batched caller (:func:`limit_batch`, the simulator's fused step) runs
-    this per account."""
+    """Account ``i``'s decision (none unless ``active``; ``untrusted``: 0 or the guard's reason
+    to replace its quotes by the safe action): its counts start at zero and add to its totals.
+    Every batched caller (:func:`limit_batch`, the simulator's fused step) runs this per
+    account."""
     L = La[0]  # read here: a record cannot be passed into a parallel loop's body
     c = counts[i]
     s = state[i]
@@ -153,7 +159,7 @@ def limit_account(
     s.transitions = 0
     if not active:
         return
-    _decide(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i])
+    _decide(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i], untrusted)
     close_row(c, totals[i], s)
 
 
@@ -169,12 +175,17 @@ def limit_batch(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     mask: NDArray[np.bool_],
+    untrusted: NDArray[np.int64],
 ) -> None:
     """Limit the quotes ``(n, K)`` of the accounts in ``mask`` in place: each account's counts
     per reason of this decision go to ``counts`` and add to ``totals``, its transitions to its
-    row of ``trans`` (``state.transitions`` of them)."""
+    row of ``trans`` (``state.transitions`` of them). Where ``untrusted[i]`` is a guard reason,
+    account ``i``'s quotes are replaced by the safe action first."""
     for i in range(quotes.shape[0]):
-        limit_account(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i], i)
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -189,7 +200,11 @@ def limit_batch_parallel(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     mask: NDArray[np.bool_],
+    untrusted: NDArray[np.int64],
 ) -> None:
     """:func:`limit_batch` over all cores (identical results: accounts share nothing)."""
     for i in nb.prange(quotes.shape[0]):
-        limit_account(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i], i)
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip

@@ -9,7 +9,10 @@ Triggers (thresholds in :class:`~agents.deploy.risk.limits.RiskLimits`):
 - margin coverage (margin equity / maintenance margin) under ``reducing_margin_coverage`` or
   ``halt_margin_coverage``;
 - stale market data (older than ``halt_stale_data_seconds``) or an account state unknown for
-  that long, and reject storms (``halt_rejects_per_window`` venue rejects in the window): HALTED.
+  that long, and reject storms (``halt_rejects_per_window`` venue rejects in the window): HALTED;
+- untrusted orders (the guarded policy's bad observations or model outputs, a guard
+  :class:`~agents.deploy.risk.reasons.Reason`): REDUCING at once, HALTED once the account has
+  been untrusted or unknown for ``halt_stale_data_seconds``.
 
 REDUCING returns to ACTIVE once no trigger has held for ``reducing_hold_seconds``. HALTED is
 left only by an operator reset (:meth:`RiskLimiter.operator_reset`), never here. With
@@ -104,15 +107,18 @@ def evaluate(
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
     i: int,
+    untrusted: int,
 ) -> None:
     """Update the measures of account ``i`` at ``t`` and its mode (transitions into ``trans``).
 
     ``data_age`` is the age of the market data (s; NaN when unknown); ``equity_high`` and
-    ``rejects`` are the window's (:func:`~agents.deploy.risk.window.window_stats`). An unknown
-    account or data age halts once it has lasted ``halt_stale_data_seconds``."""
+    ``rejects`` are the window's (:func:`~agents.deploy.risk.window.window_stats`);
+    ``untrusted`` is the guard's reason when the account's own orders are not to be used (else
+    0). An unknown account or data age, or untrusted orders, halt once they have lasted
+    ``halt_stale_data_seconds``."""
     halt = 0
     reduce = 0
-    if account_known and math.isfinite(data_age):
+    if account_known and math.isfinite(data_age) and untrusted == 0:
         s.unknown_since = np.nan
     elif not math.isfinite(s.unknown_since):
         s.unknown_since = t
@@ -136,13 +142,16 @@ def evaluate(
             reduce = _DRAWDOWN
         elif s.window_loss >= L.reducing_window_loss_fraction:
             reduce = _WINDOW_LOSS
+    if reduce == 0:
+        reduce = untrusted
     if halt == 0:
         if rejects >= L.halt_rejects_per_window:
             halt = _REJECTS
         elif data_age > L.halt_stale_data_seconds:
             halt = _STALE
         elif t - s.unknown_since > L.halt_stale_data_seconds:
-            halt = _STALE if account_known else _UNKNOWN
+            unknown = _STALE if account_known else _UNKNOWN
+            halt = untrusted if untrusted != 0 else unknown
 
     mode = s.mode
     if halt != 0 and mode != HALTED:

@@ -44,7 +44,7 @@ from agents.deploy.risk.inputs import RiskInputs
 from agents.deploy.risk.layout import MAX_TRANSITIONS, TRANSITION_DTYPE, pack_limits
 from agents.deploy.risk.limits import RiskLimits
 from agents.deploy.risk.modes import TradingMode
-from agents.deploy.risk.reasons import Reason
+from agents.deploy.risk.reasons import GUARD_REASONS, Reason
 from agents.deploy.risk.state import TradingState, Transition
 from agents.deploy.risk.venue import VenueSpec
 from mmgym.core.orders import QUOTE_DTYPE
@@ -112,6 +112,7 @@ class RiskLimiter:
         (:meth:`log_transitions` moves them into ``state.transitions``)."""
         self._batch = limit_batch_parallel if parallel else limit_batch
         self._all = np.ones(self.num_accounts, dtype=np.bool_)
+        self._trusted = np.zeros(self.num_accounts, dtype=np.int64)
         self.open_accounts(seeds=seeds_from(seed, self.num_accounts))
 
     # --- the hot path ---------------------------------------------------------------------
@@ -121,6 +122,7 @@ class RiskLimiter:
         quotes: NDArray[np.void],
         inputs: RiskInputs,
         mask: NDArray[np.bool_] | None = None,
+        untrusted: NDArray[np.int64] | None = None,
     ) -> NDArray[np.int64]:
         """Check one decision of every account (or those in ``mask``): cut ``quotes`` in place.
 
@@ -128,6 +130,13 @@ class RiskLimiter:
         output of :func:`~mmgym.core.orders.decode_actions`); a denied side gets size 0, a
         clipped one a smaller size; prices never change, except that a flatten sequence places
         its own orders. ``inputs`` is the decision-time state (:class:`RiskInputs`).
+
+        ``untrusted`` ``(num_accounts,)`` int64 holds, per account, 0 or a guard reason
+        (:data:`~agents.deploy.risk.reasons.GUARD_REASONS`: the guarded policy found its
+        observation or model output bad): such an account's quotes are replaced by the safe
+        action (no order, a full hedge, and the flatten sequence's reducing order at the touch
+        where a position is held), the reason is counted, and the account goes REDUCING (HALTED
+        once untrusted for ``halt_stale_data_seconds``); the checks then run as usual.
 
         Returns the counts per account and :class:`Reason` of this decision, ``(num_accounts,
         len(Reason))`` (a view that the next call overwrites). Never raises on bad values in
@@ -145,6 +154,10 @@ class RiskLimiter:
             mask = self._all
         elif mask.shape != (n,) or mask.dtype != np.bool_:
             raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.shape}")
+        if untrusted is None:
+            untrusted = self._trusted
+        else:
+            _check_untrusted(untrusted, n)
         state = self.state
         self._batch(
             self.packed_limits,
@@ -157,6 +170,7 @@ class RiskLimiter:
             state.last_denials,
             self.transition_rows,
             mask,
+            untrusted,
         )
         self.log_transitions()
         return state.last_denials
@@ -280,7 +294,7 @@ class RiskLimiter:
         """Move the transitions the compiled code recorded into ``state.transitions`` (after a
         call that decides outside :meth:`limit`, such as the simulator's fused step)."""
         made = self.state.records["transitions"]
-        if not made.any():
+        if not np.count_nonzero(made):  # cheaper than .any() on a few accounts
             return
         for i in np.flatnonzero(made):
             for r in self.transition_rows[i, : min(int(made[i]), MAX_TRANSITIONS)]:
@@ -293,3 +307,18 @@ class RiskLimiter:
                         Reason(int(r["reason"])),
                     )
                 )
+
+
+_GUARD_CODES = np.array(sorted([0, *map(int, GUARD_REASONS)]), dtype=np.int64)
+
+
+def _check_untrusted(untrusted: NDArray[np.int64], n: int) -> None:
+    """Raise ValueError unless ``untrusted`` is (n,) int64 of 0 or guard reasons."""
+    if untrusted.shape != (n,) or untrusted.dtype != np.int64:
+        raise ValueError(
+            f"untrusted must be an int64 array of shape ({n},), got {untrusted.shape} "
+            f"{untrusted.dtype}"
+        )
+    if np.count_nonzero(untrusted) and not np.isin(untrusted, _GUARD_CODES).all():
+        bad = sorted(set(untrusted.tolist()) - set(_GUARD_CODES.tolist()))
+        raise ValueError(f"untrusted holds {bad}: only 0 or a guard reason {sorted(GUARD_REASONS)}")

@@ -1,8 +1,12 @@
-"""Why the RiskLimiter denied or clipped an order, or moved an account's trading mode.
+"""Why the RiskLimiter denied or clipped an order, or moved an account's trading mode, or why
+the guarded policy did not use the model's action.
 
 Every denial, clip and transition carries one :class:`Reason`; the limiter counts them per
 account and reason (``TradingState.denials``). Order reasons are counted once per order (bid,
-ask or hedge of one perp) and check that changed it; transition reasons once per transition.
+ask or hedge of one perp) and check that changed it; transition reasons once per transition;
+guard reasons (:class:`~agents.deploy.guard.GuardedPolicy`'s checks of the observation and the
+model) once per account and decision they happen in, and once more for each transition they
+cause.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ class Reason(IntEnum):
     FLATTEN_REQUESTED = 36
     FLATTENED = 37
     OPERATOR_RESET = 38
+    # --- the guarded policy's checks of the observation and the model (and their transitions)
+    INVALID_OBSERVATION = 39
+    NON_FINITE_OBSERVATION = 40
+    STALE_OBSERVATION = 41
+    MODEL_ERROR = 42
+    NON_FINITE_ACTION = 43
 
     @property
     def description(self) -> str:
@@ -62,8 +72,18 @@ class Reason(IntEnum):
 
     @property
     def is_transition(self) -> bool:
-        """Whether the reason names a transition of the trading mode (else an order's)."""
+        """Whether the reason can name a transition of the trading mode."""
         return self in TRANSITION_REASONS
+
+    @property
+    def kind(self) -> str:
+        """``order``, ``transition``, ``guard`` or two of them (``order, transition``): what
+        the reason is counted for."""
+        if self in GUARD_REASONS:
+            return "guard, transition"
+        if self < Reason.ACCOUNT_OPENED:
+            return "order, transition" if self.is_transition else "order"
+        return "transition"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -134,7 +154,31 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.FLATTENED: "every position is flat: the flatten sequence ended, the account stays "
     "HALTED",
     Reason.OPERATOR_RESET: "an operator reset the account from HALTED to ACTIVE",
+    Reason.INVALID_OBSERVATION: "the observation is not one the observation builder makes "
+    "(not an array, wrong shape or dtype, or a feature beyond obs_clip): the model is not run, "
+    "the safe action is sent and the account goes REDUCING",
+    Reason.NON_FINITE_OBSERVATION: "the observation holds a NaN or infinite feature: the model is "
+    "not run, the safe action is sent and the account goes REDUCING",
+    Reason.STALE_OBSERVATION: "the market data the observation was built from is older than "
+    "stale_data_seconds, or its age is unknown: the model is not run, the safe action is sent "
+    "and the account goes REDUCING",
+    Reason.MODEL_ERROR: "the model raised, or returned something other than a float array of "
+    "the action's shape: the safe action is sent and the account goes REDUCING",
+    Reason.NON_FINITE_ACTION: "the model returned a NaN or infinite action component: the safe "
+    "action is sent and the account goes REDUCING",
 }
+
+GUARD_REASONS: frozenset[Reason] = frozenset(
+    {
+        Reason.INVALID_OBSERVATION,
+        Reason.NON_FINITE_OBSERVATION,
+        Reason.STALE_OBSERVATION,
+        Reason.MODEL_ERROR,
+        Reason.NON_FINITE_ACTION,
+    }
+)
+"""The guarded policy's reasons: a bad observation or model output. Each moves the account to
+REDUCING (HALTED once they persist for halt_stale_data_seconds)."""
 
 TRANSITION_REASONS: frozenset[Reason] = frozenset(
     {
@@ -150,8 +194,10 @@ TRANSITION_REASONS: frozenset[Reason] = frozenset(
         Reason.OPERATOR_RESET,
         Reason.STALE_MARKET_DATA,
         Reason.UNKNOWN_ACCOUNT,
+        *GUARD_REASONS,
     }
 )
-"""Reasons that can name a transition (the last two also name order denials)."""
+"""Reasons that can name a transition (STALE_MARKET_DATA and UNKNOWN_ACCOUNT also name order
+denials, the guard's reasons also the decisions they happen in)."""
 
 NUM_REASONS = len(Reason)

@@ -36,10 +36,7 @@ def reasons_table() -> str:
     for reason in Reason:
         if reason == Reason.NONE:
             continue
-        kind = "transition" if reason >= Reason.ACCOUNT_OPENED else "order"
-        if reason.is_transition and kind == "order":
-            kind = "order, transition"
-        rows.append(f"| {int(reason)} | `{reason.name}` | {kind} | {DESCRIPTIONS[reason]} |")
+        rows.append(f"| {int(reason)} | `{reason.name}` | {reason.kind} | {DESCRIPTIONS[reason]} |")
     return "\n".join(rows)
 
 

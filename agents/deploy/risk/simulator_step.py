@@ -57,9 +57,10 @@ def _limit_simulated_actions(loop: Any) -> Any:
             P = Pa[0]
             read_env_state(P, sim_accounts[i], sim_assets[i], account_inputs[i], asset_inputs[i])
             decode_env(actions[i], best_bid[i], best_ask[i], P, quotes[i])
+            # untrusted 0: the simulator's own orders, no guard in between
             limit_account(
                 La, quotes, account_inputs, asset_inputs, state, rng, totals, counts, trans,
-                not autoreset[i], i,
+                not autoreset[i], 0, i,
             )  # fmt: skip
             row = out[i]
             for j in range(row.shape[0]):  # a warm start: where nothing changed, the same action
