@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -19,8 +21,11 @@ from hydra.errors import ConfigCompositionException
 
 from agents.config import TrainJob, to_job
 from agents.deploy import RiskLimitedVectorEnv
-from agents.deploy.limited_env import limit_env
+from agents.deploy.fuzz import POLICIES, TIGHT
+from agents.deploy.limited_env import RiskLimitedSimulator, limit_env
 from agents.deploy.risk import Reason, RiskLimits, TradingMode
+from agents.deploy.risk.simulator_inputs import read_decision_state
+from mmgym.core.orders import decode_actions, encode_quotes
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +150,83 @@ def test_checking_envs_on_all_cores_gives_the_same_results() -> None:
     assert states[0] == states[1]  # bit for bit (NaN fields included)
     counts = envs[0].limiter.state.counts()
     assert counts[Reason.WINDOW_LOSS] > 0 and counts[Reason.FLATTEN_REQUESTED] > 0
+
+
+def _separate_passes(self: RiskLimitedSimulator, actions: Any, autoreset: Any) -> int:
+    """The step as separate passes over all envs, each a public function: read the state,
+    decode, limit (:meth:`RiskLimiter.limit`), encode, count the unrepresentable sides."""
+    sim, n = self.inner, self.num_envs
+    best_bid, best_ask = sim.assets["best_bid"], sim.assets["best_ask"]
+    inputs = self.inputs
+    read_decision_state(sim._packed, sim.accounts, sim.assets, inputs.accounts, inputs.assets)
+    decode_actions(actions, best_bid, best_ask, sim._packed, self.quotes)
+    self.limiter.limit(self.quotes, inputs, ~autoreset)
+    np.copyto(self.actions, actions)
+    cancelled = np.zeros(n, dtype=np.int64)
+    encode_quotes(self.quotes, best_bid, best_ask, sim._packed, self.actions, cancelled)
+    self.limiter.add_counts(Reason.UNREPRESENTABLE_QUOTE, cancelled)
+    bad = sim.step(self.actions, autoreset)
+    if autoreset.any():
+        self.limiter.open_accounts(autoreset)
+    self.last_transitions = self.limiter.drain_transitions()
+    return bad
+
+
+NARROW = {"max_skew_ticks": 0.0, "max_half_spread_ticks": 0.5}
+"""Quotes only next to the mid: flatten orders at a wider touch cannot be expressed."""
+
+
+@pytest.mark.parametrize(
+    ("num_assets", "parallel", "market"), [(1, False, {}), (1, True, {}), (3, False, NARROW)]
+)
+def test_the_fused_step_equals_the_separate_passes_on_random_and_adversarial_actions(
+    num_assets: int, parallel: bool, market: dict[str, float]
+) -> None:
+    """Every fuzz policy (uniform, NaN/inf/1e300 garbage, creep, dust, races, crossing quotes)
+    under tight limits on a small account: denials, halts, flattens, unrepresentable quotes and
+    autoresets, bit for bit."""
+    n = 36
+    settings = {"episode_seconds": 40.0, "collateral": 1_000.0, "num_assets": num_assets}
+    envs = [
+        RiskLimitedVectorEnv(
+            PerpMMVectorEnv(n, "volatile", parallel=parallel, **settings, **market), TIGHT
+        )
+        for _ in range(2)
+    ]
+    reference = envs[1].sim
+    reference.step = types.MethodType(_separate_passes, reference)  # type: ignore[method-assign]
+    rng = np.random.default_rng(11)
+    firsts = [env.reset(seed=4)[0] for env in envs]
+    np.testing.assert_array_equal(*firsts)
+    for env in envs:
+        env.sim.inner.assets["inventory"][1:3] = 1.0  # positions to flatten
+        env.limiter.flatten_then_halt([1, 2], operator="test")
+    names = list(POLICIES)
+    for t in range(90):
+        a = np.concatenate(
+            [POLICIES[names[i % len(names)]](rng, 1, num_assets, t) for i in range(n)]
+        )
+        if t % 3 == 0:
+            with np.errstate(over="ignore"):
+                a = a.astype(np.float32)  # 1e300 becomes inf
+        fused, separate = (env.step(a) for env in envs)
+        for x, y in zip(fused[:4], separate[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        for key in ("risk_denials", "risk_mode", "inventory", "bid_qty", "ask_qty"):
+            np.testing.assert_array_equal(fused[4][key], separate[4][key])
+        assert repr(envs[0].last_transitions) == repr(envs[1].last_transitions)  # NaN times
+        np.testing.assert_array_equal(envs[0].sim.actions, reference.actions)
+    states = [env.limiter.state for env in envs]
+    assert states[0].records.tobytes() == states[1].records.tobytes()  # NaN fields included
+    np.testing.assert_array_equal(states[0].denials, states[1].denials)
+    np.testing.assert_array_equal(states[0].rng, states[1].rng)
+    counts = states[0].counts()
+    # a narrow market cannot express the flatten orders; a wide one lets quotes cross the book
+    seen = [Reason.UNREPRESENTABLE_QUOTE] if market else [Reason.CROSSES_BOOK, Reason.FLATTENED]
+    for reason in (
+        Reason.NON_FINITE_ORDER, Reason.MODE_HALTED, Reason.ACCOUNT_OPENED, *seen
+    ):  # fmt: skip
+        assert counts.get(reason, 0) > 0, (reason, counts)
 
 
 def test_non_finite_and_huge_actions_never_raise_and_are_denied() -> None:

@@ -1,12 +1,14 @@
 """``RiskLimitedVectorEnv``: the RiskLimiter around the native PerpMM vector env.
 
-At each step, for every env at once: read the decision-time book, positions, resting and
-in-flight orders, marks, equity and margin from the simulator's state; decode the actions into
-quotes with the shared decoder (:func:`mmgym.core.orders.decode_actions`, at the same mid the
-simulator decodes at); limit them (:class:`~agents.deploy.risk.RiskLimiter`); encode the
-limited quotes back into actions (:func:`mmgym.core.orders.encode_quotes`, exact); step the
-simulator. So a policy trains and is evaluated under the production limits, and any action,
-NaN and infinity included, is safe to send.
+At each step, for every env: read the decision-time book, positions, resting and in-flight
+orders, marks, equity and margin from the simulator's state; decode the action into quotes with
+the shared decoder (:func:`mmgym.core.orders.decode_actions`, at the same mid the simulator
+decodes at); limit them (:class:`~agents.deploy.risk.RiskLimiter`); encode the limited quotes
+back into an action (:func:`mmgym.core.orders.encode_quotes`, exact); then step the simulator.
+The four stages run in one compiled pass over the envs
+(:mod:`agents.deploy.risk.simulator_step`), on the kernel's cores when it uses all of them. So
+a policy trains and is evaluated under the production limits, and any action, NaN and infinity
+included, is safe to send.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk import Reason, RiskInputs, RiskLimiter, RiskLimits, VenueSpec, new_quotes
-from agents.deploy.risk.simulator_inputs import read_decision_state
+from agents.deploy.risk.simulator_step import (
+    limit_simulated_actions,
+    limit_simulated_actions_parallel,
+)
 from mmgym.core.kernel import ACTION_PER_ASSET
-from mmgym.core.orders import decode_actions, encode_quotes
 from mmgym.envs.perp_mm import PerpMMSimulator, PerpMMVectorEnv
 from mmgym.envs.shell import BatchSimulator, KernelVectorEnv
 
@@ -31,7 +35,9 @@ class RiskLimitedSimulator(BatchSimulator):
     (:meth:`RiskLimiter.open_accounts`), so a HALTED env trades again only in its next episode.
     """
 
-    def __init__(self, sim: PerpMMSimulator, limits: RiskLimits, parallel: bool = False) -> None:
+    def __init__(
+        self, sim: PerpMMSimulator, limits: RiskLimits, parallel: bool | None = None
+    ) -> None:
         super().__init__(sim.num_envs)
         self.inner = sim
         n, k = sim.num_envs, sim.params.num_assets
@@ -42,18 +48,21 @@ class RiskLimitedSimulator(BatchSimulator):
         self.reward = sim.reward
         self.terminated = sim.terminated
         self.truncated = sim.truncated
+        if parallel is None:
+            parallel = sim.parallel
         venue = VenueSpec.from_market(sim.params)
         self.limiter = RiskLimiter(limits, venue, n, k, parallel=parallel)
+        self._limit_actions = (
+            limit_simulated_actions_parallel if parallel else limit_simulated_actions
+        )
         self.inputs = RiskInputs.unknown(n, k)
         self.quotes = new_quotes(n, k)
         self.actions = np.zeros((n, ACTION_PER_ASSET * k), dtype=np.float64)
         """The limited actions the simulator stepped with (float64: exact encoding)."""
         self.last_transitions: list[Any] = []
         """The limiter's transitions of the last step or reset."""
-        self._unrepresentable = np.zeros(n, dtype=np.int64)
         self._best_bid = sim.assets["best_bid"]
         self._best_ask = sim.assets["best_ask"]
-        self._active = np.zeros(n, dtype=np.bool_)
 
     def reset(self, mask: NDArray[np.bool_], seeds: NDArray[np.uint64] | None) -> None:
         """Start new episodes (new accounts) for envs in ``mask``."""
@@ -65,24 +74,21 @@ class RiskLimitedSimulator(BatchSimulator):
     def step(self, actions: NDArray[Any], autoreset: NDArray[np.bool_]) -> int:
         """Limit every env's action, then advance every env (never raises on bad values)."""
         sim = self.inner
-        packed = sim._packed
-        read_decision_state(
-            packed, sim.accounts, sim.assets, self.inputs.accounts, self.inputs.assets
-        )
-        decode_actions(actions, self._best_bid, self._best_ask, packed, self.quotes)
-        np.logical_not(autoreset, out=self._active)
-        self.limiter.limit(self.quotes, self.inputs, self._active)
-        np.copyto(self.actions, actions)  # a warm start: where nothing changed, the same action
-        cancelled = encode_quotes(
-            self.quotes, self._best_bid, self._best_ask, packed, self.actions, self._unrepresentable
-        )
-        if cancelled:
-            self.limiter.add_counts(Reason.UNREPRESENTABLE_QUOTE, self._unrepresentable)
+        limiter = self.limiter
+        state = limiter.state
+        recorded, resets = self._limit_actions(
+            sim._packed, sim.accounts, sim.assets, self._best_bid, self._best_ask, actions,
+            autoreset, limiter.packed_limits, self.quotes, self.inputs.accounts,
+            self.inputs.assets, state.records, state.rng, state.denials, state.last_denials,
+            limiter.transition_rows, self.actions,
+        )  # fmt: skip
+        if recorded:
+            limiter.log_transitions()
         bad = sim.step(self.actions, autoreset)
-        if autoreset.any():
-            self.limiter.open_accounts(autoreset)
-        if self.limiter.state.transitions or self.last_transitions:
-            self.last_transitions = self.limiter.drain_transitions()
+        if resets:
+            limiter.open_accounts(autoreset)
+        if state.transitions or self.last_transitions:
+            self.last_transitions = limiter.drain_transitions()
         return bad
 
     def info(self, copy: bool) -> dict[str, Any]:
@@ -115,8 +121,9 @@ class RiskLimitedVectorEnv(KernelVectorEnv):
 
     ## Arguments
     ``env``: the PerpMMVectorEnv to wrap; ``limits``: the :class:`RiskLimits` (default: their
-    defaults); ``parallel``: check the envs' decisions on all cores (identical results; off by
-    default, see :class:`~agents.deploy.risk.RiskLimiter`).
+    defaults); ``parallel``: check the envs' decisions on all cores (identical results; default:
+    as the wrapped env's kernel, so the check scales with the step instead of running as a
+    serial tail).
 
     ``info`` adds ``risk_mode`` (num_envs,) (0 ACTIVE, 1 REDUCING, 2 HALTED) and
     ``risk_denials`` (num_envs, len(Reason)): the counts per :class:`Reason` of the last
@@ -131,7 +138,7 @@ class RiskLimitedVectorEnv(KernelVectorEnv):
         self,
         env: PerpMMVectorEnv,
         limits: RiskLimits | None = None,
-        parallel: bool = False,
+        parallel: bool | None = None,
     ) -> None:
         if not isinstance(env, PerpMMVectorEnv):
             raise TypeError(f"RiskLimitedVectorEnv wraps a PerpMMVectorEnv, got {type(env)}")

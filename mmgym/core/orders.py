@@ -306,6 +306,42 @@ def hedge_fraction(hedge_action: float) -> float:
     return 0.5 * (_clip1(hedge_action) + 1.0)
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def decode_env(
+    action: NDArray[np.floating],
+    best_bid_ticks: NDArray[np.number],
+    best_ask_ticks: NDArray[np.number],
+    P: Record,
+    out: NDArray[np.void],
+) -> int:
+    """:func:`decode_actions` of one env: its action ``(5 K,)`` into its quotes ``out``
+    ``(K,)`` at its books (``(K,)`` each); returns the blocks that could not be decoded."""
+    bad = 0
+    for k in range(out.shape[0]):
+        base = k * ACTION_PER_ASSET
+        block = action[base : base + ACTION_PER_ASSET]
+        mid = 0.5 * (best_bid_ticks[k] + best_ask_ticks[k])
+        finite = math.isfinite(mid)
+        for j in range(ACTION_PER_ASSET):
+            finite = finite and math.isfinite(block[j])
+        q = out[k]
+        if not finite:
+            q.bid_px = 0
+            q.bid_size = np.nan
+            q.ask_px = 0
+            q.ask_size = np.nan
+            q.hedge_fraction = np.nan
+            bad += 1
+            continue
+        bid_px, bid_size, ask_px, ask_size = decode_quotes(block, mid, P)
+        q.bid_px = bid_px
+        q.bid_size = bid_size
+        q.ask_px = ask_px
+        q.ask_size = ask_size
+        q.hedge_fraction = hedge_fraction(block[HEDGE])
+    return bad
+
+
 @nb.njit(cache=True, error_model="numpy")
 def decode_actions(
     actions: NDArray[np.floating],
@@ -325,28 +361,7 @@ def decode_actions(
     P = Pa[0]
     bad = 0
     for i in range(out.shape[0]):
-        for k in range(out.shape[1]):
-            base = k * ACTION_PER_ASSET
-            block = actions[i, base : base + ACTION_PER_ASSET]
-            mid = 0.5 * (best_bid_ticks[i, k] + best_ask_ticks[i, k])
-            finite = math.isfinite(mid)
-            for j in range(ACTION_PER_ASSET):
-                finite = finite and math.isfinite(block[j])
-            q = out[i, k]
-            if not finite:
-                q.bid_px = 0
-                q.bid_size = np.nan
-                q.ask_px = 0
-                q.ask_size = np.nan
-                q.hedge_fraction = np.nan
-                bad += 1
-                continue
-            bid_px, bid_size, ask_px, ask_size = decode_quotes(block, mid, P)
-            q.bid_px = bid_px
-            q.bid_size = bid_size
-            q.ask_px = ask_px
-            q.ask_size = ask_size
-            q.hedge_fraction = hedge_fraction(block[HEDGE])
+        bad += decode_env(actions[i], best_bid_ticks[i], best_ask_ticks[i], P, out[i])
     return bad
 
 
@@ -438,6 +453,65 @@ def _try_prices(
     return False
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def encode_env(
+    quotes: NDArray[np.void],
+    best_bid_ticks: NDArray[np.number],
+    best_ask_ticks: NDArray[np.number],
+    P: Record,
+    out: NDArray[np.float64],
+) -> int:
+    """:func:`encode_quotes` of one env: its quotes ``(K,)`` into its action ``out`` ``(5 K,)``
+    (holding a warm start) at its books; returns the sides cancelled as unrepresentable."""
+    cancelled = 0
+    for k in range(quotes.shape[0]):
+        q = quotes[k]
+        base = k * ACTION_PER_ASSET
+        block = out[base : base + ACTION_PER_ASSET]
+        mid = 0.5 * (best_bid_ticks[k] + best_ask_ticks[k])
+        bid_size = q.bid_size if q.bid_size > 0.0 else 0.0
+        ask_size = q.ask_size if q.ask_size > 0.0 else 0.0
+        need_bid = bid_size > 0.0
+        need_ask = ask_size > 0.0
+        warm = math.isfinite(mid)
+        for j in range(ACTION_PER_ASSET):
+            warm = warm and math.isfinite(block[j])
+        warm_bid = warm_ask = -1.0
+        if warm:
+            for j in range(ACTION_PER_ASSET):  # what the decoder clips to anyway
+                block[j] = _clip1(block[j])
+            got_bid, warm_bid, got_ask, warm_ask = decode_quotes(block, mid, P)
+            warm = got_bid == q.bid_px and got_ask == q.ask_px
+        represented = math.isfinite(mid) and (
+            warm
+            or _try_prices(block, mid, P, q.bid_px, q.ask_px, True, True)
+            or (
+                need_bid != need_ask
+                and _try_prices(block, mid, P, q.bid_px, q.ask_px, need_bid, need_ask)
+            )
+        )
+        dropped = 0
+        if not represented:
+            dropped = int(need_bid) + int(need_ask)
+            bid_size = 0.0
+            ask_size = 0.0
+            block[SKEW] = 0.0
+            block[HALF_SPREAD] = 1.0
+            if not math.isfinite(mid):
+                mid = 0.0
+        if not (warm and warm_bid == bid_size):
+            _encode_monotone(block, BID_SIZE, bid_size, P.max_quote_size, mid, P)
+        if not (warm and warm_ask == ask_size):
+            _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
+        fraction = q.hedge_fraction if math.isfinite(q.hedge_fraction) else 1.0
+        if math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction:
+            block[HEDGE] = _clip1(block[HEDGE])
+        else:
+            _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
+        cancelled += dropped
+    return cancelled
+
+
 @nb.njit(cache=True, error_model="numpy")
 def encode_quotes(
     quotes: NDArray[np.void],
@@ -466,51 +540,6 @@ def encode_quotes(
     P = Pa[0]
     total = 0
     for i in range(quotes.shape[0]):
-        cancelled[i] = 0
-        for k in range(quotes.shape[1]):
-            q = quotes[i, k]
-            base = k * ACTION_PER_ASSET
-            block = out[i, base : base + ACTION_PER_ASSET]
-            mid = 0.5 * (best_bid_ticks[i, k] + best_ask_ticks[i, k])
-            bid_size = q.bid_size if q.bid_size > 0.0 else 0.0
-            ask_size = q.ask_size if q.ask_size > 0.0 else 0.0
-            need_bid = bid_size > 0.0
-            need_ask = ask_size > 0.0
-            warm = math.isfinite(mid)
-            for j in range(ACTION_PER_ASSET):
-                warm = warm and math.isfinite(block[j])
-            warm_bid = warm_ask = -1.0
-            if warm:
-                for j in range(ACTION_PER_ASSET):  # what the decoder clips to anyway
-                    block[j] = _clip1(block[j])
-                got_bid, warm_bid, got_ask, warm_ask = decode_quotes(block, mid, P)
-                warm = got_bid == q.bid_px and got_ask == q.ask_px
-            represented = math.isfinite(mid) and (
-                warm
-                or _try_prices(block, mid, P, q.bid_px, q.ask_px, True, True)
-                or (
-                    need_bid != need_ask
-                    and _try_prices(block, mid, P, q.bid_px, q.ask_px, need_bid, need_ask)
-                )
-            )
-            dropped = 0
-            if not represented:
-                dropped = int(need_bid) + int(need_ask)
-                bid_size = 0.0
-                ask_size = 0.0
-                block[SKEW] = 0.0
-                block[HALF_SPREAD] = 1.0
-                if not math.isfinite(mid):
-                    mid = 0.0
-            if not (warm and warm_bid == bid_size):
-                _encode_monotone(block, BID_SIZE, bid_size, P.max_quote_size, mid, P)
-            if not (warm and warm_ask == ask_size):
-                _encode_monotone(block, ASK_SIZE, ask_size, P.max_quote_size, mid, P)
-            fraction = q.hedge_fraction if math.isfinite(q.hedge_fraction) else 1.0
-            if math.isfinite(block[HEDGE]) and hedge_fraction(block[HEDGE]) == fraction:
-                block[HEDGE] = _clip1(block[HEDGE])
-            else:
-                _encode_monotone(block, HEDGE, fraction, 1.0, mid, P)
-            cancelled[i] += dropped
-            total += dropped
+        cancelled[i] = encode_env(quotes[i], best_bid_ticks[i], best_ask_ticks[i], P, out[i])
+        total += cancelled[i]
     return total

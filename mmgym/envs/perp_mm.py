@@ -112,6 +112,8 @@ class PerpMMSimulator(BatchSimulator):
         super().__init__(num_envs)
         if parallel is None:
             parallel = num_envs >= PARALLEL_MIN_ENVS
+        self.parallel = bool(parallel)
+        """Whether the kernel steps the envs on all cores."""
         self._step_kernel = step_markets_parallel if parallel else step_markets
         self.params = params.validate()
         self._packed = pack_params(params)

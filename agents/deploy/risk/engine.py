@@ -80,7 +80,7 @@ def restart_accounts(state: NDArray[np.void], mask: NDArray[np.bool_]) -> None:
             restart_references(state[i])
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
     for k in range(Q.shape[0]):
         q = Q[k]
@@ -93,8 +93,8 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
         q.hedge_fraction = 1.0
 
 
-@nb.njit(cache=True, error_model="numpy")
-def _limit_account(
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _decide(
     L: Record,
     Q: NDArray[np.void],
     a: Record,
@@ -134,7 +134,7 @@ def _limit_account(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _one(
+def limit_account(
     La: NDArray[np.void],
     quotes: NDArray[np.void],
     accounts: NDArray[np.void],
@@ -144,19 +144,22 @@ def _one(
     totals: NDArray[np.int64],
     counts: NDArray[np.int64],
     trans: NDArray[np.void],
-    mask: NDArray[np.bool_],
-    untrusted: NDArray[np.int64],
+    active: bool,
+    untrusted: int,
     i: int,
 ) -> None:
-    """Account ``i``'s decision: its counts start at zero and add to its totals."""
+    """Account ``i``'s decision (none unless ``active``; ``untrusted``: 0 or the guard's reason
+    to replace its quotes by the safe action): its counts start at zero and add to its totals.
+    Every batched caller (:func:`limit_batch`, the simulator's fused step) runs this per
+    account."""
     L = La[0]  # read here: a record cannot be passed into a parallel loop's body
     c = counts[i]
     s = state[i]
     start_row(c, s)
     s.transitions = 0
-    if not mask[i]:
+    if not active:
         return
-    _limit_account(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i], untrusted[i])
+    _decide(L, quotes[i], accounts[i], assets[i], s, c, rng, i, trans[i], untrusted)
     close_row(c, totals[i], s)
 
 
@@ -179,7 +182,10 @@ def limit_batch(
     row of ``trans`` (``state.transitions`` of them). Where ``untrusted[i]`` is a guard reason,
     account ``i``'s quotes are replaced by the safe action first."""
     for i in range(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, untrusted, i)
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -198,4 +204,7 @@ def limit_batch_parallel(
 ) -> None:
     """:func:`limit_batch` over all cores (identical results: accounts share nothing)."""
     for i in nb.prange(quotes.shape[0]):
-        _one(La, quotes, accounts, assets, state, rng, totals, counts, trans, mask, untrusted, i)
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip

@@ -9,6 +9,7 @@ contiguous row per account and allocates nothing.
 from __future__ import annotations
 
 import dataclasses
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +32,10 @@ TRANSITION_DTYPE = np.dtype(
 """A transition as the compiled kill switch records it."""
 
 
+@cache
 def limits_dtype(num_tiers: int) -> np.dtype:
-    """Record of the packed limits (every :class:`RiskLimits` field) and the venue's rules."""
+    """Record of the packed limits (every :class:`RiskLimits` field) and the venue's rules (one
+    shared dtype object per layout, as :mod:`mmgym.core.layout` explains)."""
     fields: list[tuple[str, str] | tuple[str, str, tuple[int, ...]]] = []
     for f in dataclasses.fields(RiskLimits):
         kind = {"bool": "?", "int": "i8"}.get(str(f.type), "f8")
@@ -65,9 +68,11 @@ WINDOW_ID, WINDOW_EQUITY_HIGH, WINDOW_REJECTS, WINDOW_INDEX_HIGH, WINDOW_INDEX_L
 """Columns of a rolling-window bucket (one row of ``window``; the bucket id as a float)."""
 
 
+@cache
 def state_dtype(num_assets: int) -> np.dtype:
     """Record of one account's limiter state: the fields every decision reads and writes come
-    first and together, so that a decision touches few cache lines of it."""
+    first and together, so that a decision touches few cache lines of it (one shared dtype
+    object per number of perps)."""
     k, w = num_assets, WINDOW_RING
     return np.dtype(
         [

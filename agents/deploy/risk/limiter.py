@@ -103,8 +103,13 @@ class RiskLimiter:
         self.num_accounts = int(num_accounts)
         self.num_assets = int(num_assets)
         self.state = TradingState(self.num_accounts, self.num_assets)
-        self._packed = pack_limits(limits, venue)
-        self._trans = np.zeros((self.num_accounts, MAX_TRANSITIONS), dtype=TRANSITION_DTYPE)
+        self.packed_limits = pack_limits(limits, venue)
+        """``limits`` and ``venue`` packed for the compiled code."""
+        self.transition_rows = np.zeros(
+            (self.num_accounts, MAX_TRANSITIONS), dtype=TRANSITION_DTYPE
+        )
+        """Where the compiled code records each account's transitions of one call
+        (:meth:`log_transitions` moves them into ``state.transitions``)."""
         self._batch = limit_batch_parallel if parallel else limit_batch
         self._all = np.ones(self.num_accounts, dtype=np.bool_)
         self._trusted = np.zeros(self.num_accounts, dtype=np.int64)
@@ -155,7 +160,7 @@ class RiskLimiter:
             _check_untrusted(untrusted, n)
         state = self.state
         self._batch(
-            self._packed,
+            self.packed_limits,
             quotes,
             inputs.accounts,
             inputs.assets,
@@ -163,11 +168,11 @@ class RiskLimiter:
             state.rng,
             state.denials,
             state.last_denials,
-            self._trans,
+            self.transition_rows,
             mask,
             untrusted,
         )
-        self._log()
+        self.log_transitions()
         return state.last_denials
 
     # --- accounts and operators -------------------------------------------------------------
@@ -186,16 +191,16 @@ class RiskLimiter:
         else:  # a stream of its own, not the market's of the same seed
             seeds = np.asarray(seeds, dtype=np.uint64) ^ _STREAM_SALT
         open_accounts(
-            self._packed,
+            self.packed_limits,
             self.state.records,
             self.state.rng,
             mask,
             seeds,
             reseed,
             self.state.denials,
-            self._trans,
+            self.transition_rows,
         )
-        self._log()
+        self.log_transitions()
 
     def halt(
         self,
@@ -285,13 +290,14 @@ class RiskLimiter:
         self.state.denials[i, reason] += 1
         self.state.transitions.append(Transition(i, when, previous, mode, reason, operator))
 
-    def _log(self) -> None:
-        """Move the transitions the compiled code recorded into the log."""
+    def log_transitions(self) -> None:
+        """Move the transitions the compiled code recorded into ``state.transitions`` (after a
+        call that decides outside :meth:`limit`, such as the simulator's fused step)."""
         made = self.state.records["transitions"]
         if not np.count_nonzero(made):  # cheaper than .any() on a few accounts
             return
         for i in np.flatnonzero(made):
-            for r in self._trans[i, : min(int(made[i]), MAX_TRANSITIONS)]:
+            for r in self.transition_rows[i, : min(int(made[i]), MAX_TRANSITIONS)]:
                 self.state.transitions.append(
                     Transition(
                         int(r["account"]),

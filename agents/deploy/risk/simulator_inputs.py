@@ -7,6 +7,40 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.records import Record
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def read_env_state(
+    P: Record, e: Record, A: NDArray[np.void], v: Record, X: NDArray[np.void]
+) -> None:
+    """:func:`read_decision_state` of one env: its account ``e`` and perps ``A`` into its
+    account inputs ``v`` and perp inputs ``X``."""
+    v.time_s = e.tick * P.tick_seconds
+    v.equity = e.equity
+    v.margin_equity = e.margin_equity
+    v.maintenance_margin = e.maintenance_margin
+    v.data_age_s = 0.0
+    v.stale = False
+    rejects = 0.0
+    for k in range(A.shape[0]):
+        a = A[k]
+        x = X[k]
+        x.best_bid = a.best_bid
+        x.best_ask = a.best_ask
+        x.mark = a.mark
+        x.position = a.inventory
+        x.bid_resting_px = a.bid_px
+        x.ask_resting_px = a.ask_px
+        x.bid_resting = a.bid_qty
+        x.ask_resting = a.ask_qty
+        if a.pending_tick >= 0:
+            x.bid_resting += a.pending_bid_qty
+            x.ask_resting += a.pending_ask_qty
+        x.stale = False
+        rejects += a.rejected_post_only
+    v.rejects = rejects
+
 
 @nb.njit(cache=True, error_model="numpy")
 def read_decision_state(
@@ -20,29 +54,4 @@ def read_decision_state(
     count as resting (both can fill); the simulator's data is never stale."""
     P = Pa[0]
     for i in range(accounts.shape[0]):
-        e = accounts[i]
-        v = account_inputs[i]
-        v.time_s = e.tick * P.tick_seconds
-        v.equity = e.equity
-        v.margin_equity = e.margin_equity
-        v.maintenance_margin = e.maintenance_margin
-        v.data_age_s = 0.0
-        v.stale = False
-        rejects = 0.0
-        for k in range(assets.shape[1]):
-            a = assets[i, k]
-            x = asset_inputs[i, k]
-            x.best_bid = a.best_bid
-            x.best_ask = a.best_ask
-            x.mark = a.mark
-            x.position = a.inventory
-            x.bid_resting_px = a.bid_px
-            x.ask_resting_px = a.ask_px
-            x.bid_resting = a.bid_qty
-            x.ask_resting = a.ask_qty
-            if a.pending_tick >= 0:
-                x.bid_resting += a.pending_bid_qty
-                x.ask_resting += a.pending_ask_qty
-            x.stale = False
-            rejects += a.rejected_post_only
-        v.rejects = rejects
+        read_env_state(P, accounts[i], assets[i], account_inputs[i], asset_inputs[i])
