@@ -91,3 +91,34 @@ def test_both_streams_are_seeded_per_env_with_distinct_salts() -> None:
     env.reset(seed=40)  # a reset with the same seed restarts both streams
     np.testing.assert_array_equal(env.sim.rng, before)
     assert MARKET_STREAM != AGENT_STREAM
+
+
+def test_crowd_renewals_draw_alike_whoever_was_liquidated() -> None:
+    """A renewal that falls on an account waiting for its final close makes the same draws as
+    any other: which accounts are waiting depends on the marks, which the agent's fills move.
+
+    Without that rule env 5 of this batch leaves the common fair-price path at decision 804
+    (quoting the full size on both sides versus not quoting, in a crowded market).
+    """
+    num_envs, decisions = 32, 900
+    fair = []
+    inventory = []
+    for size in (1.0, -1.0):  # full size on both sides vs no quotes; never hedge
+        env = PerpMMVectorEnv(num_envs=num_envs, scenario="liquidation_cascade")
+        env.reset(seed=5)
+        action = np.tile(np.array([0.0, -0.9, size, size, -1.0], np.float32), (num_envs, 1))
+        alive = np.ones(num_envs, dtype=np.bool_)
+        path = np.full((decisions, num_envs), np.nan)
+        held = np.zeros(num_envs)
+        for t in range(decisions):
+            _, _, terminated, truncated, info = env.step(action)
+            alive &= ~(terminated | truncated)  # the agent's liquidation ends its episode
+            path[t, alive] = info["fair_price"][alive]
+            held += np.abs(info["inventory"])
+        fair.append(path)
+        inventory.append(held)
+        assert env.sim.accounts["crowd_liquidations"].sum() > 0
+    assert np.all(inventory[0] > 0.0) and np.all(inventory[1] == 0.0)
+    both = ~np.isnan(fair[0]) & ~np.isnan(fair[1])
+    assert both.sum() > 0.9 * decisions * num_envs
+    np.testing.assert_array_equal(fair[0][both], fair[1][both])
