@@ -34,6 +34,7 @@ from mmgym.core.layout import (
 )
 from mmgym.core.orders import activate, submit
 from mmgym.core.params import MarketParams, depth_profile
+from mmgym.core.rng import MARKET_STREAM, STREAMS, new_streams
 
 ENV_ID = "mmgym/PerpMM-v0"
 ACTION_DIM = 5  # one perp: skew, half_spread, bid_size, ask_size, hedge
@@ -602,7 +603,7 @@ def test_latency_without_jitter_is_exact(latency: float) -> None:
     assets = np.zeros((1, params.num_assets), dtype=asset_dtype(L))
     windows = np.zeros((1, params.num_assets), dtype=window_dtype(params.ticks_per_decision))
     account_windows = np.zeros(1, dtype=ACCOUNT_WINDOW_DTYPE)
-    rng = np.zeros(1, dtype=np.uint64)
+    rng = new_streams(1, STREAMS)  # the market and the agent stream
     one = np.ones(1, dtype=np.bool_)
     markets = (P, accounts, assets, windows, account_windows, rng)
     outputs = (np.zeros(1), np.zeros((3, 1), dtype=np.bool_))  # reward, end flags
@@ -613,7 +614,7 @@ def test_latency_without_jitter_is_exact(latency: float) -> None:
     t0 = accounts["tick"][0].item()
     assert t0 == 3
     action = np.array([0.0, 0.0, 0.0, 0.0, NO_HEDGE])  # size 1 both sides, ~10 ticks away
-    _submit(rng, state, P, action, accounts["regime"][0].item(), t0)
+    _submit(rng[MARKET_STREAM], state, P, action, accounts["regime"][0].item(), t0)
     assert _get(state, "pending_tick") - t0 == expected
     pending_bid = _get(state, "pending_bid_px")
     # The orders reach the book during the tick that starts at t0 + expected.

@@ -39,46 +39,62 @@ MAX_ENTRY_DRAWS = 8
 
 @nb.njit(cache=True, error_model="numpy")
 def open_account(
-    rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record, j: int
+    rng: NDArray[np.uint64],
+    i: int,
+    e: Record,
+    A: NDArray[np.void],
+    P: Record,
+    j: int,
+    keep: bool = True,
 ) -> None:
     """(Re)open crowd account ``j`` near the current marks with a fresh leverage.
 
     The basket's entry prices sit ``exp(dispersion x Z)`` from the marks (one Z per account:
     positions opened earlier); a draw that would put the account under maintenance at the
-    current marks is redrawn (such an account would already have been liquidated).
+    current marks is redrawn (such an account would already have been liquidated). With
+    ``keep`` False the same draws are made and discarded: the account is left as it is.
+
+    The draws depend on nothing the agent can move: every perp's entry sits ``shift`` from its
+    mark and the basket is one-sided, so the marks cancel from the maintenance test, which
+    reads ``side - rate >= shift (side - 1 / leverage)``.
     """
     side = e.crowd_side[j]
     per_account = P.crowd_open_interest / (0.5 * e.crowd_side.shape[0])
+    rate = P.crowd_maintenance_rate
     leverage = 0.0
     if P.crowd_leverage > 0.0:
         leverage = 1.0 + max(P.crowd_leverage - 1.0, 0.0) * exponential(rng, i)
         leverage = min(leverage, P.max_leverage)  # the venue's cap
     for k in range(A.shape[0]):
         size = side * per_account * (0.5 + uniform(rng, i))
-        e.crowd_size[j, k] = size
-        e.crowd_coef[j, k] = size - P.crowd_maintenance_rate * abs(size)
-    e.crowd_release_tick[j] = NO_TICK
+        if keep:
+            e.crowd_size[j, k] = size
+            e.crowd_coef[j, k] = size - rate * abs(size)
+    if keep:
+        e.crowd_release_tick[j] = NO_TICK
     if leverage <= 0.0:
-        e.crowd_threshold[j] = NEVER
+        if keep:
+            e.crowd_threshold[j] = NEVER
         return
-    value_now = 0.0
-    for k in range(A.shape[0]):
-        value_now += e.crowd_coef[j, k] * A[k].mark
+    accepted = False
+    shift = 1.0
     for attempt in range(MAX_ENTRY_DRAWS + 1):
         shift = 1.0
         if attempt < MAX_ENTRY_DRAWS and P.crowd_entry_dispersion > 0.0:
             z, _ = standard_normal_pair(rng, i)
             shift = math.exp(P.crowd_entry_dispersion * z)
-        notional = 0.0
-        entry_value = 0.0
-        for k in range(A.shape[0]):
-            entry = A[k].mark * shift
-            notional += abs(e.crowd_size[j, k]) * entry
-            entry_value += e.crowd_size[j, k] * entry
-        threshold = entry_value - notional / leverage
-        if value_now >= threshold:  # above maintenance at the current marks
-            e.crowd_threshold[j] = threshold
-            return
+        if side - rate >= shift * (side - 1.0 / leverage):  # above maintenance at the marks
+            accepted = True
+            break
+    if not (keep and accepted):  # not accepted even at shift 1: beyond twice the venue's cap
+        return
+    notional = 0.0
+    entry_value = 0.0
+    for k in range(A.shape[0]):
+        entry = A[k].mark * shift
+        notional += abs(e.crowd_size[j, k]) * entry
+        entry_value += e.crowd_size[j, k] * entry
+    e.crowd_threshold[j] = entry_value - notional / leverage
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -141,8 +157,11 @@ def step_crowd(
     u = uniform(rng, i)
     if u < n * P.crowd_renewal_prob_per_tick:
         j = int(u / P.crowd_renewal_prob_per_tick) % n
-        if e.crowd_release_tick[j] == NO_TICK:  # an account waiting for its final close stays
-            open_account(rng, i, e, A, P, j)
+        # An account waiting for its final close stays; its renewal's draws are still made, so
+        # the market stream does not depend on which accounts the marks have liquidated.
+        keep = e.crowd_release_tick[j] == NO_TICK
+        open_account(rng, i, e, A, P, j, keep)
+        if keep:
             e.crowd_min_slack = -np.inf
     if e.crowd_pending == 0:
         moved = 0.0

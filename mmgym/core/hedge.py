@@ -53,7 +53,10 @@ def plan_hedge(a: Record, P: Record, hedge_action: float, tick: int) -> None:
 def step_hedge(
     rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int, tick: int, oracle_before: float
 ) -> None:
-    """Mark the hedge leg to the oracle's move; send the child that is due."""
+    """Mark the hedge leg to the oracle's move; send the child that is due.
+
+    ``rng`` is the env's agent stream: a child is sent only as the agent's hedge actions make
+    it due, so its draws (fill limit, venue noise) stay off the market stream."""
     a.pnl_hedge += a.hedge_position * (a.fair_price - oracle_before)
     if tick != a.hedge_next_tick or a.hedge_children_left <= 0:
         return

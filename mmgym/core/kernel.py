@@ -12,8 +12,12 @@ Per market tick of an env, in order:
 5. the account is revalued; below maintenance margin the agent is liquidated and the episode
    ends (``terminated``).
 
-Each env draws only from its own stream, in a fixed order, so its trajectory does not depend on
-the batch it is in.
+Each env draws only from its own two streams (:mod:`mmgym.core.rng`), so its trajectory does
+not depend on the batch it is in. The market stream makes the same draws in the same order
+whatever the agent does: the regime, the shocks, jumps, basis switches, taker arrivals, sides
+and sizes, the crowd's renewals, and one latency draw per perp per decision. The agent stream
+holds the draws that happen only when the agent's actions make them happen: the hedge children's
+fill limit and venue noise. Two policies on one seed thus share the market's random path.
 """
 
 from __future__ import annotations
@@ -44,7 +48,14 @@ from mmgym.core.mark import mark_price, remark, update_mark
 from mmgym.core.orders import ACTION_NAMES, activate, pick_off_stale, submit
 from mmgym.core.records import Record
 from mmgym.core.regime import next_regime, sample_from_cdf
-from mmgym.core.rng import poisson, seed_streams, standard_normal_pair, uniform
+from mmgym.core.rng import (
+    AGENT_STREAM,
+    MARKET_STREAM,
+    poisson,
+    seed_streams,
+    standard_normal_pair,
+    uniform,
+)
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
 
 ACTION_PER_ASSET = len(ACTION_NAMES)
@@ -53,6 +64,7 @@ ACTION_PER_ASSET = len(ACTION_NAMES)
 @nb.njit(cache=True, error_model="numpy")
 def tick_asset(
     rng: NDArray[np.uint64],
+    agent_rng: NDArray[np.uint64],
     i: int,
     e: Record,
     a: Record,
@@ -62,7 +74,9 @@ def tick_asset(
     z_signal: float,
     jump: float,
 ) -> tuple[float, float]:
-    """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume)."""
+    """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume).
+
+    ``rng`` is the market stream, ``agent_rng`` the agent stream (the hedge child's draws)."""
     u = uniform(rng, i)
     if a.coupled:
         if u < P.decouple_prob_per_tick:
@@ -104,13 +118,13 @@ def tick_asset(
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
     a.impact += P.impact_ticks_per_unit[r] * (buy_volume - sell_volume)
-    step_hedge(rng, i, a, P, r, e.tick, oracle_before)
+    step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
 
 @nb.njit(cache=True, error_model="numpy")
 def tick_env(
-    rng: NDArray[np.uint64],
+    streams: NDArray[np.uint64],
     i: int,
     e: Record,
     A: NDArray[np.void],
@@ -118,7 +132,11 @@ def tick_env(
     P: Record,
     t: int,
 ) -> None:
-    """Advance all perps of env ``i`` by one market tick, writing tick ``t`` of its windows."""
+    """Advance all perps of env ``i`` by one market tick, writing tick ``t`` of its windows.
+
+    ``streams`` holds both streams of every env (``(STREAMS, num_envs)``)."""
+    rng = streams[MARKET_STREAM]
+    agent_rng = streams[AGENT_STREAM]
     r = next_regime(rng, i, e.regime, P.transition_cdf_per_tick)
     e.regime = r
     n = A.shape[0]
@@ -133,7 +151,7 @@ def tick_env(
         e.shock[k] = z
     for k in range(n):
         a = A[k]
-        bv, sv = tick_asset(rng, i, e, a, P, r, e.shock[k], e.signal_shock[k], jump)
+        bv, sv = tick_asset(rng, agent_rng, i, e, a, P, r, e.shock[k], e.signal_shock[k], jump)
         a.taker_buy_volume += bv
         a.taker_sell_volume += sv
         W[k].buy_volume[t] = bv - a.forced_buy_volume
@@ -288,7 +306,7 @@ def _reset_one(
     v: Record,
     P: Record,
 ) -> None:
-    """Start a new episode for env ``i``, drawing its initial state from its own stream."""
+    """Start a new episode for env ``i``, drawing its initial state from its market stream."""
     r = P.initial_regime
     if r == STATIONARY_REGIME:
         r = sample_from_cdf(rng, i, P.stationary_cdf)
@@ -328,7 +346,8 @@ Markets = tuple[
     NDArray[np.uint64],
 ]  # fmt: skip
 """The state the kernel advances, one argument: ``(Pa, accounts, assets, windows,
-account_windows, rng)`` (packed parameters, account and asset records, event windows, streams)."""
+account_windows, rng)`` (packed parameters, account and asset records, event windows, and the
+random streams: ``(STREAMS, num_envs)``, row ``MARKET_STREAM`` and row ``AGENT_STREAM``)."""
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -357,8 +376,8 @@ def reset_markets(
     reward: NDArray[np.float64],
     flags: NDArray[np.bool_],
 ) -> None:
-    """Start new episodes for envs in ``mask`` (reseeding their streams first if ``reseed``);
-    their reward is 0 and their end flags are clear."""
+    """Start new episodes for envs in ``mask`` (reseeding both their streams first if
+    ``reseed``); their reward is 0 and their end flags are clear."""
     Pa, accounts, assets, windows, account_windows, rng = markets
     P = Pa[0]
     if reseed:
@@ -366,7 +385,7 @@ def reset_markets(
     for i in range(accounts.shape[0]):
         if mask[i]:
             e = accounts[i]
-            _reset_one(rng, i, e, assets[i], windows[i], account_windows[i], P)
+            _reset_one(rng[MARKET_STREAM], i, e, assets[i], windows[i], account_windows[i], P)
             _end_step(e, i, 0.0, False, False, reward, flags)
 
 
@@ -385,8 +404,9 @@ def _step_one(
     e = accounts[i]
     A = assets[i]
     W = windows[i]
+    market_rng = rng[MARKET_STREAM]
     if autoreset[i]:
-        _reset_one(rng, i, e, A, W, account_windows[i], P)
+        _reset_one(market_rng, i, e, A, W, account_windows[i], P)
         _end_step(e, i, 0.0, False, False, reward, flags)
         return
     n = A.shape[0]
@@ -399,7 +419,7 @@ def _step_one(
         _clear_asset_step(a)
         a.position_limit = min(P.max_inventory, leverage_room / (a.mark * n))
         base = k * ACTION_PER_ASSET
-        submit(rng, i, a, P, action[base : base + ACTION_PER_ASSET], e.regime, e.tick)
+        submit(market_rng, i, a, P, action[base : base + ACTION_PER_ASSET], e.regime, e.tick)
         plan_hedge(a, P, action[base + ACTION_PER_ASSET - 1], e.tick)
     ticks = P.ticks_per_decision
     for t in range(ticks):

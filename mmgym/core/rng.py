@@ -1,8 +1,15 @@
 """Per-environment random streams for the numba kernels.
 
-Every environment owns one 64-bit splitmix64 state, so an environment's trajectory depends only
-on its own seed, never on the batch size or on its neighbours. Draws are ``@njit`` functions that
-take the state array and an index and advance that one stream in place.
+Every environment owns its own 64-bit splitmix64 states, so an environment's trajectory depends
+only on its own seed, never on the batch size or on its neighbours. Draws are ``@njit`` functions
+that take a state array and an index and advance that one stream in place.
+
+A PerpMM env owns two streams (rows of a ``(STREAMS, num_envs)`` array), both seeded from the
+env's seed with different salts: the *market* stream, whose draws happen in the same number and
+order whatever the agent does, and the *agent* stream, for the draws whose occurrence depends on
+the agent's actions (its hedge children). Two policies run on one seed therefore share the
+market's random path (common random numbers); their paths differ only through the effects of
+their actions. A one-stream array (``(num_envs,)``) is seeded as the market stream.
 
 splitmix64 (Steele, Lea & Flood 2014) passes BigCrush and costs a handful of integer operations.
 Seeds are hashed before use, so the streams of seeds ``s`` and ``s + 1`` start at unrelated
@@ -26,6 +33,15 @@ _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
 _SEED_SALT = np.uint64(0x6D6D67796D2D7631)  # "mmgym-v1"
+_AGENT_SALT = np.uint64(0x6D6D67796D2D6131)  # "mmgym-a1"
+
+MARKET_STREAM = 0
+"""Row of the market stream: draws that happen whatever the agent does."""
+AGENT_STREAM = 1
+"""Row of the agent stream: draws that happen only as the agent's actions make them happen."""
+STREAMS = 2
+"""Streams per PerpMM env."""
+_STREAM_SALTS = np.array([_SEED_SALT, _AGENT_SALT], dtype=np.uint64)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -121,15 +137,29 @@ def poisson(rng: NDArray[np.uint64], i: int, lam: float) -> int:
 def seed_streams(
     rng: NDArray[np.uint64], seeds: NDArray[np.uint64], mask: NDArray[np.bool_]
 ) -> None:
-    """Set stream ``i`` from ``seeds[i]`` wherever ``mask[i]``."""
-    for i in range(rng.shape[0]):
-        if mask[i]:
-            rng[i] = _mix(seeds[i] ^ _SEED_SALT)
+    """Set env ``i``'s streams from ``seeds[i]`` wherever ``mask[i]``.
+
+    ``rng`` is ``(num_envs,)`` (one stream per env) or ``(STREAMS, num_envs)`` (the market and
+    the agent stream per env); row ``s`` is salted with its own constant, so the two streams of
+    one seed start at unrelated points. Row 0 is seeded alike in both shapes.
+    """
+    n = seeds.shape[0]
+    rows = rng.reshape((rng.size // n, n))
+    for s in range(rows.shape[0]):
+        salt = _STREAM_SALTS[s]
+        for i in range(n):
+            if mask[i]:
+                rows[s, i] = _mix(seeds[i] ^ salt)
 
 
-def new_streams(num_envs: int) -> NDArray[np.uint64]:
-    """An array of ``num_envs`` stream states (unseeded: call :func:`seed_streams`)."""
-    return np.zeros(num_envs, dtype=np.uint64)
+def new_streams(num_envs: int, streams: int = 1) -> NDArray[np.uint64]:
+    """Unseeded stream states (call :func:`seed_streams`): ``(num_envs,)`` for one stream per
+    env, ``(streams, num_envs)`` for several (:data:`STREAMS` for a PerpMM env)."""
+    if not 1 <= streams <= STREAMS:
+        raise ValueError(f"streams must be between 1 and {STREAMS}, got {streams}")
+    if streams == 1:
+        return np.zeros(num_envs, dtype=np.uint64)
+    return np.zeros((streams, num_envs), dtype=np.uint64)
 
 
 _U64 = 2**64

@@ -26,6 +26,7 @@ from mmgym.core.layout import (
 )
 from mmgym.core.orders import ACTION_NAMES
 from mmgym.core.params import MarketParams
+from mmgym.core.rng import STREAMS, new_streams
 from mmgym.envs.outputs import Columns, CopiedOutputs
 from mmgym.envs.shell import BatchSimulator, KernelEnv, KernelVectorEnv, StepOutputs
 from mmgym.features.observation import ObservationBuilder, ObservationConfig, observation_dim
@@ -122,7 +123,8 @@ class PerpMMSimulator(BatchSimulator):
         self.assets = np.zeros((n, k), dtype=asset_dtype(params.book_levels))
         self.windows = np.zeros((n, k), dtype=window_dtype(params.ticks_per_decision))
         self.account_windows = np.zeros(n, dtype=ACCOUNT_WINDOW_DTYPE)
-        self.rng = np.zeros(n, dtype=np.uint64)
+        self.rng = new_streams(n, STREAMS)
+        """Both random streams of every env: ``(STREAMS, n)`` (:mod:`mmgym.core.rng`)."""
         self._markets: Markets = (
             self._packed, self.accounts, self.assets, self.windows, self.account_windows, self.rng
         )  # fmt: skip

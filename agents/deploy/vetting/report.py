@@ -159,9 +159,9 @@ def _crn_line(r: SuiteResult) -> str:
         )
     return (
         f"Common random numbers: the same seeds and markets for every policy; the fair-price "
-        f"path of {bad} of {envs} baseline episodes departs from the policy's once the "
-        "policies' orders or hedges have drawn different random numbers (each env has one "
-        "random stream); the pairing by seed stays valid. Per scenario below."
+        f"path of {bad} of {envs} baseline episodes departs from the policy's, although no "
+        "action shifts the market's random stream; the pairing by seed stays valid. Per "
+        "scenario below."
     )
 
 
