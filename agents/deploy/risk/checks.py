@@ -173,7 +173,7 @@ def _check_side(
     return base, extra
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _limit_net(
     L: Record,
     A: NDArray[np.void],
@@ -206,7 +206,7 @@ def _limit_net(
         base[k] *= base_scale
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _surely_within(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, gross: float, equity: float
 ) -> bool:
@@ -248,7 +248,7 @@ def _adding_scale(
     return lo, gross_bound, margin_bound
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _below_minimum(L: Record, size: float, px: int, counts: NDArray[np.int64]) -> bool:
     """Step 9 for an order that only adds risk."""
     if size < L.min_order_size:
@@ -282,7 +282,7 @@ def _size_cap(L: Record, s: Record, k: int, num_assets: int) -> tuple[float, int
     return factor * L.max_order_size, reason
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def limit_orders(
     L: Record,
     Q: NDArray[np.void],

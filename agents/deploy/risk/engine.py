@@ -80,7 +80,7 @@ def restart_accounts(state: NDArray[np.void], mask: NDArray[np.bool_]) -> None:
             restart_references(state[i])
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
     for k in range(Q.shape[0]):
         q = Q[k]
@@ -93,7 +93,7 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
         q.hedge_fraction = 1.0
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _decide(
     L: Record,
     Q: NDArray[np.void],

@@ -45,7 +45,7 @@ def mark_known(a: Record) -> bool:
     return math.isfinite(a.mark) and a.mark > 0.0 and not a.stale
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) -> float:
     """Fold the marks at time ``t`` into the estimates; return the market index, the
     equal-weighted log price of the perps (NaN when a mark is unknown)."""
@@ -87,7 +87,7 @@ def annual_volatility(s: Record, k: int) -> float:
     return math.sqrt(max(s.covariance[k, k], 0.0) / s.estimate_weight * SECONDS_PER_YEAR)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def mean_correlation(s: Record) -> float:
     """Mean pairwise correlation of the perps' mark returns (0 with one perp or no moves)."""
     k = s.covariance.shape[0]

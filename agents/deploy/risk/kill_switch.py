@@ -85,7 +85,7 @@ def all_flat(A: NDArray[np.void], tolerance: float) -> bool:
     return True
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def _fraction_lost(reference: float, equity: float) -> float:
     """Loss from ``reference`` to ``equity`` as a fraction of it (1 once equity is gone)."""
     if reference <= 0.0:
@@ -93,7 +93,7 @@ def _fraction_lost(reference: float, equity: float) -> float:
     return max(0.0, (reference - equity) / reference)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def evaluate(
     L: Record,
     s: Record,

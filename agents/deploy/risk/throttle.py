@@ -36,7 +36,7 @@ def clear_throttle(s: Record, L: Record) -> None:
     s.backoff_attempts = 0
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def refill(s: Record, L: Record, t: float) -> None:
     """Add the tokens earned since the last decision."""
     if math.isfinite(s.throttle_time) and t > s.throttle_time:
@@ -46,14 +46,14 @@ def refill(s: Record, L: Record, t: float) -> None:
     s.throttle_time = t
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def take_cancel(s: Record) -> None:
     """A cancel: never denied; takes a token if one is left."""
     if s.cancel_tokens >= 1.0:
         s.cancel_tokens -= 1.0
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def admit_order(
     s: Record, L: Record, t: float, replace: bool, rng: NDArray[np.uint64], i: int
 ) -> int:

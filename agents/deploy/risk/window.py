@@ -51,7 +51,7 @@ def _bucket(L: Record, t: float) -> int:
     return math.floor(t * WINDOW_BUCKETS / L.rolling_window_seconds)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def window_push(
     s: Record, L: Record, t: float, equity: float, rejects: float, index: float
 ) -> None:
@@ -69,7 +69,7 @@ def window_push(
         row[WINDOW_INDEX_LOW] = min(row[WINDOW_INDEX_LOW], index)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(cache=True, error_model="numpy")
 def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, float]:
     """(highest equity, rejects, index high, index low) within the window ending at ``t``.
 
