@@ -39,7 +39,12 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
         exchange, info = _clients(running)
         user = running.wallet.address
         venue = running.venue
-        assert info.meta() == {"universe": [{"name": "BTC", "szDecimals": 4, "maxLeverage": 20}]}
+        assert info.meta() == {
+            "universe": [
+                {"name": "BTC", "szDecimals": 4, "maxLeverage": 20},
+                {"name": "BTC-HEDGE", "szDecimals": 4, "maxLeverage": 20},
+            ]
+        }
         assert info.spot_meta() == {"universe": [], "tokens": []}
         best_bid, best_ask = venue.best_ticks(0)
         book = info.l2_snapshot("BTC")
@@ -127,7 +132,7 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
         assert [p["delta"]["usdc"] for p in payments] == [f["usdc"] for f in venue.fundings]
         universe, ctxs = info.meta_and_asset_ctxs()
         assert universe == info.meta() and set(ctxs[0]) >= {"markPx", "oraclePx", "funding"}
-        assert info.all_mids() == {"BTC": ctxs[0]["midPx"]}
+        assert info.all_mids() == {"BTC": ctxs[0]["midPx"], "BTC-HEDGE": ctxs[1]["midPx"]}
         state = info.user_state(user)
         assert set(state["marginSummary"]) == {
             "accountValue",
@@ -135,6 +140,46 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
             "totalRawUsd",
             "totalMarginUsed",
         }
+
+
+def test_the_hedge_venue_trades_as_its_own_coin() -> None:
+    with running_exchange() as running:
+        exchange, info = _clients(running)
+        user = running.wallet.address
+        venue = running.venue
+        while abs(venue.assets[0]["inventory"]) < 0.5:  # a perp position to hedge
+            best_bid, best_ask = venue.best_ticks(0)
+            for is_buy, ticks in ((True, best_bid), (False, best_ask)):
+                if venue.book.resting_order(0, is_buy) is None:
+                    exchange.order("BTC", is_buy, 1.0, _px(running, ticks), ALO)
+            running.advance(1)
+        for order in venue.book.open_orders():
+            exchange.cancel("BTC", order.oid)
+        position = float(venue.assets[0]["inventory"])
+        hedge_buy = position < 0
+        too_much = _status(exchange.order("BTC-HEDGE", hedge_buy, 5.0, 100.0, GTC))
+        assert "the hedge venue offsets the perp's position" in too_much["error"]
+        alo = _status(exchange.order("BTC-HEDGE", hedge_buy, 0.2, 100.0, ALO))
+        assert "the hedge venue takes Gtc orders" in alo["error"]
+        oid = _status(exchange.order("BTC-HEDGE", hedge_buy, 0.2, 100.0, GTC))["resting"]["oid"]
+        assert [o["coin"] for o in info.frontend_open_orders(user)] == ["BTC-HEDGE"]
+        for _ in range(30):
+            running.advance(1)
+            if info.query_order_by_oid(user, oid)["order"]["status"] == "filled":
+                break
+        assert info.query_order_by_oid(user, oid)["order"]["status"] == "filled"
+        hedge_fills = [f for f in info.user_fills(user) if f["coin"] == "BTC-HEDGE"]
+        assert hedge_fills and all(f["crossed"] and f["oid"] == oid for f in hedge_fills)
+        assert sum(float(f["sz"]) for f in hedge_fills) == pytest.approx(0.2)
+        positions = {
+            p["position"]["coin"]: p["position"] for p in info.user_state(user)["assetPositions"]
+        }
+        assert float(positions["BTC-HEDGE"]["szi"]) == pytest.approx(0.2 if hedge_buy else -0.2)
+        assert float(positions["BTC"]["szi"]) == position
+        book = requests.post(
+            f"{running.url}/info", json={"type": "l2Book", "coin": "BTC-HEDGE"}, timeout=10
+        )
+        assert book.status_code == 422 and "no book" in book.text
 
 
 def test_a_wrong_key_is_refused_and_nothing_trades() -> None:

@@ -51,6 +51,8 @@ class Order:
     status_timestamp: int = 0
     filled: float = 0.0
     """Size filled so far (base units)."""
+    target: float | None = None
+    """A hedge order's target hedge position (base units); None for a perp order."""
     remaining: float = field(init=False)
     """Size the order still offers (base units): its size less its fills, set to the size the
     kernel holds when they agree to within FILLED_TOLERANCE."""

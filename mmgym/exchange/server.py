@@ -115,13 +115,13 @@ class PaperExchange:
         if kind == "spotMeta":
             return {"universe": [], "tokens": []}
         if kind == "metaAndAssetCtxs":
-            return [v.meta(), [v.asset_ctx(c.asset) for c in v.coins]]
+            return [v.meta(), [v.asset_ctx(c.asset) for c in v.listed]]
         if kind == "allMids":
-            return {c.name: v.asset_ctx(c.asset)["midPx"] for c in v.coins}
+            return {c.name: v.asset_ctx(c.asset)["midPx"] for c in v.listed}
         if kind == "l2Book":
             coin = v.coin(str(body.get("coin")))
-            if coin is None:
-                raise ValueError(f"unknown coin {body.get('coin')!r}")
+            if coin is None or coin.hedge:
+                raise ValueError(f"no book for coin {body.get('coin')!r} (books: the perps)")
             return v.l2_book(coin)
         if kind == "fundingHistory":
             start, end = _window(body)
@@ -337,8 +337,10 @@ class PaperExchange:
     def _subscription_key(self, sub: dict[str, Any]) -> tuple[str, str] | None:
         kind = sub.get("type")
         if kind in COIN_SUBSCRIPTIONS:
-            coin = str(sub.get("coin"))
-            return (kind, coin.lower()) if self.venue.coin(coin) is not None else None
+            coin = self.venue.coin(str(sub.get("coin")))
+            if coin is None or (coin.hedge and kind != "activeAssetCtx"):
+                return None  # the hedge venue has no book and no tape, only a context
+            return kind, coin.name.lower()
         if kind in SUBSCRIPTIONS:
             user = sub.get("user")
             return (kind, user.lower()) if isinstance(user, str) else None
@@ -348,7 +350,7 @@ class PaperExchange:
         """What a new subscription receives first (Hyperliquid's snapshots)."""
         v = self.venue
         kind, who = key
-        coin = next((c for c in v.coins if c.name.lower() == who), None)
+        coin = next((c for c in v.listed if c.name.lower() == who), None)
         if kind == "l2Book" and coin is not None:
             return [v.l2_book(coin)]
         if kind == "activeAssetCtx" and coin is not None:
