@@ -147,6 +147,10 @@ class OrderBook:
         oid = self.resting.get((perp, is_buy))
         return None if oid is None else self.orders[oid]
 
+    def working(self, asset: int) -> Order | None:
+        """The order resting on either side of ``asset`` (a hedge coin has at most one)."""
+        return self.resting_order(asset, True) or self.resting_order(asset, False)
+
     def find(self, key: int | str) -> Order | None:
         """An order by oid or cloid."""
         if isinstance(key, str):

@@ -310,21 +310,8 @@ class PaperVenue:
         if reduce_only and not self._reduces(perp, is_buy):
             raise OrderRefusedError(wire.with_asset(wire.REDUCE_ONLY_ERROR, asset))
         ticks = round(px / Decimal(repr(float(p.tick_size))))
-        now = self.time_ms()
-        order = Order(
-            oid=self.book.new_oid(),
-            coin=coin.name,
-            asset=asset,
-            is_buy=is_buy,
-            limit_px=str(w["p"]),
-            ticks=int(ticks),
-            orig_sz=size,
-            tif=tif,
-            reduce_only=reduce_only,
-            cloid=cloid,
-            timestamp=now,
-            status_timestamp=now,
-        )
+        order = self._new_order(coin, is_buy, str(w["p"]), int(ticks), size, tif, cloid)
+        order.reduce_only = reduce_only
         best_bid, best_ask = self.best_ticks(perp)
         if _crosses(is_buy, order.ticks, best_ask if is_buy else best_bid):
             bbo = (self.price_text(best_bid, coin), self.price_text(best_ask, coin))
@@ -398,7 +385,7 @@ class PaperVenue:
                     asset,
                 )
             )
-        resting = self.book.resting_order(asset, True) or self.book.resting_order(asset, False)
+        resting = self.book.working(asset)
         if resting is not None and resting is not replacing:
             raise OrderRefusedError(
                 wire.with_asset(
@@ -419,21 +406,35 @@ class PaperVenue:
                     asset,
                 )
             )
+        order = self._new_order(coin, is_buy, "0", 0, size, tif, None)
+        order.target = target
+        return order
+
+    def _new_order(
+        self,
+        coin: Coin,
+        is_buy: bool,
+        limit_px: str,
+        ticks: int,
+        size: float,
+        tif: str,
+        cloid: str | None,
+    ) -> Order:
+        """An open order of ``coin`` with a fresh oid, stamped now."""
         now = self.time_ms()
         return Order(
             oid=self.book.new_oid(),
             coin=coin.name,
-            asset=asset,
+            asset=coin.asset,
             is_buy=is_buy,
-            limit_px="0",
-            ticks=0,
+            limit_px=limit_px,
+            ticks=ticks,
             orig_sz=size,
             tif=tif,
             reduce_only=False,
-            cloid=None,
+            cloid=cloid,
             timestamp=now,
             status_timestamp=now,
-            target=target,
         )
 
     def hedge_fraction(self, perp: int) -> float:
@@ -444,9 +445,7 @@ class PaperVenue:
         if inventory == 0.0:
             return 0.0
         coin = self.hedge_coins[perp]
-        order = self.book.resting_order(coin.asset, True) or self.book.resting_order(
-            coin.asset, False
-        )
+        order = self.book.working(coin.asset)
         target = order.target if order is not None else float(a["hedge_position"])
         assert target is not None
         return min(1.0, max(0.0, -target / inventory))
@@ -741,24 +740,10 @@ class PaperVenue:
         closed_pnl, new_position, new_entry = _trade(position, entry, signed, px)
         order.filled += qty
         order.remaining -= qty
-        fill = {
-            "coin": coin.name,
-            "px": order.limit_px,
-            "sz": wire.number(qty),
-            "side": order.side,
-            "time": now,
-            "startPosition": wire.number(position),
-            "dir": _direction(position, signed),
-            "closedPnl": wire.number(closed_pnl),
-            "hash": ZERO_HASH,
-            "oid": order.oid,
-            "crossed": False,
-            "fee": wire.number(self.params.maker_fee * px * qty),
-            "tid": self._tid(),
-            "feeToken": "USDC",
-        }
-        if order.cloid is not None:
-            fill["cloid"] = order.cloid
+        fill = self._fill_record(
+            coin, order.limit_px, signed, position, closed_pnl, order.oid, order.cloid, now,
+            fee=self.params.maker_fee * px * qty, crossed=False,
+        )  # fmt: skip
         return fill, new_position, new_entry
 
     def _hedge_fill(
@@ -776,9 +761,7 @@ class PaperVenue:
         spent = float(before["hedge_cash"][k]) - float(a["hedge_cash"])
         fee_rate = self.params.hedge_fee
         px = spent / (signed + fee_rate * abs(signed))
-        order = self.book.resting_order(coin.asset, True) or self.book.resting_order(
-            coin.asset, False
-        )
+        order = self.book.working(coin.asset)
         if order is not None and order.is_buy == (signed > 0.0):
             oid, cloid = order.oid, order.cloid
             order.filled += abs(signed)
@@ -790,24 +773,10 @@ class PaperVenue:
             oid, cloid = self.book.new_oid(), None
         entry = self._hedge_entry.get(k, 0.0)
         closed_pnl, _, self._hedge_entry[k] = _trade(start, entry, signed, px)
-        fill = {
-            "coin": coin.name,
-            "px": wire.number(px),
-            "sz": wire.number(abs(signed)),
-            "side": "B" if signed > 0.0 else "A",
-            "time": now,
-            "startPosition": wire.number(start),
-            "dir": _direction(start, signed),
-            "closedPnl": wire.number(closed_pnl),
-            "hash": ZERO_HASH,
-            "oid": oid,
-            "crossed": True,
-            "fee": wire.number(fee_rate * px * abs(signed)),
-            "tid": self._tid(),
-            "feeToken": "USDC",
-        }
-        if cloid is not None:
-            fill["cloid"] = cloid
+        fill = self._fill_record(
+            coin, wire.number(px), signed, start, closed_pnl, oid, cloid, now,
+            fee=fee_rate * px * abs(signed), crossed=True,
+        )  # fmt: skip
         return [fill]
 
     def _liquidation_fill(
@@ -828,31 +797,52 @@ class PaperVenue:
         )
         spent = float(before["cash"][k]) - float(a["cash"]) - maker_out - float(a["funding_paid"])
         px = spent / forced
-        return [
-            {
-                "coin": coin.name,
-                "px": wire.number(px),
-                "sz": wire.number(abs(forced)),
-                "side": "B" if forced > 0 else "A",
-                "time": now,
-                "startPosition": wire.number(start),
-                "dir": _direction(start, forced),
-                "closedPnl": wire.number(
-                    _trade(start, float(before["entry_price"][k]), forced, px)[0]
-                ),
-                "hash": ZERO_HASH,
-                "oid": self.book.new_oid(),
-                "crossed": True,
-                "fee": "0",
-                "tid": self._tid(),
-                "feeToken": "USDC",
-                "liquidation": {
-                    "liquidatedUser": self.user,
-                    "markPx": wire.price(float(a["mark"]), coin.sz_decimals),
-                    "method": "market",
-                },
-            }
-        ]
+        fill = self._fill_record(
+            coin, wire.number(px), forced, start,
+            _trade(start, float(before["entry_price"][k]), forced, px)[0],
+            self.book.new_oid(), None, now, fee=0.0, crossed=True,
+        )  # fmt: skip
+        fill["liquidation"] = {
+            "liquidatedUser": self.user,
+            "markPx": wire.price(float(a["mark"]), coin.sz_decimals),
+            "method": "market",
+        }
+        return [fill]
+
+    def _fill_record(
+        self,
+        coin: Coin,
+        px: str,
+        signed: float,
+        start: float,
+        closed_pnl: float,
+        oid: int,
+        cloid: str | None,
+        now: int,
+        fee: float,
+        crossed: bool,
+    ) -> dict[str, Any]:
+        """A ``userFills`` entry: ``signed`` base units (+ bought) at the wire price ``px``
+        from position ``start``."""
+        fill = {
+            "coin": coin.name,
+            "px": px,
+            "sz": wire.number(abs(signed)),
+            "side": "B" if signed > 0.0 else "A",
+            "time": now,
+            "startPosition": wire.number(start),
+            "dir": _direction(start, signed),
+            "closedPnl": wire.number(closed_pnl),
+            "hash": ZERO_HASH,
+            "oid": oid,
+            "crossed": crossed,
+            "fee": wire.number(fee),
+            "tid": self._tid(),
+            "feeToken": "USDC",
+        }
+        if cloid is not None:
+            fill["cloid"] = cloid
+        return fill
 
     def _tid(self) -> int:
         tid = self._next_tid
