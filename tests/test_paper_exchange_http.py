@@ -284,3 +284,67 @@ def test_bad_advance_requests_are_refused(steps: object) -> None:
     with running_exchange() as running:
         answer = requests.post(f"{running.url}/paper/advance", json={"steps": steps}, timeout=10)
         assert answer.status_code == 422 and running.venue.steps == 0
+
+
+def _signed(running: Running, action: Any) -> dict[str, Any]:
+    nonce = get_timestamp_ms()
+    signature = sign_l1_action(running.wallet, action, None, nonce, None, False)
+    return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
+
+
+MALFORMED_ACTIONS: list[Any] = [
+    {"type": "order", "orders": "x", "grouping": "na"},
+    {"type": "order", "orders": [None, 3, {"a": "BTC"}], "grouping": "na"},
+    {"type": "order", "orders": [{"a": 0, "b": "yes", "p": "1", "s": "1", "r": 0}]},
+    {"type": "order", "orders": [{"a": 0, "b": True, "p": [], "s": {}, "r": False, "t": 1}]},
+    {"type": "order", "orders": [{"a": 99, "b": True, "p": "1", "s": "1", "r": False}]},
+    {"type": "cancel", "cancels": [{"a": 0, "o": [1]}, {"a": "x", "o": 1}, 7]},
+    {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": None}]},
+    {"type": "batchModify", "modifies": [{"oid": {"x": 1}, "order": None}]},
+    {"type": "batchModify", "modifies": None},
+    {"type": "scheduleCancel", "time": "soon"},
+    {"type": "usdSend", "amount": "1"},
+    {"no": "type"},
+]
+
+
+def test_malformed_actions_get_a_clear_answer_and_change_nothing() -> None:
+    with running_exchange() as running:
+        for action in MALFORMED_ACTIONS:
+            body = _signed(running, action)
+            answer = requests.post(f"{running.url}/exchange", json=body, timeout=TIMEOUT)
+            assert answer.status_code == 200, (action, answer.text)
+            data = answer.json()
+            if data["status"] == "err":
+                assert isinstance(data["response"], str) and data["response"], action
+            else:  # per-order or per-cancel errors
+                statuses = data["response"]["data"]["statuses"]
+                assert statuses, action
+                assert all(isinstance(s, dict) and s.get("error") for s in statuses), action
+        assert running.venue.book.open_orders() == []
+
+
+BAD_REQUESTS: list[tuple[str, Any]] = [
+    ("/exchange", "not json"),
+    ("/exchange", {"action": 1}),
+    ("/exchange", {"action": {"type": "order"}, "nonce": "1", "signature": {}}),
+    ("/exchange", {"action": {"type": "order"}, "nonce": 1, "signature": {"r": 1}}),
+    ("/info", "not json"),
+    ("/info", {"type": "orderStatus", "user": 5, "oid": [1]}),
+    ("/info", {"type": "userFillsByTime", "user": "0x", "startTime": "0"}),
+    ("/info", {"type": "l2Book", "coin": None}),
+    ("/paper/advance", "not json"),
+]
+
+
+def test_bad_requests_get_a_clear_error_never_a_server_error() -> None:
+    with running_exchange() as running:
+        for path, body in BAD_REQUESTS:
+            kwargs: dict[str, Any] = {"data": body} if isinstance(body, str) else {"json": body}
+            answer = requests.post(f"{running.url}{path}", timeout=TIMEOUT, **kwargs)
+            assert answer.status_code in (200, 422), (path, body, answer.status_code)
+            assert answer.text
+            if answer.status_code == 200:
+                data = answer.json()
+                assert data == {"status": "unknownOid"} or data["status"] == "err", data
+        assert running.venue.steps == 0

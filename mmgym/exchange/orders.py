@@ -151,12 +151,14 @@ class OrderBook:
         """The order resting on either side of ``asset`` (a hedge coin has at most one)."""
         return self.resting_order(asset, True) or self.resting_order(asset, False)
 
-    def find(self, key: int | str) -> Order | None:
-        """An order by oid or cloid."""
+    def find(self, key: object) -> Order | None:
+        """An order by oid or cloid (None for anything else)."""
         if isinstance(key, str):
             oid = self.by_cloid.get(key.lower())
             return None if oid is None else self.orders.get(oid)
-        return self.orders.get(key)
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.orders.get(key)
+        return None
 
     def close(self, order: Order, status: str, time_ms: int) -> None:
         """End ``order`` with ``status`` at ``time_ms``."""

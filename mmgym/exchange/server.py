@@ -136,7 +136,7 @@ class PaperExchange:
             return [o.frontend_view() for o in v.book.open_orders()] if mine else []
         if kind == "orderStatus":
             key = body.get("oid")
-            order = v.book.find(key) if mine and isinstance(key, int | str) else None
+            order = v.book.find(key) if mine else None
             if order is None:
                 return {"status": "unknownOid"}
             view = order.update_view()
@@ -218,9 +218,7 @@ class PaperExchange:
             modifies = action.get("modifies")
             if not isinstance(modifies, list) or not all(isinstance(m, dict) for m in modifies):
                 return {"status": "err", "response": "Paper exchange: modifies must be a list"}
-            return _statuses(
-                "order", [v.modify(_oid_or_cloid(m.get("oid")), m.get("order")) for m in modifies]
-            )
+            return _statuses("order", [v.modify(m.get("oid"), m.get("order")) for m in modifies])
         if kind == "scheduleCancel":
             refused = v.schedule_cancel(action.get("time"))
             if refused is not None:
@@ -402,14 +400,6 @@ def _delta(funding: dict[str, Any]) -> dict[str, Any]:
 
 def _statuses(kind: str, statuses: list[Any]) -> dict[str, Any]:
     return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
-
-
-def _oid_or_cloid(value: object) -> int | str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.lower()
-    return None
 
 
 def _empty_state(now: int) -> dict[str, Any]:

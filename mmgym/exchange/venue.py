@@ -478,7 +478,7 @@ class PaperVenue:
             )
         )
 
-    def cancel(self, asset: object, key: int | str) -> str | dict[str, str]:
+    def cancel(self, asset: object, key: object) -> str | dict[str, str]:
         """Cancel the resting order ``key`` (oid or cloid) of ``asset``: ``"success"`` or
         ``{"error": text}``."""
         coin = self.coin_of_asset(asset)
@@ -493,7 +493,7 @@ class PaperVenue:
     def modify(self, key: object, order_wire: Any) -> dict[str, Any]:
         """A batchModify entry: cancel the resting order ``key`` (oid or cloid) and place
         ``order_wire`` under a new oid (the cloid stays); its order status."""
-        found = self.book.find(key) if isinstance(key, int | str) else None
+        found = self.book.find(key)
         if found is None or not found.is_open:
             return {"error": "Cannot modify canceled or filled order"}
         if isinstance(order_wire, dict) and "c" not in order_wire and found.cloid is not None:
