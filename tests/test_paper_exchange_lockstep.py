@@ -64,6 +64,12 @@ def _hedge_step(
     side's hedge fraction that aims at the working order's target (else holds the hedge)."""
     a = sim.assets[0, k]
     inventory, hedge = float(a["inventory"]), float(a["hedge_position"])
+    if k in hedges:  # a target the perp position no longer covers: the venue cancels it
+        target = hedges[k][0]
+        covered = target * inventory < 0.0 and abs(target) <= abs(inventory) * (1 + 1e-12)
+        if not (target == 0.0 or covered):
+            del hedges[k]
+            seen["hedge_canceled"] += 1
     if t % 40 == 20 and k not in hedges and abs(inventory) >= 0.2:
         size = round(abs(-0.5 * inventory - hedge), 2)
         if size >= 0.01:
@@ -100,6 +106,7 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
     cancelled = np.zeros(1, dtype=np.int64)
     tick = params.tick_size
     seen = {"partial": 0, "funding": 0, "two_prices": 0, "fills": 0, "tiny": 0, "hedged": 0}
+    seen["hedge_canceled"] = 0
     hedges: dict[int, list[float]] = {}
     """The env side's working hedge orders: perp -> [target, remaining]."""
 
@@ -234,4 +241,4 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
     # funding payments and a remainder below the market's quote size
     assert seen["fills"] > 20 and seen["partial"] > 5, seen
     assert seen["two_prices"] >= 1 and seen["funding"] >= 2 and seen["tiny"] >= 1, seen
-    assert seen["hedged"] >= 5, seen
+    assert seen["hedged"] >= 5 and seen["hedge_canceled"] >= 1, seen

@@ -587,6 +587,11 @@ class PaperVenue:
             elif order.target is None and order.remaining < self.params.min_quote_size:
                 self.book.close(order, "belowMinSizeCanceled", now)
                 self._order_update(order)
+            elif order.target is not None:
+                inventory = float(self.assets[order.asset - len(self.coins)]["inventory"])
+                if not _offsets(order.target, inventory):  # the kernel cannot hold it
+                    self.book.close(order, "outOfRangeCanceled", now)
+                    self._order_update(order)
         self._fill_quotes()
         if self._encode(self._action):
             for perp in range(len(self.coins)):
