@@ -177,13 +177,15 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class AccountState:
-    """Positions and margin summary of the account."""
+    """Positions and margin summary of the account, as of the venue's ``time_ms`` (None if the
+    venue did not say)."""
 
     positions: tuple[Position, ...]
     account_value: float
     total_margin_used: float
     total_ntl_pos: float
     withdrawable: float
+    time_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from .base import (
 from .keys import RedactingFilter, Signer
 from .nonce import NonceSource, wall_clock_ms
 from .stream import Stream
-from .transport import HttpTransport, OutcomeUnknownError
+from .transport import HttpTransport, OutcomeUnknownError, VenueRequestError
 from .wire import (
     AssetMeta,
     VenueMessageError,
@@ -343,6 +343,8 @@ class HyperliquidVenue:
             for cloid in cloids:
                 self._resolve_later(cloid)
             return tuple(OrderAck(c, OrderState.UNKNOWN, error=str(err)) for c in cloids)
+        except VenueRequestError as err:  # refused outright (4xx): nothing was placed
+            return tuple(OrderAck(c, OrderState.REJECTED, error=str(err)) for c in cloids)
         return parse_order_answer(answer, cloids)
 
     async def cancel(self, coin: str, oid: int) -> CancelAck:
@@ -356,6 +358,8 @@ class HyperliquidVenue:
             return parse_cancel_answer(await self._act(action))
         except OutcomeUnknownError as err:
             return CancelAck(False, error=str(err), unknown=True)
+        except VenueRequestError as err:
+            return CancelAck(False, error=str(err))
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
         """Arm (or with None, disarm) the venue's dead-man's switch: all open orders are
@@ -386,14 +390,20 @@ class HyperliquidVenue:
         if disarm:
             await self.schedule_cancel(None)
 
+    async def venue_time_ms(self) -> int:
+        """The venue's clock (``clearinghouseState``'s time; the paper exchange's is its
+        simulated time), or this host's wall clock if the venue does not say."""
+        state = await self.account()
+        return state.time_ms if state.time_ms is not None else self._clock_ms()
+
     async def _refresh_switch(self, window_s: float, refresh_s: float) -> None:
         failures = 0
         while True:
             try:
-                await self.schedule_cancel(self._clock_ms() + int(window_s * 1000))
+                await self.schedule_cancel(await self.venue_time_ms() + int(window_s * 1000))
                 failures = 0
                 await asyncio.sleep(refresh_s)
-            except (OutcomeUnknownError, RuntimeError) as err:
+            except (OutcomeUnknownError, RuntimeError, VenueMessageError) as err:
                 self._log.warning("dead-man's switch refresh failed: %s", err)
                 await asyncio.sleep(min(refresh_s, self._backoff.delay(failures, self._rng)))
                 failures += 1

@@ -417,6 +417,7 @@ def parse_clearinghouse(data: Any) -> AccountState:
         total_margin_used=_float(summary, "totalMarginUsed", "marginSummary"),
         total_ntl_pos=_float(summary, "totalNtlPos", "marginSummary"),
         withdrawable=_float(data, "withdrawable", where),
+        time_ms=_int(data, "time", where) if "time" in data else None,
     )
 
 
