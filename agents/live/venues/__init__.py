@@ -4,6 +4,7 @@ alike (docs/live.md)."""
 
 from __future__ import annotations
 
+from .backoff import Backoff
 from .base import (
     AccountState,
     AssetContext,
@@ -35,6 +36,7 @@ __all__ = [
     "TESTNET_API_URL",
     "AccountState",
     "AssetContext",
+    "Backoff",
     "BookLevel",
     "BookSnapshot",
     "CancelAck",

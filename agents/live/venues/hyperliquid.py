@@ -128,6 +128,7 @@ class HyperliquidVenue:
     increasing across restarts (without it they are increasing within the process and never
     below the wall clock). ``order_ttl_ms`` sets ``expiresAfter`` on order actions: an order
     still unseen after that is known never to execute (the venue drops expired actions).
+    ``stream_url`` overrides the WebSocket's URL (by default ``base_url``'s ``/ws``).
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class HyperliquidVenue:
         signer: Signer,
         *,
         account_address: str | None = None,
+        stream_url: str | None = None,
         nonce_file: Path | None = None,
         request_timeout_s: float = 10.0,
         info_attempts: int = 3,
@@ -150,6 +152,7 @@ class HyperliquidVenue:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"venue URL must be http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        self.stream_url = stream_url or ws_url(self.base_url)
         self.is_mainnet = is_mainnet(self.base_url)
         self.signer = signer
         self.user = account_address or signer.address
@@ -186,7 +189,7 @@ class HyperliquidVenue:
             await self._http.close()
             raise
         self._stream = Stream(
-            ws_url(self.base_url),
+            self.stream_url,
             self._http.session,
             self._on_message,
             self._on_connection,
@@ -323,6 +326,8 @@ class HyperliquidVenue:
         order is invalid (unknown coin, bad cloid, a size that rounds to zero, repeated
         cloids)."""
         cloids = [order.cloid.lower() for order in orders]
+        if not cloids:
+            raise ValueError("no orders to place")
         if len(set(cloids)) != len(cloids):
             raise ValueError(f"repeated cloids in one placement: {cloids}")
         wires = [order_wire(order, self.asset(order.coin)) for order in orders]
