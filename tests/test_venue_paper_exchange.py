@@ -20,6 +20,7 @@ from venue_support import (
     adapter,
     advance,
     best_bid_ask,
+    drain,
     loopback_only,  # noqa: F401  (a fixture)
     of_type,
     paper_exchange,
@@ -383,6 +384,43 @@ def test_the_stream_reconnects_and_resubscribes_after_the_server_drops_it(
                 )
                 assert of_type(events, BookSnapshot)
                 await venue.cancel_by_cloid("BTC", cloid)
+
+    run(body())
+
+
+def test_fills_replayed_by_a_resubscription_are_not_streamed_twice(
+    server: BackgroundServer,
+) -> None:
+    async def body() -> None:
+        async with adapter(server.url) as venue:
+            await venue.subscribe_account()
+            await fill_a_position(server.url, venue)
+            booked = {f.tid for f in await venue.fills_since(0)}
+            seen = await wait_for(venue, lambda es: {f.tid for f in of_type(es, Fill)} >= booked)
+            drop_every_socket(server)  # the resubscription replays every fill as a snapshot
+            await wait_for(
+                venue, lambda es: any(c.connected for c in of_type(es, ConnectionChange)), seen=seen
+            )
+            await advance(server.url, 2)
+            await drain(venue, 0.5, seen)
+            tids = [f.tid for f in of_type(seen, Fill)]
+            assert len(tids) == len(set(tids))
+        async with adapter(server.url) as restarted:  # a new process meets them as a snapshot
+            await restarted.subscribe_account()
+            replayed = await wait_for(
+                restarted, lambda es: {f.tid for f in of_type(es, Fill)} >= booked
+            )
+            assert all(f.snapshot for f in of_type(replayed, Fill) if f.tid in booked)
+
+    run(body())
+
+
+def test_pings_keep_a_quiet_stream_up(server: BackgroundServer) -> None:
+    async def body() -> None:
+        async with adapter(server.url, ping_interval_s=0.1) as venue:
+            await venue.subscribe_market("BTC")
+            await asyncio.sleep(1.0)  # ten ping intervals without market data (lockstep)
+            assert venue.stream.connections == 1 and venue.stream.connected
 
     run(body())
 

@@ -157,7 +157,7 @@ class HyperliquidVenue:
         self.signer = signer
         self.user = account_address or signer.address
         self._log = logger or logging.getLogger(__name__)
-        self._log.addFilter(RedactingFilter(signer))
+        self._redacting = RedactingFilter(signer)
         self._rng = random.Random(seed)
         self._backoff = backoff or Backoff()
         self._http = HttpTransport(
@@ -182,6 +182,7 @@ class HyperliquidVenue:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> HyperliquidVenue:
+        self._log.addFilter(self._redacting)
         await self._http.open()
         try:
             self._assets = parse_meta(await self._http.info({"type": "meta"}))
@@ -220,6 +221,7 @@ class HyperliquidVenue:
             self._stream = None
         await self._http.close()
         self._events.put_nowait(_CLOSED)
+        self._log.removeFilter(self._redacting)
 
     @property
     def assets(self) -> dict[str, AssetMeta]:
@@ -443,7 +445,7 @@ class HyperliquidVenue:
                 status = await self.order_status(cloid)
                 if status.state != OrderState.UNKNOWN:
                     return status
-            except (OutcomeUnknownError, RuntimeError) as err:
+            except (OutcomeUnknownError, RuntimeError, VenueMessageError) as err:
                 self._log.warning("orderStatus %s failed: %s", cloid, err)
                 status = OrderStatus(OrderState.UNKNOWN, "unreachable", None, None)
             remaining = deadline - loop.time()
