@@ -593,6 +593,8 @@ class StallingForwarder:
         self.stall_exchange = False
         self.drop_exchange = False
         self.exchange_posts = 0
+        self.stall_s = 1.0
+        """How long a held-back answer waits (longer than the client's time-out)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -620,7 +622,7 @@ class StallingForwarder:
         if request.path == "/exchange":
             self.exchange_posts += 1
             if self.drop_exchange:
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(self.stall_s)
                 return web.Response(status=504)
         async with self._session.post(
             self.upstream + request.path, data=body, headers={"Content-Type": "application/json"}
@@ -628,7 +630,7 @@ class StallingForwarder:
             text = await answer.text()
             status = answer.status
         if request.path == "/exchange" and self.stall_exchange:
-            await asyncio.sleep(5.0)  # executed upstream; the answer comes too late
+            await asyncio.sleep(self.stall_s)  # executed upstream; the answer comes too late
         return web.Response(status=status, text=text, content_type="application/json")
 
 
