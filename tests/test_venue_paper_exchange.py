@@ -5,9 +5,10 @@ timed-out order POST resolved by cloid, and the key never shown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -483,15 +484,9 @@ def test_a_timed_out_order_is_never_resent_and_resolved_by_cloid(
     server: BackgroundServer,
 ) -> None:
     async def body() -> None:
-        async with (
-            StallingForwarder(server.url) as forwarder,
-            adapter(
-                forwarder.url,
-                stream_url=server.url.replace("http", "ws") + "/ws",
-                request_timeout_s=0.5,
-                resolve_timeout_s=10.0,
-            ) as venue,
-        ):
+        async with behind_a_forwarder(
+            server.url, request_timeout_s=0.5, resolve_timeout_s=10.0
+        ) as (forwarder, venue):
             await venue.subscribe_account()
             bid, _ = await quotes_inside(server.url)
             order = OrderRequest("BTC", True, 0.5, bid, new_cloid())
@@ -518,14 +513,9 @@ def test_an_order_the_venue_never_saw_stays_unknown_and_is_not_resent(
     server: BackgroundServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def body() -> None:
-        async with (
-            StallingForwarder(server.url) as forwarder,
-            adapter(
-                forwarder.url,
-                stream_url=server.url.replace("http", "ws") + "/ws",
-                request_timeout_s=0.3,
-                resolve_timeout_s=0.5,
-            ) as venue,
+        async with behind_a_forwarder(server.url, request_timeout_s=0.3, resolve_timeout_s=0.5) as (
+            forwarder,
+            venue,
         ):
             bid, _ = await quotes_inside(server.url)
             order = OrderRequest("BTC", True, 0.5, bid, new_cloid())
@@ -581,6 +571,19 @@ def test_the_key_never_appears_in_logs_reprs_errors_or_files(
     for text in texts:
         assert secret not in text.lower() and secret[:24] not in text.lower()
     assert "<redacted>" in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def behind_a_forwarder(
+    url: str, **options: Any
+) -> AsyncIterator[tuple[StallingForwarder, HyperliquidVenue]]:
+    """An adapter whose HTTP goes through a :class:`StallingForwarder` to the exchange at
+    ``url`` (its WebSocket straight to the exchange)."""
+    async with (
+        StallingForwarder(url) as forwarder,
+        adapter(forwarder.url, stream_url=url.replace("http", "ws") + "/ws", **options) as venue,
+    ):
+        yield forwarder, venue
 
 
 class StallingForwarder:
