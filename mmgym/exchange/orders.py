@@ -121,6 +121,12 @@ class OrderBook:
             self.by_cloid[order.cloid] = order.oid
         self.resting[(perp, order.is_buy)] = order.oid
 
+    def record(self, order: Order) -> None:
+        """Keep an order that never rested (rejected when placed), for ``orderStatus``."""
+        self.orders[order.oid] = order
+        if order.cloid is not None:
+            self.by_cloid[order.cloid] = order.oid
+
     def resting_order(self, perp: int, is_buy: bool) -> Order | None:
         """The order resting on this side of perp ``perp``."""
         oid = self.resting.get((perp, is_buy))
