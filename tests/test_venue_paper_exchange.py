@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -466,6 +467,21 @@ def test_a_restarted_adapter_reads_the_venues_state_back(
 
     before = run(first_life())
     run(second_life(before))
+
+
+def test_orders_with_a_time_to_live_carry_a_signed_expiry(server: BackgroundServer) -> None:
+    async def body() -> None:
+        async with adapter(server.url, order_ttl_ms=5_000) as venue:
+            bid, _ = await quotes_inside(server.url)
+            (ack,) = await venue.place([OrderRequest("BTC", True, 0.5, bid, new_cloid())])
+            assert ack.state is OrderState.RESTING  # the exchange verified the signed expiry
+        late = int(time.time() * 1000) - 60_000  # a clock a minute behind: expired on arrival
+        async with adapter(server.url, order_ttl_ms=5_000, clock_ms=lambda: late) as venue:
+            (ack,) = await venue.place([OrderRequest("BTC", True, 0.5, bid, new_cloid())])
+            assert ack.state is OrderState.REJECTED and "expired" in (ack.error or "")
+            assert len(await venue.open_orders()) == 1
+
+    run(body())
 
 
 def test_a_wrong_key_is_refused_and_nothing_trades(server: BackgroundServer) -> None:

@@ -151,6 +151,8 @@ class HyperliquidVenue:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"venue URL must be http:// or https://, got {base_url!r}")
+        if order_ttl_ms is not None and order_ttl_ms <= 0:
+            raise ValueError(f"order_ttl_ms must be positive (or None), got {order_ttl_ms}")
         self.base_url = base_url.rstrip("/")
         self.stream_url = stream_url or ws_url(self.base_url)
         self.is_mainnet = is_mainnet(self.base_url)
