@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -427,6 +428,33 @@ def test_pings_keep_a_quiet_stream_up(server: BackgroundServer) -> None:
     run(body())
 
 
+def test_a_malformed_message_is_logged_and_dropped_and_the_stream_goes_on(
+    server: BackgroundServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        async with adapter(server.url) as venue:
+            await venue.subscribe_market("BTC")
+            seen = await wait_for(venue, lambda es: bool(of_type(es, BookSnapshot)))
+            for bad in (
+                {"channel": "l2Book", "data": {"coin": "BTC", "time": 1}},
+                {"channel": "userFills", "data": [1, 2]},
+                {"channel": "trades", "data": [{"coin": "BTC", "side": "S"}]},
+            ):
+                venue.stream._dispatch(json.dumps(bad))  # as if the venue had sent it
+            venue.stream._dispatch("not json")
+            books = len(of_type(seen, BookSnapshot))
+            await advance(server.url, 1)
+            await wait_for(venue, lambda es: len(of_type(es, BookSnapshot)) > books, seen=seen)
+            assert venue.stream.connections == 1
+
+    with caplog.at_level(logging.ERROR, logger="agents.live.venues.hyperliquid"):
+        run(body())
+    assert "l2Book lacks 'levels'" in caplog.text
+    assert "userFills is not an object" in caplog.text
+    assert "'side' is 'S'" in caplog.text
+    assert "not JSON" in caplog.text
+
+
 def drop_every_socket(server: BackgroundServer) -> None:
     """Close every WebSocket from the server's side, as a venue restart would."""
     loop = server._loop  # the server's event loop (its thread)
@@ -496,29 +524,36 @@ def test_a_wrong_key_is_refused_and_nothing_trades(server: BackgroundServer) -> 
     run(body())
 
 
-def test_a_timed_out_order_is_never_resent_and_resolved_by_cloid(
-    server: BackgroundServer,
+@pytest.mark.parametrize("streamed", [False, True], ids=["looked-up", "streamed"])
+def test_a_timed_out_order_is_never_resent_and_settled(
+    server: BackgroundServer, streamed: bool
 ) -> None:
+    """The POST executes but its answer comes too late: the order is acknowledged unknown and
+    settled by ``orderStatus`` on its cloid, or by its order update if the account's stream
+    is subscribed (then nothing is looked up)."""
+
     async def body() -> None:
         async with behind_a_forwarder(
-            server.url, request_timeout_s=0.5, resolve_timeout_s=10.0
+            server.url, request_timeout_s=1.0, resolve_timeout_s=10.0
         ) as (forwarder, venue):
-            await venue.subscribe_account()
+            forwarder.stall_s = 2.0
+            if streamed:
+                await venue.subscribe_account()
             bid, _ = await quotes_inside(server.url)
             order = OrderRequest("BTC", True, 0.5, bid, new_cloid())
             forwarder.stall_exchange = True
             (ack,) = await venue.place([order])
             forwarder.stall_exchange = False
             assert ack.state is OrderState.UNKNOWN and ack.oid is None
+            assert venue.unresolved == (() if streamed else (order.cloid,))
             events = await wait_for(
                 venue, lambda es: any(u.cloid == order.cloid for u in of_type(es, OrderUpdate))
             )
             (update,) = [u for u in of_type(events, OrderUpdate) if u.cloid == order.cloid]
-            assert update.state is OrderState.RESTING
-            status = await venue.order_status(order.cloid)
-            assert status.state is OrderState.RESTING
+            assert update.state is OrderState.RESTING and update.oid is not None
             assert [o.cloid for o in await venue.open_orders()] == [order.cloid]
             assert forwarder.exchange_posts == 1  # sent once, never retried
+            assert forwarder.info_posts.count("orderStatus") == (0 if streamed else 1)
             await asyncio.sleep(0.1)
             assert venue.unresolved == ()
 
@@ -612,6 +647,8 @@ class StallingForwarder:
         self.stall_exchange = False
         self.drop_exchange = False
         self.exchange_posts = 0
+        self.info_posts: list[str] = []
+        """The types of the /info queries forwarded, in order."""
         self.stall_s = 1.0
         """How long a held-back answer waits (longer than the client's time-out)."""
         self.url = ""
@@ -638,6 +675,8 @@ class StallingForwarder:
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
         body = await request.read()
+        if request.path == "/info":
+            self.info_posts.append(json.loads(body).get("type"))
         if request.path == "/exchange":
             self.exchange_posts += 1
             if self.drop_exchange:

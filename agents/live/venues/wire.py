@@ -394,7 +394,7 @@ def parse_funding_history(data: Any) -> tuple[FundingPayment, ...]:
     payments = []
     for item in _list(data, "userFunding answer"):
         delta = _field(item, "delta", "userFunding entry")
-        if delta.get("type", "funding") != "funding":
+        if _field(delta, "type", "userFunding delta") != "funding":
             continue
         payments.append(_funding({**delta, "time": _field(item, "time", "userFunding")}, "delta"))
     return tuple(payments)
