@@ -89,6 +89,14 @@ def test_analysis_without_pandas_or_matplotlib(blocked: list[str]) -> None:
         assert message is None
 
 
+def test_the_paper_exchange_server_names_the_live_extra() -> None:
+    messages = _probe(["aiohttp"], ["mmgym.exchange.server", "mmgym.exchange"])
+    assert messages["mmgym.exchange"] is None  # the venue itself needs no extra
+    assert messages["mmgym.exchange.server"] == (
+        "ModuleNotFoundError: mmgym.exchange.server needs aiohttp: pip install 'mmgym[live]'"
+    )
+
+
 def test_other_import_errors_pass_unchanged() -> None:
     with (
         pytest.raises(ModuleNotFoundError, match="No module named 'not_a_package'") as err,
