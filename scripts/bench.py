@@ -19,6 +19,7 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 200
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --exchange-seconds 5
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
@@ -886,6 +887,14 @@ def main() -> None:
         default=0,
         help="also time the RiskLimiter and RiskLimitedVectorEnv (steps per block)",
     )
+    parser.add_argument(
+        "--exchange-seconds",
+        type=float,
+        default=0.0,
+        help="also time the paper exchange on loopback: market streaming for this many seconds "
+        "and --exchange-orders signed order round trips (needs the live extra)",
+    )
+    parser.add_argument("--exchange-orders", type=int, default=200)
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -946,6 +955,11 @@ def main() -> None:
     if args.baseline_decisions > 0:
         rows = baseline_latencies(args.baseline_decisions, args.repeats)
         table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
+    if args.exchange_seconds > 0:
+        from bench_exchange import paper_exchange_table
+
+        idle.wait()
+        table += "\n\n" + paper_exchange_table(args.exchange_seconds, args.exchange_orders)
     header = (
         f"{conditions}; one process, the copy modes taking turns repeat by repeat; "
         f"{idle.summary()}."
