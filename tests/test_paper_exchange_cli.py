@@ -16,7 +16,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "paper_exchange.py"
 USER = "0x" + "12" * 20
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # a cold numba compile of the market before the URL is printed
 """Seconds to start (Hydra composition, the market's first compile on a cold cache)."""
 STOP_TIMEOUT = 20.0
 

@@ -99,11 +99,16 @@ def sz_decimals_for(params: MarketParams) -> int:
     return wire.MAX_PERP_DECIMALS - places
 
 
+_COMPILED: set[int] = set()
+"""Numbers of perps whose decision path this process has compiled."""
+
+
 class PaperVenue:
     """One PerpMM market of ``params`` seeded ``seed``, its coins and one user's account.
 
     ``coins`` names the perps (one per perp of the market); ``user`` is the account's address;
-    time stamps are ``epoch_ms`` plus the simulated time.
+    time stamps are ``epoch_ms`` plus the simulated time. ``warm``: compile the decision path
+    on construction (once per process and number of perps), not in the first advance.
     """
 
     def __init__(
@@ -113,6 +118,8 @@ class PaperVenue:
         coins: Sequence[str],
         user: str,
         epoch_ms: int,
+        *,
+        warm: bool = True,
     ) -> None:
         if len(coins) != params.num_assets:
             raise ValueError(
@@ -164,6 +171,11 @@ class PaperVenue:
         self.day_volume = np.zeros(k)
         """Taker notional traded per perp (the ``dayNtlVlm`` of the asset context)."""
         self.steps = 0
+        if warm and params.num_assets not in _COMPILED:
+            # Compile the decision path now (a throwaway market of the same shape), so that the
+            # first /paper/advance does not spend a cold compile (tens of seconds) in a request.
+            PaperVenue(params, seed, coins, user, epoch_ms, warm=False).advance(1)
+            _COMPILED.add(params.num_assets)
 
     # --- state --------------------------------------------------------------------------------
 
