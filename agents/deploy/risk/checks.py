@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from agents.deploy.risk.estimators import annual_volatility
 from agents.deploy.risk.exposure import fill_costs, market_known, position_known, worst_case
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.kill_switch import ACTIVE, HALTED, REDUCING
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import tally
@@ -174,7 +174,7 @@ def _check_side(
     return base, extra
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def _limit_net(
     L: Record,
     A: NDArray[np.void],
@@ -207,7 +207,7 @@ def _limit_net(
         base[k] *= base_scale
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def _surely_within(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, gross: float, equity: float
 ) -> bool:
@@ -283,7 +283,7 @@ def _size_cap(L: Record, s: Record, k: int, num_assets: int) -> tuple[float, int
     return factor * L.max_order_size, reason
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def limit_orders(
     L: Record,
     Q: NDArray[np.void],

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from agents.deploy.risk.checks import limit_orders, safe_orders
 from agents.deploy.risk.estimators import clear_estimates, mean_correlation, update_estimates
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import close_row, start_row, tally
@@ -94,7 +94,7 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
         q.hedge_fraction = 1.0
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def _decide(
     L: Record,
     Q: NDArray[np.void],
@@ -134,7 +134,7 @@ def _decide(
     limit_orders(L, Q, a, A, s, counts, rng, i, t, account_known, stale)
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def limit_account(
     La: NDArray[np.void],
     quotes: NDArray[np.void],

@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from mmgym.core.params import SECONDS_PER_YEAR
 from mmgym.core.records import Record
 
@@ -46,7 +46,7 @@ def mark_known(a: Record) -> bool:
     return math.isfinite(a.mark) and a.mark > 0.0 and not a.stale
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) -> float:
     """Fold the marks at time ``t`` into the estimates; return the market index, the
     equal-weighted log price of the perps (NaN when a mark is unknown)."""

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.exposure import position_known
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.modes import TradingMode
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import tally
@@ -94,7 +94,7 @@ def _fraction_lost(reference: float, equity: float) -> float:
     return max(0.0, (reference - equity) / reference)
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def evaluate(
     L: Record,
     s: Record,

@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.reasons import Reason
 from mmgym.core.records import Record
 from mmgym.core.rng import uniform
@@ -54,7 +54,7 @@ def take_cancel(s: Record) -> None:
         s.cancel_tokens -= 1.0
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def admit_order(
     s: Record, L: Record, t: float, replace: bool, rng: NDArray[np.uint64], i: int
 ) -> int:

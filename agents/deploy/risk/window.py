@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk.jit import JIT
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.layout import (
     WINDOW_BUCKETS,
     WINDOW_EQUITY_HIGH,
@@ -70,7 +70,7 @@ def window_push(
         row[WINDOW_INDEX_LOW] = min(row[WINDOW_INDEX_LOW], index)
 
 
-@nb.njit(**JIT)
+@nb.njit(**JIT_INLINE)
 def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, float]:
     """(highest equity, rejects, index high, index low) within the window ending at ``t``.
 
