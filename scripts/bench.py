@@ -700,10 +700,11 @@ def _risk_against(rev: str, steps: int, repeats: int, idle: IdleWaiter, num_envs
     """:func:`_risk_table`'s env rows for git revision ``rev`` and this checkout side by side:
     one worker process per tree, the trees taking turns pair of blocks by pair of blocks; each
     tree's overhead compares its own limited and bare steps (medians), and the last column the
-    limiter's cost per step (limited - bare) of this checkout over ``rev``'s."""
+    limiter's part (:func:`_limiter_share`, steadier than the comparison of two envs) of this
+    checkout over ``rev``'s."""
     lines = [
         f"| {num_envs} envs, calm | actions | tree | bare step | limited step | overhead "
-        "| limiter's part / kernel | limited - bare, this / before |",
+        "| limiter's part / kernel | limiter's part, this / before |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -725,7 +726,7 @@ def _risk_against(rev: str, steps: int, repeats: int, idle: IdleWaiter, num_envs
                         w.close()
                 cores = "both cores" if parallel else "one core"
                 cells = {label: _overhead_cells(b) for label, b in blocks.items()}
-                before, after = (c[1] - c[0] for c in cells.values())
+                before, after = (c[3] for c in cells.values())
                 for label, (bare, limited, overhead, share) in cells.items():
                     last = f"{after / before:.2f}" if label == "this checkout" else ""
                     lines.append(
