@@ -7,7 +7,8 @@ The two modes alternate repeat by repeat, so they share the machine's conditions
 
 ``--against REV`` measures the same cells on git revision ``REV`` (exported to a temporary
 folder) side by side with the working tree: two worker processes take turns repeat by repeat,
-and the table gives the medians and their ratios.
+and the table gives the medians and their ratios; with ``--risk-steps`` also the limited env's
+overhead of each tree (its own limited step against its own bare step, medians of blocks).
 
     python scripts/bench.py                      # print the table
     python scripts/bench.py --write docs/benchmarks.md
@@ -17,6 +18,7 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --guard-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 200
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 300 --against main
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --exchange-seconds 5
@@ -574,16 +576,60 @@ def _baselines_against(rev: str, decisions: int, repeats: int) -> str:
     return note + "\n\n" + table(header, lines, align="ll" + "r" * 9)
 
 
-def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int = 7) -> str:
-    """The RiskLimiter per decision for one account (p50/p99 of single calls), and
-    RiskLimitedVectorEnv against the bare PerpMM vector env at ``num_envs`` envs: blocks of
-    ``steps`` steps alternate between the two, and the medians over ``repeats`` are compared,
-    for a fixed quote at the touch (as above) and for uniform random actions. The last column
-    splits the limited env's own steps (:func:`_limiter_share`), which other processes on the
-    machine disturb less than the comparison of two envs."""
-    from agents.deploy import RiskLimitedVectorEnv
+RISK_ACTIONS = ("fixed quote", "uniform random")
+"""The actions the limited env is timed with: the fixed quote at the touch, uniform random."""
+
+
+class RiskPair:
+    """The bare PerpMM vector env and the same env behind ``RiskLimitedVectorEnv`` (calm,
+    ``num_envs`` envs, the kernel on both cores or one), stepped on demand with the same
+    actions: blocks of steps of one and of the other, one after the other."""
+
+    def __init__(self, num_envs: int, parallel: bool, kind: str) -> None:
+        from agents.deploy import RiskLimitedVectorEnv
+        from mmgym.envs.perp_mm import PerpMMVectorEnv
+
+        self.parallel = parallel
+        self.bare = PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
+        self.limited = RiskLimitedVectorEnv(
+            PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
+        )
+        if kind == "fixed quote":
+            self.batch = [np.tile(np.array(QUOTE, dtype=np.float32), (num_envs, 1))] * 8
+        else:
+            rng = np.random.default_rng(1)
+            self.batch = [rng.uniform(-1, 1, (num_envs, 5)).astype(np.float32) for _ in range(8)]
+        for env in (self.bare, self.limited):
+            env.reset(seed=0)
+            for a in self.batch:
+                env.step(a)  # warm-up
+
+    def block(self, steps: int) -> dict[str, float]:
+        """Seconds per step of a block of ``steps`` steps of the bare env, then of the limited
+        env with the same actions, then the limited env's own split (:func:`_limiter_share`,
+        one block)."""
+        out = {}
+        for name, env in (("bare", self.bare), ("limited", self.limited)):
+            t0 = time.perf_counter()
+            for j in range(steps):
+                env.step(self.batch[j % len(self.batch)])
+            out[name] = (time.perf_counter() - t0) / steps
+        out["share"] = _limiter_share(self.limited, self.batch, steps, self.parallel)
+        return out
+
+
+def _overhead_cells(blocks: list[dict[str, float]]) -> tuple[float, float, float, float]:
+    """(bare step, limited step, overhead, limiter's part / kernel) from the medians of the
+    blocks: the overhead is the limited step's median over the bare step's, less 1."""
+    bare = statistics.median(b["bare"] for b in blocks)
+    limited = statistics.median(b["limited"] for b in blocks)
+    share = statistics.median(b["share"] for b in blocks)
+    return bare, limited, limited / bare - 1, share
+
+
+def _limiter_latency() -> tuple[float, float, int]:
+    """The RiskLimiter's p50 and p99 (us) per decision of one account, and the decisions."""
     from agents.deploy.risk import RiskInputs, RiskLimiter, RiskLimits, VenueSpec, new_quotes
-    from mmgym.envs.perp_mm import PerpMMVectorEnv
 
     params = make_params("calm")
     limiter = RiskLimiter(RiskLimits(), VenueSpec.from_market(params), 1, 1)
@@ -604,61 +650,101 @@ def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int 
         limiter.limit(quotes, inputs)
         times[t] = time.perf_counter_ns() - t0
     p50, p99 = np.percentile(times[1_000:], [50, 99]) / 1e3
+    return float(p50), float(p99), times.size - 1_000
+
+
+RISK_HEADER = [
+    "| {n} envs, calm, kernel on | actions | bare step | limited step | overhead "
+    "| limiter's part / kernel, same steps |",
+    "|---|---|---:|---:|---:|---:|",
+]
+
+
+def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int = 7) -> str:
+    """The RiskLimiter per decision for one account (p50/p99 of single calls), and
+    RiskLimitedVectorEnv against the bare PerpMM vector env at ``num_envs`` envs: blocks of
+    ``steps`` steps alternate between the two (:class:`RiskPair`), and the medians over
+    ``repeats`` are compared, for a fixed quote at the touch (as above) and for uniform random
+    actions. The last column splits the limited env's own steps (:func:`_limiter_share`),
+    which other processes on the machine disturb less than the comparison of two envs."""
+    p50, p99, decisions = _limiter_latency()
     print(f"  RiskLimiter        one account        p50 {p50:.1f} us, p99 {p99:.1f} us")
     lines = [
         "| RiskLimiter, one account, one perp | p50 per decision | p99 per decision |",
         "|---|---:|---:|",
-        f"| {times.size - 1_000:,} decisions (target p99 <= 20 us) | {p50:.1f} us | {p99:.1f} us |",
+        f"| {decisions:,} decisions (target p99 <= 20 us) | {p50:.1f} us | {p99:.1f} us |",
         "",
-        f"| {num_envs} envs, calm, kernel on | actions | bare step | limited step | overhead "
-        "| limiter's part / kernel, same steps |",
-        "|---|---|---:|---:|---:|---:|",
+        RISK_HEADER[0].format(n=num_envs),
+        RISK_HEADER[1],
     ]
     for parallel in (True, False):
-        bare = PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
-        limited = RiskLimitedVectorEnv(
-            PerpMMVectorEnv(num_envs, scenario="calm", copy=False, parallel=parallel)
-        )
-        for kind in ("fixed quote", "uniform random"):
-            if kind == "fixed quote":
-                batch = [np.tile(np.array(QUOTE, dtype=np.float32), (num_envs, 1))] * 8
-            else:
-                batch = [rng.uniform(-1, 1, (num_envs, 5)).astype(np.float32) for _ in range(8)]
-            for env in (bare, limited):
-                env.reset(seed=0)
-                for a in batch:
-                    env.step(a)  # warm-up
-            per_step: dict[str, list[float]] = {"bare": [], "limited": []}
+        for kind in RISK_ACTIONS:
+            pair = RiskPair(num_envs, parallel, kind)
+            blocks = []
             for _ in range(repeats):
                 idle.wait()  # each pair of blocks (with --wait-idle)
-                for name, env in (("bare", bare), ("limited", limited)):
-                    t0 = time.perf_counter()
-                    for j in range(steps):
-                        env.step(batch[j % len(batch)])
-                    per_step[name].append((time.perf_counter() - t0) / steps)
-            medians = {name: statistics.median(v) for name, v in per_step.items()}
-            overhead = 100 * (medians["limited"] / medians["bare"] - 1)
-            share = 100 * _limiter_share(limited, batch, steps, repeats, parallel, idle)
+                blocks.append(pair.block(steps))
+            bare, limited, overhead, share = _overhead_cells(blocks)
             cores = "both cores" if parallel else "one core"
             print(
-                f"  RiskLimitedVectorEnv {cores}, {kind}: {overhead:+.0f} % per step; "
-                f"limiter's part {share:.0f} % of the kernel's in the same steps"
+                f"  RiskLimitedVectorEnv {cores}, {kind}: {100 * overhead:+.0f} % per step; "
+                f"limiter's part {100 * share:.0f} % of the kernel's in the same steps"
             )
             lines.append(
-                f"| {cores} | {kind} | {1e6 * medians['bare']:,.0f} us | "
-                f"{1e6 * medians['limited']:,.0f} us | {overhead:+.0f} % | {share:.0f} % |"
+                f"| {cores} | {kind} | {1e6 * bare:,.0f} us | {1e6 * limited:,.0f} us | "
+                f"{100 * overhead:+.0f} % | {100 * share:.0f} % |"
             )
     return "\n".join(lines)
 
 
-def _limiter_share(
-    env: Any, batch: list[np.ndarray], steps: int, repeats: int, parallel: bool, idle: IdleWaiter
-) -> float:
+def _risk_against(rev: str, steps: int, repeats: int, idle: IdleWaiter, num_envs: int = 256) -> str:
+    """:func:`_risk_table`'s env rows for git revision ``rev`` and this checkout side by side:
+    one worker process per tree, the trees taking turns pair of blocks by pair of blocks; each
+    tree's overhead compares its own limited and bare steps (medians), and the last column the
+    limiter's part (:func:`_limiter_share`, steadier than the comparison of two envs) of this
+    checkout over ``rev``'s."""
+    lines = [
+        f"| {num_envs} envs, calm | actions | tree | bare step | limited step | overhead "
+        "| limiter's part / kernel | limiter's part, this / before |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        short = _export(rev, Path(tmp))
+        trees = {f"{rev} ({short})": Path(tmp), "this checkout": None}
+        for parallel in (True, False):
+            for kind in RISK_ACTIONS:
+                workers = {label: Worker(tree) for label, tree in trees.items()}
+                blocks: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+                try:
+                    for w in workers.values():
+                        w.ask(op="risk", num_envs=num_envs, parallel=parallel, kind=kind)
+                    for _ in range(repeats):
+                        for label, w in workers.items():
+                            idle.wait()
+                            blocks[label].append(w.ask(op="risk_block", steps=steps))
+                finally:
+                    for w in workers.values():
+                        w.close()
+                cores = "both cores" if parallel else "one core"
+                cells = {label: _overhead_cells(b) for label, b in blocks.items()}
+                before, after = (c[3] for c in cells.values())
+                for label, (bare, limited, overhead, share) in cells.items():
+                    last = f"{after / before:.2f}" if label == "this checkout" else ""
+                    lines.append(
+                        f"| {cores} | {kind} | {label} | {1e6 * bare:,.0f} us | "
+                        f"{1e6 * limited:,.0f} us | {100 * overhead:+.0f} % | "
+                        f"{100 * share:.0f} % | {last} |"
+                    )
+                    print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def _limiter_share(env: Any, batch: list[np.ndarray], steps: int, parallel: bool) -> float:
     """The limited env's step split in two: everything but the kernel's call (reading,
-    decoding, limiting, encoding, the glue) over the kernel's call, medians over ``repeats``
-    blocks of ``steps``. On one core in CPU time of the thread (``time.thread_time``: time
-    slices lost to other processes do not count); on both cores in wall time (the pass and the
-    kernel each wait for their slowest thread)."""
+    decoding, limiting, encoding, the glue) over the kernel's call, over a block of ``steps``.
+    On one core in CPU time of the thread (``time.thread_time``: time slices lost to other
+    processes do not count); on both cores in wall time (the pass and the kernel each wait for
+    their slowest thread)."""
     clock = time.perf_counter if parallel else time.thread_time
     sim = env.sim
     spent = {"kernel": 0.0, "total": 0.0}
@@ -677,17 +763,12 @@ def _limiter_share(
         return int(bad)
 
     sim.inner.step, sim.step = timed_kernel, timed_step
-    shares = []
     try:
-        for _ in range(repeats):
-            idle.wait()
-            spent["kernel"] = spent["total"] = 0.0
-            for j in range(steps):
-                env.step(batch[j % len(batch)])
-            shares.append((spent["total"] - spent["kernel"]) / spent["kernel"])
+        for j in range(steps):
+            env.step(batch[j % len(batch)])
     finally:
         del sim.inner.step, sim.step  # the methods again
-    return statistics.median(shares)
+    return (spent["total"] - spent["kernel"]) / spent["kernel"]
 
 
 def _ticks(env_name: str) -> int:
@@ -758,6 +839,7 @@ class Worker:
 def _serve() -> None:
     """Worker loop: build one cell and time it on request (one JSON object per line)."""
     cell: Cell | None = None
+    pair: RiskPair | None = None
     for line in sys.stdin:
         req = json.loads(line)
         answer: Any
@@ -766,6 +848,12 @@ def _serve() -> None:
         elif req["op"] == "cell":
             cell = Cell(req["env"], req["num_envs"])
             answer = cell.seconds_per_step()
+        elif req["op"] == "risk":
+            pair = RiskPair(req["num_envs"], req["parallel"], req["kind"])
+            answer = True
+        elif req["op"] == "risk_block":
+            assert pair is not None
+            answer = pair.block(req["steps"])
         else:
             assert cell is not None
             answer = cell.rate(req["steps"], req["copy"])
@@ -925,6 +1013,8 @@ def main() -> None:
     idle = IdleWaiter(args.wait_idle)
     if args.against:
         table = _against(args.against, cells, args.repeats, args.seconds, idle)
+        if args.risk_steps > 0:
+            table += "\n\n" + _risk_against(args.against, args.risk_steps, 7, idle)
         conditions += f"; {idle.summary()}"
         print(
             f"\n{conditions}; one process per tree and cell, taking turns repeat by repeat."

@@ -29,16 +29,20 @@ def first_non_finite(actions: NDArray[np.floating]) -> int:
     return -1
 
 
-def compile_serial_and_parallel(make: Callable[[Any], Callable[..., Any]]) -> tuple[Any, Any]:
+def compile_serial_and_parallel(
+    make: Callable[[Any], Callable[..., Any]], serial_options: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
     """The serial and the parallel build of the batched step ``make(loop)``.
 
     The parallel build is named ``<name>_parallel``; each build has its own on-disk cache.
+    ``serial_options`` are numba options of the serial build (default: cached, numpy's error
+    model, as the parallel one).
     """
     serial = make(range)
     parallel = make(nb.prange)
     parallel.__name__ = parallel.__qualname__ = f"{serial.__name__}_parallel"
     serial.__qualname__ = serial.__name__
     return (
-        nb.njit(cache=True, error_model="numpy")(serial),
+        nb.njit(**(serial_options or {"cache": True, "error_model": "numpy"}))(serial),
         nb.njit(cache=True, error_model="numpy", parallel=True)(parallel),
     )

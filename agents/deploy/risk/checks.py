@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from agents.deploy.risk.estimators import annual_volatility
 from agents.deploy.risk.exposure import fill_costs, market_known, position_known, worst_case
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.kill_switch import ACTIVE, HALTED, REDUCING
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import tally
@@ -79,7 +80,7 @@ _MIN_NOTIONAL = int(Reason.BELOW_MIN_NOTIONAL)
 _BISECTIONS = 40
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def _check_side(
     L: Record,
     a: Record,
@@ -173,7 +174,7 @@ def _check_side(
     return base, extra
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def _limit_net(
     L: Record,
     A: NDArray[np.void],
@@ -206,7 +207,7 @@ def _limit_net(
         base[k] *= base_scale
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def _surely_within(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, gross: float, equity: float
 ) -> bool:
@@ -225,7 +226,7 @@ def _surely_within(
     return gross <= L.max_gross_notional and equity - cost >= L.min_margin_coverage * rate * gross
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def _adding_scale(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, margin_equity: float
 ) -> tuple[float, bool, bool]:
@@ -248,7 +249,7 @@ def _adding_scale(
     return lo, gross_bound, margin_bound
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def _below_minimum(L: Record, size: float, px: int, counts: NDArray[np.int64]) -> bool:
     """Step 9 for an order that only adds risk."""
     if size < L.min_order_size:
@@ -260,7 +261,7 @@ def _below_minimum(L: Record, size: float, px: int, counts: NDArray[np.int64]) -
     return False
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def _size_cap(L: Record, s: Record, k: int, num_assets: int) -> tuple[float, int]:
     """The largest order that adds risk in perp ``k`` under the warm-up, the tail override and
     the volatility cap, and the reason of the binding one."""
@@ -282,7 +283,7 @@ def _size_cap(L: Record, s: Record, k: int, num_assets: int) -> tuple[float, int
     return factor * L.max_order_size, reason
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def limit_orders(
     L: Record,
     Q: NDArray[np.void],
@@ -395,7 +396,7 @@ def limit_orders(
         Q[k].hedge_fraction = _hedge(Q[k].hedge_fraction, mode, counts)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def _hedge(fraction: float, mode: int, counts: NDArray[np.int64]) -> float:
     """The hedge fraction: the policy's in ACTIVE (within [0, 1]); the full offset (1) in
     REDUCING and HALTED, or when it is not finite. The hedge target is ``-fraction x
@@ -414,7 +415,7 @@ def _hedge(fraction: float, mode: int, counts: NDArray[np.int64]) -> float:
     return fraction
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def safe_orders(
     L: Record, Q: NDArray[np.void], A: NDArray[np.void], counts: NDArray[np.int64]
 ) -> None:
@@ -429,7 +430,7 @@ def safe_orders(
     flatten_orders(L, Q, A, counts)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def flatten_orders(
     L: Record, Q: NDArray[np.void], A: NDArray[np.void], counts: NDArray[np.int64]
 ) -> None:

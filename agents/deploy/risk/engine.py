@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from agents.deploy.risk.checks import limit_orders, safe_orders
 from agents.deploy.risk.estimators import clear_estimates, mean_correlation, update_estimates
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.kill_switch import ACTIVE, evaluate, record_transition
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import close_row, start_row, tally
@@ -27,7 +28,7 @@ _UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
 _OPENED = int(Reason.ACCOUNT_OPENED)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def open_accounts(
     La: NDArray[np.void],
     state: NDArray[np.void],
@@ -64,7 +65,7 @@ def open_accounts(
         totals[i, 0] = 0  # the mark of a counted row, meaningless in the totals
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def restart_references(s: Record) -> None:
     """Forget the kill switch's references: peak equity, rolling window, unknown clock."""
     s.peak_equity = np.nan
@@ -72,7 +73,7 @@ def restart_references(s: Record) -> None:
     clear_window(s)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def restart_accounts(state: NDArray[np.void], mask: NDArray[np.bool_]) -> None:
     """:func:`restart_references` of the accounts in ``mask`` (an operator reset)."""
     for i in range(state.shape[0]):
@@ -80,7 +81,7 @@ def restart_accounts(state: NDArray[np.void], mask: NDArray[np.bool_]) -> None:
             restart_references(state[i])
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
     for k in range(Q.shape[0]):
         q = Q[k]
@@ -93,7 +94,7 @@ def _deny_everything(Q: NDArray[np.void], counts: NDArray[np.int64]) -> None:
         q.hedge_fraction = 1.0
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def _decide(
     L: Record,
     Q: NDArray[np.void],
@@ -133,7 +134,7 @@ def _decide(
     limit_orders(L, Q, a, A, s, counts, rng, i, t, account_known, stale)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def limit_account(
     La: NDArray[np.void],
     quotes: NDArray[np.void],
@@ -163,7 +164,7 @@ def limit_account(
     close_row(c, totals[i], s)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def limit_batch(
     La: NDArray[np.void],
     quotes: NDArray[np.void],

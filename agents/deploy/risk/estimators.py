@@ -16,13 +16,14 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from mmgym.core.params import SECONDS_PER_YEAR
 from mmgym.core.records import Record
 
 _LN2 = math.log(2.0)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def clear_estimates(s: Record) -> None:
     """Forget every observation."""
     s.estimate_time = np.nan
@@ -39,13 +40,13 @@ def clear_estimates(s: Record) -> None:
             s.covariance[j, m] = 0.0
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def mark_known(a: Record) -> bool:
     """A perp's mark is a finite price > 0 and not flagged stale."""
     return math.isfinite(a.mark) and a.mark > 0.0 and not a.stale
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) -> float:
     """Fold the marks at time ``t`` into the estimates; return the market index, the
     equal-weighted log price of the perps (NaN when a mark is unknown)."""
@@ -79,7 +80,7 @@ def update_estimates(s: Record, A: NDArray[np.void], t: float, halflife: float) 
     return index / k
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def annual_volatility(s: Record, k: int) -> float:
     """Annualised volatility of perp ``k``'s mark (NaN before the first return)."""
     if s.estimate_weight <= 0.0:
@@ -87,7 +88,7 @@ def annual_volatility(s: Record, k: int) -> float:
     return math.sqrt(max(s.covariance[k, k], 0.0) / s.estimate_weight * SECONDS_PER_YEAR)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def mean_correlation(s: Record) -> float:
     """Mean pairwise correlation of the perps' mark returns (0 with one perp or no moves)."""
     k = s.covariance.shape[0]

@@ -18,11 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.estimators import mark_known
+from agents.deploy.risk.jit import JIT
 from mmgym.core.margin import tier_margin
 from mmgym.core.records import Record
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def position_known(a: Record) -> bool:
     """The perp's position and resting orders are known (finite, sizes >= 0, priced)."""
     return (
@@ -36,7 +37,7 @@ def position_known(a: Record) -> bool:
     )
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def market_known(a: Record) -> bool:
     """The perp's book and mark are known: finite, the bid under the ask, not flagged stale."""
     return (
@@ -47,7 +48,7 @@ def market_known(a: Record) -> bool:
     )
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def fill_cost(size: float, price: float, mark: float, buy: bool, fee: float) -> float:
     """Equity lost against the mark if ``size`` fills at ``price``: adverse edge plus fee."""
     if not size > 0.0:
@@ -56,7 +57,7 @@ def fill_cost(size: float, price: float, mark: float, buy: bool, fee: float) -> 
     return size * (max(edge, 0.0) + fee * price)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def fill_costs(
     L: Record, a: Record, q: Record, new_bid: float, new_ask: float, fee: float
 ) -> float:
@@ -72,7 +73,7 @@ def fill_costs(
     )
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def worst_case(
     L: Record,
     A: NDArray[np.void],

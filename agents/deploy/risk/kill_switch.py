@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.exposure import position_known
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.modes import TradingMode
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.tally import tally
@@ -51,7 +52,7 @@ _FLATTEN = int(Reason.FLATTEN_REQUESTED)
 _FLATTENED = int(Reason.FLATTENED)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def record_transition(
     trans: NDArray[np.void],
     s: Record,
@@ -75,7 +76,7 @@ def record_transition(
     s.transitions = n + 1
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def all_flat(A: NDArray[np.void], tolerance: float) -> bool:
     """Every position is known and smaller than ``tolerance`` (the venue's smallest order)."""
     for k in range(A.shape[0]):
@@ -85,7 +86,7 @@ def all_flat(A: NDArray[np.void], tolerance: float) -> bool:
     return True
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def _fraction_lost(reference: float, equity: float) -> float:
     """Loss from ``reference`` to ``equity`` as a fraction of it (1 once equity is gone)."""
     if reference <= 0.0:
@@ -93,7 +94,7 @@ def _fraction_lost(reference: float, equity: float) -> float:
     return max(0.0, (reference - equity) / reference)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def evaluate(
     L: Record,
     s: Record,

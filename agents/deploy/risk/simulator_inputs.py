@@ -7,10 +7,11 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.risk.jit import JIT
 from mmgym.core.records import Record
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def read_env_state(
     P: Record, e: Record, A: NDArray[np.void], v: Record, X: NDArray[np.void]
 ) -> None:
@@ -42,7 +43,7 @@ def read_env_state(
     v.rejects = rejects
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def read_decision_state(
     Pa: NDArray[np.void],
     accounts: NDArray[np.void],

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk.engine import limit_account
+from agents.deploy.risk.jit import JIT
 from agents.deploy.risk.reasons import Reason
 from agents.deploy.risk.simulator_inputs import read_env_state
 from mmgym.core.batch import compile_serial_and_parallel
@@ -80,6 +81,8 @@ def _limit_simulated_actions(loop: Any) -> Any:
 
 
 limit_simulated_actions, limit_simulated_actions_parallel = compile_serial_and_parallel(
-    _limit_simulated_actions
+    _limit_simulated_actions, serial_options=JIT
 )
-"""Every env's limited action: serially, or over all cores (identical results)."""
+"""Every env's limited action: serially, or over all cores (identical results). The serial
+build counts no references (:mod:`~agents.deploy.risk.jit`); numba's parallel loop needs them,
+the limiter's functions it calls do without."""

@@ -11,17 +11,18 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.risk.jit import JIT
 from mmgym.core.records import Record
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def tally(counts: NDArray[np.int64], reason: int) -> None:
     """Count one ``reason`` in this decision's row."""
     counts[reason] += 1
     counts[0] = 1
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def start_row(counts: NDArray[np.int64], s: Record) -> None:
     """Zero the row if the account's previous decision counted anything."""
     if s.counted:
@@ -30,7 +31,7 @@ def start_row(counts: NDArray[np.int64], s: Record) -> None:
         s.counted = False
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def close_row(counts: NDArray[np.int64], totals: NDArray[np.int64], s: Record) -> None:
     """Add a row that counted anything to the account's totals (slot 0 stays 0 there)."""
     if counts[0] != 0:

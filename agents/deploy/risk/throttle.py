@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.reasons import Reason
 from mmgym.core.records import Record
 from mmgym.core.rng import uniform
@@ -26,7 +27,7 @@ _CANCEL_THROTTLE = int(Reason.CANCEL_THROTTLE)
 _BACKOFF = int(Reason.THROTTLE_BACKOFF)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def clear_throttle(s: Record, L: Record) -> None:
     """Full buckets, no backoff."""
     s.order_tokens = L.order_burst
@@ -36,7 +37,7 @@ def clear_throttle(s: Record, L: Record) -> None:
     s.backoff_attempts = 0
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def refill(s: Record, L: Record, t: float) -> None:
     """Add the tokens earned since the last decision."""
     if math.isfinite(s.throttle_time) and t > s.throttle_time:
@@ -46,14 +47,14 @@ def refill(s: Record, L: Record, t: float) -> None:
     s.throttle_time = t
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def take_cancel(s: Record) -> None:
     """A cancel: never denied; takes a token if one is left."""
     if s.cancel_tokens >= 1.0:
         s.cancel_tokens -= 1.0
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def admit_order(
     s: Record, L: Record, t: float, replace: bool, rng: NDArray[np.uint64], i: int
 ) -> int:

@@ -15,6 +15,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.risk.jit import JIT, JIT_INLINE
 from agents.deploy.risk.layout import (
     WINDOW_BUCKETS,
     WINDOW_EQUITY_HIGH,
@@ -29,7 +30,7 @@ from mmgym.core.records import Record
 _EMPTY = -(2.0**62)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def clear_window(s: Record) -> None:
     """Forget every sample."""
     s.window_cached_bucket = -(2**62)
@@ -37,7 +38,7 @@ def clear_window(s: Record) -> None:
         _clear_bucket(s.window[j], _EMPTY)
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def _clear_bucket(row: NDArray[np.float64], bucket: float) -> None:
     row[WINDOW_ID] = bucket
     row[WINDOW_EQUITY_HIGH] = -np.inf
@@ -46,12 +47,12 @@ def _clear_bucket(row: NDArray[np.float64], bucket: float) -> None:
     row[WINDOW_INDEX_LOW] = np.inf
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**JIT, inline="always")
 def _bucket(L: Record, t: float) -> int:
     return math.floor(t * WINDOW_BUCKETS / L.rolling_window_seconds)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT)
 def window_push(
     s: Record, L: Record, t: float, equity: float, rejects: float, index: float
 ) -> None:
@@ -69,7 +70,7 @@ def window_push(
         row[WINDOW_INDEX_LOW] = min(row[WINDOW_INDEX_LOW], index)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**JIT_INLINE)
 def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, float]:
     """(highest equity, rejects, index high, index low) within the window ending at ``t``.
 
