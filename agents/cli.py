@@ -1,5 +1,5 @@
 """Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``,
-``mmgym-vet``.
+``mmgym-vet``, ``mmgym-fault-proxy``.
 
 Each runs the matching Hydra script in ``scripts/`` with the repository's ``conf/`` (the project
 is installed in editable mode by ``make``), passing the command line through. ``job_main`` is
@@ -51,6 +51,14 @@ def export() -> None:
 def vet() -> None:
     """``mmgym-vet``: ``scripts/vet.py``."""
     _run("vet")
+
+
+def fault_proxy() -> None:
+    """``mmgym-fault-proxy``: the fault-injection proxy (``mmgym.exchange.fault_proxy_cli``;
+    argparse, no Hydra: it has no market to compose)."""
+    from mmgym.exchange.fault_proxy_cli import main
+
+    raise SystemExit(main())
 
 
 def job_main(
