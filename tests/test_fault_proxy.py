@@ -430,6 +430,29 @@ def test_a_refused_handshake_is_a_5xx_and_the_next_one_connects() -> None:
     assert (record.target, record.delivered) == ("ws_connect", False)
 
 
+def test_a_dropped_handshake_closes_the_connection_and_a_delayed_one_connects_late() -> None:
+    # aiohttp's client retries a GET once after a disconnect: two handshakes to drop
+    rules = [
+        FaultRule.parse("ws_connect:disconnect:nth=1,2"),
+        FaultRule.parse("ws_connect:delay:nth=3"),
+    ]
+
+    async def scenario(up: Upstream, proxy: FaultProxy, client: aiohttp.ClientSession) -> None:
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await client.ws_connect(proxy.url + "/ws")
+        started = time.monotonic()
+        async with client.ws_connect(proxy.url + "/ws") as ws:
+            assert time.monotonic() - started >= 0.2  # the default delay
+            assert await l2_stream(ws, 2) == [1, 2]
+
+    records = run(rules, scenario).log
+    assert [(r.kind, r.delivered) for r in records] == [
+        ("disconnect", False),
+        ("disconnect", False),
+        ("delay", True),
+    ]
+
+
 def test_stop_closes_open_websockets() -> None:
     async def main() -> None:
         upstream = Upstream()

@@ -371,7 +371,8 @@ class FaultProxy:
         decision = self.plan.decide(target, stream, path)
         if decision is not None:
             kind = decision.rule.kind
-            self._record(decision, target, stream, message, path, (), False)
+            delivered = kind == FaultKind.DELAY
+            self._record(decision, target, stream, message, path, (), delivered)
             if kind == FaultKind.ERROR_5XX:
                 return web.Response(status=decision.rule.status, text="fault proxy")
             if kind in (FaultKind.DROP_REQUEST, FaultKind.DISCONNECT):
