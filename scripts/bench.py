@@ -19,10 +19,15 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 200
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
+    python scripts/bench.py --exchange-rtt 1000 --exchange-rate 10   # the paper exchange only
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
 the table gives the medians and the ratios.
+
+``--exchange-rtt N`` (N order round trips, direct and through the fault proxy) and
+``--exchange-rate SECONDS`` (the sustained WebSocket rate) time the paper exchange instead of
+the envs (``scripts/bench_exchange.py``; they need the ``live`` extra).
 """
 
 from __future__ import annotations
@@ -886,9 +891,37 @@ def main() -> None:
         default=0,
         help="also time the RiskLimiter and RiskLimitedVectorEnv (steps per block)",
     )
+    parser.add_argument(
+        "--exchange-rtt",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time N order round trips on the paper exchange (place, ack, cancel) instead",
+    )
+    parser.add_argument(
+        "--exchange-rate",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="time the paper exchange's sustained WebSocket message rate instead",
+    )
+    parser.add_argument("--exchange-server", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.exchange_server:
+        import bench_exchange
+
+        mode, speed, agent = args.exchange_server
+        bench_exchange.serve_exchange(mode, float(speed), agent)
+        return
+    if args.exchange_rtt > 0 or args.exchange_rate > 0:
+        import bench_exchange
+
+        report = bench_exchange.report(args.exchange_rtt, args.exchange_rate)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(report)
+        return
     if args.worker:
         _serve()
         return
