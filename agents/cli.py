@@ -1,5 +1,5 @@
 """Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``,
-``mmgym-vet``, ``mmgym-fault-proxy``.
+``mmgym-vet``, ``mmgym-paper-exchange``, ``mmgym-fault-proxy``.
 
 Each runs the matching Hydra script in ``scripts/`` with the repository's ``conf/`` (the project
 is installed in editable mode by ``make``), passing the command line through. ``job_main`` is
@@ -51,6 +51,11 @@ def export() -> None:
 def vet() -> None:
     """``mmgym-vet``: ``scripts/vet.py``."""
     _run("vet")
+
+
+def paper_exchange() -> None:
+    """``mmgym-paper-exchange``: ``scripts/paper_exchange.py``."""
+    _run("paper_exchange")
 
 
 def fault_proxy() -> None:

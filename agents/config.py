@@ -365,6 +365,53 @@ class VetJob:
             )
 
 
+PAPER_COINS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "DOGE", "AVAX", "LINK", "LTC")
+"""Default names of the paper exchange's perps, the first ``num_assets`` of them."""
+
+
+@dataclass
+class PaperExchangeJob:
+    """``scripts/paper_exchange.py`` (``mmgym-paper-exchange``): the market of ``env`` served
+    over Hyperliquid's API on 127.0.0.1 (docs/live.md)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    user: str = MISSING
+    """The account's address (0x and 40 hex digits): the one account the exchange keeps."""
+    agent: str | None = None
+    """The address allowed to sign actions (an API wallet); None: ``user`` itself."""
+    port: int = 8765
+    """TCP port on 127.0.0.1; 0 picks a free one (printed)."""
+    time_mode: str = "lockstep"
+    """``wall``, ``accelerated`` (x ``speed``) or ``lockstep`` (``POST /paper/advance``)."""
+    speed: float = 10.0
+    """Decision intervals per ``decision_interval`` of wall time in ``accelerated`` mode."""
+    seed: int = 0
+    episode_seconds: float = 7 * 24 * 3600.0
+    """Market time (s) before the market closes (the env's episode)."""
+    coins: list[str] = field(default_factory=lambda: list(PAPER_COINS))
+    """Names of the perps, the first ``num_assets`` used."""
+    epoch_ms: int | None = None
+    """Time stamp (ms) of the market's start; None: the wall clock at start, in whole seconds."""
+
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
+        for name in ("user", "agent"):
+            value = getattr(self, name)
+            if value is not None and not _is_address(value):
+                raise ValueError(f"{name} must be an address, 0x and 40 hex digits, got {value!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in [0, 65535] (0: a free port), got {self.port}")
+        from mmgym.exchange.clock import Clock
+
+        Clock(self.time_mode, self.speed)  # a bad mode or speed fails at composition
+
+
+def _is_address(text: object) -> bool:
+    if not isinstance(text, str) or len(text) != 42 or not text.startswith("0x"):
+        return False
+    return all(c in "0123456789abcdefABCDEF" for c in text[2:])
+
+
 J = TypeVar("J")
 
 
@@ -466,6 +513,7 @@ def register_configs() -> None:
             "tune": TuneJob,
             "export": ExportJob,
             "vet": VetJob,
+            "paper_exchange": PaperExchangeJob,
         },
         "experiment": {"reproduce": ReproduceJob},
         "env": {"env": EnvConfig},

@@ -1,0 +1,892 @@
+"""The paper venue: a PerpMM market (one env) traded through Hyperliquid-shaped orders.
+
+The user's resting bid and ask of each perp are the kernel agent's quotes. At each decision
+interval the venue encodes them into an action with :func:`mmgym.core.orders.encode_quotes`
+(exact), steps the simulator one interval, and books what the kernel's accounting booked: maker
+fills (pick-offs included) at the quote's price with the maker fee, funding payments and a
+liquidation. docs/live.md lists the rules; the main ones:
+
+- one resting bid and one ask per perp (the kernel's agent model);
+- Alo and Gtc limit orders only; a crossing Alo is rejected as Hyperliquid rejects it, a
+  crossing Gtc is refused (the agent never takes liquidity), Ioc is refused;
+- sizes within ``[min_quote_size, max_quote_size]``; prices the action can express at the
+  current mid (a resting pair the mid drifted away from is canceled, ``outOfRangeCanceled``);
+- an order placed between two decisions reaches the book after the market's latency in the
+  next interval; until then the order it replaced can still fill (that fill carries the
+  replaced order's oid);
+- fills are reported once per order and decision interval (the kernel aggregates the
+  interval's matches), with their exact sizes.
+
+Pure Python and NumPy, no I/O: the server (:mod:`mmgym.exchange.server`) drives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from mmgym.core.kernel import LIQUIDATED
+from mmgym.core.layout import pack_params
+from mmgym.core.orders import QUOTE_DTYPE, decode_actions, decoder_params, encode_quotes
+from mmgym.core.params import MarketParams
+from mmgym.core.rng import seeds_from
+from mmgym.envs.perp_mm import PerpMMSimulator
+from mmgym.exchange import wire
+from mmgym.exchange.orders import FILLED_TOLERANCE, Order, OrderBook
+
+ZERO_ADDRESS = "0x" + "0" * 40
+ZERO_HASH = "0x" + "0" * 64
+SCHEDULE_CANCEL_LEAD_MS = 5000
+SCHEDULE_CANCEL_PER_DAY = 10
+DAY_MS = 24 * 3600 * 1000
+TIFS = ("Alo", "Gtc", "Ioc")
+
+
+class OrderRefusedError(ValueError):
+    """An order the venue refuses; the message is the status's error text."""
+
+
+class MarketClosedError(RuntimeError):
+    """The market's episode ended (truncated or liquidated): it no longer advances."""
+
+
+@dataclass(frozen=True)
+class Coin:
+    """A listed perp: its name, asset index (its perp index) and size decimals."""
+
+    name: str
+    asset: int
+    sz_decimals: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One websocket message: ``channel``, the subscription key it goes to (a coin or the
+    user, lower case) and its ``data``."""
+
+    channel: str
+    key: str
+    data: Any
+
+
+def sz_decimals_for(params: MarketParams) -> int:
+    """The coins' szDecimals: ``6 - decimals(tick_size)``, so that every tick is a valid
+    price up to 5 significant figures."""
+    places = wire.tick_decimals(params.tick_size)
+    if places > wire.MAX_PERP_DECIMALS:
+        raise ValueError(
+            f"tick_size {params.tick_size} has {places} decimals; Hyperliquid prices have at most "
+            f"{wire.MAX_PERP_DECIMALS}"
+        )
+    return wire.MAX_PERP_DECIMALS - places
+
+
+class PaperVenue:
+    """One PerpMM market of ``params`` seeded ``seed``, its coins and one user's account.
+
+    ``coins`` names the perps (one per perp of the market); ``user`` is the account's address;
+    time stamps are ``epoch_ms`` plus the simulated time.
+    """
+
+    def __init__(
+        self,
+        params: MarketParams,
+        seed: int,
+        coins: Sequence[str],
+        user: str,
+        epoch_ms: int,
+    ) -> None:
+        if len(coins) != params.num_assets:
+            raise ValueError(
+                f"{len(coins)} coin names {list(coins)} for a market of {params.num_assets} "
+                "perps: give one name per perp"
+            )
+        if len(set(coins)) != len(coins):
+            raise ValueError(f"coin names must differ, got {list(coins)}")
+        self.params = params.validate()
+        self.user = user.lower()
+        self.epoch_ms = int(epoch_ms)
+        sz_decimals = sz_decimals_for(params)
+        self.coins = tuple(Coin(name, k, sz_decimals) for k, name in enumerate(coins))
+        self._coin_by_name = {c.name: c for c in self.coins}
+        self.sim = PerpMMSimulator(1, params, parallel=False)
+        self.sim.reset(np.ones(1, dtype=np.bool_), seeds_from(seed, 1))
+        self._decoder = decoder_params(pack_params(params))
+        k = params.num_assets
+        self._quotes = np.zeros((1, k), dtype=QUOTE_DTYPE)
+        self._decoded = np.zeros((1, k), dtype=QUOTE_DTYPE)
+        self._action = np.zeros((1, 5 * k), dtype=np.float64)
+        self._cancelled = np.zeros(1, dtype=np.int64)
+        self._no_reset = np.zeros(1, dtype=np.bool_)
+        self.book = OrderBook()
+        self._slot_owner: dict[tuple[int, bool], int] = {}
+        """(perp, is_buy) -> oid of the order whose quote sits in the kernel."""
+        self.fills: list[dict[str, Any]] = []
+        self.fundings: list[dict[str, Any]] = []
+        """The user's funding payments (``userFunding`` entries)."""
+        self.funding_rates: list[dict[str, Any]] = []
+        """Every coin's settled funding rates (``fundingHistory`` entries)."""
+        self.outbox: list[Event] = []
+        """Websocket messages not yet sent (the server drains it)."""
+        self._next_tid = 1
+        self._cancel_at: int | None = None
+        self._cancel_triggers: list[int] = []
+        self.ended: str | None = None
+        """None while the market runs; ``truncated`` or ``liquidated`` after its end."""
+        self.day_volume = np.zeros(k)
+        """Taker notional traded per perp (the ``dayNtlVlm`` of the asset context)."""
+        self.steps = 0
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def assets(self) -> np.ndarray:
+        """The kernel's per-perp records of the one env (views)."""
+        return self.sim.assets[0]
+
+    @property
+    def account(self) -> np.void:
+        """The kernel's account record of the one env (a view)."""
+        return self.sim.accounts[0]
+
+    def time_ms(self) -> int:
+        """The venue's clock: the epoch plus the simulated time (ms)."""
+        seconds = int(self.account["tick"]) * self.params.tick_seconds
+        return self.epoch_ms + round(seconds * 1000.0)
+
+    def coin(self, name: str) -> Coin | None:
+        """The listed coin ``name``."""
+        return self._coin_by_name.get(name)
+
+    def coin_of_asset(self, asset: object) -> Coin | None:
+        """The listed coin with asset index ``asset``."""
+        if isinstance(asset, int) and not isinstance(asset, bool) and 0 <= asset < len(self.coins):
+            return self.coins[asset]
+        return None
+
+    def best_ticks(self, perp: int) -> tuple[int, int]:
+        """The background book's best bid and ask (ticks)."""
+        a = self.assets[perp]
+        return int(a["best_bid"]), int(a["best_ask"])
+
+    def price_text(self, ticks: int, coin: Coin) -> str:
+        """A tick price as a wire price."""
+        return wire.price(ticks * self.params.tick_size, coin.sz_decimals)
+
+    def _emit(self, channel: str, key: str, data: Any) -> None:
+        self.outbox.append(Event(channel, key.lower(), data))
+
+    def _order_update(self, order: Order) -> None:
+        self._emit("orderUpdates", self.user, [order.update_view()])
+
+    # --- orders -------------------------------------------------------------------------------
+
+    def place(self, order_wire: Any, replacing: Order | None = None) -> dict[str, Any]:
+        """Place one wire order (``{a, b, p, s, r, t, c?}``); the status of the order response:
+        ``{"resting": {"oid"}}`` or ``{"error": text}``. ``replacing``: the order a batchModify
+        cancels if this one is accepted."""
+        try:
+            order, perp = self._accept(order_wire, replacing)
+        except OrderRefusedError as err:
+            return {"error": str(err)}
+        now = self.time_ms()
+        if replacing is not None:
+            self.book.close(replacing, "canceled", now)
+            self._order_update(replacing)
+        self.book.add(order, perp)
+        self._order_update(order)
+        resting: dict[str, Any] = {"oid": order.oid}
+        if order.cloid is not None:
+            resting["cloid"] = order.cloid
+        return {"resting": resting}
+
+    def _accept(self, w: Any, replacing: Order | None) -> tuple[Order, int]:
+        """The order ``w`` describes, or OrderRefusedError naming the rule it breaks."""
+        if not isinstance(w, dict):
+            raise OrderRefusedError("Paper exchange: an order must be an object {a, b, p, s, r, t}")
+        coin = self.coin_of_asset(w.get("a"))
+        if coin is None:
+            raise OrderRefusedError(
+                f"Paper exchange: unknown asset {w.get('a')!r} (meta lists 0 to "
+                f"{len(self.coins) - 1})"
+            )
+        asset = coin.asset
+        if self.ended is not None:
+            raise OrderRefusedError(
+                wire.with_asset(f"Paper exchange: the market has ended ({self.ended}).", asset)
+            )
+        is_buy = w.get("b")
+        reduce_only = w.get("r", False)
+        if not isinstance(is_buy, bool) or not isinstance(reduce_only, bool):
+            raise OrderRefusedError(
+                wire.with_asset("Paper exchange: b and r must be booleans.", asset)
+            )
+        tif = _tif(w.get("t"))
+        if tif is None:
+            raise OrderRefusedError(
+                wire.with_asset(
+                    "Paper exchange: only limit orders {'limit': {'tif': 'Alo' | 'Gtc'}} are "
+                    "served (no trigger orders).",
+                    asset,
+                )
+            )
+        px = wire.decimal_of(w.get("p"))
+        if (
+            px is None
+            or not wire.valid_price(px, coin.sz_decimals)
+            or not wire.on_tick_grid(px, self.params.tick_size)
+        ):
+            raise OrderRefusedError(wire.with_asset(wire.TICK_ERROR, asset))
+        sz = wire.decimal_of(w.get("s"))
+        if sz is None or not wire.valid_size(sz, coin.sz_decimals):
+            raise OrderRefusedError(wire.with_asset(wire.SIZE_ERROR, asset))
+        if tif == "Ioc":
+            raise OrderRefusedError(
+                wire.with_asset(
+                    "Paper exchange: Ioc orders are refused: the simulated agent only makes "
+                    "liquidity (use Alo or Gtc).",
+                    asset,
+                )
+            )
+        cloid = w.get("c")
+        if cloid is not None:
+            if not wire.is_cloid(cloid):
+                raise OrderRefusedError(
+                    wire.with_asset("Paper exchange: cloid must be 0x and 32 hex digits.", asset)
+                )
+            cloid = cloid.lower()
+            known = self.book.find(cloid)
+            if known is not None and (replacing is None or known.oid != replacing.oid):
+                raise OrderRefusedError(
+                    wire.with_asset(
+                        f"Paper exchange: cloid {cloid} is already used by order {known.oid}.",
+                        asset,
+                    )
+                )
+        size = float(sz)
+        p = self.params
+        if size > p.max_quote_size or size < p.min_quote_size:
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: size {sz} is outside the market's quote sizes "
+                    f"[{p.min_quote_size:g}, {p.max_quote_size:g}] (min_quote_size, "
+                    "max_quote_size).",
+                    asset,
+                )
+            )
+        perp = coin.asset
+        resting = self.book.resting_order(perp, is_buy)
+        if resting is not None and (replacing is None or resting.oid != replacing.oid):
+            side = "bid" if is_buy else "ask"
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: one resting {side} per coin (order {resting.oid} rests); "
+                    "cancel or modify it first.",
+                    asset,
+                )
+            )
+        position = float(self.assets[perp]["inventory"])
+        if reduce_only and (position == 0.0 or (position > 0.0) == is_buy):
+            raise OrderRefusedError(wire.with_asset(wire.REDUCE_ONLY_ERROR, asset))
+        ticks = round(px / Decimal(repr(float(p.tick_size))))
+        best_bid, best_ask = self.best_ticks(perp)
+        if (is_buy and ticks >= best_ask) or (not is_buy and ticks <= best_bid):
+            bbo = (self.price_text(best_bid, coin), self.price_text(best_ask, coin))
+            if tif == "Alo":
+                raise OrderRefusedError(wire.post_only_error(*bbo, asset))
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: a Gtc order that would cross is refused (bbo was "
+                    f"{bbo[0]}@{bbo[1]}): the simulated agent only makes liquidity.",
+                    asset,
+                )
+            )
+        other = self.book.resting_order(perp, not is_buy)
+        if other is not None and other is not replacing and _crosses(is_buy, ticks, other.ticks):
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: the order would cross your own resting order "
+                    f"{other.oid} at {other.limit_px}.",
+                    asset,
+                )
+            )
+        if not self._representable(perp, is_buy, ticks, size):
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: price {px} is beyond what the market's action can express "
+                    f"with your other order at the current mid (a bid and an ask at most "
+                    f"2 x max_half_spread_ticks + 1 ticks apart, centred within "
+                    f"max_skew_ticks={p.max_skew_ticks:g} ticks of the mid).",
+                    asset,
+                )
+            )
+        order = Order(
+            oid=self.book.new_oid(),
+            coin=coin.name,
+            asset=asset,
+            is_buy=is_buy,
+            limit_px=str(w["p"]),
+            ticks=int(ticks),
+            orig_sz=size,
+            tif=tif,
+            reduce_only=reduce_only,
+            cloid=cloid,
+            timestamp=self.time_ms(),
+            status_timestamp=self.time_ms(),
+        )
+        return order, perp
+
+    def _representable(self, perp: int, is_buy: bool, ticks: int, size: float) -> bool:
+        """Whether the perp's quotes, with this side set to (ticks, size), encode exactly."""
+        self._fill_quotes()
+        side = "bid" if is_buy else "ask"
+        self._quotes[f"{side}_px"][0, perp] = ticks
+        self._quotes[f"{side}_size"][0, perp] = size
+        scratch = self._action.copy()
+        self._encode(scratch)
+        return int(self._cancelled[0]) == 0 or not any(self._dropped(perp, scratch))
+
+    def _dropped(self, perp: int, action: np.ndarray) -> list[bool]:
+        """Per side (bid, ask) of ``perp``: asked for but not in ``action``'s quotes."""
+        a = self.sim.assets
+        decode_actions(action, a["best_bid"], a["best_ask"], self._decoder, self._decoded)
+        asked, got = self._quotes[0, perp], self._decoded[0, perp]
+        return [
+            bool(asked["bid_size"] > 0.0 and not got["bid_size"] > 0.0),
+            bool(asked["ask_size"] > 0.0 and not got["ask_size"] > 0.0),
+        ]
+
+    def _encode(self, action: np.ndarray) -> int:
+        a = self.sim.assets
+        return int(
+            encode_quotes(
+                self._quotes, a["best_bid"], a["best_ask"], self._decoder, action, self._cancelled
+            )
+        )
+
+    def cancel(self, asset: object, key: int | str) -> str | dict[str, str]:
+        """Cancel the resting order ``key`` (oid or cloid) of ``asset``: ``"success"`` or
+        ``{"error": text}``."""
+        coin = self.coin_of_asset(asset)
+        order = self.book.find(key) if coin is not None else None
+        if order is None or not order.is_open or order.asset != asset:
+            suffix = asset if isinstance(asset, int) else 0
+            return {"error": wire.with_asset(wire.MISSING_ORDER_ERROR, suffix)}
+        self.book.close(order, "canceled", self.time_ms())
+        self._order_update(order)
+        return "success"
+
+    def modify(self, key: object, order_wire: Any) -> dict[str, Any]:
+        """A batchModify entry: cancel the resting order ``key`` (oid or cloid) and place
+        ``order_wire`` under a new oid (the cloid stays); its order status."""
+        found = self.book.find(key) if isinstance(key, int | str) else None
+        if found is None or not found.is_open:
+            return {"error": "Cannot modify canceled or filled order"}
+        if isinstance(order_wire, dict) and "c" not in order_wire and found.cloid is not None:
+            order_wire = {**order_wire, "c": found.cloid}
+        return self.place(order_wire, replacing=found)
+
+    def schedule_cancel(self, time_ms: object) -> str | None:
+        """Set (or with None unset) the dead-man's switch; the refusal text, or None."""
+        if time_ms is None:
+            self._cancel_at = None
+            return None
+        if not isinstance(time_ms, int) or isinstance(time_ms, bool):
+            return "Paper exchange: scheduleCancel time must be an integer (ms)"
+        now = self.time_ms()
+        if time_ms < now + SCHEDULE_CANCEL_LEAD_MS:
+            return (
+                f"Paper exchange: scheduleCancel time {time_ms} must be at least "
+                f"{SCHEDULE_CANCEL_LEAD_MS} ms after the exchange's time {now}"
+            )
+        recent = [t for t in self._cancel_triggers if t > now - DAY_MS]
+        if len(recent) >= SCHEDULE_CANCEL_PER_DAY:
+            return (
+                f"Paper exchange: scheduleCancel triggered {len(recent)} times in the last day "
+                f"(at most {SCHEDULE_CANCEL_PER_DAY})"
+            )
+        self._cancel_at = time_ms
+        return None
+
+    def _close_all(self, status: str) -> None:
+        now = self.time_ms()
+        for order in self.book.open_orders():
+            self.book.close(order, status, now)
+            self._order_update(order)
+
+    # --- the market ---------------------------------------------------------------------------
+
+    def advance(self, steps: int = 1) -> int:
+        """Advance the market ``steps`` decision intervals; returns the intervals stepped.
+        MarketClosedError once the episode has ended."""
+        done = 0
+        for _ in range(steps):
+            if self.ended is not None:
+                if done:
+                    break
+                raise MarketClosedError(
+                    f"the market has ended ({self.ended}); restart the exchange"
+                )
+            self._step()
+            done += 1
+        return done
+
+    def _fill_quotes(self) -> None:
+        """The quotes of the resting orders, into ``self._quotes`` (hedge fraction 0)."""
+        q = self._quotes
+        for name in ("bid_px", "ask_px", "bid_size", "ask_size", "hedge_fraction"):
+            q[name] = 0
+        for (perp, is_buy), oid in self.book.resting.items():
+            order = self.book.orders[oid]
+            side = "bid" if is_buy else "ask"
+            q[f"{side}_px"][0, perp] = order.ticks
+            q[f"{side}_size"][0, perp] = self._size_to_send(order, perp)
+
+    def _size_to_send(self, order: Order, perp: int) -> float:
+        """The order's remaining size, as the kernel holds it when they agree (so a resting
+        quote is resent bit for bit), cut to the position for a reduce-only order."""
+        size = order.remaining
+        side = "bid" if order.is_buy else "ask"
+        held = float(self.assets[perp][f"{side}_qty"])
+        owner = self._slot_owner.get((perp, order.is_buy))
+        if owner == order.oid and held > 0.0 and abs(size - held) <= FILLED_TOLERANCE:
+            size = held
+        if order.reduce_only:
+            size = min(size, abs(float(self.assets[perp]["inventory"])))
+        return size
+
+    def _step(self) -> None:
+        """One decision interval: quotes in, kernel step, fills, funding and market data out."""
+        now = self.time_ms()
+        if self._cancel_at is not None and now >= self._cancel_at:
+            self._close_all("scheduledCancel")
+            self._cancel_triggers.append(now)
+            self._cancel_at = None
+        for order in self.book.open_orders():
+            position = float(self.assets[order.asset]["inventory"])
+            if order.reduce_only and (position == 0.0 or (position > 0.0) == order.is_buy):
+                self.book.close(order, "reduceOnlyCanceled", now)
+                self._order_update(order)
+        self._fill_quotes()
+        if self._encode(self._action):
+            for perp in range(len(self.coins)):
+                for is_buy, dropped in zip(
+                    (True, False), self._dropped(perp, self._action), strict=True
+                ):
+                    dropped_order = self.book.resting_order(perp, is_buy)
+                    if dropped and dropped_order is not None:
+                        self.book.close(dropped_order, "outOfRangeCanceled", now)
+                        self._order_update(dropped_order)
+            self._fill_quotes()
+            self._encode(self._action)
+        sent = {key: self.book.orders[oid] for key, oid in self.book.resting.items()}
+        a = self.assets
+        before = {
+            name: a[name].copy()
+            for name in ("inventory", "cash", "entry_price", "bid_qty", "ask_qty")
+        }
+        sizes = {
+            key: float(self._quotes[0, key[0]]["bid_size" if key[1] else "ask_size"])
+            for key in sent
+        }
+        next_funding = int(self.account["next_funding_tick"])
+        self.sim.step(self._action, self._no_reset)
+        self.steps += 1
+        now = self.time_ms()
+        fills: list[dict[str, Any]] = []
+        for coin in self.coins:
+            fills += self._book_fills(coin, before, sent, sizes, now)
+            fills += self._liquidation_fill(coin, before, fills, now)
+        if fills:
+            self.fills.extend(fills)
+            self._emit(
+                "userFills", self.user, {"user": self.user, "isSnapshot": False, "fills": fills}
+            )
+        if int(self.account["next_funding_tick"]) != next_funding:
+            self._book_funding(next_funding)
+        if bool(self.sim.flags[LIQUIDATED, 0]):
+            self._close_all("liquidatedCanceled")
+            self.ended = "liquidated"
+        elif bool(self.sim.terminated[0]) or bool(self.sim.truncated[0]):
+            self.ended = "truncated"
+        for coin in self.coins:
+            self._emit_trades(coin, now)
+            self._emit("l2Book", coin.name, self.l2_book(coin))
+            self._emit(
+                "activeAssetCtx", coin.name, {"coin": coin.name, "ctx": self.asset_ctx(coin.asset)}
+            )
+
+    def _book_fills(
+        self,
+        coin: Coin,
+        before: dict[str, np.ndarray],
+        sent: dict[tuple[int, bool], Order],
+        sizes: dict[tuple[int, bool], float],
+        now: int,
+    ) -> list[dict[str, Any]]:
+        """The interval's maker fills of one perp, attributed to orders."""
+        k = coin.asset
+        a = self.assets[k]
+        tick = self.params.tick_size
+        position = float(before["inventory"][k])
+        entry = float(before["entry_price"][k])
+        out = []
+        rejected = int(a["rejected_post_only"])
+        candidates: list[Order] = []
+        for is_buy in (True, False):
+            side = "bid" if is_buy else "ask"
+            filled = float(a[f"{side}_filled"])
+            notional = float(a[f"{side}_notional"])
+            held = float(a[f"{side}_qty"])
+            prev_oid = self._slot_owner.get((k, is_buy), -1)
+            prev = self.book.orders.get(prev_oid) if float(before[f"{side}_qty"][k]) > 0 else None
+            cur = sent.get((k, is_buy))
+            parts: list[tuple[Order, float]] = []
+            if filled > 0.0:
+                if prev is None or cur is None or prev.oid == cur.oid:
+                    owner = prev if prev is not None else cur
+                    assert owner is not None, "a fill with no quote in the kernel"
+                    parts.append((owner, filled))
+                elif prev.ticks != cur.ticks:
+                    p_prev, p_cur = prev.ticks * tick, cur.ticks * tick
+                    q_prev = (notional - p_cur * filled) / (p_prev - p_cur)
+                    q_prev = min(filled, max(0.0, q_prev))
+                    if q_prev <= FILLED_TOLERANCE:
+                        q_prev = 0.0
+                    elif filled - q_prev <= FILLED_TOLERANCE:
+                        q_prev = filled
+                    parts += [(prev, q_prev), (cur, filled - q_prev)]
+                else:
+                    q_cur = min(filled, max(0.0, sizes[(k, is_buy)] - held))
+                    parts += [(prev, filled - q_cur), (cur, q_cur)]
+            for order, qty in parts:
+                if qty <= 0.0:
+                    continue
+                fill, position, entry = self._fill(coin, order, qty, position, entry, now)
+                out.append(fill)
+            self._slot_owner.pop((k, is_buy), None)
+            if cur is not None and held > 0.0:
+                self._slot_owner[(k, is_buy)] = cur.oid
+            if cur is not None and cur.is_open:
+                if cur.remaining <= FILLED_TOLERANCE:
+                    self.book.close(cur, "filled", now)
+                    self._order_update(cur)
+                elif held == 0.0:
+                    candidates.append(cur)
+        self._reject_on_arrival(k, candidates, rejected, now)
+        return out
+
+    def _reject_on_arrival(self, k: int, candidates: list[Order], rejected: int, now: int) -> None:
+        """Orders that reached the book crossed (the book moved during the latency): the kernel
+        rejected them post-only. ``candidates`` are the sent orders the kernel does not hold."""
+        if rejected <= 0 or not candidates:
+            return
+        if rejected < len(candidates):
+            best_bid, best_ask = self.best_ticks(k)
+            candidates = sorted(
+                candidates,
+                key=lambda o: (o.ticks - best_ask) if o.is_buy else (best_bid - o.ticks),
+                reverse=True,
+            )[:rejected]
+        for order in candidates:
+            self.book.close(order, "badAloPxRejected" if order.tif == "Alo" else "rejected", now)
+            self._order_update(order)
+
+    def _fill(
+        self, coin: Coin, order: Order, qty: float, position: float, entry: float, now: int
+    ) -> tuple[dict[str, Any], float, float]:
+        """The wire fill of ``qty`` of ``order``; the position and entry price after it."""
+        px = order.ticks * self.params.tick_size
+        signed = qty if order.is_buy else -qty
+        closed_pnl, new_position, new_entry = _trade(position, entry, signed, px)
+        order.filled += qty
+        fill = {
+            "coin": coin.name,
+            "px": order.limit_px,
+            "sz": wire.number(qty),
+            "side": order.side,
+            "time": now,
+            "startPosition": wire.number(position),
+            "dir": _direction(position, signed),
+            "closedPnl": wire.number(closed_pnl),
+            "hash": ZERO_HASH,
+            "oid": order.oid,
+            "crossed": False,
+            "fee": wire.number(self.params.maker_fee * px * qty),
+            "tid": self._tid(),
+            "feeToken": "USDC",
+        }
+        if order.cloid is not None:
+            fill["cloid"] = order.cloid
+        return fill, new_position, new_entry
+
+    def _liquidation_fill(
+        self, coin: Coin, before: dict[str, np.ndarray], fills: list[dict[str, Any]], now: int
+    ) -> list[dict[str, Any]]:
+        """The forced close of a liquidation, as one taker fill at its all-in price."""
+        k = coin.asset
+        a = self.assets[k]
+        maker = [f for f in fills if f["coin"] == coin.name]
+        signed_maker = sum(float(f["sz"]) * (1 if f["side"] == "B" else -1) for f in maker)
+        start = float(before["inventory"][k]) + signed_maker
+        forced = float(a["inventory"]) - start
+        if abs(forced) <= 1e-12:
+            return []
+        maker_out = sum(
+            float(f["sz"]) * (1 if f["side"] == "B" else -1) * float(f["px"]) + float(f["fee"])
+            for f in maker
+        )
+        spent = float(before["cash"][k]) - float(a["cash"]) - maker_out - float(a["funding_paid"])
+        px = spent / forced
+        return [
+            {
+                "coin": coin.name,
+                "px": wire.price(px, coin.sz_decimals),
+                "sz": wire.number(abs(forced)),
+                "side": "B" if forced > 0 else "A",
+                "time": now,
+                "startPosition": wire.number(start),
+                "dir": _direction(start, forced),
+                "closedPnl": wire.number(
+                    _trade(start, float(before["entry_price"][k]), forced, px)[0]
+                ),
+                "hash": ZERO_HASH,
+                "oid": self.book.new_oid(),
+                "crossed": True,
+                "fee": "0",
+                "tid": self._tid(),
+                "feeToken": "USDC",
+                "liquidation": {
+                    "liquidatedUser": self.user,
+                    "markPx": wire.price(float(a["mark"]), coin.sz_decimals),
+                    "method": "market",
+                },
+            }
+        ]
+
+    def _tid(self) -> int:
+        tid = self._next_tid
+        self._next_tid += 1
+        return tid
+
+    def _book_funding(self, funding_tick: int) -> None:
+        """A funding settlement happened at ``funding_tick``: the rates and the user's payments."""
+        time = self.epoch_ms + round(funding_tick * self.params.tick_seconds * 1000.0)
+        payments = []
+        for coin in self.coins:
+            a = self.assets[coin.asset]
+            rate = float(a["funding_history"][0])
+            self.funding_rates.append(
+                {
+                    "coin": coin.name,
+                    "fundingRate": wire.number(rate),
+                    "premium": wire.number(float(a["premium"])),
+                    "time": time,
+                }
+            )
+            paid = float(a["funding_paid"])
+            if paid != 0.0:
+                payments.append(
+                    {
+                        "time": time,
+                        "coin": coin.name,
+                        "usdc": wire.number(-paid),
+                        "szi": wire.number(float(a["inventory"])),
+                        "fundingRate": wire.number(rate),
+                    }
+                )
+        if payments:
+            self.fundings.extend(payments)
+            self._emit(
+                "userFundings",
+                self.user,
+                {"user": self.user, "isSnapshot": False, "fundings": payments},
+            )
+
+    def _emit_trades(self, coin: Coin, now: int) -> None:
+        """One aggregated print per aggressor side of the interval's taker flow."""
+        a = self.assets[coin.asset]
+        trades = []
+        last = float(a["last_trade"])
+        for side, name in (("B", "taker_buy_volume"), ("A", "taker_sell_volume")):
+            volume = float(a[name])
+            if volume > 0.0:
+                self.day_volume[coin.asset] += volume * last
+                trades.append(
+                    {
+                        "coin": coin.name,
+                        "side": side,
+                        "px": wire.price(last, coin.sz_decimals),
+                        "sz": wire.number(volume),
+                        "hash": ZERO_HASH,
+                        "time": now,
+                        "tid": self._tid(),
+                        "users": [ZERO_ADDRESS, ZERO_ADDRESS],
+                    }
+                )
+        if trades:
+            self._emit("trades", coin.name, trades)
+
+    # --- views --------------------------------------------------------------------------------
+
+    def l2_book(self, coin: Coin) -> dict[str, Any]:
+        """The ``l2Book`` of ``coin``: the background book with the user's resting orders."""
+        a = self.assets[coin.asset]
+        levels = []
+        for is_buy, best, depth, sign in (
+            (True, int(a["best_bid"]), a["bid_depth"], -1),
+            (False, int(a["best_ask"]), a["ask_depth"], 1),
+        ):
+            book: dict[int, list[float]] = {}
+            for j, size in enumerate(depth):
+                if size > 0.0:
+                    book[best + sign * j] = [float(size), 1]
+            own = self.book.resting_order(coin.asset, is_buy)
+            if own is not None:
+                level = book.setdefault(own.ticks, [0.0, 0])
+                level[0] += own.remaining
+                level[1] += 1
+            ordered = sorted(book, reverse=is_buy)[: len(depth)]
+            levels.append(
+                [
+                    {
+                        "px": self.price_text(t, coin),
+                        "sz": wire.number(book[t][0]),
+                        "n": int(book[t][1]),
+                    }
+                    for t in ordered
+                ]
+            )
+        return {"coin": coin.name, "time": self.time_ms(), "levels": levels}
+
+    def asset_ctx(self, perp: int) -> dict[str, Any]:
+        """The perp's asset context (``activeAssetCtx`` and ``metaAndAssetCtxs``)."""
+        from mmgym.core.funding import funding_rate
+
+        coin = self.coins[perp]
+        a = self.assets[perp]
+        packed = self.sim._packed[0]
+        estimate = funding_rate(float(a["premium_sum"]), int(a["premium_count"]), packed)
+        sz = coin.sz_decimals
+        return {
+            "funding": wire.number(float(estimate)),
+            "openInterest": wire.number(self.params.crowd_open_interest * 2.0),
+            "prevDayPx": wire.price(self.params.initial_price, sz),
+            "dayNtlVlm": wire.number(float(self.day_volume[perp])),
+            "premium": wire.number(float(a["premium"])),
+            "oraclePx": wire.price(float(a["fair_price"]), sz),
+            "markPx": wire.price(float(a["mark"]), sz),
+            "midPx": wire.price(float(a["mid"]), sz),
+            "impactPxs": None,
+            "dayBaseVlm": "0",
+        }
+
+    def meta(self) -> dict[str, Any]:
+        """``meta``: the listed perps."""
+        max_leverage = int(self.params.margin_tiers[0][1])
+        return {
+            "universe": [
+                {"name": c.name, "szDecimals": c.sz_decimals, "maxLeverage": max_leverage}
+                for c in self.coins
+            ]
+        }
+
+    def clearinghouse_state(self) -> dict[str, Any]:
+        """``clearinghouseState`` of the user: positions at the mark and the cross account."""
+        e = self.account
+        positions = []
+        total_ntl = 0.0
+        leverage = int(self.params.margin_tiers[0][1])
+        for coin in self.coins:
+            a = self.assets[coin.asset]
+            q = float(a["inventory"])
+            if q == 0.0:
+                continue
+            mark = float(a["mark"])
+            entry = float(a["entry_price"])
+            value = abs(q) * mark
+            total_ntl += value
+            upnl = q * (mark - entry)
+            margin = value / leverage
+            positions.append(
+                {
+                    "type": "oneWay",
+                    "position": {
+                        "coin": coin.name,
+                        "szi": wire.number(q),
+                        "leverage": {"type": "cross", "value": leverage},
+                        "entryPx": wire.number(entry),
+                        "positionValue": wire.number(value),
+                        "unrealizedPnl": wire.number(upnl),
+                        "returnOnEquity": wire.number(upnl / margin if margin else 0.0),
+                        "liquidationPx": None,
+                        "marginUsed": wire.number(margin),
+                        "maxLeverage": leverage,
+                        "cumFunding": {
+                            "allTime": wire.number(self._funding_total(coin.name)),
+                            "sinceOpen": "0",
+                            "sinceChange": "0",
+                        },
+                    },
+                }
+            )
+        equity = float(e["margin_equity"])
+        summary = {
+            "accountValue": wire.number(equity),
+            "totalNtlPos": wire.number(total_ntl),
+            "totalRawUsd": wire.number(equity - total_ntl),
+            "totalMarginUsed": wire.number(total_ntl / leverage),
+        }
+        return {
+            "marginSummary": summary,
+            "crossMarginSummary": dict(summary),
+            "crossMaintenanceMarginUsed": wire.number(float(e["maintenance_margin"])),
+            "withdrawable": wire.number(max(0.0, equity - total_ntl / leverage)),
+            "assetPositions": positions,
+            "time": self.time_ms(),
+        }
+
+    def _funding_total(self, coin: str) -> float:
+        return -sum(float(f["usdc"]) for f in self.fundings if f["coin"] == coin)
+
+
+def _tif(order_type: object) -> str | None:
+    """The tif of a limit order type ``{"limit": {"tif": ...}}``; None for anything else."""
+    if not isinstance(order_type, dict) or set(order_type) != {"limit"}:
+        return None
+    limit = order_type["limit"]
+    tif = limit.get("tif") if isinstance(limit, dict) else None
+    return tif if tif in TIFS else None
+
+
+def _crosses(is_buy: bool, ticks: int, other_ticks: int) -> bool:
+    """Whether a bid (``is_buy``) or an ask at ``ticks`` reaches an opposite price."""
+    return ticks >= other_ticks if is_buy else ticks <= other_ticks
+
+
+def _trade(position: float, entry: float, signed: float, px: float) -> tuple[float, float, float]:
+    """Realised PnL, position and entry price after a trade (the kernel's accounting rule)."""
+    new_position = position + signed
+    if position == 0.0 or (position > 0.0) == (signed > 0.0):
+        return 0.0, new_position, (entry * abs(position) + px * abs(signed)) / abs(new_position)
+    closed = min(abs(signed), abs(position))
+    pnl = closed * (px - entry) * (1.0 if position > 0.0 else -1.0)
+    if abs(signed) > abs(position):
+        return pnl, new_position, px
+    return pnl, new_position, (0.0 if new_position == 0.0 else entry)
+
+
+def _direction(position: float, signed: float) -> str:
+    """Hyperliquid's ``dir`` of a fill."""
+    after = position + signed
+    if position > 0.0 and after < 0.0:
+        return "Long > Short"
+    if position < 0.0 and after > 0.0:
+        return "Short > Long"
+    if signed > 0.0:
+        return "Close Short" if position < 0.0 else "Open Long"
+    return "Close Long" if position > 0.0 else "Open Short"
