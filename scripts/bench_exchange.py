@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from agents.config import PAPER_COINS, PaperExchangeJob
+from agents.market import market_of
 from mmgym.markdown import table
-from mmgym.scenarios import make_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "calm"
-COINS = ("BTC", "ETH", "SOL", "XRP")
-EPOCH_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC: the venue's clock starts here
+COINS = PAPER_COINS
+EPISODE_SECONDS = PaperExchangeJob.episode_seconds  # mmgym-paper-exchange's default
 BLOCK = 50  # round trips per block; direct and proxied blocks take turns
 START_TIMEOUT = 60.0  # s, for a server process to print its URL
 
@@ -44,10 +45,16 @@ def serve_exchange(mode: str, speed: float, agent: str) -> None:
     """Worker process: serve the scenario's market (seed 0) until SIGTERM; print the URL."""
     from mmgym.exchange import Clock, PaperExchange, PaperVenue, serve
 
-    params = make_params(SCENARIO)
-    venue = PaperVenue(params, 0, COINS[: params.num_assets], agent, EPOCH_MS)
+    params = _params()
+    epoch_ms = int(time.time()) * 1000
+    venue = PaperVenue(params, 0, COINS[: params.num_assets], agent, epoch_ms)
     exchange = PaperExchange(venue, agent, Clock(mode, speed))
     serve(exchange, 0, lambda url: print(url, flush=True))
+
+
+def _params() -> Any:
+    """The benchmark's market, built as ``mmgym-paper-exchange env=calm`` builds it."""
+    return market_of(SCENARIO, EPISODE_SECONDS, {}).params
 
 
 @contextmanager
@@ -101,7 +108,7 @@ class _Trader:
         self.coin = COINS[0]
         book = self.exchange.info.l2_snapshot(self.coin)
         self.px = float(book["levels"][0][0]["px"])
-        self.sz = max(make_params(SCENARIO).min_quote_size, 0.01)
+        self.sz = max(_params().min_quote_size, 0.01)
         self.last_ms = 0
 
     def round_trip(self) -> tuple[float, float]:
@@ -129,7 +136,7 @@ def _signing_seconds(wallet: Any, calls: int) -> np.ndarray:
     times = np.empty(calls)
     for i in range(calls):
         started = time.perf_counter()
-        sign_l1_action(wallet, action, None, EPOCH_MS + i, None, False)
+        sign_l1_action(wallet, action, None, 1_700_000_000_000 + i, None, False)
         times[i] = time.perf_counter() - started
     return times
 
@@ -211,7 +218,7 @@ def rate_table(seconds: float, subscribers: tuple[int, ...] = (1, 4)) -> str:
     count."""
     from eth_account import Account
 
-    params = make_params(SCENARIO)
+    params = _params()
     coins = COINS[: params.num_assets]
     speed = 1e6  # decision intervals per simulated second: the server runs as fast as it can
     rows = []

@@ -331,7 +331,12 @@ class FaultProxy:
             answer = await self._forward(request, body)
             second = await self._forward(request, body)
             self._mark_passed(stream)
-            record(True, answer, f"sent twice; the second answer ({second.status}) was discarded")
+            text = second.body[:300].decode("utf-8", "replace") or second.error
+            record(
+                True,
+                answer,
+                f"sent twice; the second answer ({second.status}) was discarded: {text}",
+            )
             return answer.response()
         if kind in (FaultKind.DELAY, FaultKind.REORDER):
             if kind == FaultKind.DELAY:
