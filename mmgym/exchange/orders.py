@@ -37,11 +37,13 @@ class Order:
     status: str = "open"
     status_timestamp: int = 0
     filled: float = 0.0
+    """Size filled so far (base units)."""
+    remaining: float = field(init=False)
+    """Size the order still offers (base units): its size less its fills, set to the size the
+    kernel holds when they agree to within FILLED_TOLERANCE."""
 
-    @property
-    def remaining(self) -> float:
-        """Size not yet filled (base units)."""
-        return max(0.0, self.orig_sz - self.filled)
+    def __post_init__(self) -> None:
+        self.remaining = self.orig_sz
 
     @property
     def side(self) -> str:
@@ -59,7 +61,7 @@ class Order:
             "coin": self.coin,
             "side": self.side,
             "limitPx": self.limit_px,
-            "sz": wire.number(self.remaining if self.is_open else 0.0),
+            "sz": wire.number(max(0.0, self.remaining) if self.is_open else 0.0),
             "oid": self.oid,
             "timestamp": self.timestamp,
             "origSz": wire.number(self.orig_sz),

@@ -447,14 +447,8 @@ class PaperVenue:
             q[f"{side}_size"][0, perp] = self._size_to_send(order, perp)
 
     def _size_to_send(self, order: Order, perp: int) -> float:
-        """The order's remaining size, as the kernel holds it when they agree (so a resting
-        quote is resent bit for bit), cut to the position for a reduce-only order."""
+        """The order's remaining size, cut to the position for a reduce-only order."""
         size = order.remaining
-        side = "bid" if order.is_buy else "ask"
-        held = float(self.assets[perp][f"{side}_qty"])
-        owner = self._slot_owner.get((perp, order.is_buy))
-        if owner == order.oid and held > 0.0 and abs(size - held) <= FILLED_TOLERANCE:
-            size = held
         if order.reduce_only:
             size = min(size, abs(float(self.assets[perp]["inventory"])))
         return size
@@ -470,6 +464,9 @@ class PaperVenue:
             position = float(self.assets[order.asset]["inventory"])
             if order.reduce_only and (position == 0.0 or (position > 0.0) == order.is_buy):
                 self.book.close(order, "reduceOnlyCanceled", now)
+                self._order_update(order)
+            elif order.remaining < self.params.min_quote_size:
+                self.book.close(order, "belowMinSizeCanceled", now)
                 self._order_update(order)
         self._fill_quotes()
         if self._encode(self._action):
@@ -572,6 +569,8 @@ class PaperVenue:
             if cur is not None and held > 0.0:
                 self._slot_owner[(k, is_buy)] = cur.oid
             if cur is not None and cur.is_open:
+                if held > 0.0 and abs(cur.remaining - held) <= FILLED_TOLERANCE:
+                    cur.remaining = held  # the kernel's size: resent bit for bit
                 if cur.remaining <= FILLED_TOLERANCE:
                     self.book.close(cur, "filled", now)
                     self._order_update(cur)
@@ -604,6 +603,7 @@ class PaperVenue:
         signed = qty if order.is_buy else -qty
         closed_pnl, new_position, new_entry = _trade(position, entry, signed, px)
         order.filled += qty
+        order.remaining -= qty
         fill = {
             "coin": coin.name,
             "px": order.limit_px,
