@@ -1,4 +1,5 @@
-"""The live side of agents.deploy imports no training stack, and its exports are lazy."""
+"""The live side (agents.deploy's and agents.live) imports no training stack, and agents.deploy's
+exports are lazy."""
 
 from __future__ import annotations
 
@@ -13,12 +14,24 @@ import agents.deploy
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("torch", "stable_baselines3", "ray", "hydra", "pandas", "matplotlib")
-LIVE_SIDE = ("agents.deploy", "agents.deploy.risk", "agents.deploy.bundle", "agents.deploy.guard")
+LIVE_SIDE = (
+    "agents.deploy",
+    "agents.deploy.risk",
+    "agents.deploy.bundle",
+    "agents.deploy.guard",
+    "agents.live",
+    "agents.live.venues",
+)
 
 
 def test_importing_the_live_side_in_a_fresh_process_imports_no_training_stack() -> None:
     present = [m for m in LIVE_SIDE if importlib.util.find_spec(m) is not None]
-    assert {"agents.deploy", "agents.deploy.risk", "agents.deploy.guard"} <= set(present)
+    assert {
+        "agents.deploy",
+        "agents.deploy.risk",
+        "agents.deploy.guard",
+        "agents.live.venues",
+    } <= set(present)
     code = (
         "import importlib, sys\n"
         f"for name in {present!r}:\n"
