@@ -218,6 +218,7 @@ def test_a_duplicated_request_reaches_the_server_twice_and_the_client_gets_the_f
         answer = await post(client, proxy.url + "/exchange", order(7))
         assert answer["response"]["data"]["statuses"] == [{"resting": {"oid": 1}}]
         assert [r["nonce"] for r in up.requests] == [7, 7]
+        assert proxy.count(Target.HTTP, "order") == 1  # the copy is the proxy's, not counted
 
     (record,) = run([rule], scenario).log
     assert record.delivered and "second answer (200)" in record.detail
@@ -362,6 +363,8 @@ def test_duplicated_messages_reach_the_other_side_twice() -> None:
                 assert (await ws.receive_json(timeout=2))["channel"] == "subscriptionResponse"
             assert await l2_stream(ws, 4) == [1, 2, 3, 3, 4]
         assert up.ws_messages[:2] == [subscribe, subscribe]
+        assert proxy.count(Target.WS_UP, "subscribe") == proxy.count(Target.WS_UP, "l2Book") == 1
+        assert proxy.count(Target.WS_DOWN, "l2Book") == 4
 
     assert [r.target for r in run(rules, scenario).log] == ["ws_up", "ws_down"]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,7 @@ class FaultProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._counts: dict[str, int] = {}
+        self._labels: Counter[tuple[Target, str]] = Counter()
         self._connections = 0
         self._passed: dict[str, asyncio.Event] = {}
         self._sockets: set[web.WebSocketResponse] = set()
@@ -172,6 +174,11 @@ class FaultProxy:
         """How many messages of ``stream`` (``http``, ``ws_connect``, ``ws_up#<n>``,
         ``ws_down#<n>``) the proxy has received so far, faulted or not."""
         return self._counts.get(stream, 0)
+
+    def count(self, target: Target, label: str) -> int:
+        """How many messages of ``target`` labelled ``label`` (e.g. HTTP ``order``, ``ws_up``
+        ``subscribe``) the proxy has received, faulted or not; copies it made are not counted."""
+        return self._labels[target, label]
 
     def records(
         self, kind: FaultKind | None = None, target: Target | None = None
@@ -229,8 +236,10 @@ class FaultProxy:
 
     # --- bookkeeping ---------------------------------------------------------------------
 
-    def _next(self, stream: str) -> int:
+    def _next(self, stream: str, target: Target, labels: tuple[str, ...] = ()) -> int:
+        """Count one more message of ``stream``; its index in the stream."""
         self._counts[stream] = self._counts.get(stream, 0) + 1
+        self._labels.update((target, label) for label in labels)
         return self._counts[stream]
 
     def _record(
@@ -304,7 +313,7 @@ class FaultProxy:
         body = await request.read()
         stream, target, path = "http", Target.HTTP, request.path
         labels = http_labels(body)
-        message = self._next(stream)
+        message = self._next(stream, target, labels)
         decision = self.plan.decide(target, stream, path, labels)
         if decision is None:
             answer = await self._forward(request, body)
@@ -372,7 +381,7 @@ class FaultProxy:
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         stream, target, path = "ws_connect", Target.WS_CONNECT, request.path
-        message = self._next(stream)
+        message = self._next(stream, target)
         decision = self.plan.decide(target, stream, path)
         if decision is not None:
             kind = decision.rule.kind
@@ -390,10 +399,14 @@ class FaultProxy:
             upstream_ws = await self._session.ws_connect(url, autoping=True)
         except (aiohttp.ClientError, TimeoutError) as error:
             return web.Response(status=502, text=f"fault proxy: upstream WebSocket failed: {error}")
+        client_ws = web.WebSocketResponse(autoping=True)
+        try:
+            await client_ws.prepare(request)
+        except ConnectionError:  # the client left during the handshake
+            await upstream_ws.close()
+            return client_ws
         self._connections += 1
         connection = self._connections
-        client_ws = web.WebSocketResponse(autoping=True)
-        await client_ws.prepare(request)
         self._sockets.add(client_ws)
         self._upstream_sockets.add(upstream_ws)
         pair = _Pair(self, request, client_ws, upstream_ws, connection)
@@ -478,8 +491,8 @@ class _Pair:
         """Apply the plan to one message: True when done with it, a ``_Held`` to send after the
         next message (a reorder), False when the connection was closed (a disconnect)."""
         proxy, path = self.proxy, self.request.path
-        message = proxy._next(stream)
         labels = ws_labels(target, data)
+        message = proxy._next(stream, target, labels)
         decision = proxy.plan.decide(target, stream, path, labels, self.connection)
         if decision is None:
             await _send(sink, data)
