@@ -111,37 +111,29 @@ def test_a_duplicated_order_post_is_refused_the_second_time_for_its_nonce(market
     assert open_cloids(market) == [str(cloid)]  # one order, not two
 
 
-def test_a_dropped_order_answer_leaves_the_order_resting_on_the_exchange(market: Market) -> None:
+@pytest.mark.parametrize("kind", ["drop_response", "drop_request"])
+def test_a_lost_order_answer_raises_in_the_sdk_and_only_the_exchange_knows_the_outcome(
+    market: Market, kind: str
+) -> None:
     cloid = Cloid.from_int(2)
     px = market.bid()
-    rule = FaultRule.parse("http:drop_response:label=order:nth=1")
+    rule = FaultRule.parse(f"http:{kind}:label=order:nth=1")
 
     async def scenario(proxy: FaultProxy) -> None:
         exchange = await asyncio.to_thread(Exchange, market.wallet, proxy.url, timeout=10)
-        with pytest.raises(requests.exceptions.ConnectionError):
+        with pytest.raises(requests.exceptions.ConnectionError):  # requests does not resend
             await asyncio.to_thread(exchange.order, COIN, True, 0.1, px, ALO, False, cloid)
 
     (record,) = through_proxy(market, [rule], scenario).log
-    assert (record.kind, record.delivered, record.upstream_status) == ("drop_response", True, 200)
     answer = status_of(market, cloid)
-    assert answer["status"] == "order" and answer["order"]["status"] == "open", answer
-    assert open_cloids(market) == [str(cloid)]
-
-
-def test_a_dropped_order_request_leaves_no_order(market: Market) -> None:
-    cloid = Cloid.from_int(3)
-    px = market.bid()
-    rule = FaultRule.parse("http:drop_request:label=order:nth=1")
-
-    async def scenario(proxy: FaultProxy) -> None:
-        exchange = await asyncio.to_thread(Exchange, market.wallet, proxy.url, timeout=10)
-        with pytest.raises(requests.exceptions.ConnectionError):
-            await asyncio.to_thread(exchange.order, COIN, True, 0.1, px, ALO, False, cloid)
-
-    (record,) = through_proxy(market, [rule], scenario).log
-    assert (record.kind, record.delivered) == ("drop_request", False)
-    assert status_of(market, cloid) == {"status": "unknownOid"}
-    assert open_cloids(market) == []
+    if kind == "drop_response":  # the order reached the exchange and rests there
+        assert (record.delivered, record.upstream_status) == (True, 200)
+        assert answer["status"] == "order" and answer["order"]["status"] == "open", answer
+        assert open_cloids(market) == [str(cloid)]
+    else:  # it never reached the exchange
+        assert (record.delivered, record.upstream_status) == (False, None)
+        assert answer == {"status": "unknownOid"}
+        assert open_cloids(market) == []
 
 
 @pytest.mark.parametrize("after_forward", [False, True])
