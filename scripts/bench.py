@@ -26,8 +26,8 @@ folder) and of this checkout side by side: one process per tree and repeat, taki
 the table gives the medians and the ratios.
 
 ``--exchange-rtt N`` (N order round trips, direct and through the fault proxy) and
-``--exchange-rate SECONDS`` (the sustained WebSocket rate) time the paper exchange instead of
-the envs (``scripts/bench_exchange.py``; they need the ``live`` extra).
+``--exchange-rate SECONDS`` (the sustained WebSocket rate, ``--repeats`` runs) time the paper
+exchange instead of the envs (``scripts/bench_exchange.py``; they need the ``live`` extra).
 """
 
 from __future__ import annotations
@@ -918,7 +918,7 @@ def main() -> None:
     if args.exchange_rtt > 0 or args.exchange_rate > 0:
         import bench_exchange
 
-        report = bench_exchange.report(args.exchange_rtt, args.exchange_rate)
+        report = bench_exchange.report(args.exchange_rtt, args.exchange_rate, args.repeats)
         print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
         print(report)
         return

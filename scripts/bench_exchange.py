@@ -18,6 +18,7 @@ import json
 import os
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -213,37 +214,67 @@ async def _subscribers(
     return list(await asyncio.gather(*(_subscriber(url, coins, seconds, 1.0) for _ in range(n))))
 
 
-def rate_table(seconds: float, subscribers: tuple[int, ...] = (1, 4)) -> str:
-    """Messages/s the exchange sustains with its market running flat out, per subscriber
-    count."""
+def _rate(
+    n: int, coins: tuple[str, ...], seconds: float, decision_interval: float
+) -> dict[str, Any]:
+    """One measurement with ``n`` subscribers on a fresh server: decisions/s and messages/s."""
     from eth_account import Account
 
+    speed = 1e6  # decision intervals per simulated second: the server runs as fast as it can
+    with _exchange_process("accelerated", speed, Account.create().address) as url:
+        results = asyncio.run(_subscribers(url, n, coins, seconds))
+    total = sum((counts for counts, _ in results), Counter())
+    times = results[0][1]
+    decisions = (times[-1] - times[0]) / 1e3 / decision_interval if len(times) > 1 else 0.0
+    return {
+        "decisions": decisions / seconds,
+        "messages": sum(total.values()) / seconds,
+        "channels": {c: v / seconds for c, v in total.items()},
+    }
+
+
+def rate_table(seconds: float, repeats: int, subscribers: tuple[int, ...] = (1, 4)) -> str:
+    """Messages/s the exchange sustains with its market running flat out, per subscriber
+    count: medians (and ranges) of ``repeats`` runs, the counts taking turns."""
     params = _params()
     coins = COINS[: params.num_assets]
-    speed = 1e6  # decision intervals per simulated second: the server runs as fast as it can
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in subscribers}
+    for _ in range(repeats):
+        for n in subscribers:
+            runs[n].append(_rate(n, coins, seconds, params.decision_interval))
     rows = []
-    for n in subscribers:
-        agent = Account.create().address
-        with _exchange_process("accelerated", speed, agent) as url:
-            results = asyncio.run(_subscribers(url, n, coins, seconds))
-        total = sum((counts for counts, _ in results), Counter())
-        times = results[0][1]
-        decisions = (times[-1] - times[0]) / 1e3 / params.decision_interval if times else 0.0
-        channels = ", ".join(f"{c} {v / seconds:,.0f}" for c, v in sorted(total.items()))
+    for n, measured in runs.items():
+        decisions = [m["decisions"] for m in measured]
+        messages = [m["messages"] for m in measured]
+        channels = sorted({c for m in measured for c in m["channels"]})
+        shares = ", ".join(
+            f"{c} {statistics.median(m['channels'].get(c, 0.0) for m in measured):,.0f}"
+            for c in channels
+        )
         rows.append(
             [
                 n,
-                f"{decisions / seconds:,.0f}",
-                f"{sum(total.values()) / seconds:,.0f}",
-                f"{sum(total.values()) / seconds / n:,.0f}",
-                channels,
+                _median_range(decisions),
+                _median_range(messages),
+                f"{statistics.median(messages) / n:,.0f}",
+                shares,
             ]
         )
-    header = ["subscribers", "decisions/s", "messages/s (all)", "messages/s each", "by channel"]
+    header = [
+        "subscribers",
+        "decisions/s",
+        "messages/s (all)",
+        "messages/s each (median)",
+        "by channel (median)",
+    ]
     return table(header, rows, "rrrrl")
 
 
-def report(orders: int, seconds: float) -> str:
+def _median_range(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
+
+
+def report(orders: int, seconds: float, repeats: int = 3) -> str:
     """The tables asked for, with their conditions."""
     parts = []
     if orders > 0:
@@ -254,12 +285,12 @@ def report(orders: int, seconds: float) -> str:
     if seconds > 0:
         parts.append(
             f"Sustained WebSocket rate ({SCENARIO}, accelerated flat out, l2Book + trades + "
-            f"activeAssetCtx per coin, {seconds:g} s after 1 s of warm-up):\n\n"
-            f"{rate_table(seconds)}"
+            f"activeAssetCtx per coin, {seconds:g} s after 1 s of warm-up, a fresh server per "
+            f"run; median (min to max) of {repeats} runs):\n\n{rate_table(seconds, repeats)}"
         )
     return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    print(report(int(sys.argv[1]), float(sys.argv[2])))
+    print(report(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])))
