@@ -23,6 +23,9 @@ EXTRA_OF: dict[str, str] = {
     "ray": "ray",
     "onnx": "live",
     "onnxruntime": "live",
+    "aiohttp": "live",
+    "hyperliquid": "live",
+    "eth_account": "live",
 }
 """Top-level import name -> the extra of ``pyproject.toml`` that installs it."""
 

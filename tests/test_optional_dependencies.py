@@ -89,6 +89,14 @@ def test_analysis_without_pandas_or_matplotlib(blocked: list[str]) -> None:
         assert message is None
 
 
+def test_the_paper_exchange_server_names_the_live_extra() -> None:
+    messages = _probe(["aiohttp"], ["mmgym.exchange.server", "mmgym.exchange"])
+    assert messages["mmgym.exchange"] is None  # the venue itself needs no extra
+    assert messages["mmgym.exchange.server"] == (
+        "ModuleNotFoundError: mmgym.exchange.server needs aiohttp: pip install 'mmgym[live]'"
+    )
+
+
 def test_other_import_errors_pass_unchanged() -> None:
     with (
         pytest.raises(ModuleNotFoundError, match="No module named 'not_a_package'") as err,
@@ -96,3 +104,12 @@ def test_other_import_errors_pass_unchanged() -> None:
     ):
         import not_a_package  # type: ignore[import-not-found]  # noqa: F401
     assert err.value.name == "not_a_package"
+
+
+@pytest.mark.parametrize("package", ["aiohttp", "hyperliquid", "eth_account"])
+def test_without_the_live_extra_the_venue_adapter_names_it(package: str) -> None:
+    message = _probe([package], ["agents.live", "agents.live.venues"])
+    assert message["agents.live"] is None  # the package itself needs nothing
+    assert message["agents.live.venues"] == (
+        f"ModuleNotFoundError: agents.live.venues needs {package}: pip install 'mmgym[live]'"
+    )

@@ -165,8 +165,8 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
         np.testing.assert_allclose(fees, -np.atleast_1d(info["pnl_fees"]), rtol=1e-9, atol=1e-12)
 
         state = venue.clearinghouse_state()
-        positions = {p["position"]["coin"]: float(p["position"]["szi"]) for p in
-                     state["assetPositions"]}  # fmt: skip
+        held_positions = [p["position"] for p in state["assetPositions"]]
+        positions = {p["coin"]: float(p["szi"]) for p in held_positions}
         for k, coin in enumerate(coins):
             assert positions.get(coin, 0.0) == float(sim.assets[0, k]["inventory"])
         payments = {f["coin"]: float(f["usdc"]) for f in venue.fundings[before_funding:]}

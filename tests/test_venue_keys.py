@@ -40,10 +40,11 @@ def test_key_from_the_environment() -> None:
     assert load_signer("OTHER", environ={"OTHER": KEY[2:]}).address == ADDRESS
 
 
-def test_key_file_of_mode_0600(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_key_file_only_its_owner_may_access(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "key"
     path.write_text(KEY + "\n")
-    path.chmod(0o600)
+    path.chmod(mode)
     assert load_signer(key_file=path, environ={}).address == ADDRESS
     assert load_signer(environ={KEY_FILE_ENV: str(path)}).address == ADDRESS
 
@@ -117,3 +118,14 @@ def test_the_environment_is_left_alone() -> None:
     before = dict(os.environ)
     load_signer(environ={KEY_ENV: KEY})
     assert dict(os.environ) == before
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a file to another user needs root")
+def test_a_key_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text(KEY)
+    path.chmod(0o600)
+    os.chown(path, 4242, -1)
+    with pytest.raises(KeyLoadError, match="belongs to another user") as err:
+        load_signer(key_file=path, environ={})
+    assert_no_key(str(err.value))

@@ -5,9 +5,12 @@ timed-out order POST resolved by cloid, and the key never shown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from venue_support import (
     adapter,
     advance,
     best_bid_ask,
+    drain,
     loopback_only,  # noqa: F401  (a fixture)
     of_type,
     paper_exchange,
@@ -387,6 +391,70 @@ def test_the_stream_reconnects_and_resubscribes_after_the_server_drops_it(
     run(body())
 
 
+def test_fills_replayed_by_a_resubscription_are_not_streamed_twice(
+    server: BackgroundServer,
+) -> None:
+    async def body() -> None:
+        async with adapter(server.url) as venue:
+            await venue.subscribe_account()
+            await fill_a_position(server.url, venue)
+            booked = {f.tid for f in await venue.fills_since(0)}
+            seen = await wait_for(venue, lambda es: {f.tid for f in of_type(es, Fill)} >= booked)
+            drop_every_socket(server)  # the resubscription replays every fill as a snapshot
+            await wait_for(
+                venue, lambda es: any(c.connected for c in of_type(es, ConnectionChange)), seen=seen
+            )
+            await advance(server.url, 2)
+            await drain(venue, 0.5, seen)
+            tids = [f.tid for f in of_type(seen, Fill)]
+            assert len(tids) == len(set(tids))
+        async with adapter(server.url) as restarted:  # a new process meets them as a snapshot
+            await restarted.subscribe_account()
+            replayed = await wait_for(
+                restarted, lambda es: {f.tid for f in of_type(es, Fill)} >= booked
+            )
+            assert all(f.snapshot for f in of_type(replayed, Fill) if f.tid in booked)
+
+    run(body())
+
+
+def test_pings_keep_a_quiet_stream_up(server: BackgroundServer) -> None:
+    async def body() -> None:
+        async with adapter(server.url, ping_interval_s=0.1) as venue:
+            await venue.subscribe_market("BTC")
+            await asyncio.sleep(1.0)  # ten ping intervals without market data (lockstep)
+            assert venue.stream.connections == 1 and venue.stream.connected
+
+    run(body())
+
+
+def test_a_malformed_message_is_logged_and_dropped_and_the_stream_goes_on(
+    server: BackgroundServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        async with adapter(server.url) as venue:
+            await venue.subscribe_market("BTC")
+            seen = await wait_for(venue, lambda es: bool(of_type(es, BookSnapshot)))
+            for bad in (
+                {"channel": "l2Book", "data": {"coin": "BTC", "time": 1}},
+                {"channel": "userFills", "data": [1, 2]},
+                {"channel": "trades", "data": [{"coin": "BTC", "side": "S"}]},
+            ):
+                venue.stream._dispatch(json.dumps(bad))  # as if the venue had sent it
+            venue.stream._dispatch("not json")
+            books = len(of_type(seen, BookSnapshot))
+            await advance(server.url, 1)
+            await wait_for(venue, lambda es: len(of_type(es, BookSnapshot)) > books, seen=seen)
+            assert venue.stream.connections == 1
+
+    with caplog.at_level(logging.ERROR, logger="agents.live.venues.hyperliquid"):
+        run(body())
+    assert "l2Book lacks 'levels'" in caplog.text
+    assert "userFills is not an object" in caplog.text
+    assert "'side' is 'S'" in caplog.text
+    assert "not JSON" in caplog.text
+
+
 def drop_every_socket(server: BackgroundServer) -> None:
     """Close every WebSocket from the server's side, as a venue restart would."""
     loop = server._loop  # the server's event loop (its thread)
@@ -429,6 +497,21 @@ def test_a_restarted_adapter_reads_the_venues_state_back(
     run(second_life(before))
 
 
+def test_orders_with_a_time_to_live_carry_a_signed_expiry(server: BackgroundServer) -> None:
+    async def body() -> None:
+        async with adapter(server.url, order_ttl_ms=5_000) as venue:
+            bid, _ = await quotes_inside(server.url)
+            (ack,) = await venue.place([OrderRequest("BTC", True, 0.5, bid, new_cloid())])
+            assert ack.state is OrderState.RESTING  # the exchange verified the signed expiry
+        late = int(time.time() * 1000) - 60_000  # a clock a minute behind: expired on arrival
+        async with adapter(server.url, order_ttl_ms=5_000, clock_ms=lambda: late) as venue:
+            (ack,) = await venue.place([OrderRequest("BTC", True, 0.5, bid, new_cloid())])
+            assert ack.state is OrderState.REJECTED and "expired" in (ack.error or "")
+            assert len(await venue.open_orders()) == 1
+
+    run(body())
+
+
 def test_a_wrong_key_is_refused_and_nothing_trades(server: BackgroundServer) -> None:
     async def body() -> None:
         async with adapter(server.url, key=OTHER_KEY) as venue:
@@ -441,35 +524,36 @@ def test_a_wrong_key_is_refused_and_nothing_trades(server: BackgroundServer) -> 
     run(body())
 
 
-def test_a_timed_out_order_is_never_resent_and_resolved_by_cloid(
-    server: BackgroundServer,
+@pytest.mark.parametrize("streamed", [False, True], ids=["looked-up", "streamed"])
+def test_a_timed_out_order_is_never_resent_and_settled(
+    server: BackgroundServer, streamed: bool
 ) -> None:
+    """The POST executes but its answer comes too late: the order is acknowledged unknown and
+    settled by ``orderStatus`` on its cloid, or by its order update if the account's stream
+    is subscribed (then nothing is looked up)."""
+
     async def body() -> None:
-        async with (
-            StallingForwarder(server.url) as forwarder,
-            adapter(
-                forwarder.url,
-                stream_url=server.url.replace("http", "ws") + "/ws",
-                request_timeout_s=0.5,
-                resolve_timeout_s=10.0,
-            ) as venue,
-        ):
-            await venue.subscribe_account()
+        async with behind_a_forwarder(
+            server.url, request_timeout_s=1.0, resolve_timeout_s=10.0
+        ) as (forwarder, venue):
+            forwarder.stall_s = 2.0
+            if streamed:
+                await venue.subscribe_account()
             bid, _ = await quotes_inside(server.url)
             order = OrderRequest("BTC", True, 0.5, bid, new_cloid())
             forwarder.stall_exchange = True
             (ack,) = await venue.place([order])
             forwarder.stall_exchange = False
             assert ack.state is OrderState.UNKNOWN and ack.oid is None
+            assert venue.unresolved == (() if streamed else (order.cloid,))
             events = await wait_for(
                 venue, lambda es: any(u.cloid == order.cloid for u in of_type(es, OrderUpdate))
             )
             (update,) = [u for u in of_type(events, OrderUpdate) if u.cloid == order.cloid]
-            assert update.state is OrderState.RESTING
-            status = await venue.order_status(order.cloid)
-            assert status.state is OrderState.RESTING
+            assert update.state is OrderState.RESTING and update.oid is not None
             assert [o.cloid for o in await venue.open_orders()] == [order.cloid]
             assert forwarder.exchange_posts == 1  # sent once, never retried
+            assert forwarder.info_posts.count("orderStatus") == (0 if streamed else 1)
             await asyncio.sleep(0.1)
             assert venue.unresolved == ()
 
@@ -480,14 +564,9 @@ def test_an_order_the_venue_never_saw_stays_unknown_and_is_not_resent(
     server: BackgroundServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def body() -> None:
-        async with (
-            StallingForwarder(server.url) as forwarder,
-            adapter(
-                forwarder.url,
-                stream_url=server.url.replace("http", "ws") + "/ws",
-                request_timeout_s=0.3,
-                resolve_timeout_s=0.5,
-            ) as venue,
+        async with behind_a_forwarder(server.url, request_timeout_s=0.3, resolve_timeout_s=0.5) as (
+            forwarder,
+            venue,
         ):
             bid, _ = await quotes_inside(server.url)
             order = OrderRequest("BTC", True, 0.5, bid, new_cloid())
@@ -545,6 +624,19 @@ def test_the_key_never_appears_in_logs_reprs_errors_or_files(
     assert "<redacted>" in caplog.text
 
 
+@contextlib.asynccontextmanager
+async def behind_a_forwarder(
+    url: str, **options: Any
+) -> AsyncIterator[tuple[StallingForwarder, HyperliquidVenue]]:
+    """An adapter whose HTTP goes through a :class:`StallingForwarder` to the exchange at
+    ``url`` (its WebSocket straight to the exchange)."""
+    async with (
+        StallingForwarder(url) as forwarder,
+        adapter(forwarder.url, stream_url=url.replace("http", "ws") + "/ws", **options) as venue,
+    ):
+        yield forwarder, venue
+
+
 class StallingForwarder:
     """An HTTP forwarder to the exchange whose /exchange answers can be held back past the
     client's time-out (``stall_exchange``: the venue executes the action, the answer is late) or
@@ -555,6 +647,10 @@ class StallingForwarder:
         self.stall_exchange = False
         self.drop_exchange = False
         self.exchange_posts = 0
+        self.info_posts: list[str] = []
+        """The types of the /info queries forwarded, in order."""
+        self.stall_s = 1.0
+        """How long a held-back answer waits (longer than the client's time-out)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -579,10 +675,12 @@ class StallingForwarder:
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
         body = await request.read()
+        if request.path == "/info":
+            self.info_posts.append(json.loads(body).get("type"))
         if request.path == "/exchange":
             self.exchange_posts += 1
             if self.drop_exchange:
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(self.stall_s)
                 return web.Response(status=504)
         async with self._session.post(
             self.upstream + request.path, data=body, headers={"Content-Type": "application/json"}
@@ -590,7 +688,7 @@ class StallingForwarder:
             text = await answer.text()
             status = answer.status
         if request.path == "/exchange" and self.stall_exchange:
-            await asyncio.sleep(5.0)  # executed upstream; the answer comes too late
+            await asyncio.sleep(self.stall_s)  # executed upstream; the answer comes too late
         return web.Response(status=status, text=text, content_type="application/json")
 
 

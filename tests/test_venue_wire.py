@@ -3,6 +3,7 @@ and every message and answer kind translated from fixtures in the SDK's formats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -244,6 +245,7 @@ def test_user_fills_stream_and_answer() -> None:
     assert fill.cloid == "0x00000000000000000000000000000001" and not fill.liquidation
     assert liquidation.liquidation and liquidation.crossed and liquidation.closed_pnl == -3.0
     assert liquidation.start_position == 0.01
+    assert not fill.snapshot
     assert parse_fill_list(MESSAGES["info"]["userFillsByTime"]) == (fill,)
 
 
@@ -256,7 +258,9 @@ def test_fundings_stream_and_answer() -> None:
         0.0000125,
         1764867600000,
     )
-    assert parse_funding_history(MESSAGES["info"]["userFunding"]) == (payment,)
+    assert payment.snapshot  # the fixture's message is the subscription's snapshot
+    (answered,) = parse_funding_history(MESSAGES["info"]["userFunding"])
+    assert answered == dataclasses.replace(payment, snapshot=False)
 
 
 def test_clearinghouse_state() -> None:

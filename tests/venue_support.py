@@ -4,6 +4,7 @@ advance its lockstep market, wait for events, and refuse any connection off the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -89,6 +90,14 @@ async def wait_for(
             if done(events):
                 return events
     raise AssertionError("the venue closed before the events arrived")
+
+
+async def drain(venue: HyperliquidVenue, seconds: float, seen: list[VenueEvent]) -> None:
+    """Append to ``seen`` every event that arrives within ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            async for event in venue.events():
+                seen.append(event)
 
 
 def of_type(events: list[VenueEvent], kind: type[Any]) -> list[Any]:

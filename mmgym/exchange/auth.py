@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from mmgym.extras import extra_needed
+
 NONCE_WINDOW = 100
 """Highest nonces kept per signer."""
 NONCE_PAST_MS = 2 * 24 * 3600 * 1000
@@ -30,7 +32,8 @@ def recover_signer(
 
     Needs the ``live`` extra (hyperliquid-python-sdk); SignatureError for a malformed
     signature."""
-    from hyperliquid.utils.signing import recover_agent_or_user_from_l1_action
+    with extra_needed("mmgym.exchange.auth"):
+        from hyperliquid.utils.signing import recover_agent_or_user_from_l1_action
 
     if not isinstance(signature, dict) or not {"r", "s", "v"} <= set(signature):
         raise SignatureError("signature must be an object with r, s and v")

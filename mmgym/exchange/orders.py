@@ -13,6 +13,19 @@ from typing import Any
 
 from mmgym.exchange import wire
 
+ORDER_STATUSES: tuple[str, ...] = (
+    "open",
+    "filled",
+    "canceled",
+    "badAloPxRejected",
+    "rejected",
+    "outOfRangeCanceled",
+    "belowMinSizeCanceled",
+    "reduceOnlyCanceled",
+    "scheduledCancel",
+    "liquidatedCanceled",
+)
+"""Every status an order of the paper exchange can have (docs/live.md says when)."""
 FILLED_TOLERANCE = 1e-9
 """An order whose remaining size is at most this (base units) is filled."""
 
@@ -121,6 +134,12 @@ class OrderBook:
             self.by_cloid[order.cloid] = order.oid
         self.resting[(perp, order.is_buy)] = order.oid
 
+    def record(self, order: Order) -> None:
+        """Keep an order that never rested (rejected when placed), for ``orderStatus``."""
+        self.orders[order.oid] = order
+        if order.cloid is not None:
+            self.by_cloid[order.cloid] = order.oid
+
     def resting_order(self, perp: int, is_buy: bool) -> Order | None:
         """The order resting on this side of perp ``perp``."""
         oid = self.resting.get((perp, is_buy))
@@ -135,6 +154,7 @@ class OrderBook:
 
     def close(self, order: Order, status: str, time_ms: int) -> None:
         """End ``order`` with ``status`` at ``time_ms``."""
+        assert status in ORDER_STATUSES, status
         order.status = status
         order.status_timestamp = time_ms
         for key, oid in list(self.resting.items()):

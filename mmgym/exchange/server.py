@@ -23,7 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from mmgym.extras import extra_needed
+
+with extra_needed("mmgym.exchange.server"):
+    from aiohttp import WSMsgType, web
 
 from mmgym.exchange import wire
 from mmgym.exchange.auth import NonceBook, SignatureError, recover_signer

@@ -50,6 +50,14 @@ class OrderRefusedError(ValueError):
     """An order the venue refuses; the message is the status's error text."""
 
 
+class PostOnlyRejectedError(OrderRefusedError):
+    """An Alo order that would cross: rejected with an oid, as Hyperliquid rejects it."""
+
+    def __init__(self, text: str, order: Order) -> None:
+        super().__init__(text)
+        self.order = order
+
+
 class MarketClosedError(RuntimeError):
     """The market's episode ended (truncated or liquidated): it no longer advances."""
 
@@ -191,6 +199,10 @@ class PaperVenue:
         cancels if this one is accepted."""
         try:
             order, perp = self._accept(order_wire, replacing)
+        except PostOnlyRejectedError as err:
+            self.book.record(err.order)
+            self._order_update(err.order)
+            return {"error": str(err)}
         except OrderRefusedError as err:
             return {"error": str(err)}
         now = self.time_ms()
@@ -260,10 +272,10 @@ class PaperVenue:
                 )
             cloid = cloid.lower()
             known = self.book.find(cloid)
-            if known is not None and (replacing is None or known.oid != replacing.oid):
+            if known is not None and known.is_open and known is not replacing:
                 raise OrderRefusedError(
                     wire.with_asset(
-                        f"Paper exchange: cloid {cloid} is already used by order {known.oid}.",
+                        f"Paper exchange: cloid {cloid} is used by resting order {known.oid}.",
                         asset,
                     )
                 )
@@ -293,11 +305,27 @@ class PaperVenue:
         if reduce_only and (position == 0.0 or (position > 0.0) == is_buy):
             raise OrderRefusedError(wire.with_asset(wire.REDUCE_ONLY_ERROR, asset))
         ticks = round(px / Decimal(repr(float(p.tick_size))))
+        now = self.time_ms()
+        order = Order(
+            oid=self.book.new_oid(),
+            coin=coin.name,
+            asset=asset,
+            is_buy=is_buy,
+            limit_px=str(w["p"]),
+            ticks=int(ticks),
+            orig_sz=size,
+            tif=tif,
+            reduce_only=reduce_only,
+            cloid=cloid,
+            timestamp=now,
+            status_timestamp=now,
+        )
         best_bid, best_ask = self.best_ticks(perp)
-        if (is_buy and ticks >= best_ask) or (not is_buy and ticks <= best_bid):
+        if _crosses(is_buy, order.ticks, best_ask if is_buy else best_bid):
             bbo = (self.price_text(best_bid, coin), self.price_text(best_ask, coin))
             if tif == "Alo":
-                raise OrderRefusedError(wire.post_only_error(*bbo, asset))
+                order.status = "badAloPxRejected"
+                raise PostOnlyRejectedError(wire.post_only_error(*bbo, asset), order)
             raise OrderRefusedError(
                 wire.with_asset(
                     f"Paper exchange: a Gtc order that would cross is refused (bbo was "
@@ -314,7 +342,7 @@ class PaperVenue:
                     asset,
                 )
             )
-        if not self._representable(perp, is_buy, ticks, size):
+        if not self._representable(perp, is_buy, order.ticks, size):
             raise OrderRefusedError(
                 wire.with_asset(
                     f"Paper exchange: price {px} is beyond what the market's action can express "
@@ -324,20 +352,6 @@ class PaperVenue:
                     asset,
                 )
             )
-        order = Order(
-            oid=self.book.new_oid(),
-            coin=coin.name,
-            asset=asset,
-            is_buy=is_buy,
-            limit_px=str(w["p"]),
-            ticks=int(ticks),
-            orig_sz=size,
-            tif=tif,
-            reduce_only=reduce_only,
-            cloid=cloid,
-            timestamp=self.time_ms(),
-            status_timestamp=self.time_ms(),
-        )
         return order, perp
 
     def _representable(self, perp: int, is_buy: bool, ticks: int, size: float) -> bool:
@@ -765,12 +779,9 @@ class PaperVenue:
 
     def asset_ctx(self, perp: int) -> dict[str, Any]:
         """The perp's asset context (``activeAssetCtx`` and ``metaAndAssetCtxs``)."""
-        from mmgym.core.funding import funding_rate
-
         coin = self.coins[perp]
         a = self.assets[perp]
-        packed = self.sim._packed[0]
-        estimate = funding_rate(float(a["premium_sum"]), int(a["premium_count"]), packed)
+        estimate = float(self.sim.windows[0, perp]["funding_estimate"])
         sz = coin.sz_decimals
         return {
             "funding": wire.number(float(estimate)),

@@ -134,7 +134,8 @@ class OrderUpdate:
 @dataclass(frozen=True, slots=True)
 class Fill:
     """One of the account's fills, unique by ``tid``. ``fee`` is paid (positive) in quote
-    currency; ``start_position`` is the signed position before the fill."""
+    currency; ``start_position`` is the signed position before the fill. ``snapshot``: it came
+    in the snapshot a (re)subscription replays, so it may predate this process."""
 
     coin: str
     oid: int
@@ -149,18 +150,20 @@ class Fill:
     crossed: bool
     liquidation: bool
     time_ms: int
+    snapshot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class FundingPayment:
     """A funding settlement: ``usdc`` received (positive) or paid (negative) on position
-    ``szi`` at ``rate``."""
+    ``szi`` at ``rate``; ``snapshot`` as for :class:`Fill`."""
 
     coin: str
     usdc: float
     szi: float
     rate: float
     time_ms: int
+    snapshot: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,13 +151,15 @@ class HyperliquidVenue:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"venue URL must be http:// or https://, got {base_url!r}")
+        if order_ttl_ms is not None and order_ttl_ms <= 0:
+            raise ValueError(f"order_ttl_ms must be positive (or None), got {order_ttl_ms}")
         self.base_url = base_url.rstrip("/")
         self.stream_url = stream_url or ws_url(self.base_url)
         self.is_mainnet = is_mainnet(self.base_url)
         self.signer = signer
         self.user = account_address or signer.address
         self._log = logger or logging.getLogger(__name__)
-        self._log.addFilter(RedactingFilter(signer))
+        self._redacting = RedactingFilter(signer)
         self._rng = random.Random(seed)
         self._backoff = backoff or Backoff()
         self._http = HttpTransport(
@@ -174,6 +176,8 @@ class HyperliquidVenue:
         self._seen_fills = _Seen(SEEN_LIMIT)
         self._seen_fundings = _Seen(SEEN_LIMIT)
         self._unresolved: dict[str, asyncio.Task[OrderStatus]] = {}
+        self._in_flight: dict[str, bool] = {}
+        """Cloids of order actions awaiting their answer -> whether the stream settled them."""
         self._dead_mans_switch: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -182,6 +186,7 @@ class HyperliquidVenue:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> HyperliquidVenue:
+        self._log.addFilter(self._redacting)
         await self._http.open()
         try:
             self._assets = parse_meta(await self._http.info({"type": "meta"}))
@@ -220,6 +225,7 @@ class HyperliquidVenue:
             self._stream = None
         await self._http.close()
         self._events.put_nowait(_CLOSED)
+        self._log.removeFilter(self._redacting)
 
     @property
     def assets(self) -> dict[str, AssetMeta]:
@@ -298,8 +304,13 @@ class HyperliquidVenue:
         return []
 
     def _settle(self, cloid: str | None, state: OrderState) -> None:
-        """An order update settles a pending look-up of its cloid."""
-        if cloid is not None and state != OrderState.UNKNOWN and cloid in self._unresolved:
+        """An order update settles its cloid: a pending look-up of it, or one about to start
+        (the update can arrive before the POST that caused it times out)."""
+        if cloid is None or state == OrderState.UNKNOWN:
+            return
+        if cloid in self._in_flight:
+            self._in_flight[cloid] = True
+        if cloid in self._unresolved:
             self._unresolved.pop(cloid).cancel()
 
     # -- actions -------------------------------------------------------------------------------
@@ -341,15 +352,20 @@ class HyperliquidVenue:
         return ack
 
     async def _send_orders(self, action: dict[str, Any], cloids: list[str]) -> tuple[OrderAck, ...]:
+        self._in_flight.update((c, False) for c in cloids)
         try:
             answer = await self._act(action, self._expiry())
         except OutcomeUnknownError as err:
             self._log.warning("%s %s unconfirmed (%s): looking up", action["type"], cloids, err)
             for cloid in cloids:
-                self._resolve_later(cloid)
+                if not self._in_flight[cloid]:  # the stream has not told its fate yet
+                    self._resolve_later(cloid)
             return tuple(OrderAck(c, OrderState.UNKNOWN, error=str(err)) for c in cloids)
         except VenueRequestError as err:  # refused outright (4xx): nothing was placed
             return tuple(OrderAck(c, OrderState.REJECTED, error=str(err)) for c in cloids)
+        finally:
+            for cloid in cloids:
+                self._in_flight.pop(cloid, None)
         return parse_order_answer(answer, cloids)
 
     async def cancel(self, coin: str, oid: int) -> CancelAck:
@@ -443,7 +459,7 @@ class HyperliquidVenue:
                 status = await self.order_status(cloid)
                 if status.state != OrderState.UNKNOWN:
                     return status
-            except (OutcomeUnknownError, RuntimeError) as err:
+            except (OutcomeUnknownError, RuntimeError, VenueMessageError) as err:
                 self._log.warning("orderStatus %s failed: %s", cloid, err)
                 status = OrderStatus(OrderState.UNKNOWN, "unreachable", None, None)
             remaining = deadline - loop.time()

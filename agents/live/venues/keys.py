@@ -111,8 +111,9 @@ def load_signer(
     """The signer from ``key_file`` (or the file named by ``$MMGYM_HL_KEY_FILE``) if given,
     else from the environment variable ``env_var``.
 
-    A key file must be a regular file readable by its owner only (mode 0600 or 0400): a file
-    that group or others may read is refused, as ssh refuses such keys.
+    A key file must be a regular file of this user that only its owner may access (mode 0600,
+    or the stricter 0400): a file group or others may access is refused, as ssh refuses such
+    keys.
     """
     env = os.environ if environ is None else environ
     if key_file is None and env.get(KEY_FILE_ENV):
@@ -135,6 +136,8 @@ def _read_key_file(path: Path) -> str:
         raise KeyLoadError(f"key file {path} does not exist") from None
     if not stat.S_ISREG(info.st_mode):
         raise KeyLoadError(f"key file {path} is not a regular file")
+    if info.st_uid != os.getuid():
+        raise KeyLoadError(f"key file {path} belongs to another user (uid {info.st_uid})")
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         raise KeyLoadError(

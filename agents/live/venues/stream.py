@@ -117,7 +117,11 @@ class Stream:
         attempt = 0
         while not self._closing:
             opened = asyncio.get_running_loop().time()
-            established, reason = await self._connect_and_read(attempt)
+            try:
+                established, reason = await self._connect_and_read(attempt)
+            except Exception as err:  # a defect must not end the stream for good
+                self._log.exception("stream %s failed", self.url)
+                established, reason = False, f"{type(err).__name__}: {err}"
             lived = asyncio.get_running_loop().time() - opened
             self._connected.clear()
             self._ws = None
@@ -200,4 +204,7 @@ class Stream:
         if channel == "error":
             self._log.error("venue stream error: %s", str(message.get("data"))[:500])
             return
-        self._on_message(message)
+        try:
+            self._on_message(message)
+        except Exception:  # one message the consumer cannot take must not end the stream
+            self._log.exception("dropped a %s message: %r", channel, text[:200])

@@ -337,7 +337,7 @@ def parse_order_updates(data: Any) -> tuple[OrderUpdate, ...]:
     return tuple(updates)
 
 
-def parse_fill(fill: Any) -> Fill:
+def parse_fill(fill: Any, snapshot: bool = False) -> Fill:
     where = "fill"
     return Fill(
         coin=str(_field(fill, "coin", where)),
@@ -353,13 +353,15 @@ def parse_fill(fill: Any) -> Fill:
         crossed=bool(_field(fill, "crossed", where)),
         liquidation=fill.get("liquidation") is not None,
         time_ms=_int(fill, "time", where),
+        snapshot=snapshot,
     )
 
 
 def parse_user_fills(data: Any) -> tuple[Fill, ...]:
     """The fills of a ``userFills`` stream message (snapshot or not)."""
     fills = _field(data, "fills", "userFills")
-    return tuple(parse_fill(f) for f in _list(fills, "userFills 'fills'"))
+    snapshot = bool(data.get("isSnapshot", False))
+    return tuple(parse_fill(f, snapshot) for f in _list(fills, "userFills 'fills'"))
 
 
 def parse_fill_list(data: Any) -> tuple[Fill, ...]:
@@ -367,20 +369,23 @@ def parse_fill_list(data: Any) -> tuple[Fill, ...]:
     return tuple(parse_fill(f) for f in _list(data, "userFills answer"))
 
 
-def _funding(item: Any, where: str) -> FundingPayment:
+def _funding(item: Any, where: str, snapshot: bool = False) -> FundingPayment:
     return FundingPayment(
         coin=str(_field(item, "coin", where)),
         usdc=_float(item, "usdc", where),
         szi=_float(item, "szi", where),
         rate=_float(item, "fundingRate", where),
         time_ms=_int(item, "time", where),
+        snapshot=snapshot,
     )
 
 
 def parse_user_fundings(data: Any) -> tuple[FundingPayment, ...]:
     """The payments of a ``userFundings`` stream message."""
     fundings = _field(data, "fundings", "userFundings")
-    return tuple(_funding(f, "userFundings entry") for f in _list(fundings, "userFundings"))
+    snapshot = bool(data.get("isSnapshot", False))
+    entries = _list(fundings, "userFundings")
+    return tuple(_funding(f, "userFundings entry", snapshot) for f in entries)
 
 
 def parse_funding_history(data: Any) -> tuple[FundingPayment, ...]:
@@ -389,7 +394,7 @@ def parse_funding_history(data: Any) -> tuple[FundingPayment, ...]:
     payments = []
     for item in _list(data, "userFunding answer"):
         delta = _field(item, "delta", "userFunding entry")
-        if delta.get("type", "funding") != "funding":
+        if _field(delta, "type", "userFunding delta") != "funding":
             continue
         payments.append(_funding({**delta, "time": _field(item, "time", "userFunding")}, "delta"))
     return tuple(payments)
