@@ -301,8 +301,7 @@ class PaperVenue:
                     asset,
                 )
             )
-        position = float(self.assets[perp]["inventory"])
-        if reduce_only and (position == 0.0 or (position > 0.0) == is_buy):
+        if reduce_only and not self._reduces(perp, is_buy):
             raise OrderRefusedError(wire.with_asset(wire.REDUCE_ONLY_ERROR, asset))
         ticks = round(px / Decimal(repr(float(p.tick_size))))
         now = self.time_ms()
@@ -460,6 +459,12 @@ class PaperVenue:
             q[f"{side}_px"][0, perp] = order.ticks
             q[f"{side}_size"][0, perp] = self._size_to_send(order, perp)
 
+    def _reduces(self, perp: int, is_buy: bool) -> bool:
+        """Whether a bid (``is_buy``) or an ask reduces the position of ``perp``: one opposite
+        to it and at least ``min_quote_size`` (a smaller one cannot be quoted)."""
+        position = float(self.assets[perp]["inventory"])
+        return abs(position) >= self.params.min_quote_size and (position > 0.0) != is_buy
+
     def _size_to_send(self, order: Order, perp: int) -> float:
         """The order's remaining size, cut to the position for a reduce-only order."""
         size = order.remaining
@@ -475,8 +480,7 @@ class PaperVenue:
             self._cancel_triggers.append(now)
             self._cancel_at = None
         for order in self.book.open_orders():
-            position = float(self.assets[order.asset]["inventory"])
-            if order.reduce_only and (position == 0.0 or (position > 0.0) == order.is_buy):
+            if order.reduce_only and not self._reduces(order.asset, order.is_buy):
                 self.book.close(order, "reduceOnlyCanceled", now)
                 self._order_update(order)
             elif order.remaining < self.params.min_quote_size:
@@ -659,7 +663,7 @@ class PaperVenue:
         return [
             {
                 "coin": coin.name,
-                "px": wire.price(px, coin.sz_decimals),
+                "px": wire.number(px),
                 "sz": wire.number(abs(forced)),
                 "side": "B" if forced > 0 else "A",
                 "time": now,
