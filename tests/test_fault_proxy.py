@@ -7,6 +7,7 @@ Every scenario runs under ``asyncio.wait_for`` with a bound, on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from aiohttp import web
 from mmgym.exchange.fault_proxy import FaultProxy, check_loopback, order_error_body
 from mmgym.exchange.faults import FaultKind, FaultPlan, FaultRecord, FaultRule, Target, uniform
 
+LIVE_PAGE = Path(__file__).resolve().parent.parent / "docs" / "live.md"
 BOUND = 20.0  # s, the most any scenario may take
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 
@@ -678,3 +680,12 @@ def test_the_console_script_refuses_a_bad_rule_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert "error: fault rule ws_up:error_5xx: error_5xx does not apply to ws_up" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*FaultKind, *Target, *(f.name for f in dataclasses.fields(FaultRule))],
+)
+def test_docs_live_names_every_fault_kind_target_and_rule_key(name: str) -> None:
+    assert f"`{name}" in LIVE_PAGE.read_text(), f"docs/live.md does not mention `{name}`"
+
