@@ -162,8 +162,9 @@ def round_trip_table(orders: int) -> str:
             for _ in range(10):  # warm-up: connections, caches
                 trader.round_trip()
         while len(times["direct"]) < orders:
+            block = min(BLOCK, orders - len(times["direct"]))
             for path, trader in traders.items():
-                times[path].extend(trader.round_trip() for _ in range(BLOCK))
+                times[path].extend(trader.round_trip() for _ in range(block))
     rows = []
     for path, pairs in times.items():
         place, cancel = (np.array(column) for column in zip(*pairs, strict=True))
