@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -70,6 +70,10 @@ class Answer:
             )
         headers = {"Content-Type": self.content_type} if self.content_type else None
         return web.Response(status=self.status, body=self.body, headers=headers)
+
+
+Recorder = Callable[[bool, "Answer | None", str], None]
+"""Logs a fault on an HTTP request: whether it reached the server, its answer, a detail."""
 
 
 def check_loopback(url: str) -> str:
@@ -321,7 +325,7 @@ class FaultProxy:
             return answer.response()
 
         def record(reached: bool, answer: Answer | None = None, detail: str = "") -> None:
-            status = answer.status or None if answer is not None else None
+            status = answer.status if answer is not None and answer.status else None
             self._record(decision, target, stream, message, path, labels, reached, status, detail)
 
         kind = decision.rule.kind
@@ -360,7 +364,7 @@ class FaultProxy:
         return await self._answer(request, body, decision, record)
 
     async def _answer(
-        self, request: web.Request, body: bytes, decision: Decision, record: Any
+        self, request: web.Request, body: bytes, decision: Decision, record: Recorder
     ) -> web.StreamResponse:
         """The answer kinds: a 5xx, a whole-request reject or per-order errors, after
         forwarding the request if the rule says so."""
