@@ -688,4 +688,3 @@ def test_the_console_script_refuses_a_bad_rule_in_one_line() -> None:
 )
 def test_docs_live_names_every_fault_kind_target_and_rule_key(name: str) -> None:
     assert f"`{name}" in LIVE_PAGE.read_text(), f"docs/live.md does not mention `{name}`"
-
