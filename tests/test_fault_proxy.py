@@ -22,9 +22,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from venue_support import loopback_only  # noqa: F401  (a fixture)
 
 from mmgym.exchange.fault_proxy import FaultProxy, check_loopback, order_error_body
 from mmgym.exchange.faults import FaultKind, FaultPlan, FaultRecord, FaultRule, Target, uniform
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 LIVE_PAGE = Path(__file__).resolve().parent.parent / "docs" / "live.md"
 BOUND = 20.0  # s, the most any scenario may take

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-pytest.importorskip("hyperliquid")
-
 import requests
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.error import ServerError
 from hyperliquid.utils.types import Cloid
+from venue_support import loopback_only  # noqa: F401  (a fixture)
 
 from agents.market import market_of
 from mmgym.exchange import BackgroundServer, Clock, PaperExchange, PaperVenue
 from mmgym.exchange.fault_proxy import FaultProxy
 from mmgym.exchange.faults import FaultRule
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 BOUND = 30.0  # s, the most any scenario may take
 COIN = "BTC"
