@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from mmgym.exchange import BackgroundServer, Clock, PaperExchange, PaperVenue
 from mmgym.scenarios import make_params
 
-TIMEOUT = 30.0
+TIMEOUT = 60.0
 """Seconds any request or wait of these tests may take."""
 MARKET = {"episode_seconds": 3600.0, "funding_interval_seconds": 60.0}
 

@@ -39,7 +39,12 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
         exchange, info = _clients(running)
         user = running.wallet.address
         venue = running.venue
-        assert info.meta() == {"universe": [{"name": "BTC", "szDecimals": 4, "maxLeverage": 20}]}
+        assert info.meta() == {
+            "universe": [
+                {"name": "BTC", "szDecimals": 4, "maxLeverage": 20},
+                {"name": "BTC-HEDGE", "szDecimals": 4, "maxLeverage": 20},
+            ]
+        }
         assert info.spot_meta() == {"universe": [], "tokens": []}
         best_bid, best_ask = venue.best_ticks(0)
         book = info.l2_snapshot("BTC")
@@ -127,7 +132,7 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
         assert [p["delta"]["usdc"] for p in payments] == [f["usdc"] for f in venue.fundings]
         universe, ctxs = info.meta_and_asset_ctxs()
         assert universe == info.meta() and set(ctxs[0]) >= {"markPx", "oraclePx", "funding"}
-        assert info.all_mids() == {"BTC": ctxs[0]["midPx"]}
+        assert info.all_mids() == {"BTC": ctxs[0]["midPx"], "BTC-HEDGE": ctxs[1]["midPx"]}
         state = info.user_state(user)
         assert set(state["marginSummary"]) == {
             "accountValue",
@@ -135,6 +140,46 @@ def test_orders_cancels_modifies_and_every_info_query_round_trip() -> None:
             "totalRawUsd",
             "totalMarginUsed",
         }
+
+
+def test_the_hedge_venue_trades_as_its_own_coin() -> None:
+    with running_exchange() as running:
+        exchange, info = _clients(running)
+        user = running.wallet.address
+        venue = running.venue
+        while abs(venue.assets[0]["inventory"]) < 0.5:  # a perp position to hedge
+            best_bid, best_ask = venue.best_ticks(0)
+            for is_buy, ticks in ((True, best_bid), (False, best_ask)):
+                if venue.book.resting_order(0, is_buy) is None:
+                    exchange.order("BTC", is_buy, 1.0, _px(running, ticks), ALO)
+            running.advance(1)
+        for order in venue.book.open_orders():
+            exchange.cancel("BTC", order.oid)
+        position = float(venue.assets[0]["inventory"])
+        hedge_buy = position < 0
+        too_much = _status(exchange.order("BTC-HEDGE", hedge_buy, 5.0, 100.0, GTC))
+        assert "the hedge venue offsets the perp's position" in too_much["error"]
+        alo = _status(exchange.order("BTC-HEDGE", hedge_buy, 0.2, 100.0, ALO))
+        assert "the hedge venue takes Gtc orders" in alo["error"]
+        oid = _status(exchange.order("BTC-HEDGE", hedge_buy, 0.2, 100.0, GTC))["resting"]["oid"]
+        assert [o["coin"] for o in info.frontend_open_orders(user)] == ["BTC-HEDGE"]
+        for _ in range(30):
+            running.advance(1)
+            if info.query_order_by_oid(user, oid)["order"]["status"] == "filled":
+                break
+        assert info.query_order_by_oid(user, oid)["order"]["status"] == "filled"
+        hedge_fills = [f for f in info.user_fills(user) if f["coin"] == "BTC-HEDGE"]
+        assert hedge_fills and all(f["crossed"] and f["oid"] == oid for f in hedge_fills)
+        assert sum(float(f["sz"]) for f in hedge_fills) == pytest.approx(0.2)
+        positions = {
+            p["position"]["coin"]: p["position"] for p in info.user_state(user)["assetPositions"]
+        }
+        assert float(positions["BTC-HEDGE"]["szi"]) == pytest.approx(0.2 if hedge_buy else -0.2)
+        assert float(positions["BTC"]["szi"]) == position
+        book = requests.post(
+            f"{running.url}/info", json={"type": "l2Book", "coin": "BTC-HEDGE"}, timeout=10
+        )
+        assert book.status_code == 422 and "no book" in book.text
 
 
 def test_a_wrong_key_is_refused_and_nothing_trades() -> None:
@@ -239,3 +284,67 @@ def test_bad_advance_requests_are_refused(steps: object) -> None:
     with running_exchange() as running:
         answer = requests.post(f"{running.url}/paper/advance", json={"steps": steps}, timeout=10)
         assert answer.status_code == 422 and running.venue.steps == 0
+
+
+def _signed(running: Running, action: Any) -> dict[str, Any]:
+    nonce = get_timestamp_ms()
+    signature = sign_l1_action(running.wallet, action, None, nonce, None, False)
+    return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
+
+
+MALFORMED_ACTIONS: list[Any] = [
+    {"type": "order", "orders": "x", "grouping": "na"},
+    {"type": "order", "orders": [None, 3, {"a": "BTC"}], "grouping": "na"},
+    {"type": "order", "orders": [{"a": 0, "b": "yes", "p": "1", "s": "1", "r": 0}]},
+    {"type": "order", "orders": [{"a": 0, "b": True, "p": [], "s": {}, "r": False, "t": 1}]},
+    {"type": "order", "orders": [{"a": 99, "b": True, "p": "1", "s": "1", "r": False}]},
+    {"type": "cancel", "cancels": [{"a": 0, "o": [1]}, {"a": "x", "o": 1}, 7]},
+    {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": None}]},
+    {"type": "batchModify", "modifies": [{"oid": {"x": 1}, "order": None}]},
+    {"type": "batchModify", "modifies": None},
+    {"type": "scheduleCancel", "time": "soon"},
+    {"type": "usdSend", "amount": "1"},
+    {"no": "type"},
+]
+
+
+def test_malformed_actions_get_a_clear_answer_and_change_nothing() -> None:
+    with running_exchange() as running:
+        for action in MALFORMED_ACTIONS:
+            body = _signed(running, action)
+            answer = requests.post(f"{running.url}/exchange", json=body, timeout=TIMEOUT)
+            assert answer.status_code == 200, (action, answer.text)
+            data = answer.json()
+            if data["status"] == "err":
+                assert isinstance(data["response"], str) and data["response"], action
+            else:  # per-order or per-cancel errors
+                statuses = data["response"]["data"]["statuses"]
+                assert statuses, action
+                assert all(isinstance(s, dict) and s.get("error") for s in statuses), action
+        assert running.venue.book.open_orders() == []
+
+
+BAD_REQUESTS: list[tuple[str, Any]] = [
+    ("/exchange", "not json"),
+    ("/exchange", {"action": 1}),
+    ("/exchange", {"action": {"type": "order"}, "nonce": "1", "signature": {}}),
+    ("/exchange", {"action": {"type": "order"}, "nonce": 1, "signature": {"r": 1}}),
+    ("/info", "not json"),
+    ("/info", {"type": "orderStatus", "user": 5, "oid": [1]}),
+    ("/info", {"type": "userFillsByTime", "user": "0x", "startTime": "0"}),
+    ("/info", {"type": "l2Book", "coin": None}),
+    ("/paper/advance", "not json"),
+]
+
+
+def test_bad_requests_get_a_clear_error_never_a_server_error() -> None:
+    with running_exchange() as running:
+        for path, body in BAD_REQUESTS:
+            kwargs: dict[str, Any] = {"data": body} if isinstance(body, str) else {"json": body}
+            answer = requests.post(f"{running.url}{path}", timeout=TIMEOUT, **kwargs)
+            assert answer.status_code in (200, 422), (path, body, answer.status_code)
+            assert answer.text
+            if answer.status_code == 200:
+                data = answer.json()
+                assert data == {"status": "unknownOid"} or data["status"] == "err", data
+        assert running.venue.steps == 0

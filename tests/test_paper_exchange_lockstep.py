@@ -52,6 +52,45 @@ def _desired(t: int, k: int, best_bid: int, best_ask: int, q: float) -> dict[boo
     return {True: (bid, size if q < 3.0 else 0.0), False: (ask, size if q > -3.0 else 0.0)}
 
 
+def _hedge_step(
+    t: int,
+    k: int,
+    venue: PaperVenue,
+    sim: Any,
+    hedges: dict[int, list[float]],
+    seen: dict[str, int],
+) -> float:
+    """Every 40 decisions, a hedge order toward half the perp position on the venue; the env
+    side's hedge fraction that aims at the working order's target (else holds the hedge)."""
+    a = sim.assets[0, k]
+    inventory, hedge = float(a["inventory"]), float(a["hedge_position"])
+    if k in hedges:  # a target the perp position no longer covers: the venue cancels it
+        target = hedges[k][0]
+        covered = target * inventory < 0.0 and abs(target) <= abs(inventory) * (1 + 1e-12)
+        if not (target == 0.0 or covered):
+            del hedges[k]
+            seen["hedge_canceled"] += 1
+    if t % 40 == 20 and k not in hedges and abs(inventory) >= 0.2:
+        size = round(abs(-0.5 * inventory - hedge), 2)
+        if size >= 0.01:
+            is_buy = -0.5 * inventory > hedge
+            order = {
+                "a": venue.params.num_assets + k,
+                "b": is_buy,
+                "p": "100",
+                "s": f"{size:.2f}",
+                "r": False,
+                "t": {"limit": {"tif": "Gtc"}},
+            }
+            assert "resting" in venue.place(order), (t, k)
+            target = hedge + (size if is_buy else -size)
+            hedges[k] = [target, size, hedge]
+    if inventory == 0.0:
+        return 0.0
+    target = hedges[k][0] if k in hedges else hedge
+    return min(1.0, max(0.0, -target / inventory))
+
+
 @pytest.mark.parametrize(("num_assets", "seed"), [(1, 11), (2, 5)])
 def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: int) -> None:
     overrides = {**OVERRIDES, "num_assets": num_assets}
@@ -66,7 +105,10 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
     action = np.zeros((1, 5 * num_assets))
     cancelled = np.zeros(1, dtype=np.int64)
     tick = params.tick_size
-    seen = {"partial": 0, "funding": 0, "two_prices": 0, "fills": 0, "tiny": 0}
+    seen = {"partial": 0, "funding": 0, "two_prices": 0, "fills": 0, "tiny": 0, "hedged": 0}
+    seen["hedge_canceled"] = 0
+    hedges: dict[int, list[float]] = {}
+    """The env side's working hedge orders: perp -> [target, remaining]."""
 
     mine: dict[tuple[int, bool], list[Any]] = {}
     """The env side's own book: (perp, is_buy) -> [ticks, remaining size]."""
@@ -111,6 +153,8 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
                 placed.add((k, is_buy))
                 quotes[f"{side}_px"][0, k] = ticks
                 quotes[f"{side}_size"][0, k] = float(order["s"])
+        for k in range(num_assets):
+            quotes["hedge_fraction"][0, k] = _hedge_step(t, k, venue, sim, hedges, seen)
         assert (
             encode_quotes(
                 quotes, sim.assets["best_bid"], sim.assets["best_ask"], decoder, action, cancelled
@@ -120,6 +164,7 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
         sent = {key: key in placed for key in mine}
         """Whether each side's order is new this step (else it was held)."""
 
+        hedge_before = [float(sim.assets[0, k]["hedge_position"]) for k in range(num_assets)]
         before_fills = len(venue.fills)
         before_funding = len(venue.fundings)
         _, _, terminated, truncated, info = env.step(action[0])
@@ -142,7 +187,21 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
             if held == 0.0 or entry[1] <= 1e-9:
                 del mine[(k, is_buy)]  # filled, or rejected when it reached the book
 
-        fills = venue.fills[before_fills:]
+        for k in range(num_assets):  # the hedge venue's child of the interval
+            moved = float(sim.assets[0, k]["hedge_position"]) - hedge_before[k]
+            order = hedges.get(k)
+            if order is not None and moved != 0.0 and (moved > 0.0) == (order[0] > order[2]):
+                order[1] -= abs(moved)
+                if order[1] <= 1e-9:
+                    del hedges[k]
+        hedge_fills = [f for f in venue.fills[before_fills:] if f["coin"].endswith("-HEDGE")]
+        for k, coin in enumerate(coins):
+            got = [f for f in hedge_fills if f["coin"] == f"{coin}-HEDGE"]
+            size = sum(float(f["sz"]) for f in got)
+            assert size == pytest.approx(np.atleast_1d(info["hedge_filled"])[k], rel=1e-12)
+            assert all(f["crossed"] for f in got)
+            seen["hedged"] += len(got)
+        fills = [f for f in venue.fills[before_fills:] if not f["coin"].endswith("-HEDGE")]
         seen["fills"] += len(fills)
         by_side: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for f in fills:
@@ -182,3 +241,4 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
     # funding payments and a remainder below the market's quote size
     assert seen["fills"] > 20 and seen["partial"] > 5, seen
     assert seen["two_prices"] >= 1 and seen["funding"] >= 2 and seen["tiny"] >= 1, seen
+    assert seen["hedged"] >= 5 and seen["hedge_canceled"] >= 1, seen

@@ -51,6 +51,8 @@ class Order:
     status_timestamp: int = 0
     filled: float = 0.0
     """Size filled so far (base units)."""
+    target: float | None = None
+    """A hedge order's target hedge position (base units); None for a perp order."""
     remaining: float = field(init=False)
     """Size the order still offers (base units): its size less its fills, set to the size the
     kernel holds when they agree to within FILLED_TOLERANCE."""
@@ -145,12 +147,18 @@ class OrderBook:
         oid = self.resting.get((perp, is_buy))
         return None if oid is None else self.orders[oid]
 
-    def find(self, key: int | str) -> Order | None:
-        """An order by oid or cloid."""
+    def working(self, asset: int) -> Order | None:
+        """The order resting on either side of ``asset`` (a hedge coin has at most one)."""
+        return self.resting_order(asset, True) or self.resting_order(asset, False)
+
+    def find(self, key: object) -> Order | None:
+        """An order by oid or cloid (None for anything else)."""
         if isinstance(key, str):
             oid = self.by_cloid.get(key.lower())
             return None if oid is None else self.orders.get(oid)
-        return self.orders.get(key)
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.orders.get(key)
+        return None
 
     def close(self, order: Order, status: str, time_ms: int) -> None:
         """End ``order`` with ``status`` at ``time_ms``."""

@@ -115,13 +115,13 @@ class PaperExchange:
         if kind == "spotMeta":
             return {"universe": [], "tokens": []}
         if kind == "metaAndAssetCtxs":
-            return [v.meta(), [v.asset_ctx(c.asset) for c in v.coins]]
+            return [v.meta(), [v.asset_ctx(c.asset) for c in v.listed]]
         if kind == "allMids":
-            return {c.name: v.asset_ctx(c.asset)["midPx"] for c in v.coins}
+            return {c.name: v.asset_ctx(c.asset)["midPx"] for c in v.listed}
         if kind == "l2Book":
             coin = v.coin(str(body.get("coin")))
-            if coin is None:
-                raise ValueError(f"unknown coin {body.get('coin')!r}")
+            if coin is None or coin.hedge:
+                raise ValueError(f"no book for coin {body.get('coin')!r} (books: the perps)")
             return v.l2_book(coin)
         if kind == "fundingHistory":
             start, end = _window(body)
@@ -136,7 +136,7 @@ class PaperExchange:
             return [o.frontend_view() for o in v.book.open_orders()] if mine else []
         if kind == "orderStatus":
             key = body.get("oid")
-            order = v.book.find(key) if mine and isinstance(key, int | str) else None
+            order = v.book.find(key) if mine else None
             if order is None:
                 return {"status": "unknownOid"}
             view = order.update_view()
@@ -218,9 +218,7 @@ class PaperExchange:
             modifies = action.get("modifies")
             if not isinstance(modifies, list) or not all(isinstance(m, dict) for m in modifies):
                 return {"status": "err", "response": "Paper exchange: modifies must be a list"}
-            return _statuses(
-                "order", [v.modify(_oid_or_cloid(m.get("oid")), m.get("order")) for m in modifies]
-            )
+            return _statuses("order", [v.modify(m.get("oid"), m.get("order")) for m in modifies])
         if kind == "scheduleCancel":
             refused = v.schedule_cancel(action.get("time"))
             if refused is not None:
@@ -337,8 +335,10 @@ class PaperExchange:
     def _subscription_key(self, sub: dict[str, Any]) -> tuple[str, str] | None:
         kind = sub.get("type")
         if kind in COIN_SUBSCRIPTIONS:
-            coin = str(sub.get("coin"))
-            return (kind, coin.lower()) if self.venue.coin(coin) is not None else None
+            coin = self.venue.coin(str(sub.get("coin")))
+            if coin is None or (coin.hedge and kind != "activeAssetCtx"):
+                return None  # the hedge venue has no book and no tape, only a context
+            return kind, coin.name.lower()
         if kind in SUBSCRIPTIONS:
             user = sub.get("user")
             return (kind, user.lower()) if isinstance(user, str) else None
@@ -348,7 +348,7 @@ class PaperExchange:
         """What a new subscription receives first (Hyperliquid's snapshots)."""
         v = self.venue
         kind, who = key
-        coin = next((c for c in v.coins if c.name.lower() == who), None)
+        coin = next((c for c in v.listed if c.name.lower() == who), None)
         if kind == "l2Book" and coin is not None:
             return [v.l2_book(coin)]
         if kind == "activeAssetCtx" and coin is not None:
@@ -400,14 +400,6 @@ def _delta(funding: dict[str, Any]) -> dict[str, Any]:
 
 def _statuses(kind: str, statuses: list[Any]) -> dict[str, Any]:
     return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
-
-
-def _oid_or_cloid(value: object) -> int | str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.lower()
-    return None
 
 
 def _empty_state(now: int) -> dict[str, Any]:

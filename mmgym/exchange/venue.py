@@ -15,7 +15,9 @@ liquidation. docs/live.md lists the rules; the main ones:
   next interval; until then the order it replaced can still fill (that fill carries the
   replaced order's oid);
 - fills are reported once per order and decision interval (the kernel aggregates the
-  interval's matches), with their exact sizes.
+  interval's matches), with their exact sizes;
+- each perp's hedge venue is its own coin ``<COIN>-HEDGE``: a Gtc order on it sets the hedge
+  position the kernel's child-order scheduler works toward (the action's hedge fraction).
 
 Pure Python and NumPy, no I/O: the server (:mod:`mmgym.exchange.server`) drives it.
 """
@@ -38,6 +40,7 @@ from mmgym.envs.perp_mm import PerpMMSimulator
 from mmgym.exchange import wire
 from mmgym.exchange.orders import FILLED_TOLERANCE, Order, OrderBook
 
+HEDGE_SUFFIX = "-HEDGE"
 ZERO_ADDRESS = "0x" + "0" * 40
 ZERO_HASH = "0x" + "0" * 64
 SCHEDULE_CANCEL_LEAD_MS = 5000
@@ -64,11 +67,14 @@ class MarketClosedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Coin:
-    """A listed perp: its name, asset index (its perp index) and size decimals."""
+    """A listed coin: a perp (asset index = perp index) or the hedge venue of perp ``perp``
+    (``<COIN>-HEDGE``, asset index ``num_assets + perp``)."""
 
     name: str
     asset: int
     sz_decimals: int
+    perp: int
+    hedge: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,16 @@ class PaperVenue:
         self.user = user.lower()
         self.epoch_ms = int(epoch_ms)
         sz_decimals = sz_decimals_for(params)
-        self.coins = tuple(Coin(name, k, sz_decimals) for k, name in enumerate(coins))
-        self._coin_by_name = {c.name: c for c in self.coins}
+        self.coins = tuple(Coin(name, k, sz_decimals, k) for k, name in enumerate(coins))
+        """The perps."""
+        k = len(coins)
+        self.hedge_coins = tuple(
+            Coin(f"{c.name}{HEDGE_SUFFIX}", k + c.perp, sz_decimals, c.perp, hedge=True)
+            for c in self.coins
+        )
+        """The hedge venue of each perp, as its own coin."""
+        self.listed = self.coins + self.hedge_coins
+        self._coin_by_name = {c.name: c for c in self.listed}
         self.sim = PerpMMSimulator(1, params, parallel=False)
         self.sim.reset(np.ones(1, dtype=np.bool_), seeds_from(seed, 1))
         self._decoder = decoder_params(pack_params(params))
@@ -131,6 +145,8 @@ class PaperVenue:
         self._cancelled = np.zeros(1, dtype=np.int64)
         self._no_reset = np.zeros(1, dtype=np.bool_)
         self.book = OrderBook()
+        self._hedge_entry: dict[int, float] = {}
+        """Perp -> average entry price of its hedge position."""
         self._slot_owner: dict[tuple[int, bool], int] = {}
         """(perp, is_buy) -> oid of the order whose quote sits in the kernel."""
         self.fills: list[dict[str, Any]] = []
@@ -172,8 +188,8 @@ class PaperVenue:
 
     def coin_of_asset(self, asset: object) -> Coin | None:
         """The listed coin with asset index ``asset``."""
-        if isinstance(asset, int) and not isinstance(asset, bool) and 0 <= asset < len(self.coins):
-            return self.coins[asset]
+        if isinstance(asset, int) and not isinstance(asset, bool) and 0 <= asset < len(self.listed):
+            return self.listed[asset]
         return None
 
     def best_ticks(self, perp: int) -> tuple[int, int]:
@@ -224,7 +240,7 @@ class PaperVenue:
         if coin is None:
             raise OrderRefusedError(
                 f"Paper exchange: unknown asset {w.get('a')!r} (meta lists 0 to "
-                f"{len(self.coins) - 1})"
+                f"{len(self.listed) - 1})"
             )
         asset = coin.asset
         if self.ended is not None:
@@ -256,6 +272,11 @@ class PaperVenue:
         sz = wire.decimal_of(w.get("s"))
         if sz is None or not wire.valid_size(sz, coin.sz_decimals):
             raise OrderRefusedError(wire.with_asset(wire.SIZE_ERROR, asset))
+        cloid = self._cloid(w.get("c"), asset, replacing)
+        if coin.hedge:
+            hedge = self._hedge_order(coin, is_buy, float(sz), tif, reduce_only, replacing)
+            hedge.limit_px, hedge.cloid = str(w["p"]), cloid
+            return hedge, coin.asset
         if tif == "Ioc":
             raise OrderRefusedError(
                 wire.with_asset(
@@ -264,21 +285,6 @@ class PaperVenue:
                     asset,
                 )
             )
-        cloid = w.get("c")
-        if cloid is not None:
-            if not wire.is_cloid(cloid):
-                raise OrderRefusedError(
-                    wire.with_asset("Paper exchange: cloid must be 0x and 32 hex digits.", asset)
-                )
-            cloid = cloid.lower()
-            known = self.book.find(cloid)
-            if known is not None and known.is_open and known is not replacing:
-                raise OrderRefusedError(
-                    wire.with_asset(
-                        f"Paper exchange: cloid {cloid} is used by resting order {known.oid}.",
-                        asset,
-                    )
-                )
         size = float(sz)
         p = self.params
         if size > p.max_quote_size or size < p.min_quote_size:
@@ -304,21 +310,8 @@ class PaperVenue:
         if reduce_only and not self._reduces(perp, is_buy):
             raise OrderRefusedError(wire.with_asset(wire.REDUCE_ONLY_ERROR, asset))
         ticks = round(px / Decimal(repr(float(p.tick_size))))
-        now = self.time_ms()
-        order = Order(
-            oid=self.book.new_oid(),
-            coin=coin.name,
-            asset=asset,
-            is_buy=is_buy,
-            limit_px=str(w["p"]),
-            ticks=int(ticks),
-            orig_sz=size,
-            tif=tif,
-            reduce_only=reduce_only,
-            cloid=cloid,
-            timestamp=now,
-            status_timestamp=now,
-        )
+        order = self._new_order(coin, is_buy, str(w["p"]), int(ticks), size, tif, cloid)
+        order.reduce_only = reduce_only
         best_bid, best_ask = self.best_ticks(perp)
         if _crosses(is_buy, order.ticks, best_ask if is_buy else best_bid):
             bbo = (self.price_text(best_bid, coin), self.price_text(best_ask, coin))
@@ -353,6 +346,110 @@ class PaperVenue:
             )
         return order, perp
 
+    def _cloid(self, cloid: object, asset: int, replacing: Order | None) -> str | None:
+        """A valid cloid not used by another resting order (lower case), or None."""
+        if cloid is None:
+            return None
+        if not isinstance(cloid, str) or not wire.is_cloid(cloid):
+            raise OrderRefusedError(
+                wire.with_asset("Paper exchange: cloid must be 0x and 32 hex digits.", asset)
+            )
+        known = self.book.find(cloid.lower())
+        if known is not None and known.is_open and known is not replacing:
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: cloid {cloid.lower()} is used by resting order {known.oid}.",
+                    asset,
+                )
+            )
+        return cloid.lower()
+
+    def _hedge_order(
+        self,
+        coin: Coin,
+        is_buy: bool,
+        size: float,
+        tif: str,
+        reduce_only: bool,
+        replacing: Order | None,
+    ) -> Order:
+        """An order on a hedge coin: a parent order the hedge venue works as taker children
+        over ``hedge_horizon_decisions`` decisions, toward the position it aims at."""
+        asset, k = coin.asset, coin.perp
+        if tif != "Gtc" or reduce_only:
+            raise OrderRefusedError(
+                wire.with_asset(
+                    "Paper exchange: the hedge venue takes Gtc orders without reduce-only, "
+                    "worked as taker child orders over the market's hedge_horizon_decisions "
+                    "(their price is not a limit).",
+                    asset,
+                )
+            )
+        resting = self.book.working(asset)
+        if resting is not None and resting is not replacing:
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: one working order per hedge coin (order {resting.oid} "
+                    "works); cancel or modify it first.",
+                    asset,
+                )
+            )
+        a = self.assets[k]
+        inventory = float(a["inventory"])
+        target = float(a["hedge_position"]) + (size if is_buy else -size)
+        if not _offsets(target, inventory):
+            raise OrderRefusedError(
+                wire.with_asset(
+                    f"Paper exchange: the hedge venue offsets the perp's position: a hedge "
+                    f"position of {wire.number(target)} against {wire.number(inventory)} "
+                    f"{self.coins[k].name} is beyond it (opposite sign, no larger).",
+                    asset,
+                )
+            )
+        order = self._new_order(coin, is_buy, "0", 0, size, tif, None)
+        order.target = target
+        return order
+
+    def _new_order(
+        self,
+        coin: Coin,
+        is_buy: bool,
+        limit_px: str,
+        ticks: int,
+        size: float,
+        tif: str,
+        cloid: str | None,
+    ) -> Order:
+        """An open order of ``coin`` with a fresh oid, stamped now."""
+        now = self.time_ms()
+        return Order(
+            oid=self.book.new_oid(),
+            coin=coin.name,
+            asset=coin.asset,
+            is_buy=is_buy,
+            limit_px=limit_px,
+            ticks=ticks,
+            orig_sz=size,
+            tif=tif,
+            reduce_only=False,
+            cloid=cloid,
+            timestamp=now,
+            status_timestamp=now,
+        )
+
+    def hedge_fraction(self, perp: int) -> float:
+        """The action's hedge fraction that aims the hedge venue of ``perp`` at the working
+        hedge order's target, or (none working) at the hedge position as it is."""
+        a = self.assets[perp]
+        inventory = float(a["inventory"])
+        if inventory == 0.0:
+            return 0.0
+        coin = self.hedge_coins[perp]
+        order = self.book.working(coin.asset)
+        target = order.target if order is not None else float(a["hedge_position"])
+        assert target is not None
+        return min(1.0, max(0.0, -target / inventory))
+
     def _representable(self, perp: int, is_buy: bool, ticks: int, size: float) -> bool:
         """Whether the perp's quotes, with this side set to (ticks, size), encode exactly."""
         self._fill_quotes()
@@ -381,7 +478,7 @@ class PaperVenue:
             )
         )
 
-    def cancel(self, asset: object, key: int | str) -> str | dict[str, str]:
+    def cancel(self, asset: object, key: object) -> str | dict[str, str]:
         """Cancel the resting order ``key`` (oid or cloid) of ``asset``: ``"success"`` or
         ``{"error": text}``."""
         coin = self.coin_of_asset(asset)
@@ -396,7 +493,7 @@ class PaperVenue:
     def modify(self, key: object, order_wire: Any) -> dict[str, Any]:
         """A batchModify entry: cancel the resting order ``key`` (oid or cloid) and place
         ``order_wire`` under a new oid (the cloid stays); its order status."""
-        found = self.book.find(key) if isinstance(key, int | str) else None
+        found = self.book.find(key)
         if found is None or not found.is_open:
             return {"error": "Cannot modify canceled or filled order"}
         if isinstance(order_wire, dict) and "c" not in order_wire and found.cloid is not None:
@@ -449,15 +546,19 @@ class PaperVenue:
         return done
 
     def _fill_quotes(self) -> None:
-        """The quotes of the resting orders, into ``self._quotes`` (hedge fraction 0)."""
+        """The quotes of the resting orders and the hedge fractions, into ``self._quotes``."""
         q = self._quotes
         for name in ("bid_px", "ask_px", "bid_size", "ask_size", "hedge_fraction"):
             q[name] = 0
         for (perp, is_buy), oid in self.book.resting.items():
+            if perp >= len(self.coins):
+                continue  # a hedge order: the hedge fraction below
             order = self.book.orders[oid]
             side = "bid" if is_buy else "ask"
             q[f"{side}_px"][0, perp] = order.ticks
             q[f"{side}_size"][0, perp] = self._size_to_send(order, perp)
+        for perp in range(len(self.coins)):
+            q["hedge_fraction"][0, perp] = self.hedge_fraction(perp)
 
     def _reduces(self, perp: int, is_buy: bool) -> bool:
         """Whether a bid (``is_buy``) or an ask reduces the position of ``perp``: one opposite
@@ -483,9 +584,14 @@ class PaperVenue:
             if order.reduce_only and not self._reduces(order.asset, order.is_buy):
                 self.book.close(order, "reduceOnlyCanceled", now)
                 self._order_update(order)
-            elif order.remaining < self.params.min_quote_size:
+            elif order.target is None and order.remaining < self.params.min_quote_size:
                 self.book.close(order, "belowMinSizeCanceled", now)
                 self._order_update(order)
+            elif order.target is not None:
+                inventory = float(self.assets[order.asset - len(self.coins)]["inventory"])
+                if not _offsets(order.target, inventory):  # the kernel cannot hold it
+                    self.book.close(order, "outOfRangeCanceled", now)
+                    self._order_update(order)
         self._fill_quotes()
         if self._encode(self._action):
             for perp in range(len(self.coins)):
@@ -498,11 +604,22 @@ class PaperVenue:
                         self._order_update(dropped_order)
             self._fill_quotes()
             self._encode(self._action)
-        sent = {key: self.book.orders[oid] for key, oid in self.book.resting.items()}
+        perps = len(self.coins)
+        sent = {
+            key: self.book.orders[oid] for key, oid in self.book.resting.items() if key[0] < perps
+        }
         a = self.assets
         before = {
             name: a[name].copy()
-            for name in ("inventory", "cash", "entry_price", "bid_qty", "ask_qty")
+            for name in (
+                "inventory",
+                "cash",
+                "entry_price",
+                "bid_qty",
+                "ask_qty",
+                "hedge_position",
+                "hedge_cash",
+            )
         }
         sizes = {
             key: float(self._quotes[0, key[0]]["bid_size" if key[1] else "ask_size"])
@@ -516,6 +633,8 @@ class PaperVenue:
         for coin in self.coins:
             fills += self._book_fills(coin, before, sent, sizes, now)
             fills += self._liquidation_fill(coin, before, fills, now)
+        for coin in self.hedge_coins:
+            fills += self._hedge_fill(coin, before, now)
         if fills:
             self.fills.extend(fills)
             self._emit(
@@ -531,6 +650,10 @@ class PaperVenue:
         for coin in self.coins:
             self._emit_trades(coin, now)
             self._emit("l2Book", coin.name, self.l2_book(coin))
+            self._emit(
+                "activeAssetCtx", coin.name, {"coin": coin.name, "ctx": self.asset_ctx(coin.asset)}
+            )
+        for coin in self.hedge_coins:
             self._emit(
                 "activeAssetCtx", coin.name, {"coin": coin.name, "ctx": self.asset_ctx(coin.asset)}
             )
@@ -622,25 +745,44 @@ class PaperVenue:
         closed_pnl, new_position, new_entry = _trade(position, entry, signed, px)
         order.filled += qty
         order.remaining -= qty
-        fill = {
-            "coin": coin.name,
-            "px": order.limit_px,
-            "sz": wire.number(qty),
-            "side": order.side,
-            "time": now,
-            "startPosition": wire.number(position),
-            "dir": _direction(position, signed),
-            "closedPnl": wire.number(closed_pnl),
-            "hash": ZERO_HASH,
-            "oid": order.oid,
-            "crossed": False,
-            "fee": wire.number(self.params.maker_fee * px * qty),
-            "tid": self._tid(),
-            "feeToken": "USDC",
-        }
-        if order.cloid is not None:
-            fill["cloid"] = order.cloid
+        fill = self._fill_record(
+            coin, order.limit_px, signed, position, closed_pnl, order.oid, order.cloid, now,
+            fee=self.params.maker_fee * px * qty, crossed=False,
+        )  # fmt: skip
         return fill, new_position, new_entry
+
+    def _hedge_fill(
+        self, coin: Coin, before: dict[str, np.ndarray], now: int
+    ) -> list[dict[str, Any]]:
+        """The interval's hedge child (at most one), as a taker fill of the working hedge
+        order (or, none working, of the venue's own order keeping the hedge within the perp
+        position)."""
+        k = coin.perp
+        a = self.assets[k]
+        start = float(before["hedge_position"][k])
+        signed = float(a["hedge_position"]) - start
+        if signed == 0.0:
+            return []
+        spent = float(before["hedge_cash"][k]) - float(a["hedge_cash"])
+        fee_rate = self.params.hedge_fee
+        px = spent / (signed + fee_rate * abs(signed))
+        order = self.book.working(coin.asset)
+        if order is not None and order.is_buy == (signed > 0.0):
+            oid, cloid = order.oid, order.cloid
+            order.filled += abs(signed)
+            order.remaining -= abs(signed)
+            if order.remaining <= FILLED_TOLERANCE:
+                self.book.close(order, "filled", now)
+                self._order_update(order)
+        else:
+            oid, cloid = self.book.new_oid(), None
+        entry = self._hedge_entry.get(k, 0.0)
+        closed_pnl, _, self._hedge_entry[k] = _trade(start, entry, signed, px)
+        fill = self._fill_record(
+            coin, wire.number(px), signed, start, closed_pnl, oid, cloid, now,
+            fee=fee_rate * px * abs(signed), crossed=True,
+        )  # fmt: skip
+        return [fill]
 
     def _liquidation_fill(
         self, coin: Coin, before: dict[str, np.ndarray], fills: list[dict[str, Any]], now: int
@@ -660,31 +802,52 @@ class PaperVenue:
         )
         spent = float(before["cash"][k]) - float(a["cash"]) - maker_out - float(a["funding_paid"])
         px = spent / forced
-        return [
-            {
-                "coin": coin.name,
-                "px": wire.number(px),
-                "sz": wire.number(abs(forced)),
-                "side": "B" if forced > 0 else "A",
-                "time": now,
-                "startPosition": wire.number(start),
-                "dir": _direction(start, forced),
-                "closedPnl": wire.number(
-                    _trade(start, float(before["entry_price"][k]), forced, px)[0]
-                ),
-                "hash": ZERO_HASH,
-                "oid": self.book.new_oid(),
-                "crossed": True,
-                "fee": "0",
-                "tid": self._tid(),
-                "feeToken": "USDC",
-                "liquidation": {
-                    "liquidatedUser": self.user,
-                    "markPx": wire.price(float(a["mark"]), coin.sz_decimals),
-                    "method": "market",
-                },
-            }
-        ]
+        fill = self._fill_record(
+            coin, wire.number(px), forced, start,
+            _trade(start, float(before["entry_price"][k]), forced, px)[0],
+            self.book.new_oid(), None, now, fee=0.0, crossed=True,
+        )  # fmt: skip
+        fill["liquidation"] = {
+            "liquidatedUser": self.user,
+            "markPx": wire.price(float(a["mark"]), coin.sz_decimals),
+            "method": "market",
+        }
+        return [fill]
+
+    def _fill_record(
+        self,
+        coin: Coin,
+        px: str,
+        signed: float,
+        start: float,
+        closed_pnl: float,
+        oid: int,
+        cloid: str | None,
+        now: int,
+        fee: float,
+        crossed: bool,
+    ) -> dict[str, Any]:
+        """A ``userFills`` entry: ``signed`` base units (+ bought) at the wire price ``px``
+        from position ``start``."""
+        fill = {
+            "coin": coin.name,
+            "px": px,
+            "sz": wire.number(abs(signed)),
+            "side": "B" if signed > 0.0 else "A",
+            "time": now,
+            "startPosition": wire.number(start),
+            "dir": _direction(start, signed),
+            "closedPnl": wire.number(closed_pnl),
+            "hash": ZERO_HASH,
+            "oid": oid,
+            "crossed": crossed,
+            "fee": wire.number(fee),
+            "tid": self._tid(),
+            "feeToken": "USDC",
+        }
+        if cloid is not None:
+            fill["cloid"] = cloid
+        return fill
 
     def _tid(self) -> int:
         tid = self._next_tid
@@ -781,19 +944,34 @@ class PaperVenue:
             )
         return {"coin": coin.name, "time": self.time_ms(), "levels": levels}
 
-    def asset_ctx(self, perp: int) -> dict[str, Any]:
-        """The perp's asset context (``activeAssetCtx`` and ``metaAndAssetCtxs``)."""
-        coin = self.coins[perp]
-        a = self.assets[perp]
-        estimate = float(self.sim.windows[0, perp]["funding_estimate"])
+    def asset_ctx(self, asset: int) -> dict[str, Any]:
+        """The asset context of a listed coin (``activeAssetCtx``, ``metaAndAssetCtxs``). A
+        hedge coin's prices are the oracle's (the hedge venue trades around it, with no book)."""
+        coin = self.listed[asset]
+        a = self.assets[coin.perp]
         sz = coin.sz_decimals
+        oracle = wire.price(float(a["fair_price"]), sz)
+        if coin.hedge:
+            return {
+                "funding": "0",
+                "openInterest": "0",
+                "prevDayPx": wire.price(self.params.initial_price, sz),
+                "dayNtlVlm": "0",
+                "premium": "0",
+                "oraclePx": oracle,
+                "markPx": oracle,
+                "midPx": oracle,
+                "impactPxs": None,
+                "dayBaseVlm": "0",
+            }
+        estimate = float(self.sim.windows[0, coin.perp]["funding_estimate"])
         return {
-            "funding": wire.number(float(estimate)),
+            "funding": wire.number(estimate),
             "openInterest": wire.number(self.params.crowd_open_interest * 2.0),
             "prevDayPx": wire.price(self.params.initial_price, sz),
-            "dayNtlVlm": wire.number(float(self.day_volume[perp])),
+            "dayNtlVlm": wire.number(float(self.day_volume[coin.perp])),
             "premium": wire.number(float(a["premium"])),
-            "oraclePx": wire.price(float(a["fair_price"]), sz),
+            "oraclePx": oracle,
             "markPx": wire.price(float(a["mark"]), sz),
             "midPx": wire.price(float(a["mid"]), sz),
             "impactPxs": None,
@@ -801,12 +979,12 @@ class PaperVenue:
         }
 
     def meta(self) -> dict[str, Any]:
-        """``meta``: the listed perps."""
+        """``meta``: the perps, then their hedge coins."""
         max_leverage = int(self.params.margin_tiers[0][1])
         return {
             "universe": [
                 {"name": c.name, "szDecimals": c.sz_decimals, "maxLeverage": max_leverage}
-                for c in self.coins
+                for c in self.listed
             ]
         }
 
@@ -849,6 +1027,32 @@ class PaperVenue:
                     },
                 }
             )
+        for coin in self.hedge_coins:
+            a = self.assets[coin.perp]
+            q = float(a["hedge_position"])
+            if q == 0.0:
+                continue
+            oracle = float(a["fair_price"])
+            entry = self._hedge_entry.get(coin.perp, 0.0)
+            upnl = q * (oracle - entry)
+            positions.append(
+                {
+                    "type": "oneWay",
+                    "position": {
+                        "coin": coin.name,
+                        "szi": wire.number(q),
+                        "leverage": {"type": "cross", "value": 1},
+                        "entryPx": wire.number(entry),
+                        "positionValue": wire.number(abs(q) * oracle),
+                        "unrealizedPnl": wire.number(upnl),
+                        "returnOnEquity": "0",
+                        "liquidationPx": None,
+                        "marginUsed": "0",
+                        "maxLeverage": 1,
+                        "cumFunding": {"allTime": "0", "sinceOpen": "0", "sinceChange": "0"},
+                    },
+                }
+            )
         equity = float(e["margin_equity"])
         summary = {
             "accountValue": wire.number(equity),
@@ -876,6 +1080,11 @@ def _tif(order_type: object) -> str | None:
     limit = order_type["limit"]
     tif = limit.get("tif") if isinstance(limit, dict) else None
     return tif if tif in TIFS else None
+
+
+def _offsets(hedge: float, inventory: float) -> bool:
+    """Whether a hedge position offsets a perp position: opposite sign, no larger."""
+    return hedge == 0.0 or (hedge * inventory < 0.0 and abs(hedge) <= abs(inventory) * (1 + 1e-12))
 
 
 def _crosses(is_buy: bool, ticks: int, other_ticks: int) -> bool:
