@@ -190,6 +190,43 @@ async def fill_a_position(url: str, venue: HyperliquidVenue, steps: int = 400) -
     raise AssertionError(f"no fill in {steps} decision intervals at the touch")
 
 
+def test_a_hedge_order_on_the_hedge_coin_fills_as_taker_children(
+    server: BackgroundServer,
+) -> None:
+    async def body() -> None:
+        async with adapter(server.url) as venue:
+            await venue.subscribe_account()
+            assert venue.assets["BTC-HEDGE"].asset == 1  # listed after the perps
+            position = await fill_a_position(server.url, venue)
+            size = round(abs(position) / 2, 2)
+            assert size >= 0.01, position
+            _, ask = await best_bid_ask(server.url)  # the hedge order's price is no limit
+            order = OrderRequest("BTC-HEDGE", position < 0, size, ask, new_cloid(), Tif.GTC)
+            (ack,) = await venue.place([order])
+            assert ack.state is OrderState.RESTING, ack
+            await advance(server.url, 60)
+
+            def children(events: list[Any]) -> list[Fill]:
+                return [f for f in of_type(events, Fill) if f.coin == "BTC-HEDGE"]
+
+            events = await wait_for(  # the order's end and its children, in either order
+                venue,
+                lambda es: (
+                    sum(f.sz for f in children(es)) >= size - 1e-9
+                    and any(
+                        u.cloid == order.cloid and u.state is OrderState.FILLED
+                        for u in of_type(es, OrderUpdate)
+                    )
+                ),
+            )
+            assert all(f.crossed and f.cloid == order.cloid for f in children(events))
+            assert sum(f.sz for f in children(events)) == pytest.approx(size, abs=1e-9)
+            hedge = {p.coin: p.szi for p in await venue.positions()}["BTC-HEDGE"]
+            assert hedge == pytest.approx(size if position < 0 else -size, abs=1e-9)
+
+    run(body())
+
+
 def test_cancel_by_oid_and_by_cloid(server: BackgroundServer) -> None:
     async def body() -> None:
         async with adapter(server.url) as venue:
