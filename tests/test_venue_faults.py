@@ -42,7 +42,8 @@ from mmgym.exchange.server import BackgroundServer
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
 BOUND = 60.0  # s, the most any scenario may take
-REQUEST_TIMEOUT = 0.5  # s, the adapter's HTTP time-out
+REQUEST_TIMEOUT = 10.0  # s, the adapter's HTTP time-out (generous: the machine may be loaded)
+SHORT_TIMEOUT = 0.5  # s, the time-out a delayed order outlasts
 RESOLVE_TIMEOUT = 1.0  # s, how long the adapter looks an unknown order up
 
 
@@ -109,7 +110,7 @@ ORDER_FAULTS = {
     "5xx": OrderFault("error_5xx", OrderState.UNKNOWN, False),
     "5xx after the venue": OrderFault("error_5xx:after_forward=true", OrderState.UNKNOWN, True),
     "delay within the time-out": OrderFault("delay:seconds=0.1", OrderState.RESTING, True),
-    "delay past the time-out": OrderFault("delay:seconds=1.0", OrderState.UNKNOWN, True),
+    "delay past the time-out": OrderFault("delay:seconds=2.0", OrderState.UNKNOWN, True),
     "duplicate": OrderFault("duplicate", OrderState.RESTING, True),
     "reorder": OrderFault("reorder:seconds=0.1", OrderState.RESTING, True),
     "reject": OrderFault("reject:text=Too many requests", OrderState.REJECTED, False),
@@ -147,7 +148,9 @@ def test_an_order_fault_never_resends_and_unknown_orders_are_resolved_by_cloid(
 
     # an order the venue has is found at once; one it never saw is looked up this long
     resolve_timeout = 10.0 if fault.on_venue else RESOLVE_TIMEOUT
-    (record,) = run(server, [rule], body, resolve_timeout_s=resolve_timeout).log
+    request_timeout = SHORT_TIMEOUT if name == "delay past the time-out" else REQUEST_TIMEOUT
+    options = {"resolve_timeout_s": resolve_timeout, "request_timeout_s": request_timeout}
+    (record,) = run(server, [rule], body, **options).log
     assert record.kind == kind and record.label == "order"
 
 
