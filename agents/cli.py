@@ -1,5 +1,5 @@
 """Console entry points: ``mmgym-train``, ``mmgym-evaluate``, ``mmgym-demo``, ``mmgym-export``,
-``mmgym-vet``, ``mmgym-paper-exchange``.
+``mmgym-vet``, ``mmgym-paper-exchange``, ``mmgym-fault-proxy``.
 
 Each runs the matching Hydra script in ``scripts/`` with the repository's ``conf/`` (the project
 is installed in editable mode by ``make``), passing the command line through. ``job_main`` is
@@ -56,6 +56,14 @@ def vet() -> None:
 def paper_exchange() -> None:
     """``mmgym-paper-exchange``: ``scripts/paper_exchange.py``."""
     _run("paper_exchange")
+
+
+def fault_proxy() -> None:
+    """``mmgym-fault-proxy``: the fault-injection proxy (``mmgym.exchange.fault_proxy_cli``;
+    argparse, no Hydra: it has no market to compose)."""
+    from mmgym.exchange.fault_proxy_cli import main
+
+    raise SystemExit(main())
 
 
 def job_main(

@@ -21,11 +21,15 @@ overhead of each tree (its own limited step against its own bare step, medians o
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 300 --against main
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
-    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --exchange-seconds 5
+    python scripts/bench.py --exchange-rtt 1000 --exchange-rate 10   # the paper exchange only
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
 the table gives the medians and the ratios.
+
+``--exchange-rtt N`` (N order round trips, direct and through the fault proxy) and
+``--exchange-rate SECONDS`` (the sustained WebSocket rate, ``--repeats`` runs) time the paper
+exchange instead of the envs (``scripts/bench_exchange.py``; they need the ``live`` extra).
 """
 
 from __future__ import annotations
@@ -976,16 +980,36 @@ def main() -> None:
         help="also time the RiskLimiter and RiskLimitedVectorEnv (steps per block)",
     )
     parser.add_argument(
-        "--exchange-seconds",
+        "--exchange-rtt",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time N order round trips on the paper exchange (place, ack, cancel) instead",
+    )
+    parser.add_argument(
+        "--exchange-rate",
         type=float,
         default=0.0,
-        help="also time the paper exchange on loopback: market streaming for this many seconds "
-        "and --exchange-orders signed order round trips (needs the live extra)",
+        metavar="SECONDS",
+        help="time the paper exchange's sustained WebSocket message rate instead",
     )
-    parser.add_argument("--exchange-orders", type=int, default=200)
+    parser.add_argument("--exchange-server", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.exchange_server:
+        import bench_exchange
+
+        mode, speed, agent = args.exchange_server
+        bench_exchange.serve_exchange(mode, float(speed), agent)
+        return
+    if args.exchange_rtt > 0 or args.exchange_rate > 0:
+        import bench_exchange
+
+        report = bench_exchange.report(args.exchange_rtt, args.exchange_rate, args.repeats)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(report)
+        return
     if args.worker:
         _serve()
         return
@@ -1045,11 +1069,6 @@ def main() -> None:
     if args.baseline_decisions > 0:
         rows = baseline_latencies(args.baseline_decisions, args.repeats)
         table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
-    if args.exchange_seconds > 0:
-        from bench_exchange import paper_exchange_table
-
-        idle.wait()
-        table += "\n\n" + paper_exchange_table(args.exchange_seconds, args.exchange_orders)
     header = (
         f"{conditions}; one process, the copy modes taking turns repeat by repeat; "
         f"{idle.summary()}."

@@ -3,7 +3,8 @@
 :class:`PaperVenue` is the venue's state over the PerpMM kernel (no I/O); :class:`PaperExchange`
 its HTTP and WebSocket handlers; :func:`serve` runs them until SIGINT or SIGTERM and
 :class:`BackgroundServer` on a thread. The server needs the ``live`` extra (aiohttp and
-hyperliquid-python-sdk); the venue alone does not.
+hyperliquid-python-sdk); the venue alone does not. :mod:`mmgym.exchange.fault_proxy` puts a
+seeded fault-injection proxy between a client and any such server.
 """
 
 from __future__ import annotations
