@@ -138,9 +138,9 @@ class Journal:
     ) -> Journal:
         """Open (or create) the journal at ``path``.
 
-        A new file gets the schema and ``meta``. An existing one must be an mmgym journal of
-        this schema version, and its meta must agree with ``meta``'s fields that are given
-        (another account's or venue's journal is refused).
+        A new file (and its folder) gets the schema and ``meta``. An existing one must be an
+        mmgym journal of this schema version, and its meta must agree with ``meta``'s fields
+        that are given (another account's or venue's journal is refused).
         """
         path = Path(path)
         try:
@@ -152,8 +152,9 @@ class Journal:
         if meta is not None:
             _refuse_keys(json.dumps(dataclasses.asdict(meta)), f"the meta of {path}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             raise JournalError(f"journal {path}: cannot open it ({e})") from e
         try:
             db.execute("PRAGMA busy_timeout = 10000")
