@@ -20,6 +20,7 @@ and the table gives the medians and their ratios.
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --exchange-seconds 5
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --journal 2000
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
@@ -895,6 +896,14 @@ def main() -> None:
         "and --exchange-orders signed order round trips (needs the live extra)",
     )
     parser.add_argument("--exchange-orders", type=int, default=200)
+    parser.add_argument(
+        "--journal",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the live journal's cost per decision (decision, intent, ack) over N "
+        "decisions, synchronous FULL and NORMAL (needs the live extra)",
+    )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -960,6 +969,11 @@ def main() -> None:
 
         idle.wait()
         table += "\n\n" + paper_exchange_table(args.exchange_seconds, args.exchange_orders)
+    if args.journal > 0:
+        from bench_journal import journal_table
+
+        idle.wait()
+        table += "\n\n" + journal_table(args.journal)
     header = (
         f"{conditions}; one process, the copy modes taking turns repeat by repeat; "
         f"{idle.summary()}."
