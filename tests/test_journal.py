@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_tables import assert_tables_render
 
 from agents.live.journal import (
     SCHEMA_VERSION,
@@ -236,3 +237,14 @@ def test_a_truncated_file_gets_a_clear_error_and_is_not_changed(tmp_path: Path) 
     with pytest.raises(JournalCorruptError, match=f"journal {cut}"), Journal.open(cut) as journal:
         list(journal.events())
     assert cut.read_bytes() == before
+
+
+def test_docs_live_md_documents_the_journal() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "live.md").read_text()
+    section = page[page.index("## The journal") :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    assert_tables_render(section, "docs/live.md, The journal")
+    for name in [*(k.value for k in Kind), *(m.value for m in Synchronous)]:
+        assert f"`{name}`" in section, f"docs/live.md's journal section does not name `{name}`"
+    for name in ("schema_version", "bundle_sha", "venue_url", "account_address"):
+        assert f"`{name}`" in section, name
