@@ -130,6 +130,8 @@ def test_a_funding_payment_is_recorded_once_per_coin_and_time(tmp_path: Path) ->
         (Kind.INTENT, {"action": "send twice", "order": {"cloid": CLOID}}, None, "action"),
         (Kind.INTENT, {"action": "place", "order": {"coin": "BTC"}}, None, "cloid"),
         (Kind.NOTE, {"x": 1}, 5, "only fills carry a tid"),
+        (Kind.ACK, {"oid": 5}, None, "an ack is an order's"),
+        (Kind.ORDER_UPDATE, {"oid": 5, "status": "open"}, None, "'state'"),
         (Kind.NOTE, {"x": float("nan")}, None, "not JSON"),
         (Kind.NOTE, {"x": object()}, None, "not JSON"),
         (Kind.NOTE, [1, 2], None, "mapping or a dataclass"),

@@ -310,6 +310,7 @@ _REQUIRED: dict[Kind, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
                 ("fee", (int, float))),
     Kind.FUNDING: (("coin", str), ("usdc", (int, float)), ("time_ms", int)),
     Kind.INTENT: (("action", str),),
+    Kind.ORDER_UPDATE: (("state", str),),
     Kind.RISK_TRANSITION: (("to", str),),
 }  # fmt: skip
 """The payload fields recovery reads, per kind (other kinds are free-form objects)."""
@@ -322,6 +323,12 @@ def _check(kind: Kind, body: dict[str, Any], tid: int | None) -> None:
             raise JournalPayloadError(
                 f"a {kind.value} payload needs {name!r} ({_type_names(types)}), got {value!r}"
             )
+    if kind is Kind.ACK and not (
+        isinstance(body.get("state"), str) or isinstance(body.get("ok"), bool)
+    ):
+        raise JournalPayloadError(
+            f"an ack is an order's (with its 'state') or a cancel's (with 'ok'), got {sorted(body)}"
+        )
     if kind is Kind.FILL and tid is None:
         raise JournalPayloadError("a fill needs its trade id (tid): fills are unique by tid")
     if kind is not Kind.FILL and tid is not None:
