@@ -6,6 +6,7 @@ venue's kernel after a journaled session), the last risk state, nonce and operat
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,17 @@ def test_an_unreplayable_row_is_named_by_its_seq(tmp_path: Path) -> None:
         with pytest.raises(JournalCorruptError, match=r"seq 2 \(ack\).*half-resting"):
             recover(journal)
         assert journal.last_seq() == 2
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:  # rows the journal would not write
+        db.execute('UPDATE events SET payload = \'{"state": "resting"}\' WHERE seq = 2')
+        db.execute(
+            "INSERT INTO events (time_ms, kind, payload) VALUES (1, 'fill', "
+            '\'{"coin": "BTC", "is_buy": true, "px": 1, "sz": 1, "fee": 0}\')'
+        )
+    with (
+        Journal.open(tmp_path / "j.sqlite") as journal,
+        pytest.raises(JournalCorruptError, match=r"seq 3 \(fill\).*without a tid"),
+    ):
+        recover(journal)
 
 
 def _wire_order(cloid: str, is_buy: bool, ticks: int, size: float, tick: float) -> dict[str, Any]:

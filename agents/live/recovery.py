@@ -182,7 +182,8 @@ def _intent(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None
             order.pending = "cancel"
             order.last_seq = event.seq
         return
-    assert event.cloid is not None  # the journal refuses a place or replace without one
+    if event.cloid is None:  # the journal refuses to write such a row
+        raise ValueError(f"an intent to {action} without a cloid")
     spec = p.get("order") or {}
     order = state.orders.get(event.cloid)
     if action == "replace" and order is not None and target_cloid == event.cloid:
@@ -249,7 +250,8 @@ def _set_state(
 
 def _fill(state: RecoveredState, order: RecoveredOrder | None, event: Event) -> None:
     p = event.payload
-    assert event.tid is not None  # the journal refuses a fill without one
+    if event.tid is None:  # the journal refuses to write such a row
+        raise ValueError("a fill without a tid")
     if event.tid in state.fills:
         return
     state.fills[event.tid] = event
