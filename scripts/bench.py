@@ -22,6 +22,7 @@ overhead of each tree (its own limited step against its own bare step, medians o
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
     python scripts/bench.py --exchange-rtt 1000 --exchange-rate 10   # the paper exchange only
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --journal 2000
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
@@ -994,6 +995,14 @@ def main() -> None:
         help="time the paper exchange's sustained WebSocket message rate instead",
     )
     parser.add_argument("--exchange-server", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--journal",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the live journal's cost per decision (decision, intent, ack) over N "
+        "decisions, synchronous FULL and NORMAL (needs the live extra)",
+    )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1069,6 +1078,11 @@ def main() -> None:
     if args.baseline_decisions > 0:
         rows = baseline_latencies(args.baseline_decisions, args.repeats)
         table += "\n\n" + _baseline_table(rows, args.baseline_decisions, args.repeats)
+    if args.journal > 0:
+        from bench_journal import journal_table
+
+        idle.wait()
+        table += "\n\n" + journal_table(args.journal)
     header = (
         f"{conditions}; one process, the copy modes taking turns repeat by repeat; "
         f"{idle.summary()}."

@@ -1,0 +1,266 @@
+"""Recovery: the runner's state rebuilt from the journal's events, replayed in seq order.
+
+Orders by cloid with their last known state (an intent to place or replace without an ack is
+``UNKNOWN``: it may or may not have reached the venue, and recovery never forces it final),
+fills by trade id, positions and cash per coin from the fills and funding payments (booked as
+the paper exchange books them: a fill moves the position by its signed size and the cash by
+``-(signed size x px) - fee``; a funding payment moves the cash by its ``usdc``), the last
+risk state, the last nonce used and the operator's commands. docs/live.md ("The journal")
+gives every rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.live.journal import Event, Journal, JournalCorruptError, Kind
+from agents.live.venues.base import OrderState
+
+FINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED})
+
+
+@dataclass(slots=True)
+class RecoveredOrder:
+    """One order (one cloid) as the journal last knew it.
+
+    ``pending`` is ``"cancel"`` or ``"replace"`` while such an intent awaits its outcome;
+    ``oid`` is the order's current venue id (a modify under the same cloid gives a new one;
+    the replaced ids are in ``superseded``); ``filled_sz`` sums its journaled fills.
+    """
+
+    cloid: str
+    coin: str | None
+    is_buy: bool | None
+    px: float | None
+    sz: float | None
+    state: OrderState
+    oid: int | None = None
+    superseded: set[int] = field(default_factory=set)
+    filled_sz: float = 0.0
+    pending: str | None = None
+    modify_in_flight: bool = False
+    """A replace under this same cloid awaits its outcome (its cancel half is not final)."""
+    sent: bool = False
+    error: str | None = None
+    last_seq: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(slots=True)
+class RecoveredState:
+    """What the journal says, as of its event ``last_seq``. Amounts in quote currency."""
+
+    orders: dict[str, RecoveredOrder] = field(default_factory=dict)
+    fills: dict[int, Event] = field(default_factory=dict)
+    positions: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Signed position per coin (hedge coins are their own coins)."""
+    cash: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Cash per coin: ``-sum(signed size x px + fee)`` over fills plus funding received."""
+    fees: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    funding: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Funding received (negative when paid) per coin."""
+    closed_pnl: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """The venue's realised PnL of the fills (``closed_pnl``), before fees, per coin."""
+    risk_state: str | None = None
+    risk_transition: Event | None = None
+    last_nonce: int | None = None
+    operator_commands: list[Event] = field(default_factory=list)
+    last_decision: Event | None = None
+    last_reconcile: Event | None = None
+    last_seq: int = 0
+    last_time_ms: int | None = None
+
+    def unknown_orders(self) -> list[RecoveredOrder]:
+        """Orders whose outcome is unknown: the runner looks each up by cloid."""
+        return [o for o in self.orders.values() if o.state is OrderState.UNKNOWN]
+
+    def open_orders(self) -> list[RecoveredOrder]:
+        """Orders not known to be final (resting, unknown, or with a pending intent)."""
+        return [o for o in self.orders.values() if not o.final]
+
+    def pnl(self, marks: dict[str, float]) -> float:
+        """Cash plus positions at ``marks`` (one mark per coin with a position)."""
+        return sum(self.cash.values()) + sum(q * marks[c] for c, q in self.positions.items() if q)
+
+
+def recover(journal: Journal) -> RecoveredState:
+    """Replay every event of ``journal``. A row that cannot be read or holds a field recovery
+    needs in the wrong shape raises :class:`JournalCorruptError` naming its seq."""
+    state = RecoveredState()
+    by_oid: dict[int, str] = {}
+    for event in journal.events():
+        try:
+            _apply(state, by_oid, event)
+        except (KeyError, TypeError, ValueError) as e:
+            raise JournalCorruptError(
+                f"journal {journal.path}: event seq {event.seq} ({event.kind.value}) cannot be "
+                f"replayed: {type(e).__name__}: {e}; the file was not changed"
+            ) from e
+        state.last_seq = event.seq
+        state.last_time_ms = event.time_ms
+    state.positions = dict(state.positions)
+    state.cash = dict(state.cash)
+    state.fees = dict(state.fees)
+    state.funding = dict(state.funding)
+    state.closed_pnl = dict(state.closed_pnl)
+    return state
+
+
+def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
+    p = event.payload
+    nonce = p.get("nonce")
+    if isinstance(nonce, int) and not isinstance(nonce, bool):
+        state.last_nonce = nonce if state.last_nonce is None else max(state.last_nonce, nonce)
+    order = _order_of(state, by_oid, event)
+    match event.kind:
+        case Kind.INTENT:
+            _intent(state, by_oid, event)
+        case Kind.SENT:
+            if order is not None:
+                order.sent = True
+        case Kind.ACK:
+            if order is not None:
+                _ack(order, by_oid, p)
+        case Kind.ORDER_UPDATE:
+            if order is not None:
+                _set_state(order, by_oid, OrderState(p["state"]), _oid(p))
+                if order.oid == _oid(p) and p.get("sz") is not None:
+                    order.sz = float(p["sz"])
+        case Kind.FILL:
+            _fill(state, order, event)
+        case Kind.FUNDING:
+            state.cash[p["coin"]] += float(p["usdc"])
+            state.funding[p["coin"]] += float(p["usdc"])
+        case Kind.RISK_TRANSITION:
+            state.risk_state = str(p["to"])
+            state.risk_transition = event
+        case Kind.OPERATOR_COMMAND:
+            state.operator_commands.append(event)
+        case Kind.DECISION:
+            state.last_decision = event
+        case Kind.RECONCILE:
+            state.last_reconcile = event
+        case Kind.NOTE:
+            pass
+    if order is not None:
+        order.last_seq = event.seq
+
+
+def _oid(payload: dict[str, Any]) -> int | None:
+    oid = payload.get("oid")
+    if oid is None:
+        return None
+    if not isinstance(oid, int) or isinstance(oid, bool):
+        raise TypeError(f"oid {oid!r} is not an integer")
+    return oid
+
+
+def _order_of(state: RecoveredState, by_oid: dict[int, str], event: Event) -> RecoveredOrder | None:
+    if event.kind is Kind.INTENT:
+        return None  # _intent finds or makes it
+    cloid = event.cloid
+    if cloid is None:
+        oid = _oid(event.payload)
+        cloid = by_oid.get(oid) if oid is not None else None
+    return state.orders.get(cloid) if cloid is not None else None
+
+
+def _intent(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
+    p = event.payload
+    action = p["action"]
+    target = p.get("target")
+    target_cloid = by_oid.get(target) if isinstance(target, int) else target
+    if action == "cancel":
+        cloid = event.cloid if event.cloid is not None else target_cloid
+        order = state.orders.get(cloid) if isinstance(cloid, str) else None
+        if order is not None and not order.final:
+            order.pending = "cancel"
+            order.last_seq = event.seq
+        return
+    if event.cloid is None:  # the journal refuses to write such a row
+        raise ValueError(f"an intent to {action} without a cloid")
+    spec = p.get("order") or {}
+    order = state.orders.get(event.cloid)
+    if action == "replace" and order is not None and target_cloid == event.cloid:
+        order.modify_in_flight = True
+        order.pending = "replace"
+    else:
+        if action == "replace" and isinstance(target_cloid, str):
+            old = state.orders.get(target_cloid)
+            if old is not None and not old.final:
+                old.pending = "replace"
+        order = RecoveredOrder(event.cloid, None, None, None, None, OrderState.UNKNOWN)
+        state.orders[event.cloid] = order
+    order.state = OrderState.UNKNOWN
+    order.coin = spec.get("coin", order.coin)
+    order.is_buy = spec.get("is_buy", order.is_buy)
+    order.px = float(spec["px"]) if spec.get("px") is not None else order.px
+    order.sz = float(spec["sz"]) if spec.get("sz") is not None else order.sz
+    order.last_seq = event.seq
+
+
+def _ack(order: RecoveredOrder, by_oid: dict[int, str], p: dict[str, Any]) -> None:
+    if "ok" in p:  # a cancel's answer
+        if p.get("unknown"):
+            return
+        if p["ok"] and not order.final:
+            order.state = OrderState.CANCELED
+        order.pending = None
+        order.error = p.get("error")
+        return
+    ack_state = OrderState(p["state"])
+    order.error = p.get("error")
+    _set_state(order, by_oid, ack_state, _oid(p))
+    if ack_state is not OrderState.UNKNOWN:
+        order.pending = None
+        order.modify_in_flight = False
+
+
+def _set_state(
+    order: RecoveredOrder, by_oid: dict[int, str], new: OrderState, oid: int | None
+) -> None:
+    """Move ``order`` to ``new`` as reported for venue id ``oid``: news of a superseded id is
+    ignored, a final state is not undone by older news of the same id, and the cancel of the
+    old id of a modify in flight is the modify's own cancel half."""
+    if oid is not None:
+        by_oid.setdefault(oid, order.cloid)
+        if oid in order.superseded:
+            return
+        if order.modify_in_flight and oid == order.oid and new is OrderState.CANCELED:
+            order.superseded.add(oid)
+            return
+        if order.oid is not None and oid != order.oid and order.modify_in_flight:
+            order.superseded.add(order.oid)
+            order.modify_in_flight = False
+        elif order.final and oid == order.oid and new not in FINAL_STATES:
+            return
+        order.oid = oid
+    elif order.final and new not in FINAL_STATES:
+        return
+    order.state = new
+    if new in FINAL_STATES:
+        order.pending = None
+        order.modify_in_flight = False
+
+
+def _fill(state: RecoveredState, order: RecoveredOrder | None, event: Event) -> None:
+    p = event.payload
+    if event.tid is None:  # the journal refuses to write such a row
+        raise ValueError("a fill without a tid")
+    if event.tid in state.fills:
+        return
+    state.fills[event.tid] = event
+    coin = p["coin"]
+    sz, px, fee = float(p["sz"]), float(p["px"]), float(p["fee"])
+    signed = sz if p["is_buy"] else -sz
+    state.positions[coin] += signed
+    state.cash[coin] -= signed * px + fee
+    state.fees[coin] += fee
+    state.closed_pnl[coin] += float(p.get("closed_pnl", 0.0))
+    if order is not None:
+        order.filled_sz += sz
