@@ -22,12 +22,32 @@ The rules that keep it from losing track:
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec
 
 from agents.live.venues.base import CancelAck, Fill, OrderAck, OrderState, OrderStatus, OrderUpdate
 
 SIZE_TOLERANCE = 1e-9
 """Relative tolerance under which a size counts as fully filled (venue sizes are decimals)."""
+
+
+_P = ParamSpec("_P")
+
+
+def _reports_change(
+    apply: Callable[Concatenate[ManagedOrder, _P], object],
+) -> Callable[Concatenate[ManagedOrder, _P], bool]:
+    """Make a venue-answer handler return whether the order's phase changed."""
+
+    @functools.wraps(apply)
+    def wrapper(order: ManagedOrder, *args: _P.args, **kwargs: _P.kwargs) -> bool:
+        before = order.phase
+        apply(order, *args, **kwargs)
+        return order.phase != before
+
+    return wrapper
 
 
 class OrderPhase(enum.StrEnum):
@@ -157,6 +177,7 @@ class ManagedOrder:
             OrderPhase.UNKNOWN,
         )
 
+    @_reports_change
     def on_ack(self, ack: OrderAck) -> bool:
         """The answer to this cloid's place (or, while replacing, replace); whether the phase
         changed. An UNKNOWN ack only moves an order that awaited an answer."""
@@ -180,6 +201,8 @@ class ManagedOrder:
             if ack.oid is None or ack.oid != self.oid:
                 self._adopt(ack.oid, self.version.px, self.version.sz)
             self.phase = OrderPhase.RESTING
+            if ack.state != OrderState.FILLED:
+                return True
         else:
             self._see_oid(ack.oid)
             if self.version.oid is None:
@@ -190,6 +213,7 @@ class ManagedOrder:
             return self._set(self._resting())
         return False
 
+    @_reports_change
     def on_cancel_ack(self, ack: CancelAck) -> bool:
         """The answer to this order's cancel. A success ends it; an error (already filled or
         canceled) or an unknown outcome leaves PENDING_CANCEL until an update or a look-up."""
@@ -199,6 +223,7 @@ class ManagedOrder:
             self.error = ack.error
         return False
 
+    @_reports_change
     def on_update(self, update: OrderUpdate, authoritative: bool = False) -> bool:
         """An order update of this cloid; ``authoritative``: an ``orderStatus`` answer (the
         venue's current record of the cloid), which also settles a replace of unknown
@@ -253,6 +278,7 @@ class ManagedOrder:
         )
         return self.on_update(update, authoritative=True)
 
+    @_reports_change
     def on_fill(self, fill: Fill) -> bool:
         """A fill of this cloid (the caller drops duplicates by tid): counted on the tree, on
         the current version when it is that version's, and the phase follows."""
