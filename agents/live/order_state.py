@@ -261,21 +261,9 @@ class ManagedOrder:
     def on_status(self, status: OrderStatus) -> bool:
         """An ``orderStatus`` answer by this cloid: applied as an authoritative update when the
         venue knows the order; "unknownOid" changes nothing (never forced final)."""
-        order = status.order
-        if order is None or status.state == OrderState.UNKNOWN:
+        update = status.as_update()
+        if update is None or status.state == OrderState.UNKNOWN:
             return False
-        update = OrderUpdate(
-            coin=order.coin,
-            oid=order.oid,
-            cloid=order.cloid,
-            is_buy=order.is_buy,
-            px=order.px,
-            sz=order.sz,
-            orig_sz=order.orig_sz,
-            status=status.status,
-            state=status.state,
-            time_ms=status.time_ms if status.time_ms is not None else order.time_ms,
-        )
         return self.on_update(update, authoritative=True)
 
     @_reports_change
