@@ -291,3 +291,43 @@ def test_cancels_and_replaces_wait_a_seeded_full_jitter(server: BackgroundServer
     first, waits[:] = list(waits), []
     run(server, body, manager_options=options)
     assert waits == first  # seeded: the same draws
+
+
+def test_reconcile_settles_an_order_canceled_behind_its_back_and_an_ended_one_still_listed(
+    server: BackgroundServer,
+) -> None:
+    async def body(venue: HyperliquidVenue, m: OrderManager, journal: Journal) -> None:
+        quote = await touch_quote(server, away=0.05)
+        bid_cloid, ask_cloid = (await m.sync({"BTC": quote}, now_s=0.0)).placed
+        ask = m.orders[ask_cloid]
+        assert ask.oid is not None
+        assert (await venue.cancel("BTC", ask.oid)).ok  # its update is never pumped
+        m.orders[bid_cloid].phase = OrderPhase.CANCELED  # a local record gone wrong
+        report = await m.reconcile()
+        assert report.resolved == ((ask_cloid, OrderPhase.CANCELED),)
+        assert [o.cloid for o in report.orphans_canceled] == [bid_cloid]
+        assert await venue.open_orders() == ()
+        assert not (await m.reconcile()).drift
+
+    run(server, body)
+
+
+def test_a_failed_replace_is_retried_after_a_full_jitter_backoff(server: BackgroundServer) -> None:
+    async def body(venue: HyperliquidVenue, m: OrderManager, journal: Journal) -> None:
+        bid, _ = await best_bid_ask(server.url)
+        quote = Quote(round(bid - 0.05, 2), 0.5, 0.0, 0.0)
+        (cloid,) = (await m.sync({"BTC": quote}, now_s=0.0)).placed
+        moved = Quote(round(bid - 0.1, 2), 0.5, 0.0, 0.0)
+        assert (await m.sync({"BTC": moved}, now_s=1.0)).replaced == (cloid,)
+        order = m.orders[cloid]
+        assert order.phase == OrderPhase.UNKNOWN  # the modify was refused: what stands?
+        assert (await m.reconcile()).resolved == ((cloid, OrderPhase.RESTING),)
+        assert order.version.px == quote.bid_px  # the old version still rests
+        # the first retry waits uniform(0, 0.25 s) after the failure at 1.0 s (0 has chance 2^-53)
+        assert (await m.sync({"BTC": moved}, now_s=1.0)).waiting == (("BTC", True),)
+        assert (await m.sync({"BTC": moved}, now_s=1.25)).replaced == (cloid,)
+        assert order.phase == OrderPhase.RESTING and order.version.px == moved.bid_px
+        assert [o.px for o in await venue.open_orders()] == [moved.bid_px]
+
+    proxy = run(server, body, rules=["http:order_error:label=batchModify:nth=1"])
+    assert proxy is not None and proxy.count(Target.HTTP, "batchModify") == 2
