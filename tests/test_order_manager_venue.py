@@ -331,3 +331,28 @@ def test_a_failed_replace_is_retried_after_a_full_jitter_backoff(server: Backgro
 
     proxy = run(server, body, rules=["http:order_error:label=batchModify:nth=1"])
     assert proxy is not None and proxy.count(Target.HTTP, "batchModify") == 2
+
+
+def test_an_unknown_order_past_its_expiry_ends_and_frees_its_side(
+    server: BackgroundServer,
+) -> None:
+    now_ms = [1_000_000]
+
+    async def body(venue: HyperliquidVenue, m: OrderManager, journal: Journal) -> None:
+        bid, _ = await best_bid_ask(server.url)
+        quote = {"BTC": Quote(bid, 0.5, 0.0, 0.0)}
+        (lost,) = (await m.sync(quote, now_s=0.0)).placed
+        now_ms[0] += 1_500  # within ttl + margin (2 s): still unknown
+        assert (await m.reconcile()).unresolved == (lost,)
+        now_ms[0] += 501
+        report = await m.reconcile()
+        assert report.resolved == ((lost, OrderPhase.REJECTED),) and report.unresolved == ()
+        (again,) = (await m.sync(quote, now_s=1.0)).placed
+        assert again != lost and [o.cloid for o in await venue.open_orders()] == [again]
+
+    config = ManagerConfig(jitter_s=0.0, order_ttl_ms=1_000, expiry_margin_ms=1_000)
+    options = {"config": config, "clock_ms": lambda: now_ms[0]}
+    proxy = run(
+        server, body, rules=["http:drop_request:label=order:nth=1"], manager_options=options
+    )
+    assert proxy is not None and proxy.count(Target.HTTP, "order") == 2

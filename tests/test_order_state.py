@@ -271,3 +271,22 @@ def test_duplicate_acks_are_idempotent() -> None:
     for _ in range(3):
         assert not order.on_ack(ack(10))
     assert (order.phase, order.oids) == (P.RESTING, [10])
+
+
+def test_an_unknown_place_the_venue_does_not_know_after_its_expiry_is_rejected() -> None:
+    order = order_in(P.UNKNOWN)
+    assert not order.on_expired_unseen(status(10, "open"))  # known: not expired
+    assert order.on_expired_unseen(status(None))
+    assert order.phase == P.REJECTED and "expiry" in (order.error or "")
+
+
+@pytest.mark.parametrize("phase", [P.PENDING_NEW, P.RESTING, P.PENDING_CANCEL])
+def test_expiry_ends_only_unknown_orders(phase: OrderPhase) -> None:
+    order = order_in(phase)
+    assert not order.on_expired_unseen(status(None)) and order.phase == phase
+
+
+def test_expiry_does_not_end_an_unknown_replace() -> None:
+    order = order_in(P.PENDING_REPLACE)
+    order.on_ack(OrderAck(CLOID, OrderState.UNKNOWN))
+    assert not order.on_expired_unseen(status(None)) and order.phase == P.UNKNOWN

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.live.order_state import IN_DOUBT, LIVE, ManagedOrder, OrderPhase, Version
+from agents.live.order_state import ManagedOrder, OrderPhase, Version
 from agents.live.order_throttle import SharedThrottle
 from agents.live.venues.backoff import Backoff
 from agents.live.venues.base import (
@@ -47,9 +47,13 @@ from agents.live.venues.base import (
     Venue,
     VenueEvent,
 )
+from agents.live.venues.nonce import wall_clock_ms
 
+_UNKNOWN = OrderPhase.UNKNOWN
 _QUOTING = (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED)
 """Phases in which an order can be canceled or replaced."""
+_LOOKED_UP_WHEN_MISSING = (*_QUOTING, OrderPhase.PENDING_CANCEL)
+"""Phases in which an order missing from the venue's open orders is looked up by cloid."""
 Side = tuple[str, bool]
 """A quoting slot: (coin, is_buy)."""
 
@@ -99,6 +103,13 @@ class ManagerConfig:
     RiskLimiter, which charged them when it admitted them."""
     relative_tolerance: float = 1e-9
     """Prices and sizes this close (relatively) count as equal; positions too."""
+    order_ttl_ms: int | None = None
+    """The venue's order expiry (``HyperliquidVenue(order_ttl_ms=...)``, sent as
+    ``expiresAfter``): an UNKNOWN order the venue still does not know ``order_ttl_ms +
+    expiry_margin_ms`` after its send returned never executes and ends REJECTED. None: UNKNOWN
+    orders the venue does not know stay UNKNOWN (and their side waits)."""
+    expiry_margin_ms: int = 5_000
+    """Allowance for the difference between this host's clock and the venue's."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,7 @@ class OrderManager:
         positions: positions held before the first fill this manager sees (coin -> signed).
         fills_since_ms: where :meth:`reconcile` starts asking the venue for fills.
         sleep: how to wait (``asyncio.sleep``; tests may pass their own).
+        clock_ms: this host's clock in ms (for ``ManagerConfig.order_ttl_ms``).
     """
 
     def __init__(
@@ -182,6 +194,7 @@ class OrderManager:
         positions: Mapping[str, float] | None = None,
         fills_since_ms: int = 0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.venue = venue
         self.config = config or ManagerConfig()
@@ -191,6 +204,7 @@ class OrderManager:
         self._throttle = throttle
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._sleep = sleep
+        self._clock_ms = clock_ms
         self.orders: dict[str, ManagedOrder] = {}
         """Every order by cloid (lower case), ended ones included."""
         self._active: dict[str, ManagedOrder] = {}
@@ -332,7 +346,9 @@ class OrderManager:
             acks = tuple(OrderAck(r.cloid, OrderState.REJECTED, error=str(err)) for r in requests)
         except Exception as err:  # (the send may have happened: in doubt)
             acks = tuple(OrderAck(r.cloid, OrderState.UNKNOWN, error=repr(err)) for r in requests)
+        answered = self._clock_ms()
         for order, ack in zip(managed, acks, strict=True):
+            order.answered_ms = answered
             self.on_ack(order, ack)
         return managed
 
@@ -385,7 +401,16 @@ class OrderManager:
         UNKNOWN while the venue does not know the cloid)."""
         status = await self.venue.order_status(order.cloid)
         self.on_status(order.cloid, status)
+        if self._past_expiry(order) and order.on_expired_unseen(status):
+            self._record("order_update", {"source": "expiry", "error": order.error}, order.cloid)
+            self._after(order)
         return order.phase
+
+    def _past_expiry(self, order: ManagedOrder) -> bool:
+        ttl = self.config.order_ttl_ms
+        if ttl is None or order.answered_ms is None:
+            return False
+        return self._clock_ms() > order.answered_ms + ttl + self.config.expiry_margin_ms
 
     # --- quoting -------------------------------------------------------------------------------
 
@@ -504,10 +529,11 @@ class OrderManager:
         on_book_oids = {o.oid for o in listed}
         resolved: list[tuple[str, OrderPhase]] = []
         for order in list(self._active.values()):
-            missing = order.phase in LIVE and not (
+            # an order whose place or replace is in flight is settled by its ack
+            missing = order.phase in _LOOKED_UP_WHEN_MISSING and not (
                 order.cloid in on_book or order.oid in on_book_oids
             )
-            if order.phase in IN_DOUBT or missing:
+            if order.phase == OrderPhase.UNKNOWN or missing:
                 before = order.phase
                 after = await self.resolve(order)
                 if after != before:
@@ -527,7 +553,7 @@ class OrderManager:
             imported_fills=tuple(imported),
             orphans_canceled=tuple(orphans),
             resolved=tuple(resolved),
-            unresolved=tuple(o.cloid for o in self._active.values() if o.phase in IN_DOUBT),
+            unresolved=tuple(o.cloid for o in self._active.values() if o.phase == _UNKNOWN),
             position_drift=tuple(drift),
         )
         self._record("reconcile", report.summary())

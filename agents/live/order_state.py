@@ -13,7 +13,7 @@ The rules that keep it from losing track:
   message never brings an order back;
 - UNKNOWN (sent, outcome not known) leaves only on an answer of the venue about this cloid (an
   order update, a fill, an ``orderStatus`` answer that knows the order); "unknownOid" leaves it
-  UNKNOWN;
+  UNKNOWN, unless the placing action's expiry has passed (:meth:`ManagedOrder.on_expired_unseen`);
 - during a replace the acknowledgement decides: the old version's cancel and fills do not end
   the order, a higher oid under the cloid is the new version even when its update arrives first,
   and updates of older oids change nothing.
@@ -75,8 +75,6 @@ LIVE = frozenset(
     }
 )
 """Phases of an order the venue confirmed and that is on the book (or leaving it)."""
-IN_DOUBT = frozenset({OrderPhase.PENDING_NEW, OrderPhase.UNKNOWN})
-"""Phases of an order that may or may not be on the book."""
 
 
 @dataclass(slots=True)
@@ -115,6 +113,8 @@ class ManagedOrder:
     """Size filled over every version."""
     error: str | None = None
     """The venue's last error text about this order."""
+    answered_ms: int | None = None
+    """When the place's send returned (the host's clock, ms): its expiry counts from then."""
 
     @property
     def final(self) -> bool:
@@ -265,6 +265,21 @@ class ManagedOrder:
         if update is None or status.state == OrderState.UNKNOWN:
             return False
         return self.on_update(update, authoritative=True)
+
+    def on_expired_unseen(self, status: OrderStatus) -> bool:
+        """The venue answered "unknownOid" after the placing action's expiry (its
+        ``expiresAfter``, which the venue enforces) had passed: the order never executes, so
+        an UNKNOWN place ends REJECTED. Anything else is left as it is."""
+        if (
+            self.phase != OrderPhase.UNKNOWN
+            or self.pending is not None
+            or status.order is not None
+            or status.status != "unknownOid"
+        ):
+            return False
+        self.error = "unknown to the venue after the order's expiry: it never executes"
+        self.phase = OrderPhase.REJECTED
+        return True
 
     @_reports_change
     def on_fill(self, fill: Fill) -> bool:
