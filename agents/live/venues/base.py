@@ -217,6 +217,25 @@ class OrderStatus:
     order: OpenOrder | None
     time_ms: int | None
 
+    def as_update(self) -> OrderUpdate | None:
+        """The answer as the order update it amounts to; None when the venue does not know
+        the order."""
+        order = self.order
+        if order is None:
+            return None
+        return OrderUpdate(
+            coin=order.coin,
+            oid=order.oid,
+            cloid=order.cloid,
+            is_buy=order.is_buy,
+            px=order.px,
+            sz=order.sz,
+            orig_sz=order.orig_sz,
+            status=self.status,
+            state=self.state,
+            time_ms=self.time_ms if self.time_ms is not None else order.time_ms,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionChange:

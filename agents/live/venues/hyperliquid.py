@@ -37,7 +37,6 @@ from .base import (
     OrderRequest,
     OrderState,
     OrderStatus,
-    OrderUpdate,
     Position,
     VenueEvent,
 )
@@ -438,8 +437,9 @@ class HyperliquidVenue:
     async def _resolve_and_emit(self, cloid: str) -> OrderStatus:
         status = await self.resolve(cloid, self._resolve_timeout_s)
         self._unresolved.pop(cloid, None)
-        if status.order is not None:
-            self._emit([_update_of(status, status.order)])
+        update = status.as_update()
+        if update is not None:
+            self._emit([update])
         else:
             self._log.error(
                 "order %s still unknown to the venue after %.0f s: not resent; reconcile it",
@@ -514,18 +514,3 @@ class HyperliquidVenue:
             if len(batch) < page or not fresh:
                 return tuple(sorted(found.values(), key=lambda item: item.time_ms))
             start_ms = max(item.time_ms for item in batch)
-
-
-def _update_of(status: OrderStatus, order: OpenOrder) -> OrderUpdate:
-    return OrderUpdate(
-        coin=order.coin,
-        oid=order.oid,
-        cloid=order.cloid,
-        is_buy=order.is_buy,
-        px=order.px,
-        sz=order.sz,
-        orig_sz=order.orig_sz,
-        status=status.status,
-        state=status.state,
-        time_ms=status.time_ms if status.time_ms is not None else order.time_ms,
-    )
