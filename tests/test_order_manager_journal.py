@@ -6,8 +6,7 @@ original manager's open orders, position and cash."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,14 @@ from venue_support import (
     best_bid_ask,
     loopback_only,  # noqa: F401  (a fixture)
     paper_exchange,
+    pumping,
 )
 
 from agents.live.journal import Journal, Kind
 from agents.live.order_manager import ManagerConfig, OrderManager, Quote, from_recovered
 from agents.live.order_state import ManagedOrder, OrderPhase
 from agents.live.recovery import recover
-from agents.live.venues import FundingPayment, HyperliquidVenue
+from agents.live.venues import FundingPayment, HyperliquidVenue, VenueEvent
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -33,28 +33,6 @@ DECISIONS = 30
 STEPS = 4  # lockstep market steps per decision: the market moves through the quotes
 SETTLED = (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED)
 """Phases of an order no answer is awaited for."""
-
-
-@contextlib.asynccontextmanager
-async def pumping(
-    manager: OrderManager, venue: HyperliquidVenue, journal: Journal
-) -> AsyncIterator[None]:
-    """Feed the venue's events to the manager (funding payments to the journal, as the live
-    runner does) while the block runs."""
-
-    async def pump() -> None:
-        async for event in venue.events():
-            if isinstance(event, FundingPayment):
-                journal.append(Kind.FUNDING, event)
-            manager.handle(event)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
@@ -83,7 +61,13 @@ def test_a_journaled_session_recovers_the_venues_state_and_restores_the_manager(
         async def main() -> None:
             async with adapter(server.url, request_timeout_s=10.0) as venue:
                 m = OrderManager(venue, journal.append, seed=0, config=ManagerConfig(jitter_s=0.0))
-                async with pumping(m, venue, journal):
+
+                def handle(event: VenueEvent) -> None:
+                    if isinstance(event, FundingPayment):  # journaled, as the live runner does
+                        journal.append(Kind.FUNDING, event)
+                    m.handle(event)
+
+                async with pumping(handle, venue):
                     await asyncio.wait_for(session(venue, m), BOUND)
                 await check(venue, m)
 

@@ -18,7 +18,9 @@ tracked by client order id through the state machine of :mod:`agents.live.order_
   missed fills, settles orders in doubt by cloid, cancels orphans and reports drift.
 
 The sink is any ``record(kind, payload, cloid=None, tid=None)`` (the journal's ``append``
-fits); kinds used: ``intent``, ``ack``, ``order_update``, ``fill``, ``reconcile``.
+fits; the payloads are the journal's, docs/live.md "The journal"); kinds used: ``intent``,
+``ack``, ``order_update``, ``fill``, ``reconcile``. :func:`from_recovered` turns what
+:func:`agents.live.recovery.recover` rebuilt into what :meth:`OrderManager.restore` takes.
 """
 
 from __future__ import annotations
