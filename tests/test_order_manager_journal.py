@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from venue_support import (
@@ -22,9 +22,9 @@ from venue_support import (
 
 from agents.live.journal import Journal, Kind
 from agents.live.order_manager import ManagerConfig, OrderManager, Quote, from_recovered
-from agents.live.order_state import ManagedOrder, OrderPhase
+from agents.live.order_state import ManagedOrder, OrderPhase, Version
 from agents.live.recovery import recover
-from agents.live.venues import FundingPayment, HyperliquidVenue, VenueEvent
+from agents.live.venues import FundingPayment, HyperliquidVenue, Venue, VenueEvent
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -118,3 +118,41 @@ def test_a_journaled_session_recovers_the_venues_state_and_restores_the_manager(
             assert set(restored.fills) == set(m.fills)
 
         asyncio.run(main())
+
+
+CLOID = "0x" + "c4" * 16
+
+
+def test_a_replace_in_flight_is_restored_in_doubt_with_its_replacement_pending(
+    tmp_path: Path,
+) -> None:
+    """The journal ends after a replace's intent (the process died before the answer): the
+    restored order is UNKNOWN, its version the replaced one, the replacement pending, so the
+    venue's ``orderStatus`` answer settles it as the manager settles its own replaces."""
+    order = {"coin": "BTC", "is_buy": True, "px": 99.0, "sz": 0.5, "cloid": CLOID}
+    fill = {"coin": "BTC", "oid": 7, "cloid": CLOID, "tid": 1, "is_buy": True, "px": 99.0,
+            "sz": 0.2, "fee": 0.01, "closed_pnl": 0.0, "start_position": 0.0, "crossed": False,
+            "liquidation": False, "time_ms": 1}  # fmt: skip
+    with Journal.open(tmp_path / "j.sqlite") as journal:
+        journal.append(Kind.INTENT, {"action": "place", "order": order})
+        journal.append(Kind.ACK, {"state": "resting", "oid": 7}, CLOID)
+        journal.append(Kind.FILL, fill)
+        replace = {"action": "replace", "target": 7, "order": {**order, "px": 98.0, "sz": 0.3}}
+        journal.append(Kind.INTENT, replace)
+        state = recover(journal)
+    (restored,), fills = from_recovered(state)
+    assert (restored.phase, restored.oids, restored.version) == (
+        OrderPhase.UNKNOWN, [7], Version(99.0, 0.5, 7),
+    )  # fmt: skip
+    assert restored.pending == Version(98.0, 0.3) and restored.replacing
+    m = OrderManager(cast(Venue, None), lambda *_, **__: None)
+    m.restore([restored], fills)
+    assert (restored.version.filled, restored.filled_sz, m.positions) == (0.2, 0.2, {"BTC": 0.2})
+
+
+def test_a_journal_without_an_orders_spec_is_refused_by_name(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "j.sqlite") as journal:
+        journal.append(Kind.INTENT, {"action": "place", "order": {"coin": "BTC"}}, CLOID)
+        state = recover(journal)
+    with pytest.raises(ValueError, match=f"recovered order {CLOID} lacks"):
+        from_recovered(state)
