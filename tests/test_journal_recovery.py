@@ -135,6 +135,50 @@ def test_cancels_pending_confirmed_and_racing_a_fill(tmp_path: Path) -> None:
     assert (state.orders[c].state, state.orders[c].pending) == (OrderState.FILLED, None)
 
 
+def _fill_row(tid: int, oid: int, sz: float, cloid: str = A) -> Row:
+    payload = {"coin": "BTC", "is_buy": True, "px": 99.0, "sz": sz, "fee": 0.0, "oid": oid}
+    return (Kind.FILL, {**payload, "tid": tid}, cloid)
+
+
+def test_fills_that_reach_the_current_versions_size_end_the_order(tmp_path: Path) -> None:
+    """No order update need say "filled" (the paper exchange's stream does not)."""
+    placed: list[Row] = [
+        (Kind.INTENT, {"action": "place", "order": _order(A, sz=0.5)}, None),
+        (Kind.ACK, {"state": "resting", "oid": 7}, A),
+    ]
+    part = _replay(tmp_path / "part", [*placed, _fill_row(1, 7, 0.2)])
+    assert (part.orders[A].state, part.orders[A].filled_sz) == (OrderState.RESTING, 0.2)
+    full = _replay(tmp_path / "full", [*placed, _fill_row(1, 7, 0.2), _fill_row(2, 7, 0.3)])
+    assert full.orders[A].state is OrderState.FILLED
+    # a replaced version's fills do not count towards the new version's size
+    modified: list[Row] = [
+        *placed,
+        _fill_row(1, 7, 0.3),
+        (Kind.INTENT, {"action": "replace", "target": 7, "order": _order(A, sz=0.4)}, None),
+        (Kind.ACK, {"state": "resting", "oid": 9}, A),
+        _fill_row(2, 9, 0.2),
+    ]
+    state = _replay(tmp_path / "modified", modified)
+    assert (state.orders[A].state, state.orders[A].oid) == (OrderState.RESTING, 9)
+    state = _replay(tmp_path / "done", [*modified, _fill_row(3, 9, 0.2)])
+    assert state.orders[A].state is OrderState.FILLED
+
+
+def test_a_rejected_replace_leaves_the_order_unknown_at_its_old_price(tmp_path: Path) -> None:
+    """The old version may still rest, or have filled: only orderStatus tells."""
+    rows: list[Row] = [
+        (Kind.INTENT, {"action": "place", "order": _order(A, px=99.0, sz=0.5)}, None),
+        (Kind.ACK, {"state": "resting", "oid": 7}, A),
+        (Kind.INTENT, {"action": "replace", "target": 7, "order": _order(A, px=98.0)}, None),
+        (Kind.ACK, {"state": "rejected", "error": "Cannot modify canceled or filled order"}, A),
+    ]
+    state = _replay(tmp_path / "a", rows)
+    order = state.orders[A]
+    assert (order.state, order.oid, order.px, order.pending) == (OrderState.UNKNOWN, 7, 99.0, None)
+    resting = _replay(tmp_path / "b", [*rows, (Kind.ORDER_UPDATE, _update(7, "open"), A)])
+    assert (resting.orders[A].state, resting.orders[A].px) == (OrderState.RESTING, 99.0)
+
+
 def test_positions_and_cash_from_fills_and_funding_closed_form(tmp_path: Path) -> None:
     fills = [  # (tid, is_buy, px, sz, fee)
         (1, True, 100.0, 2.0, 0.02),

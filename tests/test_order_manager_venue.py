@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from venue_support import (
     best_bid_ask,
     loopback_only,  # noqa: F401  (a fixture)
     paper_exchange,
+    pumping,
 )
 
 from agents.deploy.risk import RiskLimiter, RiskLimits, VenueSpec
@@ -55,23 +56,6 @@ class Journal:
 def server() -> Iterator[BackgroundServer]:
     with paper_exchange() as running:
         yield running
-
-
-@contextlib.asynccontextmanager
-async def pumping(manager: OrderManager, venue: HyperliquidVenue) -> AsyncIterator[None]:
-    """Feed the venue's events to the manager while the block runs."""
-
-    async def pump() -> None:
-        async for event in venue.events():
-            manager.handle(event)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def until(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
@@ -165,7 +149,7 @@ def test_a_dropped_order_answer_is_unknown_settled_by_cloid_and_never_sent_twice
         assert order.phase == OrderPhase.UNKNOWN
         again = await m.sync({"BTC": quote}, now_s=1.0)  # no answer seen yet: wait
         assert again.placed == () and again.waiting == (("BTC", True),)
-        async with pumping(m, venue):  # the adapter's look-up by cloid reports it
+        async with pumping(m.handle, venue):  # the adapter's look-up by cloid reports it
             await until(lambda: order.phase == OrderPhase.RESTING, "the order resolved")
         assert (await m.sync({"BTC": quote}, now_s=2.0)).placed == ()
         report = await m.reconcile()
@@ -226,7 +210,7 @@ def test_a_fill_missed_on_the_websocket_is_imported_once_by_reconcile(
 ) -> None:
     async def body(venue: HyperliquidVenue, m: OrderManager, journal: Journal) -> None:
         await venue.subscribe_account()
-        async with pumping(m, venue):
+        async with pumping(m.handle, venue):
             for step in range(30):  # quote at the touch until the venue has fills
                 await m.sync({"BTC": await touch_quote(server)}, now_s=float(step))
                 await advance(server.url, 10)

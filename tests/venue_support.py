@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -98,6 +98,26 @@ async def drain(venue: HyperliquidVenue, seconds: float, seen: list[VenueEvent])
         async with asyncio.timeout(seconds):
             async for event in venue.events():
                 seen.append(event)
+
+
+@contextlib.asynccontextmanager
+async def pumping(
+    handle: Callable[[VenueEvent], object], venue: HyperliquidVenue
+) -> AsyncIterator[None]:
+    """Feed the venue's events to ``handle`` (e.g. ``OrderManager.handle``) while the block
+    runs."""
+
+    async def pump() -> None:
+        async for event in venue.events():
+            handle(event)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def of_type(events: list[VenueEvent], kind: type[Any]) -> list[Any]:

@@ -18,7 +18,9 @@ tracked by client order id through the state machine of :mod:`agents.live.order_
   missed fills, settles orders in doubt by cloid, cancels orphans and reports drift.
 
 The sink is any ``record(kind, payload, cloid=None, tid=None)`` (the journal's ``append``
-fits); kinds used: ``intent``, ``ack``, ``order_update``, ``fill``, ``reconcile``.
+fits; the payloads are the journal's, docs/live.md "The journal"); kinds used: ``intent``,
+``ack``, ``order_update``, ``fill``, ``reconcile``. :func:`from_recovered` turns what
+:func:`agents.live.recovery.recover` rebuilt into what :meth:`OrderManager.restore` takes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 
 from agents.live.order_state import ManagedOrder, OrderPhase, Version
 from agents.live.order_throttle import SharedThrottle
+from agents.live.recovery import RecoveredState
 from agents.live.venues.backoff import Backoff
 from agents.live.venues.base import (
     CancelAck,
@@ -168,6 +171,51 @@ def _payload(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+_PHASE_OF_STATE = {
+    OrderState.RESTING: OrderPhase.RESTING,
+    OrderState.FILLED: OrderPhase.FILLED,
+    OrderState.CANCELED: OrderPhase.CANCELED,
+    OrderState.REJECTED: OrderPhase.REJECTED,
+    OrderState.UNKNOWN: OrderPhase.UNKNOWN,
+}
+_FILL_FIELDS = tuple(f.name for f in dataclasses.fields(Fill))
+
+
+def from_recovered(state: RecoveredState) -> tuple[list[ManagedOrder], list[Fill]]:
+    """What the journal recovered (:func:`agents.live.recovery.recover`) as the orders and
+    fills :meth:`OrderManager.restore` takes: ``manager.restore(*from_recovered(state))``.
+
+    Each order comes as it stood before its fills (the current version's price, size asked
+    for and oid; the replaced oids first in ``oids``); ``restore`` books the fills onto it. A
+    resting order with a cancel in flight is PENDING_CANCEL; an order in doubt is UNKNOWN, with
+    its replacement pending if a replace under its cloid was in flight. Raises ValueError
+    naming the order or fill the journal holds too little of.
+    """
+    orders: list[ManagedOrder] = []
+    for rec in state.orders.values():
+        if rec.coin is None or rec.is_buy is None or rec.px is None or rec.sz is None:
+            raise ValueError(f"recovered order {rec.cloid} lacks its coin, side, price or size")
+        phase = _PHASE_OF_STATE[rec.state]
+        if phase == OrderPhase.RESTING and rec.pending == "cancel":
+            phase = OrderPhase.PENDING_CANCEL
+        version = Version(rec.px, rec.sz, rec.oid)
+        pending = None
+        if rec.modify_in_flight and rec.replaced is not None:
+            pending, (px, sz) = Version(rec.px, rec.sz), rec.replaced
+            version = Version(rec.px if px is None else px, rec.sz if sz is None else sz, rec.oid)
+        order = ManagedOrder(rec.cloid, rec.coin, rec.is_buy, version, phase, pending)
+        order.oids = sorted(rec.superseded) + ([rec.oid] if rec.oid is not None else [])
+        order.error = rec.error
+        orders.append(order)
+    fills: list[Fill] = []
+    for event in state.fills.values():
+        missing = [name for name in _FILL_FIELDS if name not in event.payload]
+        if missing and missing != ["snapshot"]:
+            raise ValueError(f"journaled fill {event.tid} (seq {event.seq}) lacks {missing}")
+        fills.append(Fill(**{k: v for k, v in event.payload.items() if k in _FILL_FIELDS}))
+    return orders, fills
+
+
 class OrderManager:
     """The orders of one account on ``venue``, recorded through ``sink``.
 
@@ -248,7 +296,8 @@ class OrderManager:
 
     def restore(self, orders: Iterable[ManagedOrder], fills: Iterable[Fill]) -> None:
         """Take up orders and fills recovered from the journal (fills are booked, not
-        recorded again). Call :meth:`reconcile` next, before quoting."""
+        recorded again; :func:`from_recovered` converts a ``RecoveredState``). Call
+        :meth:`reconcile` next, before quoting."""
         for order in orders:
             order.cloid = order.cloid.lower()
             self.orders[order.cloid] = order
@@ -305,13 +354,12 @@ class OrderManager:
     def on_status(self, cloid: str, status: OrderStatus) -> bool:
         """Apply the venue's ``orderStatus`` answer for ``cloid`` (recorded first)."""
         order = self.orders.get(cloid.lower())
-        payload: dict[str, Any] = {
-            "source": "orderStatus",
-            "state": status.state,
-            "status": status.status,
-        }
-        if status.order is not None:
-            payload["order"] = _payload(status.order)
+        update = status.as_update()
+        payload: dict[str, Any] = {"source": "orderStatus"}
+        if update is not None:  # recorded as the order update it amounts to
+            payload.update(_payload(update))
+        else:
+            payload.update(state=status.state, status=status.status)
         self._record("order_update", payload, cloid)
         if order is None:
             return False
@@ -332,7 +380,7 @@ class OrderManager:
         for coin, is_buy, px, sz in orders:
             cloid = self.new_cloid()
             request = OrderRequest(coin, is_buy, sz, px, cloid, tif)
-            self._record("intent", {"action": "place", **_payload(request)}, cloid)
+            self._record("intent", {"action": "place", "order": _payload(request)}, cloid)
             order = ManagedOrder(cloid, coin, is_buy, Version(px, sz))
             self.orders[cloid] = order
             self._after(order)
@@ -365,7 +413,8 @@ class OrderManager:
         order.request_cancel()
         if self._throttle is not None and now_s is not None:
             self._throttle.cancel(now_s)
-        intent = {"action": "cancel", "coin": order.coin, "oid": order.oid}
+        target: int | str = order.oid if order.oid is not None else order.cloid
+        intent = {"action": "cancel", "coin": order.coin, "target": target}
         self._record("intent", intent, order.cloid)
         try:
             if order.oid is not None:
@@ -384,9 +433,8 @@ class OrderManager:
         order.request_replace(px, sz)
         request = OrderRequest(order.coin, order.is_buy, sz, px, order.cloid, self.config.tif)
         target: int | str = order.oid if order.oid is not None else order.cloid
-        self._record(
-            "intent", {"action": "replace", "target": target, **_payload(request)}, order.cloid
-        )
+        intent = {"action": "replace", "target": target, "order": _payload(request)}
+        self._record("intent", intent, order.cloid)
         try:
             ack = await self.venue.replace(target, request)
         except ValueError as err:
@@ -402,7 +450,8 @@ class OrderManager:
         status = await self.venue.order_status(order.cloid)
         self.on_status(order.cloid, status)
         if self._past_expiry(order) and order.on_expired_unseen(status):
-            self._record("order_update", {"source": "expiry", "error": order.error}, order.cloid)
+            expired = {"source": "expiry", "state": OrderState.REJECTED, "error": order.error}
+            self._record("order_update", expired, order.cloid)
             self._after(order)
         return order.phase
 
@@ -569,7 +618,8 @@ class OrderManager:
     async def _cancel_orphan(self, orphan: OpenOrder, now_s: float | None) -> None:
         if self._throttle is not None and now_s is not None:
             self._throttle.cancel(now_s)
-        self._record("intent", {"action": "cancel", "orphan": _payload(orphan)}, orphan.cloid)
+        intent = {"action": "cancel", "target": orphan.oid, "orphan": _payload(orphan)}
+        self._record("intent", intent, orphan.cloid)
         try:
             ack = await self.venue.cancel(orphan.coin, orphan.oid)
         except Exception as err:  # (the next reconciliation sees it again)

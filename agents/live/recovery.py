@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.live.journal import Event, Journal, JournalCorruptError, Kind
+from agents.live.order_state import SIZE_TOLERANCE
 from agents.live.venues.base import OrderState
 
 FINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED})
@@ -27,7 +28,9 @@ class RecoveredOrder:
 
     ``pending`` is ``"cancel"`` or ``"replace"`` while such an intent awaits its outcome;
     ``oid`` is the order's current venue id (a modify under the same cloid gives a new one;
-    the replaced ids are in ``superseded``); ``filled_sz`` sums its journaled fills.
+    the replaced ids are in ``superseded``); ``px`` and ``sz`` are the current version's price
+    and size asked for (an update's ``orig_sz``, not what is left of it); ``filled_sz`` sums its
+    journaled fills.
     """
 
     cloid: str
@@ -39,9 +42,15 @@ class RecoveredOrder:
     oid: int | None = None
     superseded: set[int] = field(default_factory=set)
     filled_sz: float = 0.0
+    filled_by_oid: dict[int, float] = field(default_factory=dict)
+    """Journaled fills per venue id: the current version ends FILLED when its fills reach
+    its ``sz``."""
     pending: str | None = None
     modify_in_flight: bool = False
     """A replace under this same cloid awaits its outcome (its cancel half is not final)."""
+    replaced: tuple[float | None, float | None] | None = None
+    """(px, sz) of the version a replace in flight under this cloid is replacing (back in
+    ``px`` and ``sz`` when the venue rejects the replace)."""
     sent: bool = False
     error: str | None = None
     last_seq: int = 0
@@ -126,11 +135,14 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
         case Kind.ACK:
             if order is not None:
                 _ack(order, by_oid, p)
+                _filled_up(order)
         case Kind.ORDER_UPDATE:
             if order is not None:
                 _set_state(order, by_oid, OrderState(p["state"]), _oid(p))
-                if order.oid == _oid(p) and p.get("sz") is not None:
-                    order.sz = float(p["sz"])
+                asked = p.get("orig_sz", p.get("sz"))  # the size asked for, not what rests
+                if order.oid == _oid(p) and asked is not None:
+                    order.sz = float(asked)
+                _filled_up(order)
         case Kind.FILL:
             _fill(state, order, event)
         case Kind.FUNDING:
@@ -187,6 +199,8 @@ def _intent(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None
     spec = p.get("order") or {}
     order = state.orders.get(event.cloid)
     if action == "replace" and order is not None and target_cloid == event.cloid:
+        if not order.modify_in_flight:
+            order.replaced = (order.px, order.sz)
         order.modify_in_flight = True
         order.pending = "replace"
     else:
@@ -215,10 +229,17 @@ def _ack(order: RecoveredOrder, by_oid: dict[int, str], p: dict[str, Any]) -> No
         return
     ack_state = OrderState(p["state"])
     order.error = p.get("error")
+    if ack_state is OrderState.REJECTED and order.modify_in_flight and order.replaced is not None:
+        # the replace failed; what became of the replaced version only orderStatus tells
+        order.px, order.sz = order.replaced
+        order.state = OrderState.UNKNOWN
+        order.pending, order.modify_in_flight, order.replaced = None, False, None
+        return
     _set_state(order, by_oid, ack_state, _oid(p))
     if ack_state is not OrderState.UNKNOWN:
         order.pending = None
         order.modify_in_flight = False
+        order.replaced = None
 
 
 def _set_state(
@@ -236,7 +257,7 @@ def _set_state(
             return
         if order.oid is not None and oid != order.oid and order.modify_in_flight:
             order.superseded.add(order.oid)
-            order.modify_in_flight = False
+            order.modify_in_flight, order.replaced = False, None
         elif order.final and oid == order.oid and new not in FINAL_STATES:
             return
         order.oid = oid
@@ -246,6 +267,7 @@ def _set_state(
     if new in FINAL_STATES:
         order.pending = None
         order.modify_in_flight = False
+        order.replaced = None
 
 
 def _fill(state: RecoveredState, order: RecoveredOrder | None, event: Event) -> None:
@@ -264,3 +286,17 @@ def _fill(state: RecoveredState, order: RecoveredOrder | None, event: Event) -> 
     state.closed_pnl[coin] += float(p.get("closed_pnl", 0.0))
     if order is not None:
         order.filled_sz += sz
+        oid = _oid(p)
+        if oid is not None:
+            order.filled_by_oid[oid] = order.filled_by_oid.get(oid, 0.0) + sz
+        _filled_up(order)
+
+
+def _filled_up(order: RecoveredOrder) -> None:
+    """End ``order`` FILLED when the fills of its current version reach its size (no order
+    update need say so), unless a replace of it is in flight (its ack decides)."""
+    if order.final or order.modify_in_flight or order.oid is None or order.sz is None:
+        return
+    if order.filled_by_oid.get(order.oid, 0.0) >= order.sz * (1.0 - SIZE_TOLERANCE):
+        order.state = OrderState.FILLED
+        order.pending = None
