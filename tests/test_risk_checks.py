@@ -315,6 +315,25 @@ def test_net_exposure_cuts_reducing_parts_when_they_alone_breach() -> None:
     assert out["bid_size"][0, 1] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    ("unknown", "reason"),
+    [({"mark": [math.nan, 100.0, 100.0]}, "UNKNOWN_MARKET"),
+     ({"position": [math.nan, 2.0, -2.0]}, "UNKNOWN_POSITION")],
+)  # fmt: skip
+def test_an_unknown_perp_leaves_the_net_unknown_and_denies_reducing_orders(
+    unknown: dict, reason: str
+) -> None:
+    """Long 5 and 2, short 2 (net long 500 at marks of 100, the limit 600): buying back the
+    short would make it 700, and with perp 0 unknown the limiter cannot see that, so no order
+    passes, reducing ones included (each raises one side's net notional)."""
+    limiter = make_limiter(3, max_net_notional=600.0, soft_limit_fraction=1.0)
+    inputs = make_inputs(3, **{"position": [5.0, 2.0, -2.0], **unknown})
+    out, counts = decide(limiter, make_quotes(3, bid=2.0, ask=2.0), inputs)
+    np.testing.assert_array_equal(out["bid_size"][0], 0.0)
+    np.testing.assert_array_equal(out["ask_size"][0], 0.0)
+    assert counts == {reason: 6}
+
+
 def test_past_the_soft_net_limit_only_reducing_orders() -> None:
     limiter = make_limiter(
         2, max_net_notional=1_000.0, soft_limit_fraction=0.5, max_gross_notional=1e6
