@@ -77,12 +77,12 @@ def test_a_clock_going_backwards_admits_nothing() -> None:
         {"position": [0.0, 2.0], "ask_resting": [-1.0, 0.0]},
     ],
 )
-def test_unknown_position_denies_that_perp_and_adding_orders_everywhere(unknown: dict) -> None:
+def test_unknown_position_denies_that_perp_and_every_order_elsewhere(unknown: dict) -> None:
     out, counts = decide(make_limiter(2), make_quotes(2), make_inputs(2, **unknown))
     assert out["bid_size"][0, 0] == out["ask_size"][0, 0] == 0.0  # the unknown perp
     assert out["bid_size"][0, 1] == 0.0  # adding to the known long
-    assert out["ask_size"][0, 1] == 1.0  # reducing it
-    assert counts == {"UNKNOWN_POSITION": 3}
+    assert out["ask_size"][0, 1] == 0.0  # reducing it raises the (unknown) net short
+    assert counts == {"UNKNOWN_POSITION": 4}
 
 
 @pytest.mark.parametrize(
