@@ -77,12 +77,12 @@ def test_a_clock_going_backwards_admits_nothing() -> None:
         {"position": [0.0, 2.0], "ask_resting": [-1.0, 0.0]},
     ],
 )
-def test_unknown_position_denies_that_perp_and_adding_orders_everywhere(unknown: dict) -> None:
+def test_unknown_position_denies_that_perp_and_every_order_elsewhere(unknown: dict) -> None:
     out, counts = decide(make_limiter(2), make_quotes(2), make_inputs(2, **unknown))
     assert out["bid_size"][0, 0] == out["ask_size"][0, 0] == 0.0  # the unknown perp
     assert out["bid_size"][0, 1] == 0.0  # adding to the known long
-    assert out["ask_size"][0, 1] == 1.0  # reducing it
-    assert counts == {"UNKNOWN_POSITION": 3}
+    assert out["ask_size"][0, 1] == 0.0  # reducing it raises the (unknown) net short
+    assert counts == {"UNKNOWN_POSITION": 4}
 
 
 @pytest.mark.parametrize(
@@ -313,6 +313,25 @@ def test_net_exposure_cuts_reducing_parts_when_they_alone_breach() -> None:
     )
     assert counts == {"NET_EXPOSURE": 1}
     assert out["bid_size"][0, 1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("unknown", "reason"),
+    [({"mark": [math.nan, 100.0, 100.0]}, "UNKNOWN_MARKET"),
+     ({"position": [math.nan, 2.0, -2.0]}, "UNKNOWN_POSITION")],
+)  # fmt: skip
+def test_an_unknown_perp_leaves_the_net_unknown_and_denies_reducing_orders(
+    unknown: dict, reason: str
+) -> None:
+    """Long 5 and 2, short 2 (net long 500 at marks of 100, the limit 600): buying back the
+    short would make it 700, and with perp 0 unknown the limiter cannot see that, so no order
+    passes, reducing ones included (each raises one side's net notional)."""
+    limiter = make_limiter(3, max_net_notional=600.0, soft_limit_fraction=1.0)
+    inputs = make_inputs(3, **{"position": [5.0, 2.0, -2.0], **unknown})
+    out, counts = decide(limiter, make_quotes(3, bid=2.0, ask=2.0), inputs)
+    np.testing.assert_array_equal(out["bid_size"][0], 0.0)
+    np.testing.assert_array_equal(out["ask_size"][0], 0.0)
+    assert counts == {reason: 6}
 
 
 def test_past_the_soft_net_limit_only_reducing_orders() -> None:

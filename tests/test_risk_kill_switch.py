@@ -170,6 +170,20 @@ def test_flatten_then_halt_places_reducing_orders_until_flat_then_nothing() -> N
     assert limiter.state.mode_of(0) == H
 
 
+def test_flatten_orders_stay_within_the_net_notional_limit() -> None:
+    """Buying back a short raises the worst-case net long: with longs of 200 + 500 in the
+    other perps (net 500 with the short of 200), a bid of 2 would make it 700 > 600."""
+    limiter = make_limiter(3, max_net_notional=600.0, max_order_size=2.0)
+    limiter.flatten_then_halt(0, operator="alice", time_s=0.0)
+    inputs = make_inputs(3, time_s=1.0, position=[-2.0, 2.0, 5.0])
+    out, counts = decide(limiter, make_quotes(3, bid=0.0, ask=0.0), inputs)
+    assert out["bid_size"][0, 0] == pytest.approx(1.0, rel=1e-12)  # 500 - 200 + 200 + 100
+    net_long = float(np.sum(([-2.0, 2.0, 5.0] + out["bid_size"][0]) * 100.0))
+    assert net_long <= 600.0 * (1 + 1e-12)
+    np.testing.assert_array_equal(out["ask_size"][0], [0.0, 2.0, 2.0])  # lower the net long
+    assert counts["NET_EXPOSURE"] == 1
+
+
 def test_operator_halt_is_recorded_with_the_operator() -> None:
     limiter = make_limiter(num_accounts=2)
     limiter.drain_transitions()

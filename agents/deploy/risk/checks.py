@@ -24,7 +24,10 @@ per-order size and net-exposure checks. Checks, in order:
    side's worst-case position, the gross notional or the side's net notional, no adding part
    (``SOFT_*``);
 8. account-wide: the net notional of every bid (every ask) filling stays within the hard limit,
-   adding parts cut first, then reducing ones (``NET_EXPOSURE``); the adding parts of all
+   adding parts cut first, then reducing ones (``NET_EXPOSURE``; buying back a short raises
+   the net long); while any perp's position or mark is unknown the net is unknown and no
+   order passes, reducing ones included (``UNKNOWN_POSITION``, ``UNKNOWN_MARKET``); the
+   flatten sequence's orders pass this step too; the adding parts of all
    orders scale down together until the worst-case gross notional is within its hard limit and
    the worst-case margin coverage above ``min_margin_coverage`` (``GROSS_EXPOSURE``,
    ``MARGIN_FLOOR``; a bisection of the scale, so the result does not depend on perp order);
@@ -208,6 +211,31 @@ def _limit_net(
 
 
 @nb.njit(**JIT_INLINE)
+def _limit_net_sides(
+    L: Record,
+    A: NDArray[np.void],
+    s: Record,
+    net_long: float,
+    net_short: float,
+    unknown: int,
+    counts: NDArray[np.int64],
+) -> None:
+    """Step 8a for both sides of the orders in ``s``. ``unknown`` is 0 when every perp's
+    position and mark are known, else the reason they are not: the net notional is then
+    unknown and every order is denied, reducing ones too (any bid raises the net long, any ask
+    the net short)."""
+    if unknown == 0:
+        _limit_net(L, A, s.bid_base, s.bid_extra, net_long, counts)
+        _limit_net(L, A, s.ask_base, s.ask_extra, -net_short, counts)
+        return
+    for k in range(A.shape[0]):
+        for side in (s.bid_base, s.bid_extra, s.ask_base, s.ask_extra):
+            if side[k] > 0.0:
+                tally(counts, unknown)
+            side[k] = 0.0
+
+
+@nb.njit(**JIT_INLINE)
 def _surely_within(
     L: Record, A: NDArray[np.void], Q: NDArray[np.void], s: Record, gross: float, equity: float
 ) -> bool:
@@ -316,13 +344,12 @@ def limit_orders(
             gross += max(x.position + x.bid_resting, x.ask_resting - x.position, 0.0) * x.mark
             net_long += (x.position + x.bid_resting) * x.mark
             net_short += (x.position - x.ask_resting) * x.mark
-    adding_ok = 0
-    if not account_known:
-        adding_ok = _UNKNOWN_ACCOUNT
-    elif not positions_known:
-        adding_ok = _UNKNOWN_POSITION
+    net_unknown = 0
+    if not positions_known:
+        net_unknown = _UNKNOWN_POSITION
     elif not markets_known:
-        adding_ok = _UNKNOWN_MARKET
+        net_unknown = _UNKNOWN_MARKET
+    adding_ok = _UNKNOWN_ACCOUNT if not account_known else net_unknown
     soft_gross = gross >= L.soft_limit_fraction * L.max_gross_notional
     soft_net = L.soft_limit_fraction * L.max_net_notional
 
@@ -340,9 +367,8 @@ def limit_orders(
             adding_ok, size_cap, cap_reason, soft_gross, -net_short >= soft_net,
         )  # fmt: skip
 
-    if positions_known and markets_known:
-        _limit_net(L, A, s.bid_base, s.bid_extra, net_long, counts)
-        _limit_net(L, A, s.ask_base, s.ask_extra, -net_short, counts)
+    _limit_net_sides(L, A, s, net_long, net_short, net_unknown, counts)
+    if net_unknown == 0:
         any_extra = False
         for k in range(n):
             any_extra = any_extra or s.bid_extra[k] > 0.0 or s.ask_extra[k] > 0.0
@@ -392,6 +418,12 @@ def limit_orders(
         s.backoff_attempts = 0
     if mode == HALTED and s.flattening and not stale:
         flatten_orders(L, Q, A, counts)
+        for k in range(n):  # buying back a short raises the net long: step 8a for them too
+            s.bid_base[k], s.bid_extra[k] = Q[k].bid_size, 0.0
+            s.ask_base[k], s.ask_extra[k] = Q[k].ask_size, 0.0
+        _limit_net_sides(L, A, s, net_long, net_short, net_unknown, counts)
+        for k in range(n):
+            Q[k].bid_size, Q[k].ask_size = s.bid_base[k], s.ask_base[k]
     for k in range(n):
         Q[k].hedge_fraction = _hedge(Q[k].hedge_fraction, mode, counts)
 
