@@ -104,7 +104,8 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class AssetContext:
-    """A perp's funding rate (per funding interval), mark, oracle and mid prices."""
+    """A perp's funding rate (per funding interval), mark, oracle and mid prices, and the last
+    premium-index sample (None when the venue did not send one)."""
 
     coin: str
     funding_rate: float
@@ -112,6 +113,7 @@ class AssetContext:
     oracle_px: float
     mid_px: float | None
     open_interest: float
+    premium: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,6 +303,7 @@ def parse_asset_ctx(data: Any) -> AssetContext:
     where = "activeAssetCtx"
     ctx = _field(data, "ctx", where)
     mid = ctx.get("midPx") if isinstance(ctx, Mapping) else None
+    premium = ctx.get("premium") if isinstance(ctx, Mapping) else None
     return AssetContext(
         coin=str(_field(data, "coin", where)),
         funding_rate=_float(ctx, "funding", where),
@@ -310,6 +311,7 @@ def parse_asset_ctx(data: Any) -> AssetContext:
         oracle_px=_float(ctx, "oraclePx", where),
         mid_px=None if mid is None else _float(ctx, "midPx", where),
         open_interest=_float(ctx, "openInterest", where),
+        premium=None if premium is None else _float(ctx, "premium", where),
     )
 
 

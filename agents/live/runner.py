@@ -1,0 +1,461 @@
+"""The live runner: one decision path from venue messages to orders.
+
+One asyncio loop, per decision:
+
+1. the venue's messages have filled the feed (:class:`~agents.live.feed.MarketFeed`: the
+   simulator's event windows, conflated) and the order manager (orders, fills);
+2. the one observation builder (:class:`~mmgym.features.observation.ObservationBuilder`) turns
+   the interval's windows into the observation;
+3. :class:`~agents.deploy.guard.GuardedPolicy` decides: checks, policy, the shared decoder, the
+   RiskLimiter;
+4. the decision is journaled, then the order manager moves the venue's book to the limited
+   quotes (intents journaled before each send); the hedge leg's order goes to the hedge coin.
+
+Before the first decision the runner rebuilds its state from the journal
+(:func:`~agents.live.recovery.recover`), reconciles with the venue, and only then quotes. Fills,
+order updates and funding payments are journaled as they arrive, before they change any state.
+When the venue's stream drops, the runner cancels what it can, stops quoting, moves the risk
+state per its config, and reconciles when the stream is back. Nothing here waits on reports or
+monitoring: the decision path is the feed, the builder, the guard and the order manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.deploy.guard import GuardedDecision, GuardedPolicy
+from agents.deploy.risk import Reason, RiskInputs, TradingMode
+from agents.deploy.risk.state import Transition
+from agents.live.feed import AccountView, MarketFeed, OwnOrder
+from agents.live.journal import Journal, Kind
+from agents.live.order_manager import ManagerConfig, OrderManager, Quote, from_recovered
+from agents.live.order_state import FINAL, OrderPhase
+from agents.live.order_throttle import SharedThrottle
+from agents.live.pacing import Pacer
+from agents.live.recovery import RecoveredState, recover
+from agents.live.venues.base import (
+    ConnectionChange,
+    Fill,
+    FundingPayment,
+    OrderUpdate,
+    Tif,
+    Venue,
+    VenueEvent,
+)
+from mmgym.features.observation import ObservationBuilder, ObservationConfig
+
+log = logging.getLogger("mmgym.live")
+
+ON_DISCONNECT = ("reduce", "halt")
+"""What a lost stream does to the risk state: ``reduce`` (quote nothing until reconnected and
+reconciled; the stale-data rule takes the limiter to REDUCING, then HALTED if it lasts) or
+``halt`` (HALTED at once; only an operator resumes)."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How the runner trades one account."""
+
+    coins: tuple[str, ...]
+    """The venue's coin of each of the bundle's perps, in the bundle's order."""
+    hedge_coins: tuple[str, ...] | None = None
+    """The hedge venue's coin of each perp (None: the policy's hedge fraction is not traded)."""
+    epoch_ms: int | None = None
+    """Venue time (ms) of the episode's start (the feed's time feature and funding clock);
+    None: the first decision's venue time."""
+    collateral: float | None = None
+    """The account's collateral (quote currency); None: the venue's account value at start."""
+    max_decisions: int | None = None
+    """Stop after this many decisions (None: until the market ends or the runner is stopped)."""
+    reconcile_every: int = 30
+    """Reconcile orders, fills and positions with the venue every this many decisions."""
+    on_disconnect: str = "reduce"
+    """:data:`ON_DISCONNECT`."""
+    dead_mans_switch_s: float | None = 60.0
+    """Keep the venue's dead-man's switch this far ahead (s), refreshed by the adapter (None:
+    off)."""
+    cancel_on_exit: bool = True
+    """Cancel every open order when the runner stops (not when it is killed)."""
+    manager: ManagerConfig = field(default_factory=ManagerConfig)
+    seed: int | None = 0
+    """Seeds the order manager's cloids and jitter (None: the OS's random stream)."""
+
+    def __post_init__(self) -> None:
+        if not self.coins:
+            raise ValueError("the runner needs at least one coin")
+        if self.on_disconnect not in ON_DISCONNECT:
+            raise ValueError(
+                f"on_disconnect must be one of {ON_DISCONNECT}, got {self.on_disconnect!r}"
+            )
+        if self.reconcile_every < 1:
+            raise ValueError(f"reconcile_every must be >= 1, got {self.reconcile_every}")
+
+
+@dataclass
+class RunnerStats:
+    """What the runner did (read by benchmarks and the operator)."""
+
+    decisions: int = 0
+    skipped: int = 0
+    """Decision times passed while the stream was down (nothing quoted)."""
+    reconciles: int = 0
+    drift: int = 0
+    """Reconciliations that found something out of step."""
+    disconnects: int = 0
+    decision_latency_s: list[float] = field(default_factory=list)
+    """Per decision: from the pacer's return to the order manager's return (host clock)."""
+
+
+class LiveRunner:
+    """Trades ``guarded`` on ``venue`` for one account, journaling to ``journal``.
+
+    Args:
+        venue: the venue (not yet connected: the runner enters it).
+        guarded: the bundle's policy behind the guard and limiter (one account).
+        journal: the write-ahead journal (opened; its events are the runner's memory).
+        config: :class:`RunnerConfig`.
+        pacer: when to decide (:mod:`agents.live.pacing`).
+        observation_config: the observation builder's settings (the bundle's).
+        clock_s: the host's monotonic clock (data ages).
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        guarded: GuardedPolicy,
+        journal: Journal,
+        config: RunnerConfig,
+        pacer: Pacer,
+        *,
+        observation_config: ObservationConfig | None = None,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if guarded.num_accounts != 1:
+            raise ValueError(f"the runner trades one account, the guard has {guarded.num_accounts}")
+        if len(config.coins) != guarded.num_assets:
+            raise ValueError(
+                f"the bundle trades {guarded.num_assets} perp(s), the config names "
+                f"{len(config.coins)} coin(s): {config.coins}"
+            )
+        self.venue = venue
+        self.guarded = guarded
+        self.journal = journal
+        self.config = config
+        self.pacer = pacer
+        self.market = guarded.market
+        self.tick_size = self.market.tick_size
+        self._observation_config = observation_config or ObservationConfig.from_market(self.market)
+        self._clock_s = clock_s
+        self.builder = ObservationBuilder(self._observation_config, 1, guarded.num_assets)
+        self.inputs = RiskInputs.unknown(1, guarded.num_assets)
+        self.manager = OrderManager(
+            venue,
+            journal.append,
+            throttle=SharedThrottle(guarded.limiter),
+            config=config.manager,
+            seed=config.seed,
+        )
+        self.feed: MarketFeed | None = None
+        self.stats = RunnerStats()
+        self.recovered: RecoveredState | None = None
+        self.connected = True
+        self._funding_cash = 0.0
+        self._rejects = 0
+        self._stopping = asyncio.Event()
+        self._needs_reconcile = False
+        self._epoch_ms = config.epoch_ms
+        self._collateral = math.nan
+        self._early: list[VenueEvent] = []
+        """Market data that arrived before the feed exists (before the first decision)."""
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the runner to stop after the decision in progress (signal-safe)."""
+        self._stopping.set()
+
+    async def run(self) -> RunnerStats:
+        """Recover, reconcile, then decide until the market ends, ``max_decisions`` or
+        :meth:`stop`; cancels the open orders on the way out (``cancel_on_exit``)."""
+        async with self.venue:
+            await self._start()
+            pump = asyncio.create_task(self._pump(), name="mmgym-live-pump")
+            try:
+                await self._reconcile("start")
+                await self._loop(pump)
+            finally:
+                try:
+                    if self.config.cancel_on_exit:
+                        await self._cancel_all("exit")
+                finally:
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pump
+                    await self.pacer.close()
+                    stop_switch = getattr(self.venue, "stop_dead_mans_switch", None)
+                    if stop_switch is not None:
+                        with contextlib.suppress(Exception):
+                            await stop_switch(disarm=False)
+        return self.stats
+
+    async def _start(self) -> None:
+        state = recover(self.journal)
+        self.recovered = state
+        orders, fills = from_recovered(state)
+        self.manager.restore(orders, fills)
+        self._funding_cash = sum(state.funding.values())
+        if state.risk_state == TradingMode.HALTED.name:
+            self.guarded.limiter.halt(0, "journal: HALTED before the restart")
+        self.journal.append(
+            Kind.NOTE,
+            {
+                "event": "start",
+                "recovered_seq": state.last_seq,
+                "open_orders": len(state.open_orders()),
+                "positions": state.positions,
+            },
+        )
+        await self.venue.subscribe_account()
+        for coin in (*self.config.coins, *(self.config.hedge_coins or ())):
+            await self.venue.subscribe_market(coin)
+        collateral = self.config.collateral
+        if collateral is None:
+            collateral = (await self.venue.account()).account_value - self._position_value_unknown()
+        switch = getattr(self.venue, "start_dead_mans_switch", None)
+        if self.config.dead_mans_switch_s is not None and switch is not None:
+            window = self.config.dead_mans_switch_s
+            switch(window_s=window, refresh_s=window / 4.0)
+        self._collateral = float(collateral)
+
+    def _position_value_unknown(self) -> float:
+        """At a start with positions the collateral is not the account value; the config must
+        say it (positions are marked once books arrive)."""
+        if any(abs(q) > 0.0 for q in self.manager.positions.values()):
+            raise ValueError(
+                "the journal holds positions: set the session's collateral in the config "
+                "(live.collateral), the account value alone does not give it"
+            )
+        return 0.0
+
+    # --- messages -----------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Every venue event, journaled before it changes state: fills and order updates to the
+        order manager (which journals them), funding payments journaled here, market data to
+        the feed (conflated)."""
+        async for event in self.venue.events():
+            self.handle(event)
+
+    def handle(self, event: VenueEvent) -> None:
+        if isinstance(event, Fill | OrderUpdate):
+            if isinstance(event, OrderUpdate) and event.status.endswith("Rejected"):
+                self._rejects += 1
+            self.manager.handle(event)
+        elif isinstance(event, FundingPayment):
+            if self.journal.append(Kind.FUNDING, event) is not None:
+                self._funding_cash += event.usdc
+            if self.feed is not None:
+                self.feed.on_funding(event)
+        elif isinstance(event, ConnectionChange):
+            self._on_connection(event)
+        elif self.feed is not None:
+            self.feed.handle(event, self._clock_s())
+        else:
+            self._early.append(event)
+
+    def _on_connection(self, change: ConnectionChange) -> None:
+        self.journal.append(
+            Kind.NOTE, {"event": "connection", "connected": change.connected, "why": change.reason}
+        )
+        if not change.connected and self.connected:
+            self.connected = False
+            self.stats.disconnects += 1
+            if self.config.on_disconnect == "halt":
+                self.guarded.limiter.halt(0, "runner: venue stream lost")
+            self._needs_reconcile = True
+            task = asyncio.get_running_loop().create_task(self._cancel_all("disconnect"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        elif change.connected:
+            self.connected = True
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    async def _loop(self, pump: asyncio.Task[None]) -> None:
+        limit = self.config.max_decisions
+        while not self._stopping.is_set() and (limit is None or self.stats.decisions < limit):
+            if pump.done():
+                pump.result()  # the stream ended: raise what ended it
+                raise RuntimeError("the venue's event stream ended")
+            feed = self._feed()
+            now_ms = await self.pacer.next_decision(feed)
+            if now_ms is None:
+                log.info("the market ended after %d decisions", self.stats.decisions)
+                return
+            started = self._clock_s()
+            if not self.connected:
+                self.stats.skipped += 1
+                continue
+            if self._needs_reconcile:
+                await self._reconcile("reconnect")
+            await self.decide(now_ms)
+            self.stats.decision_latency_s.append(self._clock_s() - started)
+            if self.stats.decisions % self.config.reconcile_every == 0:
+                await self._reconcile("periodic")
+
+    def _feed(self) -> MarketFeed:
+        if self.feed is None:
+            epoch = self._epoch_ms
+            self.feed = MarketFeed(
+                self.market,
+                self.config.coins,
+                hedge_coins=self.config.hedge_coins,
+                epoch_ms=epoch if epoch is not None else 0,
+                collateral=self._collateral,
+            )
+            for event in self._early:
+                self.feed.handle(event, self._clock_s())
+            self._early.clear()
+        return self.feed
+
+    def account_view(self) -> AccountView:
+        """Positions, cash and own orders as the order manager books them."""
+        orders: dict[tuple[str, bool], OwnOrder] = {}
+        for order in self.manager.active():
+            if order.phase in FINAL:
+                continue
+            key = (order.coin, order.is_buy)
+            version = order.version
+            size = version.remaining
+            if order.phase == OrderPhase.PENDING_REPLACE and order.pending is not None:
+                size = max(size, order.pending.remaining)  # either can be on the book
+            held = orders.get(key)
+            orders[key] = OwnOrder(version.px, size + (held.sz if held is not None else 0.0))
+        return AccountView(
+            positions=self.manager.positions,
+            cash=self.manager.cash + self._funding_cash,
+            orders=orders,
+        )
+
+    async def decide(self, now_ms: int) -> GuardedDecision:
+        """One decision at venue time ``now_ms``: windows, observation, guard, journal,
+        orders."""
+        feed = self._feed()
+        if self._epoch_ms is None:
+            self._epoch_ms = now_ms
+            feed.epoch_ms = now_ms
+        account = self.account_view()
+        feed.close_interval(now_ms, account)
+        obs = self.builder.update(feed.windows, feed.account_windows)
+        time_s = (now_ms - feed.epoch_ms) / 1000.0
+        rejects, self._rejects = self._rejects, 0
+        feed.fill_risk_inputs(
+            self.inputs, account, time_s, feed.data_age_s(self._clock_s()), rejects
+        )
+        decision = self.guarded.decide(obs, self.inputs)
+        desired = self._desired(decision)
+        with self.journal.batch() if hasattr(self.journal, "batch") else contextlib.nullcontext():
+            for transition in self.guarded.drain_transitions():
+                self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
+            self.journal.append(Kind.DECISION, self._decision_payload(now_ms, decision, desired))
+        self.stats.decisions += 1
+        await self.manager.sync(desired, time_s)
+        await self._hedge(decision, account)
+        return decision
+
+    def _desired(self, decision: GuardedDecision) -> dict[str, Quote]:
+        tick = self.tick_size
+        desired: dict[str, Quote] = {}
+        for k, coin in enumerate(self.config.coins):
+            q = decision.quotes[0, k]
+            bid_sz = float(q["bid_size"])
+            ask_sz = float(q["ask_size"])
+            desired[coin] = Quote(
+                bid_px=float(q["bid_px"]) * tick if bid_sz > 0.0 else 0.0,
+                bid_sz=bid_sz if bid_sz > 0.0 else 0.0,
+                ask_px=float(q["ask_px"]) * tick if ask_sz > 0.0 else 0.0,
+                ask_sz=ask_sz if ask_sz > 0.0 else 0.0,
+            )
+        return desired
+
+    def _decision_payload(
+        self, now_ms: int, decision: GuardedDecision, desired: Mapping[str, Quote]
+    ) -> dict[str, Any]:
+        return {
+            "venue_time_ms": now_ms,
+            "mode": TradingMode(int(self.guarded.state.mode[0])).name,
+            "untrusted": Reason(int(decision.untrusted[0])).name if decision.untrusted[0] else None,
+            "quotes": {
+                coin: [q.bid_px, q.bid_sz, q.ask_px, q.ask_sz] for coin, q in desired.items()
+            },
+            "hedge_fraction": [_finite(float(x)) for x in decision.quotes[0]["hedge_fraction"]],
+            "reasons": {r.name: n for r, n in decision.reasons(0).items()},
+        }
+
+    async def _hedge(self, decision: GuardedDecision, account: AccountView) -> None:
+        """Move each hedge position toward ``-hedge_fraction x position`` with one Gtc order on
+        the hedge coin (none while one is working)."""
+        hedges = self.config.hedge_coins
+        if hedges is None:
+            return
+        min_size = self.market.min_quote_size
+        for k, (coin, hedge) in enumerate(zip(self.config.coins, hedges, strict=True)):
+            fraction = float(decision.quotes[0, k]["hedge_fraction"])
+            if not math.isfinite(fraction) or self.manager.active(hedge):
+                continue
+            position = account.positions.get(coin, 0.0)
+            held = account.positions.get(hedge, 0.0)
+            change = -fraction * position - held
+            if abs(change) < min_size:
+                continue
+            mark = float(self._feed().marks()[k])
+            if not math.isfinite(mark):
+                continue
+            await self.manager.place([(hedge, change > 0.0, mark, abs(change))], tif=Tif.GTC)
+
+    # --- reconcile, cancel -------------------------------------------------------------------
+
+    async def _reconcile(self, why: str) -> None:
+        try:
+            report = await self.manager.reconcile(self.stats.decisions)
+        except Exception as err:  # the venue did not answer: try again at the next one
+            log.warning("reconcile (%s) failed: %s", why, err)
+            self._needs_reconcile = True
+            return
+        self._needs_reconcile = False
+        self.stats.reconciles += 1
+        if report.drift:
+            self.stats.drift += 1
+            log.warning("reconcile (%s) found drift: %s", why, report.summary())
+
+    async def _cancel_all(self, why: str) -> None:
+        """Cancel every order the manager holds open (what it cannot reach, the venue's
+        dead-man's switch cancels)."""
+        for order in list(self.manager.active()):
+            if order.phase in (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED):
+                try:
+                    await self.manager.cancel(order)
+                except Exception as err:  # never raise out of a safety path
+                    log.warning("cancel of %s on %s failed: %s", order.cloid, why, err)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _transition_payload(transition: Transition) -> dict[str, Any]:
+    return {
+        "from": transition.previous.name,
+        "to": transition.mode.name,
+        "reason": transition.reason.name,
+        "time_s": _finite(float(transition.time_s)),
+        "operator": transition.operator,
+    }
