@@ -58,6 +58,11 @@ def paper_exchange() -> None:
     _run("paper_exchange")
 
 
+def live() -> None:
+    """``mmgym-live``: ``scripts/live.py``."""
+    _run("live")
+
+
 def fault_proxy() -> None:
     """``mmgym-fault-proxy``: the fault-injection proxy (``mmgym.exchange.fault_proxy_cli``;
     argparse, no Hydra: it has no market to compose)."""

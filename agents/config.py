@@ -406,6 +406,75 @@ class PaperExchangeJob:
         Clock(self.time_mode, self.speed)  # a bad mode or speed fails at composition
 
 
+LIVE_PACING = ("wall", "lockstep")
+
+
+@dataclass
+class LiveJob:
+    """``scripts/live.py`` (``mmgym-live``): trade a bundle on a Hyperliquid-protocol venue (the
+    paper exchange or Hyperliquid) through the guarded live runner (docs/live.md). The key
+    comes from ``$MMGYM_HL_PRIVATE_KEY`` or a 0600 file named by ``$MMGYM_HL_KEY_FILE``, never from
+    config."""
+
+    bundle: str = MISSING
+    """The bundle directory (``mmgym-export``)."""
+    account: str = MISSING
+    """The account's address (0x and 40 hex digits); the key may be an API wallet's."""
+    journal: str = MISSING
+    """The journal file (SQLite); an existing one is recovered from before trading."""
+    url: str = "http://127.0.0.1:8765"
+    """The venue: the paper exchange's URL, or Hyperliquid's (testnet or mainnet)."""
+    coins: list[str] = field(default_factory=lambda: list(PAPER_COINS))
+    """The venue's coin of each of the bundle's perps (the first ``num_assets``)."""
+    hedge: bool = False
+    """Trade the policy's hedge fraction on ``<COIN>-HEDGE`` (the paper exchange's hedge venue)."""
+    pacing: str = "wall"
+    """``wall``: decide every ``decision_seconds`` of the host's clock; ``lockstep``: advance the
+    paper exchange (``time_mode=lockstep``) one interval per decision."""
+    decision_seconds: float | None = None
+    """Host seconds between decisions (``wall``); None: the bundle's decision interval."""
+    max_decisions: int | None = None
+    """Stop after this many decisions (None: until SIGINT/SIGTERM or the market's end)."""
+    epoch_ms: int | None = None
+    """Venue time (ms) of the episode's start; None: the first decision's."""
+    collateral: float | None = None
+    """The account's collateral (quote currency); None: the venue's account value at start."""
+    synchronous: str = "FULL"
+    """The journal's SQLite ``synchronous``: ``FULL`` (survives power loss) or ``NORMAL``."""
+    reconcile_every: int = 30
+    """Reconcile with the venue every this many decisions."""
+    on_disconnect: str = "reduce"
+    """``reduce`` or ``halt`` when the venue's stream drops (docs/live.md)."""
+    dead_mans_switch_s: float | None = 60.0
+    """The venue's scheduleCancel is kept this far ahead (None: off)."""
+    order_ttl_ms: int | None = 30_000
+    """Orders carry ``expiresAfter`` this far ahead (None: none)."""
+    nonce_file: str | None = None
+    """Keeps nonces increasing across restarts (default: next to the journal)."""
+    seed: int | None = 0
+    """Seeds cloids and jitter (None: the OS's random stream)."""
+    risk: RiskConfig = field(default_factory=lambda: RiskConfig(enabled=True))
+    """The RiskLimiter's limits (``risk.limits.<name>=<value>``); never off."""
+
+    def __post_init__(self) -> None:
+        if not _is_address(self.account):
+            raise ValueError(
+                f"account must be an address, 0x and 40 hex digits, got {self.account!r}"
+            )
+        if self.pacing not in LIVE_PACING:
+            raise ValueError(f"pacing must be one of {LIVE_PACING}, got {self.pacing!r}")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be http:// or https://, got {self.url!r}")
+        if self.decision_seconds is not None and not self.decision_seconds > 0:
+            raise ValueError(f"decision_seconds must be > 0, got {self.decision_seconds}")
+        if self.max_decisions is not None and self.max_decisions < 1:
+            raise ValueError(f"max_decisions must be >= 1, got {self.max_decisions}")
+        if self.synchronous.upper() not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {self.synchronous!r}")
+        if not self.risk.enabled:
+            raise ValueError("the live runner trades through the RiskLimiter: risk=none is refused")
+
+
 def _is_address(text: object) -> bool:
     if not isinstance(text, str) or len(text) != 42 or not text.startswith("0x"):
         return False
@@ -514,6 +583,7 @@ def register_configs() -> None:
             "export": ExportJob,
             "vet": VetJob,
             "paper_exchange": PaperExchangeJob,
+            "live": LiveJob,
         },
         "experiment": {"reproduce": ReproduceJob},
         "env": {"env": EnvConfig},

@@ -214,6 +214,23 @@ class LiveRunner:
         self._funding_cash = sum(state.funding.values())
         if state.risk_state == TradingMode.HALTED.name:
             self.guarded.limiter.halt(0, "journal: HALTED before the restart")
+        await self.venue.subscribe_account()
+        for coin in (*self.config.coins, *(self.config.hedge_coins or ())):
+            await self.venue.subscribe_market(coin)
+        collateral = self.config.collateral
+        if collateral is None:
+            collateral = self._journaled("collateral")
+        if self._epoch_ms is None:
+            epoch = self._journaled("epoch_ms")
+            self._epoch_ms = None if epoch is None else int(epoch)
+        if collateral is None:
+            if any(abs(q) > 0.0 for q in self.manager.positions.values()):
+                raise ValueError(
+                    "the journal holds positions but no collateral: set the session's "
+                    "collateral (collateral=...), the account value alone does not give it"
+                )
+            collateral = (await self.venue.account()).account_value
+        self._collateral = float(collateral)
         self.journal.append(
             Kind.NOTE,
             {
@@ -221,29 +238,22 @@ class LiveRunner:
                 "recovered_seq": state.last_seq,
                 "open_orders": len(state.open_orders()),
                 "positions": state.positions,
+                "collateral": self._collateral,
             },
         )
-        await self.venue.subscribe_account()
-        for coin in (*self.config.coins, *(self.config.hedge_coins or ())):
-            await self.venue.subscribe_market(coin)
-        collateral = self.config.collateral
-        if collateral is None:
-            collateral = (await self.venue.account()).account_value - self._position_value_unknown()
         switch = getattr(self.venue, "start_dead_mans_switch", None)
         if self.config.dead_mans_switch_s is not None and switch is not None:
             window = self.config.dead_mans_switch_s
             switch(window_s=window, refresh_s=window / 4.0)
-        self._collateral = float(collateral)
 
-    def _position_value_unknown(self) -> float:
-        """At a start with positions the collateral is not the account value; the config must
-        say it (positions are marked once books arrive)."""
-        if any(abs(q) > 0.0 for q in self.manager.positions.values()):
-            raise ValueError(
-                "the journal holds positions: set the session's collateral in the config "
-                "(live.collateral), the account value alone does not give it"
-            )
-        return 0.0
+    def _journaled(self, key: str) -> float | None:
+        """The first value of ``key`` a note of the journal holds (a restart keeps the first
+        session's collateral and episode start)."""
+        for event in self.journal.events():
+            value = event.payload.get(key) if event.kind is Kind.NOTE else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -352,6 +362,7 @@ class LiveRunner:
         if self._epoch_ms is None:
             self._epoch_ms = now_ms
             feed.epoch_ms = now_ms
+            self.journal.append(Kind.NOTE, {"event": "episode_start", "epoch_ms": now_ms})
         account = self.account_view()
         feed.close_interval(now_ms, account)
         obs = self.builder.update(feed.windows, feed.account_windows)
