@@ -14,9 +14,9 @@ from agents.live.journal import Journal, Kind
 from agents.live.pacing import LockstepPacer
 from agents.live.recovery import recover
 from agents.live.runner import LiveRunner, RunnerConfig
+from agents.live.venues import Signer
 from mmgym.exchange import BackgroundServer, Clock, PaperExchange, PaperVenue
 from mmgym.scenarios import make_params
-from agents.live.venues import Signer
 from tests.venue_support import AGENT_KEY, USER, adapter, loopback_only  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
