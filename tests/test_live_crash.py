@@ -66,7 +66,6 @@ def _child(
         f"url={url}",
         "pacing=lockstep",
         f"max_decisions={decisions}",
-        f"epoch_ms={EPOCH_MS}",
         "synchronous=NORMAL",
         "reconcile_every=5",
     ]

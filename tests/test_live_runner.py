@@ -43,7 +43,6 @@ def _runner(url: str, journal: Journal, decisions: int, num_assets: int = 1) -> 
     guarded = GuardedPolicy(policy, params)
     config = RunnerConfig(
         coins=("BTC", "ETH")[:num_assets],
-        epoch_ms=EPOCH_MS,
         collateral=params.collateral,
         max_decisions=decisions,
         reconcile_every=10,

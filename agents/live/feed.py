@@ -19,7 +19,7 @@ What the venue does not send is derived the way the simulator defines it (docs/l
 orders; the queue ahead of an own order is the rest of its level (it is assumed last in its
 queue); equity is the session's collateral plus the cash of the fills and funding payments
 plus the positions at the mark; maintenance margin is the market's tiers at the marks; the time
-to funding follows the market's funding interval from the venue's epoch.
+to funding follows the market's funding interval on the venue's clock (funding on its multiples).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class _CoinState:
     book: BookSnapshot | None = None
     book_received_s: float = math.nan
     context: AssetContext | None = None
-    context_after_book: bool = False
+    fresh_context: bool = False
+    """An asset context arrived since :meth:`MarketFeed.expect_new` (or ever, before it)."""
     last_mid: float = math.nan
 
 
@@ -148,7 +149,6 @@ class MarketFeed:
             self.conflated += 1
         c.book = book
         c.book_received_s = received_s
-        c.context_after_book = False
         self._book_read[k] = False
         mid = 0.5 * (book.bids[0].px + book.asks[0].px)
         self._mid[k, self._slot(book.time_ms)] = mid
@@ -168,7 +168,7 @@ class MarketFeed:
         self.messages += 1
         c = self._coins[k]
         c.context = context
-        c.context_after_book = c.book is not None
+        c.fresh_context = True
 
     def on_funding(self, payment: FundingPayment) -> None:
         """A funding payment: its rate is the perp's last realised funding, its amount cash."""
@@ -197,11 +197,17 @@ class MarketFeed:
         times = [c.book.time_ms for c in self._coins if c.book is not None]
         return min(times) if len(times) == len(self._coins) else None
 
+    def expect_new(self) -> None:
+        """Before the market moves on: :meth:`complete` then waits for new asset contexts."""
+        for c in self._coins:
+            c.fresh_context = False
+
     def complete(self, time_ms: int) -> bool:
-        """Whether every perp's book of venue time ``time_ms`` or later and an asset context
-        after it have arrived (the paper exchange sends a perp's context after its book)."""
+        """Whether every perp's book of venue time ``time_ms`` or later has arrived, and an
+        asset context since :meth:`expect_new` (the paper exchange sends a perp's context after
+        its book and trades)."""
         return all(
-            c.book is not None and c.book.time_ms >= time_ms and c.context_after_book
+            c.book is not None and c.book.time_ms >= time_ms and c.fresh_context
             for c in self._coins
         )
 
@@ -316,11 +322,11 @@ class MarketFeed:
         return total
 
     def time_to_funding_s(self, now_ms: int) -> float:
-        """Seconds to the next funding time (every ``funding_interval_seconds`` from the
-        epoch)."""
+        """Seconds to the next funding time: funding falls on multiples of the market's funding
+        interval on the venue's clock (Hyperliquid's hourly funding on the hour; the paper
+        exchange aligns its clock so)."""
         interval_ms = self.market.funding_interval_seconds * 1000.0
-        elapsed = (now_ms - self.epoch_ms) % interval_ms
-        return (interval_ms - elapsed) / 1000.0
+        return (interval_ms - now_ms % interval_ms) / 1000.0
 
     def fill_risk_inputs(
         self,

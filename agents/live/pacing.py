@@ -54,21 +54,28 @@ class WallPacer:
 
 
 class LockstepPacer:
-    """Advances the paper exchange at ``url`` one decision interval (``POST /paper/advance``),
-    then waits until the feed has every perp's book and asset context of the new time (at most
-    ``timeout_s``; TimeoutError names what is missing)."""
+    """The first decision is at the market's current time (its subscription snapshots); each
+    next one advances the paper exchange at ``url`` one decision interval (``POST
+    /paper/advance``) and waits until the feed has every perp's book and asset context of the
+    new time (at most ``timeout_s``; TimeoutError names the time). So the runner decides at
+    the times the env's agent does: at the start, then after every interval."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
         self.advanced = 0
+        self._started = False
 
     async def next_decision(self, feed: MarketFeed) -> int | None:
+        if not self._started:
+            self._started = True
+            return await self._wait(feed, None)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s)
             )
+        feed.expect_new()
         async with self._session.post(self.url + "/paper/advance", json={"steps": 1}) as answer:
             if answer.status == 409:  # the market ended
                 return None
@@ -79,16 +86,25 @@ class LockstepPacer:
                 )
             body = await answer.json()
         self.advanced += 1
-        now_ms = int(body["time"])
+        if body.get("ended") is not None:
+            return None
+        return await self._wait(feed, int(body["time"]))
+
+    async def _wait(self, feed: MarketFeed, time_ms: int | None) -> int:
+        """Wait for every perp's data of ``time_ms`` (None: of any time); its venue time."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                while not feed.complete(now_ms):
+                while not feed.complete(time_ms if time_ms is not None else 0):
                     await asyncio.sleep(0.0005)
         except TimeoutError:
             raise TimeoutError(
-                f"the market data of venue time {now_ms} did not arrive within {self.timeout_s} s"
+                f"the market data of venue time {time_ms} did not arrive within "
+                f"{self.timeout_s} s"
             ) from None
-        return now_ms if body.get("ended") is None else None
+        now_ms = feed.time_ms()
+        assert now_ms is not None  # complete: every perp has a book
+        feed.expect_new()
+        return now_ms
 
     async def close(self) -> None:
         if self._session is not None:

@@ -87,6 +87,16 @@ class Event:
     data: Any
 
 
+def funding_aligned_epoch(epoch_ms: int, first_funding_tick: int, params: MarketParams) -> int:
+    """The market's start on the venue's clock: ``epoch_ms`` moved back (by less than one
+    funding interval) so that its funding times fall on multiples of the funding interval, as
+    Hyperliquid's hourly funding falls on the hour. The kernel draws the first funding's phase
+    at random (``random_funding_phase``): a market starts at a random moment of the interval."""
+    interval_ms = round(params.funding_interval_seconds * 1000.0)
+    first_ms = round(first_funding_tick * params.tick_seconds * 1000.0)
+    return epoch_ms - (epoch_ms + first_ms) % interval_ms
+
+
 def sz_decimals_for(params: MarketParams) -> int:
     """The coins' szDecimals: ``6 - decimals(tick_size)``, so that every tick is a valid
     price up to 5 significant figures."""
@@ -107,7 +117,8 @@ class PaperVenue:
     """One PerpMM market of ``params`` seeded ``seed``, its coins and one user's account.
 
     ``coins`` names the perps (one per perp of the market); ``user`` is the account's address;
-    time stamps are ``epoch_ms`` plus the simulated time. ``warm``: compile the decision path
+    time stamps are the epoch plus the simulated time, the epoch being ``epoch_ms`` moved back
+    so that funding falls on multiples of the funding interval (:func:`funding_aligned_epoch`). ``warm``: compile the decision path
     on construction (once per process and number of perps), not in the first advance.
     """
 
@@ -144,6 +155,9 @@ class PaperVenue:
         self._coin_by_name = {c.name: c for c in self.listed}
         self.sim = PerpMMSimulator(1, params, parallel=False)
         self.sim.reset(np.ones(1, dtype=np.bool_), seeds_from(seed, 1))
+        self.epoch_ms = funding_aligned_epoch(
+            int(epoch_ms), int(self.account["next_funding_tick"]), params
+        )
         self._decoder = decoder_params(pack_params(params))
         k = params.num_assets
         self._quotes = np.zeros((1, k), dtype=QUOTE_DTYPE)
@@ -901,26 +915,34 @@ class PaperVenue:
             )
 
     def _emit_trades(self, coin: Coin, now: int) -> None:
-        """One aggregated print per aggressor side of the interval's taker flow."""
-        a = self.assets[coin.asset]
+        """One print per aggressor side and tick of the interval's taker flow (the tick's
+        volume, stamped at the tick's end, at the interval's last trade price: the kernel
+        keeps no price per tick)."""
+        w = self.sim.windows[0, coin.perp]
+        ticks = w["buy_volume"].shape[0]
+        tick_ms = self.params.tick_seconds * 1000.0
+        start = now - round(ticks * tick_ms)
+        last = float(self.assets[coin.asset]["last_trade"])
+        px = wire.price(last, coin.sz_decimals)
         trades = []
-        last = float(a["last_trade"])
-        for side, name in (("B", "taker_buy_volume"), ("A", "taker_sell_volume")):
-            volume = float(a[name])
-            if volume > 0.0:
-                self.day_volume[coin.asset] += volume * last
-                trades.append(
-                    {
-                        "coin": coin.name,
-                        "side": side,
-                        "px": wire.price(last, coin.sz_decimals),
-                        "sz": wire.number(volume),
-                        "hash": ZERO_HASH,
-                        "time": now,
-                        "tid": self._tid(),
-                        "users": [ZERO_ADDRESS, ZERO_ADDRESS],
-                    }
-                )
+        for t in range(ticks):
+            stamp = start + round((t + 1) * tick_ms)
+            for side, name in (("B", "buy_volume"), ("A", "sell_volume")):
+                volume = float(w[name][t])
+                if volume > 0.0:
+                    self.day_volume[coin.asset] += volume * last
+                    trades.append(
+                        {
+                            "coin": coin.name,
+                            "side": side,
+                            "px": px,
+                            "sz": wire.number(volume),
+                            "hash": ZERO_HASH,
+                            "time": stamp,
+                            "tid": self._tid(),
+                            "users": [ZERO_ADDRESS, ZERO_ADDRESS],
+                        }
+                    )
         if trades:
             self._emit("trades", coin.name, trades)
 
