@@ -1001,7 +1001,8 @@ def main() -> None:
         default=0,
         metavar="N",
         help="also time the live journal's cost per decision (decision, intent, ack) over N "
-        "decisions, synchronous FULL and NORMAL (needs the live extra)",
+        "decisions: each append its own commit, and decision+intent as one batch then the ack; "
+        "synchronous FULL and NORMAL (needs the live extra)",
     )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

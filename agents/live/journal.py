@@ -6,7 +6,9 @@ JSON object) and a ``meta`` table (schema version, bundle sha, venue url, accoun
 SQLite runs in WAL mode; ``synchronous=FULL`` (the default) syncs the WAL at every commit, so
 an append that returned survives a killed process and a power loss; ``NORMAL`` syncs at
 checkpoints only: it survives a killed process, a power loss may lose the last commits.
-Each :meth:`Journal.append` is one transaction, committed before it returns. Rows are never
+Each :meth:`Journal.append` is one transaction, committed before it returns, unless it is made
+inside :meth:`Journal.batch`: then the batch's appends are one transaction, committed (all of
+them, with one sync) when its block exits, or none of them if it raises. Rows are never
 updated or deleted. A fill is recorded once per ``tid`` and a funding payment once per (coin,
 time): a duplicate is a no-op that returns None. Payloads never hold keys: a string that looks
 like a private key (``0x`` and 64 hex digits) is refused.
@@ -16,6 +18,8 @@ like a private key (``0x`` and 64 hex digits) is refused.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
@@ -125,7 +129,10 @@ class Journal:
         self.path = path
         self._db = connection
         self._clock_ms = clock_ms
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0
+        """How many :meth:`batch` blocks are open (0: each append commits on its own)."""
+        self._batch_task: asyncio.Task[Any] | None = None
 
     @classmethod
     def open(
@@ -182,7 +189,8 @@ class Journal:
         cloid: str | None = None,
         tid: int | None = None,
     ) -> int | None:
-        """Append one event, committed (and, with ``FULL``, synced) before this returns.
+        """Append one event, committed (and, with ``FULL``, synced) before this returns, or,
+        inside :meth:`batch`, with the batch when its block exits.
 
         ``payload`` is a JSON object: a mapping or a dataclass (e.g. a venue ``Fill``).
         ``cloid`` and ``tid`` default to the payload's fields of those names. A fill needs a
@@ -207,8 +215,59 @@ class Journal:
             raise JournalPayloadError(f"{kind.value} payload is not JSON: {e}") from e
         _refuse_keys(text, f"a {kind.value} payload")
         with self._lock:
+            if self._depth:
+                self._check_batch_task()
             cursor = self._db.execute(_INSERT, (self._clock_ms(), kind.value, cloid, tid, text))
             return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the appends of this block one transaction: committed (with ``FULL``, one sync)
+        when the block exits, or, if it raises, rolled back (none of them is in the journal)
+        and the exception re-raised.
+
+        ``append`` inside returns each event's seq as usual (a duplicate fill or funding
+        payment, even of this batch, returns None), but the events are written only when the
+        outermost block exits: send what they announce after that. A batch opened inside
+        another joins it (committed with the outermost); an exception leaving the inner block
+        undoes the inner block's appends only (an SQLite savepoint). The batch holds the
+        journal's lock: other threads' appends and reads wait for it to end. Never ``await``
+        inside one: another asyncio task's append would land in it, so it is refused.
+        """
+        with self._lock:
+            if self._depth:
+                self._check_batch_task()
+                savepoint = f"batch{self._depth}"
+                self._db.execute(f"SAVEPOINT {savepoint}")
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute(f"ROLLBACK TO {savepoint}")
+                    raise
+                finally:
+                    self._depth -= 1
+                    self._db.execute(f"RELEASE {savepoint}")
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth, self._batch_task = 1, _current_task()
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth, self._batch_task = 0, None
+
+    def _check_batch_task(self) -> None:
+        if _current_task() is not self._batch_task:
+            raise JournalError(
+                f"journal {self.path}: an append from another asyncio task while a batch is "
+                "open (a batch's block awaited): it would be committed or rolled back with "
+                "that batch; do not await inside Journal.batch()"
+            )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -286,6 +345,13 @@ class Journal:
 
 
 _KINDS = [k.value for k in Kind]
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop runs in this thread
+        return None
 
 
 def _kind(kind: Kind | str) -> Kind:

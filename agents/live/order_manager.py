@@ -16,6 +16,9 @@ tracked by client order id through the state machine of :mod:`agents.live.order_
   ``tid``, in any order, duplicated or late (a fill after a cancel still counts).
 - :meth:`OrderManager.reconcile` compares orders, fills and positions with the venue's, imports
   missed fills, settles orders in doubt by cloid, cancels orphans and reports drift.
+- Ended orders (FILLED, CANCELED, REJECTED) are kept ``ManagerConfig.ended_retention_s`` after
+  they end, then pruned from every index (memory stays bounded over a long session); a late
+  fill of a pruned order still moves the position and cash and is recorded, once by tid.
 
 The sink is any ``record(kind, payload, cloid=None, tid=None)`` (the journal's ``append``
 fits; the payloads are the journal's, docs/live.md "The journal"); kinds used: ``intent``,
@@ -29,6 +32,7 @@ import asyncio
 import dataclasses
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -113,6 +117,9 @@ class ManagerConfig:
     orders the venue does not know stay UNKNOWN (and their side waits)."""
     expiry_margin_ms: int = 5_000
     """Allowance for the difference between this host's clock and the venue's."""
+    ended_retention_s: float | None = 60.0
+    """How long (the manager's clock) an ended order (FILLED, CANCELED, REJECTED) is kept after
+    it ended; then it is dropped from ``orders`` and the oid index. None: kept forever."""
 
 
 @dataclass(frozen=True)
@@ -248,15 +255,23 @@ class OrderManager:
         self.config = config or ManagerConfig()
         if self.config.jitter_s < 0.0:
             raise ValueError(f"jitter_s must be >= 0, got {self.config.jitter_s}")
+        retention = self.config.ended_retention_s
+        if retention is not None and not (math.isfinite(retention) and retention >= 0.0):
+            raise ValueError(f"ended_retention_s must be finite and >= 0 or None, got {retention}")
         self._record = sink
         self._throttle = throttle
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._sleep = sleep
         self._clock_ms = clock_ms
         self.orders: dict[str, ManagedOrder] = {}
-        """Every order by cloid (lower case), ended ones included."""
+        """The orders by cloid (lower case): the active ones and those that ended less than
+        ``ManagerConfig.ended_retention_s`` ago."""
         self._active: dict[str, ManagedOrder] = {}
         self._by_oid: dict[int, str] = {}
+        self._ended: OrderedDict[str, int] = OrderedDict()
+        """Ended orders by cloid -> when they ended (the manager's clock, ms), oldest first."""
+        self.pruned = 0
+        """How many ended orders were dropped so far."""
         self.fills: dict[int, Fill] = {}
         """Every fill booked, by tid."""
         self.positions: dict[str, float] = dict(positions or {})
@@ -285,12 +300,40 @@ class OrderManager:
 
     def _after(self, order: ManagedOrder) -> None:
         """Keep the indexes in step with ``order``'s phase and oids."""
+        if order.final and self.orders.get(order.cloid) is not order:
+            return  # pruned (or never this manager's): not indexed again
         for oid in order.oids:
             self._by_oid.setdefault(oid, order.cloid)
         if order.final:
             self._active.pop(order.cloid, None)
+            if order.cloid not in self._ended:
+                self._ended[order.cloid] = self._clock_ms()
+                self.prune()
         else:
             self._active.setdefault(order.cloid, order)
+
+    def prune(self, now_ms: int | None = None) -> int:
+        """Drop the orders that ended ``ManagerConfig.ended_retention_s`` or longer before
+        ``now_ms`` (default: the manager's clock) from ``orders`` and the oid index; how many.
+        Done as orders end and at each :meth:`sync`; fills stay booked by tid."""
+        retention = self.config.ended_retention_s
+        if retention is None or not self._ended:
+            return 0
+        cutoff = (self._clock_ms() if now_ms is None else now_ms) - retention * 1000.0
+        dropped = 0
+        while self._ended:
+            cloid, ended_ms = next(iter(self._ended.items()))
+            if ended_ms > cutoff:
+                break  # kept in the order they ended: the rest are younger
+            self._ended.popitem(last=False)
+            order = self.orders.pop(cloid, None)
+            if order is not None:
+                for oid in order.oids:
+                    if self._by_oid.get(oid) == cloid:
+                        del self._by_oid[oid]
+            dropped += 1
+        self.pruned += dropped
+        return dropped
 
     # --- recovery ------------------------------------------------------------------------------
 
@@ -348,7 +391,7 @@ class OrderManager:
         if cloid is not None and cloid.lower() in self.orders:
             return self.orders[cloid.lower()]
         if oid is not None and oid in self._by_oid:
-            return self.orders[self._by_oid[oid]]
+            return self.orders.get(self._by_oid[oid])
         return None
 
     def on_status(self, cloid: str, status: OrderStatus) -> bool:
@@ -466,6 +509,7 @@ class OrderManager:
     async def sync(self, desired: Mapping[str, Quote], now_s: float) -> SyncResult:
         """Place, replace or cancel towards ``desired`` (coin -> :class:`Quote`; a coin with
         active orders and no quote is canceled). ``now_s``: the RiskLimiter's clock."""
+        self.prune()
         sides: dict[Side, tuple[float, float] | None] = {}
         for coin, quote in desired.items():
             for is_buy in (True, False):
