@@ -98,8 +98,7 @@ class LockstepPacer:
                     await asyncio.sleep(0.0005)
         except TimeoutError:
             raise TimeoutError(
-                f"the market data of venue time {time_ms} did not arrive within "
-                f"{self.timeout_s} s"
+                f"the market data of venue time {time_ms} did not arrive within {self.timeout_s} s"
             ) from None
         now_ms = feed.time_ms()
         assert now_ms is not None  # complete: every perp has a book

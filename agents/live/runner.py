@@ -79,8 +79,8 @@ class RunnerConfig:
     on_disconnect: str = "reduce"
     """:data:`ON_DISCONNECT`."""
     dead_mans_switch_s: float | None = 60.0
-    """Keep the venue's dead-man's switch this far ahead (s), refreshed by the adapter (None:
-    off)."""
+    """Keep the venue's dead-man's switch this far ahead of the decisions' venue time (s),
+    moved by the decision loop (None: off). Hyperliquid wants it at least 5 s ahead."""
     cancel_on_exit: bool = True
     """Cancel every open order when the runner stops (not when it is killed)."""
     manager: ManagerConfig = field(default_factory=ManagerConfig)
@@ -175,6 +175,7 @@ class LiveRunner:
         self._early: list[VenueEvent] = []
         """Market data that arrived before the feed exists (before the first decision)."""
         self._background: set[asyncio.Task[Any]] = set()
+        self._switch_at_ms: int | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -200,10 +201,6 @@ class LiveRunner:
                     with contextlib.suppress(asyncio.CancelledError):
                         await pump
                     await self.pacer.close()
-                    stop_switch = getattr(self.venue, "stop_dead_mans_switch", None)
-                    if stop_switch is not None:
-                        with contextlib.suppress(Exception):
-                            await stop_switch(disarm=False)
         return self.stats
 
     async def _start(self) -> None:
@@ -241,10 +238,6 @@ class LiveRunner:
                 "collateral": self._collateral,
             },
         )
-        switch = getattr(self.venue, "start_dead_mans_switch", None)
-        if self.config.dead_mans_switch_s is not None and switch is not None:
-            window = self.config.dead_mans_switch_s
-            switch(window_s=window, refresh_s=window / 4.0)
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first
@@ -380,7 +373,25 @@ class LiveRunner:
         self.stats.decisions += 1
         await self.manager.sync(desired, time_s)
         await self._hedge(decision, account)
+        await self._refresh_switch(now_ms)
         return decision
+
+    async def _refresh_switch(self, now_ms: int) -> None:
+        """Keep the venue's dead-man's switch ``dead_mans_switch_s`` ahead of the decision's
+        venue time, moved once half of it has passed. Driven by the decisions on the venue's
+        clock: if decisions stop (a hung loop, a dead process, a lost venue), the venue cancels
+        every open order within the window, in any time mode."""
+        window = self.config.dead_mans_switch_s
+        if window is None:
+            return
+        window_ms = int(window * 1000)
+        if self._switch_at_ms is not None and self._switch_at_ms - now_ms > window_ms // 2:
+            return
+        try:
+            await self.venue.schedule_cancel(now_ms + window_ms)
+            self._switch_at_ms = now_ms + window_ms
+        except Exception as err:  # tried again at the next decision
+            log.warning("dead-man's switch not moved: %s", err)
 
     def _desired(self, decision: GuardedDecision) -> dict[str, Quote]:
         tick = self.tick_size
