@@ -110,6 +110,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
                 child.send_signal(signal.SIGKILL)
             out, _ = child.communicate(timeout=CHILD_TIMEOUT_S)
             assert child.returncode in (0, -signal.SIGKILL), out
+            assert AGENT_KEY[2:] not in out.lower(), "the key never appears in the output"
             if child.returncode == -signal.SIGKILL:
                 killed.append(kill_at or "random")
             assert not _unknown_resting(venue, journal), f"after {kill_at or 'random'}: {out}"
@@ -133,3 +134,6 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     equity_change = float(venue.account["equity"]) - params.collateral
     assert state.pnl({"BTC": mark}) == pytest.approx(equity_change, rel=1e-9, abs=1e-6)
     assert not venue.book.open_orders(), "the final run cancels its orders on exit"
+    for written in tmp_path.iterdir():
+        if written.is_file():
+            assert AGENT_KEY[2:].encode() not in written.read_bytes().lower(), written
