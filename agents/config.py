@@ -377,8 +377,9 @@ class PaperExchangeJob:
     env: EnvConfig = field(default_factory=EnvConfig)
     user: str = MISSING
     """The account's address (0x and 40 hex digits): the one account the exchange keeps."""
-    agent: str | None = None
-    """The address allowed to sign actions (an API wallet); None: ``user`` itself."""
+    api_wallet: str | None = None
+    """The address allowed to sign actions (an API wallet, Hyperliquid's "agent"); None:
+    ``user`` itself. (Not ``agent``: that name is the training configs' agent group.)"""
     port: int = 8765
     """TCP port on 127.0.0.1; 0 picks a free one (printed)."""
     time_mode: str = "lockstep"
@@ -395,7 +396,7 @@ class PaperExchangeJob:
 
     def __post_init__(self) -> None:
         check_seed("seed", self.seed)
-        for name in ("user", "agent"):
+        for name in ("user", "api_wallet"):
             value = getattr(self, name)
             if value is not None and not _is_address(value):
                 raise ValueError(f"{name} must be an address, 0x and 40 hex digits, got {value!r}")

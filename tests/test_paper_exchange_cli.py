@@ -69,6 +69,7 @@ def test_serves_on_a_free_port_and_stops_on_a_signal(stop_with: signal.Signals) 
     [
         ("time_mode=sometimes", "time_mode"),
         ("user=0x1234", "user must be an address"),
+        ("api_wallet=0x12", "api_wallet must be an address"),  # the setting is reachable
         ("+env.overrides.num_assets=9", "the market has 9 perps but coins names 8"),
     ],
 )
