@@ -369,7 +369,8 @@ class LiveRunner:
         with self.journal.batch() if hasattr(self.journal, "batch") else contextlib.nullcontext():
             for transition in self.guarded.drain_transitions():
                 self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
-            self.journal.append(Kind.DECISION, self._decision_payload(now_ms, decision, desired))
+            payload = self._decision_payload(now_ms, decision, desired, account)
+            self.journal.append(Kind.DECISION, payload)
         self.stats.decisions += 1
         await self.manager.sync(desired, time_s)
         await self._hedge(decision, account)
@@ -409,10 +410,28 @@ class LiveRunner:
         return desired
 
     def _decision_payload(
-        self, now_ms: int, decision: GuardedDecision, desired: Mapping[str, Quote]
+        self,
+        now_ms: int,
+        decision: GuardedDecision,
+        desired: Mapping[str, Quote],
+        account: AccountView,
     ) -> dict[str, Any]:
+        """What a decision saw and chose: the market (mids and marks), the account (positions,
+        cash, equity, all in quote currency), the risk mode, the limited quotes (price, size
+        per side; size 0 is no order), the hedge fractions and the limiter's counts by
+        reason."""
+        feed = self._feed()
+        windows = feed.windows[0]
+        mids = 0.5 * (windows["best_bid"] + windows["best_ask"])
         return {
             "venue_time_ms": now_ms,
+            "mids": {c: _finite(float(m)) for c, m in zip(self.config.coins, mids, strict=True)},
+            "marks": {
+                c: _finite(float(m)) for c, m in zip(self.config.coins, feed.marks(), strict=True)
+            },
+            "positions": {c: q for c, q in account.positions.items() if q},
+            "cash": account.cash,
+            "equity": _finite(feed.equity(account)),
             "mode": TradingMode(int(self.guarded.state.mode[0])).name,
             "untrusted": Reason(int(decision.untrusted[0])).name if decision.untrusted[0] else None,
             "quotes": {
