@@ -195,7 +195,9 @@ class LiveRunner:
 
     async def run(self) -> RunnerStats:
         """Recover, reconcile, then decide until the market ends, ``max_decisions`` or
-        :meth:`stop`; cancels the open orders on the way out (``cancel_on_exit``)."""
+        :meth:`stop`. On the way out: waits for a disconnect's cancels, cancels the open orders
+        (``cancel_on_exit``), reconciles (fills whose messages were lost, orders in doubt) and
+        cancels once more what the reconcile found still resting."""
         async with self.venue:
             await self._start()
             pump = asyncio.create_task(self._pump(), name="mmgym-live-pump")
@@ -207,7 +209,9 @@ class LiveRunner:
                     await self._finish_background()
                     if self.config.cancel_on_exit:
                         await self._cancel_all("exit")
-                    await self._reconcile("exit")  # the fills whose messages were lost
+                    await self._reconcile("exit")  # lost fills and updates, orders in doubt
+                    if self.config.cancel_on_exit and self._resting():
+                        await self._cancel_all("exit, after the reconcile")
                 finally:
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -529,6 +533,13 @@ class LiveRunner:
         if report.drift:
             self.stats.drift += 1
             log.warning("reconcile (%s) found drift: %s", why, report.summary())
+
+    def _resting(self) -> bool:
+        """Whether the manager holds an order on the venue's book."""
+        return any(
+            o.phase in (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED)
+            for o in self.manager.active()
+        )
 
     async def _cancel_all(self, why: str) -> None:
         """Cancel every order the manager holds open (what it cannot reach, the venue's
