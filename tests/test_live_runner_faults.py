@@ -221,3 +221,127 @@ def test_a_session_under_a_fault_class_keeps_the_invariants(
     if name.startswith("ws disconnects"):
         assert stats.disconnects == 2
         assert runner.guarded.state.mode[0] != TradingMode.HALTED
+
+
+# --- the stream lost mid-session -------------------------------------------------------------
+
+STEP_S = 10.0
+"""The most one step of a disconnect scenario may take."""
+DROP_STREAM = "ws_down:disconnect:limit=1"  # the next message to the runner drops the socket
+REFUSE_RECONNECTS = "ws_connect:error_5xx:status=503"
+
+
+async def until(done: Callable[[], bool], what: str, timeout_s: float = STEP_S) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not done():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s} s: {what}") from None
+
+
+def _transitions(journal: Journal) -> list[tuple[int, str, str | None]]:
+    return [
+        (e.seq, e.payload["to"], e.payload["operator"])
+        for e in journal.events()
+        if e.kind is Kind.RISK_TRANSITION
+    ]
+
+
+def _last_seq(journal: Journal) -> int:
+    return max((e.seq for e in journal.events()), default=0)
+
+
+def test_a_lost_stream_cancels_reduces_and_trades_again_after_the_reconnect(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    venue = exchange.venue
+    seen: dict[str, Any] = {}
+
+    async def body(proxy: FaultProxy, runner: LiveRunner) -> None:
+        journal = runner.journal
+        await until(
+            lambda: runner.stats.decisions >= 5 and bool(venue.book.open_orders()), "quotes"
+        )
+        proxy.set_rules(rules(DROP_STREAM, REFUSE_RECONNECTS))
+        await until(lambda: not runner.connected, "the stream drops")
+        # HTTP still works: the runner cancels everything itself
+        await until(lambda: not venue.book.open_orders(), "every order canceled")
+        assert runner.guarded.state.mode[0] == TradingMode.REDUCING
+        assert _transitions(journal)[-1][1:] == ("REDUCING", "runner: venue stream lost")
+        decisions = runner.stats.decisions
+        await until(lambda: runner.stats.skipped >= 20, "the clock goes on while cut off")
+        assert runner.stats.decisions == decisions, "no decision while the stream is down"
+        assert not venue.book.open_orders()
+        back = _last_seq(journal)
+        proxy.set_rules([])
+        await until(lambda: runner.connected, "the stream is back")
+        # reconciled, REDUCING for reducing_hold_seconds after the reconnect, then ACTIVE
+        await until(lambda: runner.guarded.state.mode[0] == TradingMode.ACTIVE, "recovered")
+        await until(lambda: bool(venue.book.open_orders()), "quoting again")
+        events = [e for e in journal.events() if e.seq > back]
+        kinds = [e.kind for e in events]
+        assert Kind.RECONCILE in kinds and Kind.INTENT in kinds
+        assert kinds.index(Kind.RECONCILE) < kinds.index(Kind.INTENT), "reconciled first"
+        assert [e.payload["to"] for e in events if e.kind is Kind.RISK_TRANSITION] == ["ACTIVE"]
+        seen["skipped"] = runner.stats.skipped
+        await until(lambda: runner.stats.decisions >= decisions + 10, "decisions after it")
+
+    limits = RiskLimits(reducing_hold_seconds=5.0)
+    with Journal.open(tmp_path / "journal.db") as journal:
+        runner, stats, _ = session(exchange, journal, [], decisions=None, body=body, limits=limits)
+        check_invariants(exchange, journal)
+    assert stats.disconnects == 1 and stats.skipped == seen["skipped"] >= 20
+    assert isinstance(runner.pacer, LockstepPacer) and runner.pacer.incomplete >= 20
+    assert not venue.book.open_orders()
+
+
+def test_a_lost_stream_with_http_down_halts_and_the_dead_mans_switch_cancels(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    venue = exchange.venue
+
+    async def body(proxy: FaultProxy, runner: LiveRunner) -> None:
+        journal = runner.journal
+        await until(
+            lambda: runner.stats.decisions >= 3 and bool(venue.book.open_orders()), "quotes"
+        )
+        resting = {o.oid for o in venue.book.open_orders()}
+        proxy.set_rules(rules(DROP_STREAM, REFUSE_RECONNECTS, "http:error_5xx:path=/exchange"))
+        await until(lambda: not runner.connected, "the stream drops")
+        assert runner.guarded.state.mode[0] == TradingMode.HALTED
+        halted = _transitions(journal)[-1]
+        assert halted[1:] == ("HALTED", "runner: venue stream lost")
+        await until(lambda: not runner._background, "the cancels end")  # noqa: SLF001
+        acks = [
+            e.payload
+            for e in journal.events()
+            if e.kind is Kind.ACK and e.payload.get("action") == "cancel" and e.seq > halted[0]
+        ]
+        assert not any(a["ok"] for a in acks), "HTTP is down: no cancel gets through"
+        # the pacer advances the exchange past the switch's time: the venue cancels
+        await until(lambda: not venue.book.open_orders(), "the dead-man's switch fires")
+        statuses = {venue.book.orders[oid].status for oid in resting}
+        assert "scheduledCancel" in statuses and statuses <= {"scheduledCancel", "filled"}
+        proxy.set_rules([])
+        await until(lambda: runner.connected, "the stream is back")
+        back = runner.stats.decisions
+        await until(lambda: runner.stats.decisions >= back + 10, "decisions after it")
+        assert runner.guarded.state.mode[0] == TradingMode.HALTED, "only an operator resumes"
+        assert not venue.book.open_orders()
+
+    with Journal.open(tmp_path / "journal.db") as journal:
+        _, stats, _ = session(
+            exchange,
+            journal,
+            [],
+            decisions=None,
+            body=body,
+            on_disconnect="halt",
+            dead_mans_switch_s=8.0,
+            request_timeout_s=1.0,
+        )
+        check_invariants(exchange, journal)
+        reconcile_after = [e for e in journal.events() if e.kind is Kind.RECONCILE]
+    assert stats.disconnects == 1 and stats.skipped > 0
+    assert reconcile_after, "reconciled after the reconnect"
