@@ -312,7 +312,7 @@ def test_a_lost_stream_with_http_down_halts_and_the_dead_mans_switch_cancels(
         assert runner.guarded.state.mode[0] == TradingMode.HALTED
         halted = _transitions(journal)[-1]
         assert halted[1:] == ("HALTED", "runner: venue stream lost")
-        await until(lambda: not runner._background, "the cancels end")  # noqa: SLF001
+        await until(lambda: not runner._background, "the cancels end")
         acks = [
             e.payload
             for e in journal.events()
