@@ -25,7 +25,7 @@ import pytest
 
 from agents.baselines.registry import make_baseline
 from agents.deploy.guard import GuardedPolicy
-from agents.deploy.risk import RiskLimits, TradingMode
+from agents.deploy.risk import Reason, RiskLimits, TradingMode
 from agents.live.journal import Journal, Kind
 from agents.live.order_manager import ManagerConfig
 from agents.live.pacing import LockstepPacer
@@ -117,7 +117,7 @@ def session(
 
     async def main() -> tuple[LiveRunner, RunnerStats, FaultProxy]:
         async with FaultProxy(exchange.url, rules, upstream_timeout=10.0) as proxy:
-            pacer = LockstepPacer(exchange.url, timeout_s=20.0)
+            pacer = LockstepPacer(exchange.url, timeout_s=20.0, data_wait_s=1.0)
             runner = LiveRunner(adapter(proxy.url, **options), guarded, journal, config, pacer)
             task = asyncio.create_task(runner.run())
             try:
@@ -188,6 +188,10 @@ FAULTS: dict[str, list[str]] = {
         "ws_down:drop:label=trades:p=0.3",
         "ws_up:drop:label=ping:p=0.5",
     ],
+    "ws dropped market data": [  # a lost book or context: that decision is on stale data
+        "ws_down:drop:label=l2Book:p=0.2:limit=2",
+        "ws_down:drop:label=activeAssetCtx:nth=7",
+    ],
     "ws duplicated": [
         "ws_down:duplicate:label=userFills",
         "ws_down:duplicate:label=orderUpdates:p=0.5",
@@ -218,6 +222,9 @@ def test_a_session_under_a_fault_class_keeps_the_invariants(
     assert proxy.log, "the faults fired"
     assert kinds[Kind.FILL] > 0, "the session traded"
     assert not exchange.venue.book.open_orders(), "the runner canceled its orders on exit"
+    if name == "ws dropped market data":
+        assert isinstance(runner.pacer, LockstepPacer) and runner.pacer.incomplete >= 1
+        assert runner.guarded.counts().get(Reason.STALE_OBSERVATION, 0) >= 1, "untrusted"
     if name.startswith("ws disconnects"):
         assert stats.disconnects == 2
         assert runner.guarded.state.mode[0] != TradingMode.HALTED

@@ -58,8 +58,10 @@ class LockstepPacer:
     """The first decision is at the market's current time (its subscription snapshots); each
     next one advances the paper exchange at ``url`` one decision interval (``POST
     /paper/advance``) and waits until the feed has every perp's book and asset context of the
-    new time (at most ``timeout_s``; TimeoutError names the time). So the runner decides at
-    the times the env's agent does: at the start, then after every interval.
+    new time (at most ``data_wait_s``: past it a message was lost, and the decision comes
+    without it, on stale data). So the runner decides at the times the env's agent does: at
+    the start, then after every interval. The first decision waits ``timeout_s`` for the
+    subscriptions' snapshots (TimeoutError past it).
 
     While ``connected()`` is false (the venue's stream is down: the live runner sets it to its
     own connection state) the market data cannot arrive: after an advance the pacer waits at
@@ -74,6 +76,7 @@ class LockstepPacer:
         *,
         connected: Callable[[], bool] | None = None,
         disconnected_wait_s: float = 0.05,
+        data_wait_s: float = 5.0,
     ) -> None:
         if not disconnected_wait_s >= 0.0:
             raise ValueError(f"disconnected_wait_s must be >= 0 s, got {disconnected_wait_s}")
@@ -82,6 +85,11 @@ class LockstepPacer:
         self.connected = connected
         """The stream's state (None: always connected)."""
         self.disconnected_wait_s = disconnected_wait_s
+        self.data_wait_s = data_wait_s
+        """How long a connected stream may take to deliver an interval's book and context;
+        past it the decision comes without them (a message was lost): the feed reports its
+        data as stale, the guard untrusts the observation and the limiter takes its safe
+        action."""
         self._session: aiohttp.ClientSession | None = None
         self.advanced = 0
         self.incomplete = 0
@@ -115,15 +123,18 @@ class LockstepPacer:
         """Wait for every perp's data of ``time_ms`` (None: of any time); its venue time
         (``time_ms`` itself when the stream stayed down, counted in :attr:`incomplete`)."""
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.timeout_s if time_ms is None else self.data_wait_s):
                 if not await self._arrived(feed, time_ms):
                     assert time_ms is not None
                     self.incomplete += 1
                     return time_ms
         except TimeoutError:
-            raise TimeoutError(
-                f"the market data of venue time {time_ms} did not arrive within {self.timeout_s} s"
-            ) from None
+            if time_ms is None:
+                raise TimeoutError(
+                    f"the market's first data did not arrive within {self.timeout_s} s"
+                ) from None
+            self.incomplete += 1  # a message was lost: decide on what arrived (stale)
+            return time_ms
         now_ms = feed.time_ms()
         assert now_ms is not None  # complete: every perp has a book
         feed.expect_new()

@@ -419,7 +419,7 @@ class LiveRunner:
         time_s = (now_ms - feed.epoch_ms) / 1000.0
         rejects, self._rejects = self._rejects, 0
         feed.fill_risk_inputs(
-            self.inputs, account, time_s, feed.data_age_s(self._clock_s()), rejects
+            self.inputs, account, time_s, feed.data_age_s(self._clock_s(), now_ms), rejects
         )
         decision = self.guarded.decide(obs, self.inputs)
         desired = self._desired(decision)
