@@ -161,9 +161,13 @@ def read_session(journal_path: str | Path) -> Session:
         raise JournalError(f"{path}: no such file")
     if not path.is_file():
         raise JournalError(f"{path} is not a file")
-    with path.open("rb") as f:
-        if f.read(16) != b"SQLite format 3\x00":
-            raise JournalError(f"{path} is not a journal (not an SQLite database)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise JournalError(f"{path}: cannot read it ({e})") from e
+    if head != b"SQLite format 3\x00":
+        raise JournalError(f"{path} is not a journal (not an SQLite database)")
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as e:
@@ -363,9 +367,9 @@ def fill_markouts(session: Session) -> dict[int, dict[float, float | None]]:
     return out
 
 
-def markout_summary(session: Session, per_fill: Mapping[int, Mapping[float, float | None]]) -> list[
-    Markout
-]:
+def markout_summary(
+    session: Session, per_fill: Mapping[int, Mapping[float, float | None]]
+) -> list[Markout]:
     """Mean and 95 % Student's t interval of the fills' markouts at each horizon."""
     sizes = {f.seq: float(f.payload["sz"]) for f in session.fills}
     rows = []
@@ -476,7 +480,9 @@ def risk_segments(session: Session) -> list[tuple[str, int, int]]:
     """(mode, start venue ms, end venue ms) from the ``risk_transition`` rows: the mode before
     the first is its ``from`` (else the first decision's mode); a transition takes effect at
     the decision journaled with it (the next decision row)."""
-    times = [t for d in session.decisions if (t := _int(d.payload.get("venue_time_ms")))]
+    times = [
+        t for d in session.decisions if (t := _int(d.payload.get("venue_time_ms"))) is not None
+    ]
     if not times:
         return []
     start, end = min(times), max(times)
@@ -486,15 +492,15 @@ def risk_segments(session: Session) -> list[tuple[str, int, int]]:
         else session.decisions[0].payload.get("mode", "ACTIVE")
     )
     segments = []
-    for t in session.transitions:
-        at = session.venue_ms(t, after=True)
+    for transition in session.transitions:
+        at = session.venue_ms(transition, after=True)
         if at is None:
             continue
         at = min(max(at, start), end)
         if at > start:
             segments.append((mode, start, at))
             start = at
-        mode = str(t.payload.get("to"))
+        mode = str(transition.payload.get("to"))
     segments.append((mode, start, end))
     return segments
 
@@ -597,9 +603,7 @@ def _summary_table(
     decomposition: PnlDecomposition | None,
     segments: Sequence[tuple[str, int, int]],
 ) -> str:
-    equity = [
-        x for d in session.decisions if (x := _num(d.payload.get("equity"))) is not None
-    ]
+    equity = [x for d in session.decisions if (x := _num(d.payload.get("equity"))) is not None]
     rows: list[list[object]] = [["decisions", len(session.decisions), "decisions"]]
     if decomposition is not None:
         rows += [
@@ -646,8 +650,7 @@ def _pnl_section(d: PnlDecomposition | None) -> list[str]:
     ]
     lines += ["", table(["component", "PnL (quote)"], rows, "lr"), ""]
     verdict = (
-        f"The components sum to the equity change within {abs(d.residual):.2g} quote "
-        "(rounding)."
+        f"The components sum to the equity change within {abs(d.residual):.2g} quote (rounding)."
         if abs(d.residual) <= 1e-6
         else f"**The components miss the equity change by {d.residual:.6g} quote**: the "
         "journal's cash or positions disagree with its fill and funding rows."
@@ -686,9 +689,7 @@ def _fills_section(session: Session) -> list[str]:
     for p in session.funding:
         by_coin.setdefault(str(p.payload["coin"]), []).append(float(p.payload["usdc"]))
     if by_coin:
-        funding_rows = [
-            [coin, len(xs), _q(math.fsum(xs))] for coin, xs in sorted(by_coin.items())
-        ]
+        funding_rows = [[coin, len(xs), _q(math.fsum(xs))] for coin, xs in sorted(by_coin.items())]
         lines += [
             "Funding payments (received positive):",
             "",
@@ -715,8 +716,7 @@ def _markout_section(markouts: Sequence[Markout]) -> list[str]:
         "size-weighted total (quote)",
     ]  # fmt: skip
     rows = [
-        [f"{m.horizon_s:g}", m.n, _fmt(m.mean), _ci(m.low, m.high), _q(m.total)]
-        for m in markouts
+        [f"{m.horizon_s:g}", m.n, _fmt(m.mean), _ci(m.low, m.high), _q(m.total)] for m in markouts
     ]
     return [
         "## Markouts",
@@ -742,8 +742,7 @@ def _interventions_section(
     if not counts:
         return [
             *lines,
-            f"The RiskLimiter reported no reason in any of the {len(session.decisions)} "
-            "decisions.",
+            f"The RiskLimiter reported no reason in any of the {len(session.decisions)} decisions.",
             "",
             f"![interventions]({PLOTS['interventions']})",
             "",
@@ -780,8 +779,7 @@ def _latency_section(session: Session) -> list[str]:
     if not stages:
         return [
             *lines,
-            f"The journal's decision rows carry no latency (`{LATENCY_FIELD}`): nothing to "
-            "report.",
+            f"The journal's decision rows carry no latency (`{LATENCY_FIELD}`): nothing to report.",
             "",
         ]
     rows = []
@@ -802,12 +800,12 @@ def _incidents_section(session: Session, found: Sequence[Incident]) -> list[str]
     lines = ["## Incidents", "", "### Risk transitions", ""]
     if session.transitions:
         rows = []
-        for t in session.transitions:
-            p = t.payload
-            at = session.venue_ms(t, after=True)
+        for row in session.transitions:
+            p = row.payload
+            at = session.venue_ms(row, after=True)
             market = _num(p.get("time_s"))
             rows.append(
-                [t.seq, _utc(at), "n/a" if market is None else f"{market:g}", p.get("from", ""),
+                [row.seq, _utc(at), "n/a" if market is None else f"{market:g}", p.get("from", ""),
                  p.get("to", ""), p.get("reason", ""), p.get("operator") or ""]
             )  # fmt: skip
         header = [
@@ -906,9 +904,7 @@ def plot_timeline(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(10, 6.4), sharex=True, layout="constrained"
-    )
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.4), sharex=True, layout="constrained")
     timed = [
         (t, d.payload)
         for d in session.decisions
