@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -278,3 +280,18 @@ def test_cli_refuses_a_missing_or_non_journal_file(
     _incident_journal(journal := tmp_path / "ok.db")
     assert main([str(journal), "--out", str(text_file)]) == 2
     assert "cannot write the report to" in capsys.readouterr().err
+
+
+def test_importing_the_report_imports_no_training_stack_nor_matplotlib() -> None:
+    code = (
+        "import sys\n"
+        "import agents.ops, agents.ops.report, agents.ops.report_cli\n"
+        "heavy = ('torch', 'stable_baselines3', 'ray', 'matplotlib')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "", f"imported: {done.stdout.strip()}"
