@@ -622,8 +622,8 @@ def _summary_table(
     total = sum(end - start for _, start, end in segments)
     for mode in MODES:
         spent = sum(end - start for m, start, end in segments if m == mode)
-        share = f"{100.0 * spent / total:.1f}" if total else "n/a"
-        rows.append([f"time {mode}", f"{spent / 1000:g} s ({share} %)", "s of venue time"])
+        share = f" ({100.0 * spent / total:.1f} %)" if total else ""
+        rows.append([f"time {mode}", f"{spent / 1000:g} s{share}", "s of venue time"])
     return table(["quantity", "value", "unit"], rows, "lrl")
 
 
