@@ -171,6 +171,7 @@ def _incident_journal(path: Path) -> None:
     with Journal.open(path, clock_ms=lambda: next(clock)) as j:
         j.append(Kind.NOTE, {"event": "start", "recovered_seq": 0, "open_orders": 0,
                              "positions": {}, "collateral": 1000.0})  # fmt: skip
+        j.append(Kind.NOTE, {"event": "episode_start", "epoch_ms": T0})
         j.append(Kind.RISK_TRANSITION, {"from": "ACTIVE", "to": "ACTIVE",
                                         "reason": "ACCOUNT_OPENED", "time_s": None,
                                         "operator": None})  # fmt: skip
@@ -180,6 +181,9 @@ def _incident_journal(path: Path) -> None:
         j.append(Kind.DECISION, _decision(T0 + 1000, 100.2, 100.25, {"BTC": 1.0}, -99.91,
                                           "ACTIVE", {"POSITION_LIMIT": 1}, 5.0))  # fmt: skip
         j.append(Kind.NOTE, {"event": "connection", "connected": False, "why": "ws closed"})
+        j.append(Kind.RISK_TRANSITION, {"from": "ACTIVE", "to": "REDUCING",
+                                        "reason": "STALE_MARKET_DATA", "time_s": 1.2,
+                                        "operator": "runner: venue stream lost"})  # fmt: skip
         j.append(Kind.NOTE, {"event": "connection", "connected": True, "why": "resubscribed"})
         drift = {"imported_tids": [7], "orphans_canceled": [], "position_drift": []}
         j.append(Kind.RECONCILE, {**drift, "resolved": {}, "unresolved": []})
@@ -187,7 +191,7 @@ def _incident_journal(path: Path) -> None:
                                 "time_ms": T0 + 1500})  # fmt: skip
         j.append(Kind.FILL, _fill(2, "BTC-HEDGE", False, 100.1, 1.0, 0.02, T0 + 1600))
         j.append(Kind.OPERATOR_COMMAND, {"command": "halt", "operator": "alice"})
-        j.append(Kind.RISK_TRANSITION, {"from": "ACTIVE", "to": "HALTED",
+        j.append(Kind.RISK_TRANSITION, {"from": "REDUCING", "to": "HALTED",
                                         "reason": "OPERATOR_HALT", "time_s": 2.0,
                                         "operator": "alice"})  # fmt: skip
         positions = {"BTC": 1.0, "BTC-HEDGE": -1.0}
@@ -221,8 +225,12 @@ def test_report_of_a_journal_with_every_incident(tmp_path: Path) -> None:
     assert markouts[0][:4] == ["1", "1", "0.1", "n/a (n < 2)"]
     assert markouts[1][:3] == ["10", "1", "1.1"]
     transitions = _table(text, "### Risk transitions")
-    assert transitions[1][1:] == [
-        "2023-11-14 22:13:22.000", "2", "ACTIVE", "HALTED", "OPERATOR_HALT", "alice",
+    assert [r[1:] for r in transitions[1:]] == [
+        # journaled on the lost stream, outside a decision: at the limiter's time
+        ["2023-11-14 22:13:21.200", "1.2", "ACTIVE", "REDUCING", "STALE_MARKET_DATA",
+         "runner: venue stream lost"],
+        # journaled with the decision at T0 + 2 s
+        ["2023-11-14 22:13:22.000", "2", "REDUCING", "HALTED", "OPERATOR_HALT", "alice"],
     ]  # fmt: skip
     assert [r[3] for r in _table(text, "### Connection")] == ["connection lost", "reconnected"]
     assert "recovered to seq 13" in _table(text, "### Restarts")[0][4]
@@ -234,7 +242,8 @@ def test_report_of_a_journal_with_every_incident(tmp_path: Path) -> None:
     latency = _table(text, "## Latency")
     assert latency == [["total", "4", "4.5", "29.5", "38.95", "40"]]
     time_rows = {r[0]: r[1] for r in _table(text, "quantity | value")}
-    assert time_rows["time ACTIVE"].startswith("2 s (3.2 %)")
+    assert time_rows["time ACTIVE"].startswith("1.2 s (1.9 %)")
+    assert time_rows["time REDUCING"].startswith("0.8 s (1.3 %)")
     assert time_rows["time HALTED"].startswith("60 s (96.8 %)")
 
 

@@ -133,6 +133,10 @@ class Session:
             if target is not None:
                 target.append(event)
         self._decision_seqs = [d.seq for d in self.decisions]
+        self._index = {e.seq: i for i, e in enumerate(self.events)}
+        epochs = [n.payload.get("epoch_ms") for n in self.notes if "epoch_ms" in n.payload]
+        self.epoch_ms = _int(epochs[0]) if epochs else None
+        """The episode's start on the venue's clock (the runner's ``episode_start`` note)."""
 
     @property
     def coins(self) -> tuple[str, ...]:
@@ -142,15 +146,29 @@ class Session:
             seen.update(dict.fromkeys(_mapping(d.payload.get("mids"))))
         return tuple(seen)
 
-    def venue_ms(self, event: Event, after: bool = False) -> int | None:
-        """The venue time of the last decision before ``event`` (``after``: of the first one
-        after it; either falls back on the other when there is none)."""
+    def venue_ms(self, event: Event) -> int | None:
+        """The venue time of the last decision before ``event`` (of the first one after it
+        when there is none before)."""
         i = bisect.bisect_left(self._decision_seqs, event.seq)
-        order = (i, i - 1) if after else (i - 1, i)
-        for k in order:
+        for k in (i - 1, i):
             if 0 <= k < len(self.decisions):
                 return _int(self.decisions[k].payload.get("venue_time_ms"))
         return None
+
+    def transition_ms(self, event: Event) -> int | None:
+        """The venue time of a ``risk_transition`` row: that of the decision journaled with it
+        (the next row after the transitions of the same batch), else the limiter's time
+        (``time_s`` after the episode's start), else the last decision's before it (a
+        transition journaled outside a decision, e.g. on a lost stream)."""
+        i = self._index[event.seq] + 1
+        while i < len(self.events) and self.events[i].kind is Kind.RISK_TRANSITION:
+            i += 1
+        if i < len(self.events) and self.events[i].kind is Kind.DECISION:
+            return _int(self.events[i].payload.get("venue_time_ms"))
+        time_s = _num(event.payload.get("time_s"))
+        if time_s is not None and self.epoch_ms is not None:
+            return self.epoch_ms + round(time_s * 1000.0)
+        return self.venue_ms(event)
 
 
 def read_session(journal_path: str | Path) -> Session:
@@ -478,8 +496,8 @@ def _command_text(p: Mapping[str, Any]) -> str:
 
 def risk_segments(session: Session) -> list[tuple[str, int, int]]:
     """(mode, start venue ms, end venue ms) from the ``risk_transition`` rows: the mode before
-    the first is its ``from`` (else the first decision's mode); a transition takes effect at
-    the decision journaled with it (the next decision row)."""
+    the first is its ``from`` (else the first decision's mode); each takes effect at its
+    :meth:`Session.transition_ms`."""
     times = [
         t for d in session.decisions if (t := _int(d.payload.get("venue_time_ms"))) is not None
     ]
@@ -493,7 +511,7 @@ def risk_segments(session: Session) -> list[tuple[str, int, int]]:
     )
     segments = []
     for transition in session.transitions:
-        at = session.venue_ms(transition, after=True)
+        at = session.transition_ms(transition)
         if at is None:
             continue
         at = min(max(at, start), end)
@@ -802,7 +820,7 @@ def _incidents_section(session: Session, found: Sequence[Incident]) -> list[str]
         rows = []
         for row in session.transitions:
             p = row.payload
-            at = session.venue_ms(row, after=True)
+            at = session.transition_ms(row)
             market = _num(p.get("time_s"))
             rows.append(
                 [row.seq, _utc(at), "n/a" if market is None else f"{market:g}", p.get("from", ""),
@@ -812,8 +830,10 @@ def _incidents_section(session: Session, found: Sequence[Incident]) -> list[str]
             "seq", "venue time (UTC)", "market time (s)", "from", "to", "reason", "operator",
         ]  # fmt: skip
         lines += [
-            "Each at the venue time of the decision journaled with it; market time is the "
-            "limiter's clock (s since the episode's start).",
+            "Each at the venue time of the decision journaled with it; one journaled outside "
+            "a decision (a lost stream's) at the limiter's market time after the episode's "
+            "start, or else at the decision before it. Market time is the limiter's clock (s "
+            "since the episode's start).",
             "",
             table(header, rows, "rlrllll"),
             "",
