@@ -69,3 +69,49 @@ def test_runner_trades_a_lockstep_session(tmp_path: Path) -> None:
     assert state.positions.get("BTC", 0.0) == pytest.approx(position, abs=1e-9)
     assert runner.manager.positions.get("BTC", 0.0) == pytest.approx(position, abs=1e-9)
     assert not venue.book.open_orders(), "the runner cancels its orders when it stops"
+
+
+def test_runner_hedges_on_the_hedge_coin(tmp_path: Path) -> None:
+    """A policy that hedges all of its inventory: the runner's Gtc orders on BTC-HEDGE move
+    the hedge position toward minus the perp position, and the journal books them as the
+    exchange does."""
+    params = make_params(
+        "calm", episode_seconds=3600.0, funding_interval_seconds=60.0, hedge_horizon_decisions=2
+    )
+    venue = PaperVenue(params, 5, ["BTC"], USER, EPOCH_MS)
+    server = BackgroundServer(
+        PaperExchange(venue, Signer(AGENT_KEY).address, Clock("lockstep")), timeout=30.0
+    )
+    policy = make_baseline("avellaneda_stoikov", params)
+
+    class Hedging:
+        def act(self, obs):  # type: ignore[no-untyped-def]
+            actions = policy.act(obs).copy()
+            actions[:, 4] = 1.0  # hedge fraction 1: offset the whole perp position
+            return actions
+
+        def reset(self, mask=None):  # type: ignore[no-untyped-def]
+            policy.reset(mask)
+
+    try:
+        with Journal.open(tmp_path / "journal.db") as journal:
+            config = RunnerConfig(
+                coins=("BTC",),
+                hedge_coins=("BTC-HEDGE",),
+                collateral=params.collateral,
+                max_decisions=80,
+            )
+            guarded = GuardedPolicy(Hedging(), params)
+            runner = LiveRunner(
+                adapter(server.url), guarded, journal, config, LockstepPacer(server.url)
+            )
+            asyncio.run(runner.run())
+            state = recover(journal)
+    finally:
+        server.close()
+    hedge = float(venue.assets[0]["hedge_position"])
+    assert abs(hedge) > 0.0, "the runner hedged"
+    assert state.positions.get("BTC-HEDGE", 0.0) == pytest.approx(hedge, abs=1e-9)
+    assert state.positions.get("BTC", 0.0) == pytest.approx(
+        float(venue.assets[0]["inventory"]), abs=1e-9
+    )

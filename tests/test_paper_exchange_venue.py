@@ -112,9 +112,22 @@ def test_a_liquidation_cancels_every_order_books_the_forced_close_and_ends_the_m
 def test_the_market_ends_after_its_episode() -> None:
     venue = _venue(episode_seconds=5.0)
     assert venue.advance(10) == 5 and venue.ended == "truncated"
-    assert venue.time_ms() == 5000
+    assert venue.time_ms() == venue.epoch_ms + 5000
     with pytest.raises(MarketClosedError, match="truncated"):
         venue.advance(1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_funding_falls_on_multiples_of_the_interval(seed: int) -> None:
+    """The epoch moves back (by less than one interval) so that funding times are multiples
+    of the funding interval on the venue's clock, whatever the kernel's random first phase."""
+    given = 1_700_000_000_123
+    params = make_params("calm", episode_seconds=600.0, funding_interval_seconds=60.0)
+    venue = PaperVenue(params, seed, ["BTC"], USER, epoch_ms=given)
+    assert 0 <= given - venue.epoch_ms < 60_000
+    venue.advance(200)
+    assert venue.funding_rates, "funding was settled"
+    assert all(rate["time"] % 60_000 == 0 for rate in venue.funding_rates)
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,7 @@ class LiveRunner:
         if state.risk_state == TradingMode.HALTED.name:
             self.guarded.limiter.halt(0, "journal: HALTED before the restart")
         await self.venue.subscribe_account()
-        for coin in (*self.config.coins, *(self.config.hedge_coins or ())):
+        for coin in self.config.coins:  # a hedge coin's fills come with the account's
             await self.venue.subscribe_market(coin)
         collateral = self.config.collateral
         if collateral is None:
