@@ -304,3 +304,12 @@ def test_importing_the_report_imports_no_training_stack_nor_matplotlib() -> None
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "", f"imported: {done.stdout.strip()}"
+
+
+def test_the_mmgym_ops_dispatcher() -> None:
+    from agents.ops.cli import main
+
+    assert main(["--help"]) == 0
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["report", "/nonexistent/journal.db"]) == 2

@@ -1,0 +1,36 @@
+"""``mmgym-ops``: the operator's command line. ``mmgym-ops <command> ...``; ``report``
+writes a live session's report from its journal (docs/operations.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+USAGE = "usage: mmgym-ops {report} ...  (mmgym-ops <command> --help for a command's arguments)"
+
+
+def _report(argv: list[str]) -> int:
+    from agents.ops.report_cli import main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"report": _report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the command named first; 2 with the usage for an unknown one."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"mmgym-ops: error: unknown command {args[0]!r}; {USAGE}", file=sys.stderr)
+        return 2
+    return command(args[1:])
+
+
+def entry() -> None:
+    """The console script."""
+    raise SystemExit(main())
