@@ -38,9 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_exchange
 import numpy as np
 
-import bench_exchange
 from mmgym.markdown import table
 
 WARMUP = 20

@@ -95,7 +95,8 @@ class LockstepPacer:
         try:
             async with asyncio.timeout(self.timeout_s):
                 while not feed.complete(time_ms if time_ms is not None else 0):
-                    await asyncio.sleep(0.0005)
+                    feed.updated.clear()  # set by each book and asset context
+                    await feed.updated.wait()
         except TimeoutError:
             raise TimeoutError(
                 f"the market data of venue time {time_ms} did not arrive within {self.timeout_s} s"
