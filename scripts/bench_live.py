@@ -13,9 +13,10 @@ process's interpreter). Per decision that sends an order action:
 - its parts: **wait** (from the arrival to the start of the decision: the pump taking the
   messages, the lockstep pacer's poll noticing the interval is complete), **feed + builder**
   (the account view, the feed's windows, the observation builder, the risk inputs),
-  **guard** (``GuardedPolicy.decide``), **journal** (the appends before the first send: the
-  decision and the first order's intent), **signing** (the first action's), **rest** (the
-  order manager and the wire, what remains).
+  **guard** (``GuardedPolicy.decide``), **journal** (the journal's work before the first send:
+  the decision's batch, begun and committed, and the first order's intent), **signing** (the
+  first action's), **rest** (the decision's payload, the order manager and the wire: what
+  remains).
 
 The order manager's anti-herding jitter (``jitter_s``, a deliberate random delay of cancels and
 replaces) is set to 0: it is a policy delay, not processing. Cells: the journal in
@@ -31,10 +32,12 @@ decisions) is given next to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +71,38 @@ class _Timing:
         self.journal_s = 0.0
         self.appends = 0
 
+    def _journal(self, seconds: float) -> None:
+        self.journal_s += seconds
+        record = self.current
+        if record is not None and self.venue.first_sent_s != self.venue.first_sent_s:  # unsent
+            record["journal"] += seconds
+
     def wrap_journal(self, journal: Any) -> None:
+        """Time ``append`` and, if the journal has it, ``batch()``'s begin and commit."""
         append = journal.append
-        venue = self.venue
 
         def timed_append(*args: Any, **kwargs: Any) -> Any:
             t0 = time.monotonic()
             result = append(*args, **kwargs)
-            dt = time.monotonic() - t0
-            self.journal_s += dt
+            self._journal(time.monotonic() - t0)
             self.appends += 1
-            record = self.current
-            if record is not None and venue.first_sent_s != venue.first_sent_s:  # not sent
-                record["journal"] += dt
             return result
 
         journal.append = timed_append
+        batch = getattr(journal, "batch", None)
+        if batch is None:
+            return
+
+        @contextlib.contextmanager
+        def timed_batch() -> Iterator[None]:
+            t0 = time.monotonic()
+            with batch():
+                self._journal(time.monotonic() - t0)
+                yield
+                t1 = time.monotonic()
+            self._journal(time.monotonic() - t1)
+
+        journal.batch = timed_batch
 
     def wrap_guard(self, guarded: Any) -> None:
         decide = guarded.decide
