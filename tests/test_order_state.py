@@ -106,6 +106,21 @@ def test_pending_cancel_ignores_an_open_update_and_a_partial_fill_keeps_it_pendi
     assert order.phase == P.PENDING_CANCEL
 
 
+@pytest.mark.parametrize("answer", [CANCEL_FAILED, CANCEL_UNKNOWN])
+def test_a_look_up_after_a_failed_or_unknown_cancel_that_finds_it_resting_ends_the_cancel(
+    answer: object,
+) -> None:
+    order = order_in(P.RESTING)
+    order.request_cancel()
+    assert order.cancel_in_flight
+    assert not order.on_status(status(10))  # the cancel's answer has not come: still pending
+    assert not order.on_cancel_ack(answer)  # type: ignore[arg-type]
+    assert not order.cancel_in_flight
+    assert not order.on_update(update(10, "open"))  # a stream update does not decide it
+    assert order.on_status(status(10))  # the venue's record: the cancel did not take
+    assert order.phase == P.RESTING
+
+
 def test_requests_are_refused_outside_resting_phases() -> None:
     for phase in (P.PENDING_NEW, P.UNKNOWN, P.PENDING_CANCEL, P.PENDING_REPLACE):
         order = order_in(phase)

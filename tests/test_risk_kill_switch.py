@@ -236,3 +236,31 @@ def test_every_transition_is_counted_and_timed() -> None:
     assert counts[Reason.WINDOW_LOSS] == 2 and counts[Reason.OPERATOR_RESET] == 1
     assert counts[Reason.ACCOUNT_OPENED] == 1
     assert [x.time_s for x in log] == [9.0]  # the reset took the last decision's time
+
+
+def test_the_reduce_command_holds_reducing_then_the_limiter_recovers() -> None:
+    limiter = make_limiter(flatten_on_halt=False, reducing_hold_seconds=60.0)
+    limiter.drain_transitions()
+    _step(limiter, 0.0, equity=10_000.0)
+    limiter.reduce(0, operator="runner")  # at the last decision's time (0 s)
+    (entry,) = limiter.drain_transitions()
+    assert (entry.previous, entry.mode, entry.reason) == (A, R, Reason.STALE_MARKET_DATA)
+    assert (entry.time_s, entry.operator) == (0.0, "runner")
+    limiter.reduce(0, operator="runner", time_s=30.0)  # already REDUCING: the hold moves on
+    assert limiter.drain_transitions() == []
+    assert _step(limiter, 60.0, equity=10_000.0) == []  # held until 90 s
+    assert limiter.state.mode[0] == R
+    assert _moves(_step(limiter, 90.0, equity=10_000.0)) == [(R, A, Reason.RECOVERED)]
+
+
+def test_the_reduce_command_leaves_halted_alone_and_checks_its_reason() -> None:
+    limiter = make_limiter(flatten_on_halt=False)
+    limiter.drain_transitions()
+    limiter.halt(0, operator="erin")
+    limiter.drain_transitions()
+    limiter.reduce(0, operator="runner")
+    assert limiter.drain_transitions() == [] and limiter.state.mode[0] == H
+    with pytest.raises(ValueError, match="not a transition reason"):
+        limiter.reduce(0, operator="runner", reason=Reason.ORDER_SIZE)
+    with pytest.raises(ValueError, match="operator"):
+        limiter.reduce(0, operator="")

@@ -29,6 +29,15 @@ the same intensity), in one matrix product for all times. Where that loses relat
 ``exp(M dt)`` built from non-negative terms only (``M + c I >= 0``: series and squarings without
 cancellation), which keeps every component to full relative precision.
 
+The tables give the same bits on every machine: the eigendecomposition (cyclic Jacobi), the
+matrix products (a fixed summation order) and ``exp``/``ln`` (fdlibm's algorithms) are compiled
+code that uses only IEEE-754 additions, multiplications, divisions and square roots, with no
+fused multiply-add. BLAS/LAPACK (whose kernels and summation order depend on the CPU), NumPy's
+``exp``/``log`` (own SIMD code on AVX-512 machines) and the C library's (separate variants for
+CPUs with FMA) would each move the last bits by machine, and the depths difference logarithms
+of nearly equal ``omega``, so such bits reach the quotes (e.g. the skew at zero inventory, which
+is zero in exact arithmetic).
+
 The policies built on these forms live in :mod:`agents.baselines.as_env_policies` (for
 ``mmgym/AvellanedaStoikov-v0``) and :mod:`agents.baselines.model_baselines` (registered
 baselines for ``mmgym/PerpMM-v0``).
@@ -128,6 +137,178 @@ def cj_matrix(phi: float, A: float, k: float, Q: int) -> F64:
     return M
 
 
+# Machine-independent building blocks: only +, -, *, /, sqrt (correctly rounded by IEEE 754) in
+# a fixed order, compiled without fastmath (numba then emits no fused multiply-add).
+
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: LN2_HI * k is exact for |k| < 2^20
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_SQRT_HALF = 0.7071067811865476
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _exp(x: float) -> float:
+    """``e^x`` to within 1 ulp by fdlibm's algorithm (``e_exp.c``), the same bits everywhere."""
+    if np.isnan(x):
+        return x
+    if x > 709.782712893383973096:
+        return np.inf
+    if x < -745.13321910194110842:
+        return 0.0
+    k = 0
+    hi = x
+    lo = 0.0
+    if abs(x) > 0.5 * _LN2_HI:
+        k = int(_INV_LN2 * x + (0.5 if x > 0.0 else -0.5))
+        hi = x - k * _LN2_HI
+        lo = k * _LN2_LO
+        x = hi - lo
+    elif abs(x) < 2.0**-28:
+        return 1.0 + x
+    xx = x * x
+    c = x - xx * (
+        1.66666666666666019037e-01
+        + xx
+        * (
+            -2.77777777770155933842e-03
+            + xx
+            * (
+                6.61375632143793436117e-05
+                + xx * (-1.65339022054652515390e-06 + xx * 4.13813679705723846039e-08)
+            )
+        )
+    )
+    y = 1.0 + (x * c / (2.0 - c) - lo + hi)
+    return y if k == 0 else math.ldexp(y, k)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _log(x: float) -> float:
+    """``ln x`` to within 1 ulp by fdlibm's algorithm (``e_log.c``), the same bits everywhere:
+    ``-inf`` at 0, NaN below 0 or at NaN."""
+    if np.isnan(x) or x < 0.0:
+        return np.nan
+    if x == 0.0:
+        return -np.inf
+    if np.isinf(x):
+        return x
+    m, e = math.frexp(x)  # exact: x = m 2^e, 0.5 <= m < 1
+    if m < _SQRT_HALF:
+        m *= 2.0
+        e -= 1
+    f = m - 1.0  # exact (Sterbenz)
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (
+        3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01)
+    )
+    t2 = z * (
+        6.666666666666735130e-01
+        + w
+        * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01))
+    )
+    dk = float(e)
+    return s * (hfsq + (t2 + t1)) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _matmul(a: F64, b: F64) -> F64:
+    """``a @ b`` (2-D), each entry summed over the inner index in increasing order."""
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for i in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            aik = a[i, k]
+            for j in range(b.shape[1]):
+                out[i, j] += aik * b[k, j]
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _symmetric_eigen(M: F64) -> tuple[F64, F64]:
+    """``M = V diag(mu) V^T`` for a symmetric ``M`` by cyclic Jacobi rotations (row by row,
+    until a sweep finds every off-diagonal entry below ``1e-3 eps ||M||_F``)."""
+    n = M.shape[0]
+    A = M.copy()
+    V = np.eye(n)
+    frob = 0.0
+    for i in range(n):
+        for j in range(n):
+            frob += A[i, j] * A[i, j]
+    tol = 1e-3 * _EPS * math.sqrt(frob)
+    for _ in range(100):
+        rotated = False
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                apq = A[p, q]
+                if abs(apq) <= tol:
+                    continue
+                rotated = True
+                theta = (A[q, q] - A[p, p]) / (2.0 * apq)
+                if abs(theta) > 1e150:
+                    t = 0.5 / theta
+                else:
+                    t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
+                    if theta < 0.0:
+                        t = -t
+                c = 1.0 / math.sqrt(t * t + 1.0)
+                s = t * c
+                for r in range(n):
+                    arp, arq = A[r, p], A[r, q]
+                    A[r, p] = c * arp - s * arq
+                    A[r, q] = s * arp + c * arq
+                for r in range(n):
+                    apr, aqr = A[p, r], A[q, r]
+                    A[p, r] = c * apr - s * aqr
+                    A[q, r] = s * apr + c * aqr
+                for r in range(n):
+                    vrp, vrq = V[r, p], V[r, q]
+                    V[r, p] = c * vrp - s * vrq
+                    V[r, q] = s * vrp + c * vrq
+        if not rotated:
+            break
+    mu = np.empty(n)
+    for i in range(n):
+        mu[i] = A[i, i]
+    return mu, V
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _eigen_log_omega(
+    M: F64, log_z: F64, tau: F64, relative_accuracy: float
+) -> tuple[F64, NDArray[np.bool_]]:
+    """``ln omega`` (times, states) from the eigendecomposition, and the times where some entry's
+    roundoff bound exceeds ``relative_accuracy`` (or ``omega <= 0``)."""
+    n = M.shape[0]
+    mu, V = _symmetric_eigen(M)
+    top, z_top = mu.max(), log_z.max()
+    coef = np.zeros(n)
+    for i in range(n):
+        zi = _exp(log_z[i] - z_top)
+        for j in range(n):
+            coef[j] += V[i, j] * zi
+    out = np.empty((tau.shape[0], n))
+    bad = np.zeros(tau.shape[0], dtype=np.bool_)
+    weight = np.empty(n)
+    abs_weight = np.empty(n)
+    for t in range(tau.shape[0]):
+        for j in range(n):
+            growth = _exp((mu[j] - top) * tau[t])  # in (0, 1]
+            weight[j] = coef[j] * growth
+            abs_weight[j] = abs(coef[j]) * growth
+        for i in range(n):
+            omega = 0.0
+            bound = 0.0
+            for j in range(n):
+                omega += V[i, j] * weight[j]
+                bound += abs(V[i, j]) * abs_weight[j]
+            out[t, i] = _log(omega) + top * tau[t] + z_top
+            if not omega > 0.0 or bound * (4 * n) * _EPS > relative_accuracy * omega:
+                bad[t] = True
+    return out, bad
+
+
 def _positive_propagator(M: F64, dt: float) -> tuple[F64, float]:
     """``exp(M dt) = exp(log_scale) P`` with ``max P = 1``, from non-negative terms only.
 
@@ -137,14 +318,17 @@ def _positive_propagator(M: F64, dt: float) -> tuple[F64, float]:
     """
     c = float(max(0.0, -np.min(np.diag(M))))
     B = M + c * np.eye(M.shape[0])
-    norm = float(np.abs(B).sum(axis=1).max()) * dt
-    squarings = max(0, math.ceil(math.log2(max(norm, 1e-300) / 0.25))) if norm > 0.25 else 0
+    norm = max(math.fsum(row) for row in np.abs(B)) * dt  # fsum: correctly rounded
+    squarings = 0
+    while norm > 0.25:  # the least s with norm / 2^s <= 0.25 (exact halvings)
+        norm /= 2.0
+        squarings += 1
     X = B * (dt / 2.0**squarings)
     P = np.eye(M.shape[0])
     term = np.eye(M.shape[0])
     size = M.shape[0]
     for n in range(1, size + 60):
-        term = term @ X / n
+        term = _matmul(term, X) / n
         P = P + term
         # Every entry to full relative precision: an entry |i - j| off the diagonal first
         # appears at order |i - j|, so go at least that far.
@@ -153,10 +337,10 @@ def _positive_propagator(M: F64, dt: float) -> tuple[F64, float]:
     log_scale = -c * dt / 2.0**squarings
     for _ in range(squarings):
         top = float(P.max())
-        P = (P / top) @ (P / top)
-        log_scale = 2.0 * (log_scale + math.log(top))
+        P = _matmul(P / top, P / top)
+        log_scale = 2.0 * (log_scale + _log(top))
     top = float(P.max())
-    return P / top, log_scale + math.log(top)
+    return P / top, log_scale + _log(top)
 
 
 def cj_log_omega(phi: float, alpha: float, A: float, k: float, Q: int, tau: ArrayLike) -> F64:
@@ -171,24 +355,41 @@ def cj_log_omega(phi: float, alpha: float, A: float, k: float, Q: int, tau: Arra
     check_positive(A=A, k=k)
     require(isinstance(Q, int | np.integer) and Q >= 1, "Q", "an integer >= 1", Q)
     tau = np.asarray(tau, dtype=np.float64)
-    flat = tau.reshape(-1)
+    flat = np.ascontiguousarray(tau.reshape(-1))
     M = cj_matrix(phi, A, k, int(Q))
     q = np.arange(-Q, Q + 1, dtype=np.float64)
     log_z = -alpha * k * q**2
-    z = np.exp(log_z - log_z.max())
-    mu, V = np.linalg.eigh(M)
-    coef = V.T @ z
-    growth = np.exp(np.outer(mu - mu.max(), flat))  # (modes, times), in (0, 1]
-    omega = V @ (coef[:, None] * growth)  # (states, times)
-    bound = np.abs(V) @ (np.abs(coef)[:, None] * growth)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_omega = np.log(omega) + mu.max() * flat[None, :] + log_z.max()
-        bad = ~(omega > 0) | (bound * (4 * M.shape[0]) * _EPS > _RELATIVE_ACCURACY * omega)
-    log_omega = log_omega.T  # (times, states)
-    bad_times = np.flatnonzero(bad.any(axis=0))
+    log_omega, bad = _eigen_log_omega(M, log_z, flat, _RELATIVE_ACCURACY)
+    bad_times = np.flatnonzero(bad)
     if bad_times.size:
         log_omega[bad_times] = _log_omega_by_recursion(M, log_z, flat, bad_times)
     return log_omega.reshape((*tau.shape, M.shape[0]))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _recursion(P: F64, log_scale: float, log_z: F64, steps: int) -> F64:
+    """``ln omega`` at ``tau = 0, dt, ..., steps dt`` from ``omega <- P omega exp(log_scale)``."""
+    n = log_z.shape[0]
+    out = np.empty((steps + 1, n))
+    offset = log_z.max()
+    w = np.empty(n)
+    for i in range(n):
+        w[i] = _exp(log_z[i] - offset)
+        out[0, i] = _log(w[i]) + offset
+    nxt = np.empty(n)
+    for step in range(1, steps + 1):
+        for i in range(n):
+            acc = 0.0
+            for j in range(n):
+                acc += P[i, j] * w[j]
+            nxt[i] = acc
+        top = nxt.max()
+        for i in range(n):
+            w[i] = nxt[i] / top
+        offset += log_scale + _log(top)
+        for i in range(n):
+            out[step, i] = _log(w[i]) + offset
+    return out
 
 
 def _log_omega_by_recursion(
@@ -205,24 +406,15 @@ def _log_omega_by_recursion(
     grid = tau[order]
     last = int(np.max(np.searchsorted(grid, tau[wanted])))
     steps = np.diff(grid[: last + 1])
+    P, log_scale = np.eye(M.shape[0]), 0.0
     if last > 0:
-        dt = float(steps.mean())
+        dt = float(grid[last] - grid[0]) / last  # the mean step
         if grid[0] != 0.0 or np.abs(steps - dt).max() > 1e-9 * max(1.0, dt):
             raise ValueError("the recursion needs a uniform time grid starting at 0")
         P, log_scale = _positive_propagator(M, dt)
     elif grid[0] != 0.0:
         raise ValueError("the recursion needs a uniform time grid starting at 0")
-    out = np.empty((last + 1, M.shape[0]))
-    w = np.exp(log_z - log_z.max())
-    offset = float(log_z.max())
-    out[0] = np.log(w) + offset
-    for n in range(1, last + 1):
-        w = P @ w
-        top = float(w.max())
-        w /= top
-        offset += log_scale + math.log(top)
-        with np.errstate(divide="ignore"):
-            out[n] = np.log(w) + offset
+    out = _recursion(P, log_scale, np.ascontiguousarray(log_z, dtype=np.float64), last)
     position = np.empty_like(order)
     position[order] = np.arange(order.size)
     return out[position[wanted]]

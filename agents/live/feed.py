@@ -217,9 +217,14 @@ class MarketFeed:
             for c in self._coins
         )
 
-    def data_age_s(self, now_s: float) -> float:
-        """Seconds since the oldest perp's newest book arrived (host clock; inf when a perp has
-        none)."""
+    def data_age_s(self, now_s: float, now_ms: int | None = None) -> float:
+        """Seconds since the oldest perp's newest book arrived (host clock); inf when a perp
+        has none, or (given the decision's venue time ``now_ms``) none of that time: its book of
+        the interval never came, so what the feed holds is stale."""
+        if now_ms is not None and any(
+            c.book is None or c.book.time_ms < now_ms for c in self._coins
+        ):
+            return math.inf
         ages = [now_s - c.book_received_s for c in self._coins]
         return max(ages) if all(math.isfinite(a) for a in ages) else math.inf
 

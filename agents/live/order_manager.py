@@ -626,7 +626,9 @@ class OrderManager:
             missing = order.phase in _LOOKED_UP_WHEN_MISSING and not (
                 order.cloid in on_book or order.oid in on_book_oids
             )
-            if order.phase == OrderPhase.UNKNOWN or missing:
+            # a cancel answered with an error or in doubt: gone, or still resting
+            refused = order.phase == OrderPhase.PENDING_CANCEL and not order.cancel_in_flight
+            if order.phase == OrderPhase.UNKNOWN or missing or refused:
                 before = order.phase
                 after = await self.resolve(order)
                 if after != before:

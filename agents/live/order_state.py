@@ -115,6 +115,8 @@ class ManagedOrder:
     """The venue's last error text about this order."""
     answered_ms: int | None = None
     """When the place's send returned (the host's clock, ms): its expiry counts from then."""
+    cancel_in_flight: bool = False
+    """A cancel was sent and its answer has not come back."""
 
     @property
     def final(self) -> bool:
@@ -159,6 +161,7 @@ class ManagedOrder:
         if self.phase not in (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED):
             raise ValueError(f"cannot cancel order {self.cloid} in phase {self.phase}")
         self.phase = OrderPhase.PENDING_CANCEL
+        self.cancel_in_flight = True
 
     def request_replace(self, px: float, sz: float) -> None:
         """A replace by (``px``, ``sz``) is about to be sent (RESTING or PARTIALLY_FILLED)."""
@@ -216,7 +219,10 @@ class ManagedOrder:
     @_reports_change
     def on_cancel_ack(self, ack: CancelAck) -> bool:
         """The answer to this order's cancel. A success ends it; an error (already filled or
-        canceled) or an unknown outcome leaves PENDING_CANCEL until an update or a look-up."""
+        canceled) or an unknown outcome leaves PENDING_CANCEL until an update or a look-up
+        (one that finds the order still resting returns it to RESTING: the cancel did not
+        take)."""
+        self.cancel_in_flight = False
         if self.phase == OrderPhase.PENDING_CANCEL and ack.ok:
             return self._set(OrderPhase.CANCELED)
         if not ack.ok:
@@ -247,8 +253,10 @@ class ManagedOrder:
                     return False  # the old version's cancel: the replace's outcome decides
                 self.pending = None  # the venue's record: the replace did not take effect
         if update.state == OrderState.RESTING:
-            if self.phase == OrderPhase.PENDING_CANCEL:
-                return False
+            if self.phase == OrderPhase.PENDING_CANCEL and (
+                self.cancel_in_flight or not authoritative
+            ):
+                return False  # (a look-up after the cancel's answer: it did not take)
             partial = update.sz < update.orig_sz * (1.0 - SIZE_TOLERANCE)
             return self._set(OrderPhase.PARTIALLY_FILLED if partial else self._resting())
         if update.state == OrderState.FILLED:

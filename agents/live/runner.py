@@ -38,7 +38,7 @@ from agents.live.journal import Journal, Kind
 from agents.live.order_manager import ManagerConfig, OrderManager, Quote, from_recovered
 from agents.live.order_state import FINAL, OrderPhase
 from agents.live.order_throttle import SharedThrottle
-from agents.live.pacing import Pacer
+from agents.live.pacing import LockstepPacer, Pacer
 from agents.live.recovery import RecoveredState, recover
 from agents.live.venues.base import (
     ConnectionChange,
@@ -54,9 +54,15 @@ from mmgym.features.observation import ObservationBuilder, ObservationConfig
 log = logging.getLogger("mmgym.live")
 
 ON_DISCONNECT = ("reduce", "halt")
-"""What a lost stream does to the risk state: ``reduce`` (quote nothing until reconnected and
-reconciled; the stale-data rule takes the limiter to REDUCING, then HALTED if it lasts) or
-``halt`` (HALTED at once; only an operator resumes)."""
+"""What a lost stream does to the risk state: ``reduce`` (the limiter goes REDUCING at once;
+nothing is quoted until the stream is back and reconciled, then only reducing orders until
+``reducing_hold_seconds`` after the reconnect, when the limiter's own rule returns it to ACTIVE)
+or ``halt`` (HALTED at once; only an operator resumes). Either way the runner cancels every
+open order it can and the venue's dead-man's switch covers what it cannot."""
+DISCONNECT_OPERATOR = "runner: venue stream lost"
+"""The operator named by the limiter commands a lost stream gives (journaled with them)."""
+EXIT_CANCEL_WAIT_S = 10.0
+"""On the way out, how long the runner waits for a disconnect's cancels still running."""
 
 
 @dataclass(frozen=True)
@@ -176,12 +182,16 @@ class LiveRunner:
         self._rejects = 0
         self._stopping = asyncio.Event()
         self._needs_reconcile = False
+        self._reconnecting = False
+        """The stream dropped and the runner has not reconciled since it came back."""
         self._epoch_ms = config.epoch_ms
         self._collateral = math.nan
         self._early: list[VenueEvent] = []
         """Market data that arrived before the feed exists (before the first decision)."""
         self._background: set[asyncio.Task[Any]] = set()
         self._switch_at_ms: int | None = None
+        if isinstance(pacer, LockstepPacer) and pacer.connected is None:
+            pacer.connected = lambda: self.connected  # no waiting for data while cut off
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -191,7 +201,9 @@ class LiveRunner:
 
     async def run(self) -> RunnerStats:
         """Recover, reconcile, then decide until the market ends, ``max_decisions`` or
-        :meth:`stop`; cancels the open orders on the way out (``cancel_on_exit``)."""
+        :meth:`stop`. On the way out: waits for a disconnect's cancels, cancels the open orders
+        (``cancel_on_exit``), reconciles (fills whose messages were lost, orders in doubt) and
+        cancels once more what the reconcile found still resting."""
         async with self.venue:
             await self._start()
             pump = asyncio.create_task(self._pump(), name="mmgym-live-pump")
@@ -200,8 +212,12 @@ class LiveRunner:
                 await self._loop(pump)
             finally:
                 try:
+                    await self._finish_background()
                     if self.config.cancel_on_exit:
                         await self._cancel_all("exit")
+                    await self._reconcile("exit")  # lost fills and updates, orders in doubt
+                    if self.config.cancel_on_exit and self._resting():
+                        await self._cancel_all("exit, after the reconcile")
                 finally:
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -281,20 +297,56 @@ class LiveRunner:
             self._early.append(event)
 
     def _on_connection(self, change: ConnectionChange) -> None:
+        """A lost stream: stop deciding, move the risk state per ``on_disconnect`` (journaled
+        before anything else happens), cancel every open order in the background (HTTP may
+        still work; the dead-man's switch covers what it cannot reach). Back: reconcile before
+        the next decision (:meth:`_loop`)."""
         self.journal.append(
             Kind.NOTE, {"event": "connection", "connected": change.connected, "why": change.reason}
         )
         if not change.connected and self.connected:
             self.connected = False
             self.stats.disconnects += 1
+            limiter = self.guarded.limiter
             if self.config.on_disconnect == "halt":
-                self.guarded.limiter.halt(0, "runner: venue stream lost")
+                limiter.halt(0, DISCONNECT_OPERATOR)
+            else:
+                limiter.reduce(0, DISCONNECT_OPERATOR)
+            self._journal_transitions()
             self._needs_reconcile = True
+            self._reconnecting = True
             task = asyncio.get_running_loop().create_task(self._cancel_all("disconnect"))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         elif change.connected:
             self.connected = True
+
+    def _journal_transitions(self) -> None:
+        """Journal the risk transitions not yet journaled (a command outside a decision)."""
+        for transition in self.guarded.drain_transitions():
+            self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
+
+    def _reconnected(self, now_ms: int) -> None:
+        """The first decision after a reconnect, reconciled: with ``on_disconnect="reduce"``
+        the REDUCING hold restarts from now (the trigger held until the stream came back)."""
+        self._reconnecting = False
+        if self.config.on_disconnect == "reduce":
+            epoch = self._epoch_ms
+            time_s = None if epoch is None else (now_ms - epoch) / 1000.0
+            self.guarded.limiter.reduce(0, DISCONNECT_OPERATOR, time_s=time_s)
+
+    async def _finish_background(self) -> None:
+        """Wait (at most :data:`EXIT_CANCEL_WAIT_S`) for a disconnect's cancels still running,
+        then stop them."""
+        tasks = list(self._background)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=EXIT_CANCEL_WAIT_S)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -314,7 +366,12 @@ class LiveRunner:
                 self.stats.skipped += 1
                 continue
             if self._needs_reconcile:
-                await self._reconcile("reconnect")
+                await self._reconcile("reconnect" if self._reconnecting else "retry")
+            if self._reconnecting:
+                if self._needs_reconcile:  # back, but not reconciled: no quotes yet
+                    self.stats.skipped += 1
+                    continue
+                self._reconnected(now_ms)
             self._drain()
             arrived = self._mark_sends()
             await self.decide(now_ms)
@@ -390,7 +447,7 @@ class LiveRunner:
         time_s = (now_ms - feed.epoch_ms) / 1000.0
         rejects, self._rejects = self._rejects, 0
         feed.fill_risk_inputs(
-            self.inputs, account, time_s, feed.data_age_s(self._clock_s()), rejects
+            self.inputs, account, time_s, feed.data_age_s(self._clock_s(), now_ms), rejects
         )
         decision = self.guarded.decide(obs, self.inputs)
         desired = self._desired(decision)
@@ -505,10 +562,23 @@ class LiveRunner:
             self.stats.drift += 1
             log.warning("reconcile (%s) found drift: %s", why, report.summary())
 
+    def _resting(self) -> bool:
+        """Whether the manager holds an order on the venue's book."""
+        return any(
+            o.phase in (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED)
+            for o in self.manager.active()
+        )
+
     async def _cancel_all(self, why: str) -> None:
         """Cancel every order the manager holds open (what it cannot reach, the venue's
-        dead-man's switch cancels)."""
-        for order in list(self.manager.active()):
+        dead-man's switch cancels). Never raises: a failed cancel is logged, and the next
+        reconcile sees the order again."""
+        try:
+            orders = list(self.manager.active())
+        except Exception as err:  # never raise out of a safety path
+            log.warning("cancel on %s failed: %s", why, err)
+            return
+        for order in orders:
             if order.phase in (OrderPhase.RESTING, OrderPhase.PARTIALLY_FILLED):
                 try:
                     await self.manager.cancel(order)

@@ -118,8 +118,9 @@ class PaperVenue:
 
     ``coins`` names the perps (one per perp of the market); ``user`` is the account's address;
     time stamps are the epoch plus the simulated time, the epoch being ``epoch_ms`` moved back
-    so that funding falls on multiples of the funding interval (:func:`funding_aligned_epoch`). ``warm``: compile the decision path
-    on construction (once per process and number of perps), not in the first advance.
+    so that funding falls on multiples of the funding interval (:func:`funding_aligned_epoch`).
+    ``warm``: compile the decision path on construction (once per process and number of
+    perps), not in the first advance.
     """
 
     def __init__(

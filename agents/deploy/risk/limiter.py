@@ -29,6 +29,7 @@ the policy (it reads only the quotes, the inputs and its own state) and vectoris
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -230,6 +231,37 @@ class RiskLimiter:
         until every position is under the venue's smallest order, then the account stays HALTED
         with nothing working (recorded as ``FLATTENED``)."""
         self.halt(accounts, operator, flatten=True, time_s=time_s)
+
+    def reduce(
+        self,
+        accounts: Accounts,
+        operator: str,
+        *,
+        reason: Reason = Reason.STALE_MARKET_DATA,
+        time_s: float | None = None,
+    ) -> None:
+        """Move ACTIVE ``accounts`` to REDUCING now (e.g. the live runner lost the venue's
+        stream): from the next decision only orders that reduce a position are admitted, until
+        no trigger has held for ``reducing_hold_seconds`` after ``time_s`` (default: the
+        account's last decision time; before the first decision, the first one ends the hold
+        unless a trigger holds). An account already REDUCING has its hold extended to that
+        time; a HALTED one stays HALTED (only :meth:`operator_reset` leaves it). ``reason`` (a
+        transition reason) is recorded with the transition. Not a way around the limiter: the
+        checks run as always, REDUCING only admits less."""
+        if not reason.is_transition:
+            raise ValueError(f"reduce: {reason.name} is not a transition reason")
+        records = self.state.records
+        hold = float(self.limits.reducing_hold_seconds)
+        for i in self._indices(accounts, operator):
+            mode = records["mode"][i]
+            if mode == TradingMode.HALTED:
+                continue
+            when = float(records["last_time"][i]) if time_s is None else float(time_s)
+            if math.isfinite(when):  # (before any decision: the first one ends the hold)
+                until = max(float(records["reducing_until"][i]), when + hold)
+                records["reducing_until"][i] = until
+            if mode == TradingMode.ACTIVE:
+                self._command(i, TradingMode.REDUCING, reason, operator, time_s)
 
     def operator_reset(
         self, accounts: Accounts, operator: str, time_s: float | None = None
