@@ -23,6 +23,7 @@ overhead of each tree (its own limited step against its own bare step, medians o
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
     python scripts/bench.py --exchange-rtt 1000 --exchange-rate 10   # the paper exchange only
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --journal 2000
+    python scripts/bench.py --live-latency 500 --repeats 3   # the live runner only
 
 ``--baselines-against REV`` times the baselines of git revision ``REV`` (exported to a temporary
 folder) and of this checkout side by side: one process per tree and repeat, taking turns, and
@@ -31,6 +32,8 @@ the table gives the medians and the ratios.
 ``--exchange-rtt N`` (N order round trips, direct and through the fault proxy) and
 ``--exchange-rate SECONDS`` (the sustained WebSocket rate, ``--repeats`` runs) time the paper
 exchange instead of the envs (``scripts/bench_exchange.py``; they need the ``live`` extra).
+``--live-latency N`` times the live runner's message-to-order latency over N decisions per run
+(``--repeats`` runs per cell) instead (``scripts/bench_live.py``; the ``live`` extra).
 """
 
 from __future__ import annotations
@@ -995,6 +998,16 @@ def main() -> None:
         help="time the paper exchange's sustained WebSocket message rate instead",
     )
     parser.add_argument("--exchange-server", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--exchange-books", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--live-latency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time the live runner's message-to-order latency over N decisions per run "
+        "(paper exchange, lockstep; journal NORMAL and FULL; usual and tenfold book rate) "
+        "instead",
+    )
     parser.add_argument(
         "--journal",
         type=int,
@@ -1011,7 +1024,14 @@ def main() -> None:
         import bench_exchange
 
         mode, speed, agent = args.exchange_server
-        bench_exchange.serve_exchange(mode, float(speed), agent)
+        bench_exchange.serve_exchange(mode, float(speed), agent, args.exchange_books)
+        return
+    if args.live_latency > 0:
+        import bench_live
+
+        report = bench_live.report(args.live_latency, args.repeats)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(report)
         return
     if args.exchange_rtt > 0 or args.exchange_rate > 0:
         import bench_exchange

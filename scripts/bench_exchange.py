@@ -42,14 +42,26 @@ BLOCK = 50  # round trips per block; direct and proxied blocks take turns
 START_TIMEOUT = 60.0  # s, for a server process to print its URL
 
 
-def serve_exchange(mode: str, speed: float, agent: str) -> None:
-    """Worker process: serve the scenario's market (seed 0) until SIGTERM; print the URL."""
+def serve_exchange(mode: str, speed: float, agent: str, books: int = 1) -> None:
+    """Worker process: serve the scenario's market (seed 0) until SIGTERM; print the URL.
+    ``books`` > 1: every l2Book message goes out that many times (a burst: identical copies,
+    one WebSocket frame each)."""
     from mmgym.exchange import Clock, PaperExchange, PaperVenue, serve
+
+    class BurstExchange(PaperExchange):
+        async def _publish(self) -> None:
+            self.venue.outbox = [
+                event
+                for event in self.venue.outbox
+                for _ in range(books if event.channel == "l2Book" else 1)
+            ]
+            await super()._publish()
 
     params = _params()
     epoch_ms = int(time.time()) * 1000
     venue = PaperVenue(params, 0, COINS[: params.num_assets], agent, epoch_ms)
-    exchange = PaperExchange(venue, agent, Clock(mode, speed))
+    kind = PaperExchange if books == 1 else BurstExchange
+    exchange = kind(venue, agent, Clock(mode, speed))
     serve(exchange, 0, lambda url: print(url, flush=True))
 
 
@@ -79,10 +91,10 @@ def _process(command: list[str]) -> Iterator[str]:
             process.wait()
 
 
-def _exchange_process(mode: str, speed: float, agent: str) -> Any:
+def _exchange_process(mode: str, speed: float, agent: str, books: int = 1) -> Any:
     bench = str(ROOT / "scripts" / "bench.py")
     command = [sys.executable, bench, "--exchange-server", mode, str(speed), agent]
-    return _process(command)
+    return _process([*command, "--exchange-books", str(books)])
 
 
 def _proxy_process(upstream: str) -> Any:

@@ -24,6 +24,7 @@ to funding follows the market's funding interval on the venue's clock (funding o
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,9 @@ class MarketFeed:
         self.conflated = 0
         """Books that replaced one no decision had read."""
         self._book_read = [True] * k
+        self.updated = asyncio.Event()
+        """Set by every book and asset context (a pacer waiting for :meth:`complete` clears it
+        and waits, instead of polling)."""
         self._tiers = VenueSpec.from_market(market).tiers_array()
         """Rows (notional lower bound, maintenance rate, deduction)."""
 
@@ -152,6 +156,7 @@ class MarketFeed:
         self._book_read[k] = False
         mid = 0.5 * (book.bids[0].px + book.asks[0].px)
         self._mid[k, self._slot(book.time_ms)] = mid
+        self.updated.set()
 
     def on_trade(self, trade: Trade) -> None:
         k = self._index.get(trade.coin)
@@ -169,6 +174,7 @@ class MarketFeed:
         c = self._coins[k]
         c.context = context
         c.fresh_context = True
+        self.updated.set()
 
     def on_funding(self, payment: FundingPayment) -> None:
         """A funding payment: its rate is the perp's last realised funding, its amount cash."""

@@ -5,6 +5,7 @@ decides once that interval's messages have arrived)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -152,9 +153,17 @@ class LockstepPacer:
                     down_since = now
                 if now - down_since >= self.disconnected_wait_s:
                     return False
-            else:
-                down_since = None
-            await asyncio.sleep(0.0005)
+                await asyncio.sleep(0.0005)  # down: poll for the stream's return
+                continue
+            down_since = None
+            feed.updated.clear()  # set by each book and asset context: no polling
+            if time_ms is None or self.connected is None:
+                await feed.updated.wait()
+                continue
+            # woken by the data, or soon enough to notice a dropped stream
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(self.disconnected_wait_s / 2.0, 0.0005)):
+                    await feed.updated.wait()
         return True
 
     async def close(self) -> None:

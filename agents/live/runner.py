@@ -117,6 +117,10 @@ class RunnerStats:
     disconnects: int = 0
     decision_latency_s: list[float] = field(default_factory=list)
     """Per decision: from the pacer's return to the order manager's return (host clock)."""
+    message_to_order_s: list[float] = field(default_factory=list)
+    """Per decision that sent an order action, on a venue that times them (``mark_sends``):
+    from the arrival of the newest market message it decided on (read from the WebSocket) to
+    its first order action handed to the HTTP transport (host monotonic clock)."""
 
 
 class LiveRunner:
@@ -151,6 +155,8 @@ class LiveRunner:
                 f"{len(config.coins)} coin(s): {config.coins}"
             )
         self.venue = venue
+        if hasattr(venue, "conflate_books"):
+            venue.conflate_books = True  # a decision reads only a coin's newest book
         self.guarded = guarded
         self.journal = journal
         self.config = config
@@ -366,10 +372,32 @@ class LiveRunner:
                     self.stats.skipped += 1
                     continue
                 self._reconnected(now_ms)
+            self._drain()
+            arrived = self._mark_sends()
             await self.decide(now_ms)
             self.stats.decision_latency_s.append(self._clock_s() - started)
+            sent = getattr(self.venue, "first_sent_s", math.nan)
+            if sent - arrived >= 0.0:  # False when either is NaN
+                self.stats.message_to_order_s.append(sent - arrived)
             if self.stats.decisions % self.config.reconcile_every == 0:
                 await self._reconcile("periodic")
+
+    def _drain(self) -> None:
+        """Take the events the venue already holds (the pump may not have run since they
+        arrived), so the decision reads the newest state; in order, books conflated."""
+        ready = getattr(self.venue, "ready_events", None)
+        if ready is not None:
+            for event in ready():
+                self.handle(event)
+
+    def _mark_sends(self) -> float:
+        """Start timing the decision's first order action; the arrival of the newest market
+        message (NaN when the venue does not time them)."""
+        mark = getattr(self.venue, "mark_sends", None)
+        if mark is None:
+            return math.nan
+        mark()
+        return float(getattr(self.venue, "market_received_s", math.nan))
 
     def _feed(self) -> MarketFeed:
         if self.feed is None:

@@ -7,6 +7,11 @@ nonces, rounding onto the venue's grid before signing, ``scheduleCancel`` as a d
 switch, and no blind retries: an order whose POST timed out is reported ``UNKNOWN`` and looked
 up by its cloid (``orderStatus``) until the venue's record settles it.
 
+With ``conflate_books`` (the live runner sets it) book updates are conflated: the queue of
+events holds at most one unread ``l2Book`` per coin (a newer one replaces it in its place,
+parsed only when taken), so a burst of books never queues work for the consumer; every other
+event keeps its order and is never dropped. Without it every book is delivered.
+
 Addresses: ``signer`` holds the key that signs (the account's own key, or an API wallet the
 account approved); ``account_address`` is the account whose orders, fills and positions these
 are (the signer's own address when not given). The paper exchange checks signatures against its
@@ -18,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import secrets
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +91,7 @@ MIN_SCHEDULE_AHEAD_S = 5.0
 """Hyperliquid wants a ``scheduleCancel`` time at least 5 s ahead."""
 
 _CLOSED = object()
+_MARKET_CHANNELS = frozenset(("l2Book", "trades", "activeAssetCtx"))
 
 
 def new_cloid() -> str:
@@ -128,6 +136,8 @@ class HyperliquidVenue:
     below the wall clock). ``order_ttl_ms`` sets ``expiresAfter`` on order actions: an order
     still unseen after that is known never to execute (the venue drops expired actions).
     ``stream_url`` overrides the WebSocket's URL (by default ``base_url``'s ``/ws``).
+    ``conflate_books``: keep only the newest unread book per coin (a consumer that wants every
+    book update leaves it off).
     """
 
     def __init__(
@@ -144,6 +154,7 @@ class HyperliquidVenue:
         ping_interval_s: float = 50.0,
         resolve_timeout_s: float = 30.0,
         order_ttl_ms: int | None = None,
+        conflate_books: bool = False,
         clock_ms: Callable[[], int] = wall_clock_ms,
         seed: int | None = None,
         logger: logging.Logger | None = None,
@@ -171,6 +182,20 @@ class HyperliquidVenue:
         self._order_ttl_ms = order_ttl_ms
         self._assets: dict[str, AssetMeta] = {}
         self._events: asyncio.Queue[Any] = asyncio.Queue()
+        """Events in arrival order; a coin's name (a str) stands for its unread book."""
+        self.conflate_books = conflate_books
+        self._books: dict[str, Any] = {}
+        """Coin -> the newest unread ``l2Book`` data (parsed when taken)."""
+        self.conflated_books = 0
+        """Books replaced unread by a newer one of their coin."""
+        self.market_received_s = math.nan
+        """Host monotonic clock when the newest market message (book, trades, asset context)
+        was read from the WebSocket."""
+        self.first_sent_s = math.nan
+        """Host monotonic clock when the first signed order action (place, modify, cancel)
+        since :meth:`mark_sends` was handed to the HTTP transport (NaN: none since)."""
+        self.first_sign_s = math.nan
+        """Seconds that action's signing took."""
         self._stream: Stream | None = None
         self._seen_fills = _Seen(SEEN_LIMIT)
         self._seen_fundings = _Seen(SEEN_LIMIT)
@@ -266,7 +291,38 @@ class HyperliquidVenue:
             event = await self._events.get()
             if event is _CLOSED:
                 return
+            if isinstance(event, str):
+                event = self._take_book(event)
+                if event is None:
+                    continue
             yield event
+
+    def ready_events(self) -> Iterator[VenueEvent]:
+        """The events already received and not yet taken, without waiting (a consumer drains
+        them before deciding, so that it decides on everything that has arrived)."""
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if event is _CLOSED:  # the last item: leave it for events()
+                self._events.put_nowait(event)
+                return
+            if isinstance(event, str):
+                event = self._take_book(event)
+                if event is None:
+                    continue
+            yield event
+
+    def _take_book(self, coin: str) -> VenueEvent | None:
+        data = self._books.pop(coin)
+        try:
+            return parse_book(data)
+        except VenueMessageError as err:
+            self._log.error("dropped a malformed l2Book message: %s", err)
+            return None
+
+    def mark_sends(self) -> None:
+        """Start timing the next order action (:attr:`first_sent_s`, :attr:`first_sign_s`)."""
+        self.first_sent_s = math.nan
+        self.first_sign_s = math.nan
 
     def _emit(self, events: Iterable[VenueEvent]) -> None:
         for event in events:
@@ -277,6 +333,21 @@ class HyperliquidVenue:
 
     def _on_message(self, message: dict[str, Any]) -> None:
         channel, data = message.get("channel"), message.get("data")
+        if channel in _MARKET_CHANNELS and self._stream is not None:
+            self.market_received_s = self._stream.received_s
+        if (
+            channel == "l2Book"
+            and self.conflate_books
+            and isinstance(data, dict)
+            and isinstance(data.get("coin"), str)
+        ):
+            coin = data["coin"]
+            if coin in self._books:
+                self.conflated_books += 1
+            else:
+                self._events.put_nowait(coin)
+            self._books[coin] = data
+            return
         try:
             self._emit(self._translate(channel, data))
         except VenueMessageError as err:
@@ -316,6 +387,7 @@ class HyperliquidVenue:
 
     async def _act(self, action: dict[str, Any], expires_after: int | None = None) -> Any:
         nonce = self._nonces.next()
+        signing = time.monotonic()
         signature = self.signer.sign_l1(
             action, nonce, is_mainnet=self.is_mainnet, expires_after=expires_after
         )
@@ -326,6 +398,10 @@ class HyperliquidVenue:
             "vaultAddress": None,
             "expiresAfter": expires_after,
         }
+        # the first order action (not the dead-man's switch) since mark_sends(): NaN until then
+        if self.first_sent_s != self.first_sent_s and action["type"] != "scheduleCancel":
+            self.first_sent_s = sent = time.monotonic()
+            self.first_sign_s = sent - signing
         return await self._http.exchange(payload)
 
     def _expiry(self) -> int | None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,9 @@ class Stream:
         self._closing = False
         self.connections = 0
         """How many times the socket was (re)established."""
+        self.received_s = float("nan")
+        """The host's monotonic clock (``time.monotonic``) when the frame being handed on was
+        read from the socket (the arrival of the newest message)."""
 
     @property
     def connected(self) -> bool:
@@ -172,6 +176,7 @@ class Stream:
                 continue
             pinged = False
             if msg.type == aiohttp.WSMsgType.TEXT:
+                self.received_s = time.monotonic()
                 self._dispatch(msg.data)
             elif msg.type in (
                 aiohttp.WSMsgType.CLOSE,
