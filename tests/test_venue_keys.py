@@ -129,3 +129,36 @@ def test_a_key_file_of_another_user_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KeyLoadError, match="belongs to another user") as err:
         load_signer(key_file=path, environ={})
     assert_no_key(str(err.value))
+
+
+def test_signatures_equal_the_sdks() -> None:
+    """Signer signs the digest of the SDK's typed data directly: the same r, s and v as the
+    SDK's sign_l1_action, on mainnet and elsewhere, with and without vault and expiry."""
+    import random
+
+    import eth_account
+    from hyperliquid.utils.signing import sign_l1_action
+
+    key = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"[:64]
+    signer = Signer(key)
+    account = eth_account.Account.from_key(key)
+    rng = random.Random(7)
+    for i in range(60):
+        order = {
+            "a": rng.randint(0, 5),
+            "b": rng.random() < 0.5,
+            "p": str(round(rng.uniform(1.0, 1e5), 2)),
+            "s": str(round(rng.uniform(0.001, 10.0), 3)),
+            "r": False,
+            "t": {"limit": {"tif": "Alo"}},
+            "c": f"0x{rng.getrandbits(128):032x}",
+        }
+        action = {"type": "order", "orders": [order], "grouping": "na"}
+        nonce = 1_700_000_000_000 + i
+        vault = None if i % 3 else "0x" + "12" * 20
+        expires = None if i % 2 else nonce + 5_000
+        mainnet = i % 4 == 0
+        ours = signer.sign_l1(
+            action, nonce, is_mainnet=mainnet, vault_address=vault, expires_after=expires
+        )
+        assert ours == sign_l1_action(account, action, vault, nonce, expires, mainnet)

@@ -20,7 +20,9 @@ from mmgym.extras import extra_needed
 
 with extra_needed("agents.live.venues"):
     import eth_account
-    from hyperliquid.utils.signing import sign_l1_action
+    from eth_keys import keys as eth_keys
+    from eth_utils import keccak
+    from hyperliquid.utils.signing import action_hash
 
 KEY_ENV = "MMGYM_HL_PRIVATE_KEY"
 """The default environment variable holding the hex private key."""
@@ -28,6 +30,44 @@ KEY_FILE_ENV = "MMGYM_HL_KEY_FILE"
 """The default environment variable holding the path of a key file."""
 REDACTED = "<redacted>"
 _KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+def _l1_domain_separator() -> bytes:
+    """EIP-712 domain of Hyperliquid's L1 actions (the SDK's ``l1_payload``): name "Exchange",
+    version "1", chainId 1337, the zero verifying contract."""
+    domain_type = (
+        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    return keccak(
+        keccak(domain_type)
+        + keccak(b"Exchange")
+        + keccak(b"1")
+        + (1337).to_bytes(32, "big")
+        + bytes(32)
+    )
+
+
+_L1_DOMAIN = _l1_domain_separator()
+_AGENT_TYPE = keccak(b"Agent(string source,bytes32 connectionId)")
+_SOURCE = {True: keccak(b"a"), False: keccak(b"b")}
+"""The phantom agent's source: "a" on mainnet, "b" elsewhere (the SDK's
+``construct_phantom_agent``)."""
+
+
+def l1_digest(
+    action: dict[str, Any],
+    nonce: int,
+    *,
+    is_mainnet: bool,
+    vault_address: str | None = None,
+    expires_after: int | None = None,
+) -> bytes:
+    """The EIP-712 digest the SDK's ``sign_l1_action`` signs (``encode_typed_data`` of its
+    ``l1_payload``), computed from the fixed domain and type hashes: the same 32 bytes,
+    without building the typed-data structure at every order."""
+    connection_id = action_hash(action, vault_address, nonce, expires_after)
+    struct = keccak(_AGENT_TYPE + _SOURCE[is_mainnet] + connection_id)
+    return keccak(b"\x19\x01" + _L1_DOMAIN + struct)
 
 
 class KeyLoadError(ValueError):
@@ -41,7 +81,7 @@ class Signer:
     account approved, which signs for the account without holding its funds.
     """
 
-    __slots__ = ("_account", "_secret", "address")
+    __slots__ = ("_account", "_key", "_secret", "address")
 
     def __init__(self, private_key: str) -> None:
         key = private_key.strip()
@@ -53,6 +93,7 @@ class Signer:
             raise KeyLoadError("the private key is not a valid secp256k1 key") from None
         self._account = account
         self._secret = key.lower().removeprefix("0x")
+        self._key = eth_keys.PrivateKey(bytes.fromhex(self._secret))
         self.address: str = account.address
 
     def sign_l1(
@@ -64,11 +105,17 @@ class Signer:
         vault_address: str | None = None,
         expires_after: int | None = None,
     ) -> dict[str, Any]:
-        """The SDK's ``sign_l1_action`` signature (``{"r", "s", "v"}``) of ``action``."""
-        signature: dict[str, Any] = sign_l1_action(
-            self._account, action, vault_address, nonce, expires_after, is_mainnet
+        """The SDK's ``sign_l1_action`` signature (``{"r", "s", "v"}``) of ``action``: the same
+        values, signed over :func:`l1_digest` (a test checks them against the SDK's)."""
+        digest = l1_digest(
+            action,
+            nonce,
+            is_mainnet=is_mainnet,
+            vault_address=vault_address,
+            expires_after=expires_after,
         )
-        return signature
+        signature = self._key.sign_msg_hash(digest)
+        return {"r": hex(signature.r), "s": hex(signature.s), "v": signature.v + 27}
 
     def redact(self, text: str) -> str:
         """``text`` with the key (in any case, with or without 0x) replaced by ``<redacted>``."""
