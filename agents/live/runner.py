@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.deploy.guard import GuardedDecision, GuardedPolicy
 from agents.deploy.risk import Reason, RiskInputs, TradingMode
@@ -50,6 +50,10 @@ from agents.live.venues.base import (
     VenueEvent,
 )
 from mmgym.features.observation import ObservationBuilder, ObservationConfig
+
+if TYPE_CHECKING:
+    from agents.ops.control import OpsControl
+    from agents.ops.metrics import LiveMetrics
 
 log = logging.getLogger("mmgym.live")
 
@@ -176,6 +180,12 @@ class LiveRunner:
         """Market data that arrived before the feed exists (before the first decision)."""
         self._background: set[asyncio.Task[Any]] = set()
         self._switch_at_ms: int | None = None
+        self.ops: OpsControl | None = None
+        """The operator's controls (:mod:`agents.ops.control`), served while :meth:`run` runs;
+        their commands are applied between decisions."""
+        self.metrics: LiveMetrics | None = None
+        """The metrics (:mod:`agents.ops.metrics`), served while :meth:`run` runs on a thread
+        of their own, updated after each decision."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -190,6 +200,7 @@ class LiveRunner:
             await self._start()
             pump = asyncio.create_task(self._pump(), name="mmgym-live-pump")
             try:
+                await self._serve_ops(True)
                 await self._reconcile("start")
                 await self._loop(pump)
             finally:
@@ -200,6 +211,7 @@ class LiveRunner:
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await pump
+                    await self._serve_ops(False)
                     await self.pacer.close()
         return self.stats
 
@@ -211,6 +223,10 @@ class LiveRunner:
         self._funding_cash = sum(state.funding.values())
         if state.risk_state == TradingMode.HALTED.name:
             self.guarded.limiter.halt(0, "journal: HALTED before the restart")
+        else:  # an operator's REDUCING outlives a restart, as HALTED does
+            last = self.journal.last(Kind.RISK_TRANSITION)
+            if last is not None and last.payload.get("reason") == Reason.OPERATOR_REDUCE.name:
+                self.guarded.limiter.reduce(0, str(last.payload.get("operator") or "journal"))
         await self.venue.subscribe_account()
         for coin in (*self.config.coins, *(self.config.hedge_coins or ())):
             await self.venue.subscribe_market(coin)
@@ -238,6 +254,19 @@ class LiveRunner:
                 "collateral": self._collateral,
             },
         )
+
+    async def _serve_ops(self, start: bool) -> None:
+        """Start (or stop) the operator's controls and the metrics, where set."""
+        if start:
+            if self.metrics is not None:
+                self.metrics.start()
+            if self.ops is not None:
+                await self.ops.start()
+            return
+        if self.ops is not None:
+            await self.ops.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first
@@ -303,9 +332,13 @@ class LiveRunner:
             if now_ms is None:
                 log.info("the market ended after %d decisions", self.stats.decisions)
                 return
+            if self.ops is not None:
+                self.ops.apply_pending()  # the operator's commands, between decisions
             started = self._clock_s()
             if not self.connected:
                 self.stats.skipped += 1
+                if self.metrics is not None:
+                    self.metrics.update(decided=False)
                 continue
             if self._needs_reconcile:
                 await self._reconcile("reconnect")
@@ -313,6 +346,8 @@ class LiveRunner:
             self.stats.decision_latency_s.append(self._clock_s() - started)
             if self.stats.decisions % self.config.reconcile_every == 0:
                 await self._reconcile("periodic")
+            if self.metrics is not None:
+                self.metrics.update()
 
     def _feed(self) -> MarketFeed:
         if self.feed is None:
