@@ -467,11 +467,7 @@ class LiveJob:
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be a port 0..65535 (0: a free one), got {port}")
-        if (
-            self.ops_port is not None
-            and self.ops_port == self.metrics_port
-            and self.ops_port != 0
-        ):
+        if self.ops_port is not None and self.ops_port == self.metrics_port and self.ops_port != 0:
             raise ValueError(f"ops_port and metrics_port are both {self.ops_port}")
         if not _is_address(self.account):
             raise ValueError(

@@ -57,7 +57,9 @@ class GatedPacer:
         await self.inner.close()
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
+async def wait_until(
+    condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
+) -> None:
     """Poll ``condition`` (the loop runs meanwhile) until true; AssertionError after the time."""
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -124,7 +124,9 @@ class OperatorCommand:
             raise ValueError('the body must be a JSON object {"operator": ..., "reason": ...}')
         unknown = sorted(set(body) - {"operator", "reason", "confirm"})
         if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; the fields are operator, reason, confirm")
+            raise ValueError(
+                f"unknown field(s) {unknown}; the fields are operator, reason, confirm"
+            )
         operator = _text(body.get("operator"), "operator", MAX_OPERATOR)
         reason = _text(body.get("reason"), "reason", MAX_REASON)
         confirm = body.get("confirm", False)
@@ -247,11 +249,14 @@ class OpsControl:
                 asyncio.shield(answer), timeout=self.apply_timeout_s
             )
         except TimeoutError:
-            status, payload = 202, {
-                "ok": True,
-                "queued": True,
-                "message": "queued: the runner applies it before its next decision",
-            }
+            status, payload = (
+                202,
+                {
+                    "ok": True,
+                    "queued": True,
+                    "message": "queued: the runner applies it before its next decision",
+                },
+            )
         return web.json_response({**payload, "command": command.command, "seq": seq}, status=status)
 
     # --- between decisions ----------------------------------------------------------------
