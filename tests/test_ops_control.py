@@ -7,18 +7,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from agents.deploy.export import export_baseline
 from agents.deploy.risk import TradingMode
 from agents.live.journal import Kind
 from agents.ops import control_cli
 from agents.ops.control import OperatorCommand, TokenError, load_token
+from mmgym.scenarios import make_params
 from tests.ops_support import TOKEN, Session, wait_until
-from tests.venue_support import loopback_only  # noqa: F401
+from tests.venue_support import AGENT_KEY, USER, loopback_only  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -314,3 +320,49 @@ def test_a_command_needs_an_operator_and_a_reason() -> None:
             OperatorCommand.parse("halt", body)
     with pytest.raises(ValueError, match="printable"):
         OperatorCommand.parse("halt", {"operator": "a\nb", "reason": "r"})
+
+
+def _live(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "live.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("setting", ["ops_port=70000", "metrics_port=-1"])
+def test_mmgym_live_refuses_a_bad_port(setting: str) -> None:
+    done = _live("bundle=b", f"account={USER}", "journal=j.db", setting)
+    assert done.returncode == 2, done.stderr
+    assert setting.partition("=")[0] in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_mmgym_live_with_ops_port_needs_a_token_before_trading(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    export_baseline("fixed_spread", bundle, make_params("calm"), force=True)
+    journal = tmp_path / "j.db"
+    args = (f"bundle={bundle}", f"account={USER}", f"journal={journal}", "ops_port=0")
+    done = _live(*args, env={"MMGYM_HL_PRIVATE_KEY": AGENT_KEY})
+    assert done.returncode == 2, done.stderr
+    assert "MMGYM_OPS_TOKEN" in done.stderr and done.stderr.count("\n") == 1
+    assert not journal.exists(), "no journal before a token"
+
+
+def test_an_operators_reducing_outlives_a_restart(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Session(tmp_path) as s:
+            await s.step(2)
+            await _command(s, "reduce", reason="before the restart")
+            await s.step()
+        async with Session(tmp_path) as s:  # the same journal
+            limiter = s.runner.guarded.limiter
+            assert _mode(s) == R and limiter.operator_reducing[0]
+            await s.step(20)
+            assert _mode(s) == R
+            status, body = await _command(s, "resume", confirm=True, reason="after it")
+            assert status == 200 and body["status"]["mode"] == "ACTIVE"
+
+    asyncio.run(main())
