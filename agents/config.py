@@ -456,8 +456,19 @@ class LiveJob:
     """Seeds cloids and jitter (None: the OS's random stream)."""
     risk: RiskConfig = field(default_factory=lambda: RiskConfig(enabled=True))
     """The RiskLimiter's limits (``risk.limits.<name>=<value>``); never off."""
+    ops_port: int | None = None
+    """The operator's controls on 127.0.0.1:<port> (0: a free port, logged and journaled; None:
+    off); the token from ``$MMGYM_OPS_TOKEN`` or ``$MMGYM_OPS_TOKEN_FILE`` (docs/operations.md)."""
+    metrics_port: int | None = None
+    """Prometheus metrics on 127.0.0.1:<port>/metrics (0: a free port; None: off)."""
 
     def __post_init__(self) -> None:
+        for name in ("ops_port", "metrics_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be a port 0..65535 (0: a free one), got {port}")
+        if self.ops_port is not None and self.ops_port == self.metrics_port and self.ops_port != 0:
+            raise ValueError(f"ops_port and metrics_port are both {self.ops_port}")
         if not _is_address(self.account):
             raise ValueError(
                 f"account must be an address, 0x and 40 hex digits, got {self.account!r}"

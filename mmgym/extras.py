@@ -26,6 +26,7 @@ EXTRA_OF: dict[str, str] = {
     "aiohttp": "live",
     "hyperliquid": "live",
     "eth_account": "live",
+    "prometheus_client": "live",
 }
 """Top-level import name -> the extra of ``pyproject.toml`` that installs it."""
 

@@ -5,7 +5,9 @@
 
 The settings are conf/live.yaml (schema ``agents.config.LiveJob``). The key comes from
 ``$MMGYM_HL_PRIVATE_KEY`` or a 0600 file named by ``$MMGYM_HL_KEY_FILE``, never from config. An
-existing journal is recovered from, reconciled with the venue, and only then quoted from.
+existing journal is recovered from, reconciled with the venue, and only then quoted from. With
+``ops_port`` the operator's controls listen on 127.0.0.1 (token from ``$MMGYM_OPS_TOKEN`` or
+``$MMGYM_OPS_TOKEN_FILE``), with ``metrics_port`` the Prometheus metrics (docs/operations.md).
 SIGINT or SIGTERM stops after the decision in progress and cancels the open orders. Exit codes:
 0 stopped (a signal, ``max_decisions`` or the market's end); 1 the runner failed (its open
 orders canceled where the venue answered; the dead-man's switch covers the rest); 2 bad input,
@@ -73,8 +75,21 @@ def run(job: LiveJob) -> int:
         dead_mans_switch_s=job.dead_mans_switch_s,
         seed=job.seed,
     )
+    ops_token = None
+    if job.ops_port is not None:
+        from agents.ops.control import load_token
+
+        ops_token = load_token()  # TokenError (a ValueError): exit 2, before any trading
     with Journal.open(journal_path, synchronous=job.synchronous, meta=meta) as journal:
         runner = LiveRunner(venue, guarded, journal, config, pacer)
+        if ops_token is not None and job.ops_port is not None:
+            from agents.ops.control import OpsControl
+
+            runner.ops = OpsControl(runner, ops_token, job.ops_port)
+        if job.metrics_port is not None:
+            from agents.ops.metrics import LiveMetrics
+
+            runner.metrics = LiveMetrics(runner, job.metrics_port)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()

@@ -313,3 +313,12 @@ def test_the_mmgym_ops_dispatcher() -> None:
     assert main([]) == 2
     assert main(["frobnicate"]) == 2
     assert main(["report", "/nonexistent/journal.db"]) == 2
+
+
+def test_the_dispatcher_passes_control_commands_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.ops.cli import main
+
+    monkeypatch.delenv("MMGYM_OPS_TOKEN", raising=False)
+    monkeypatch.delenv("MMGYM_OPS_TOKEN_FILE", raising=False)
+    # no token: refused before any connection, exit 2 (the command reached the control client)
+    assert main(["status", "--url", "http://127.0.0.1:9"]) == 2

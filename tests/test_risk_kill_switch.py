@@ -242,11 +242,11 @@ def test_the_reduce_command_holds_reducing_then_the_limiter_recovers() -> None:
     limiter = make_limiter(flatten_on_halt=False, reducing_hold_seconds=60.0)
     limiter.drain_transitions()
     _step(limiter, 0.0, equity=10_000.0)
-    limiter.reduce(0, operator="runner")  # at the last decision's time (0 s)
+    limiter.reduce_temporarily(0, operator="runner")  # at the last decision's time (0 s)
     (entry,) = limiter.drain_transitions()
     assert (entry.previous, entry.mode, entry.reason) == (A, R, Reason.STALE_MARKET_DATA)
     assert (entry.time_s, entry.operator) == (0.0, "runner")
-    limiter.reduce(0, operator="runner", time_s=30.0)  # already REDUCING: the hold moves on
+    limiter.reduce_temporarily(0, operator="runner", time_s=30.0)  # REDUCING: the hold moves on
     assert limiter.drain_transitions() == []
     assert _step(limiter, 60.0, equity=10_000.0) == []  # held until 90 s
     assert limiter.state.mode[0] == R
@@ -258,9 +258,9 @@ def test_the_reduce_command_leaves_halted_alone_and_checks_its_reason() -> None:
     limiter.drain_transitions()
     limiter.halt(0, operator="erin")
     limiter.drain_transitions()
-    limiter.reduce(0, operator="runner")
+    limiter.reduce_temporarily(0, operator="runner")
     assert limiter.drain_transitions() == [] and limiter.state.mode[0] == H
     with pytest.raises(ValueError, match="not a transition reason"):
-        limiter.reduce(0, operator="runner", reason=Reason.ORDER_SIZE)
+        limiter.reduce_temporarily(0, operator="runner", reason=Reason.ORDER_SIZE)
     with pytest.raises(ValueError, match="operator"):
-        limiter.reduce(0, operator="")
+        limiter.reduce_temporarily(0, operator="")

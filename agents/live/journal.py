@@ -289,6 +289,23 @@ class Journal:
         for row in rows:
             yield self._event(row)
 
+    def last(self, kind: Kind | str) -> Event | None:
+        """The latest event of ``kind`` (None when there is none): read from the end, so cheap
+        when the event is recent (the operator's status reads the last risk transition)."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT seq, time_ms, kind, cloid, tid, payload FROM events WHERE kind = ? "
+                    "ORDER BY seq DESC LIMIT 1",
+                    (_kind(kind).value,),
+                ).fetchone()
+            except sqlite3.DatabaseError as e:
+                raise JournalCorruptError(
+                    f"journal {self.path}: the last {kind} event cannot be read ({e}); the file "
+                    "was not changed"
+                ) from e
+        return None if row is None else self._event(row)
+
     def meta(self) -> dict[str, str]:
         """The meta table (schema version, created time, what the journal belongs to)."""
         with self._lock:

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.deploy.guard import GuardedDecision, GuardedPolicy
 from agents.deploy.risk import Reason, RiskInputs, TradingMode
@@ -50,6 +50,10 @@ from agents.live.venues.base import (
     VenueEvent,
 )
 from mmgym.features.observation import ObservationBuilder, ObservationConfig
+
+if TYPE_CHECKING:
+    from agents.ops.control import OpsControl
+    from agents.ops.metrics import LiveMetrics
 
 log = logging.getLogger("mmgym.live")
 
@@ -192,6 +196,12 @@ class LiveRunner:
         self._switch_at_ms: int | None = None
         if isinstance(pacer, LockstepPacer) and pacer.connected is None:
             pacer.connected = lambda: self.connected  # no waiting for data while cut off
+        self.ops: OpsControl | None = None
+        """The operator's controls (:mod:`agents.ops.control`), served while :meth:`run` runs;
+        their commands are applied between decisions."""
+        self.metrics: LiveMetrics | None = None
+        """The metrics (:mod:`agents.ops.metrics`), served while :meth:`run` runs on a thread
+        of their own, updated after each decision."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -208,6 +218,7 @@ class LiveRunner:
             await self._start()
             pump = asyncio.create_task(self._pump(), name="mmgym-live-pump")
             try:
+                await self._serve_ops(True)
                 await self._reconcile("start")
                 await self._loop(pump)
             finally:
@@ -222,6 +233,7 @@ class LiveRunner:
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await pump
+                    await self._serve_ops(False)
                     await self.pacer.close()
         return self.stats
 
@@ -233,6 +245,10 @@ class LiveRunner:
         self._funding_cash = sum(state.funding.values())
         if state.risk_state == TradingMode.HALTED.name:
             self.guarded.limiter.halt(0, "journal: HALTED before the restart")
+        else:  # an operator's REDUCING outlives a restart, as HALTED does
+            last = self.journal.last(Kind.RISK_TRANSITION)
+            if last is not None and last.payload.get("reason") == Reason.OPERATOR_REDUCE.name:
+                self.guarded.limiter.reduce(0, str(last.payload.get("operator") or "journal"))
         await self.venue.subscribe_account()
         for coin in self.config.coins:  # a hedge coin's fills come with the account's
             await self.venue.subscribe_market(coin)
@@ -260,6 +276,19 @@ class LiveRunner:
                 "collateral": self._collateral,
             },
         )
+
+    async def _serve_ops(self, start: bool) -> None:
+        """Start (or stop) the operator's controls and the metrics, where set."""
+        if start:
+            if self.metrics is not None:
+                self.metrics.start()
+            if self.ops is not None:
+                await self.ops.start()
+            return
+        if self.ops is not None:
+            await self.ops.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first
@@ -311,7 +340,7 @@ class LiveRunner:
             if self.config.on_disconnect == "halt":
                 limiter.halt(0, DISCONNECT_OPERATOR)
             else:
-                limiter.reduce(0, DISCONNECT_OPERATOR)
+                limiter.reduce_temporarily(0, DISCONNECT_OPERATOR)
             self._journal_transitions()
             self._needs_reconcile = True
             self._reconnecting = True
@@ -333,7 +362,7 @@ class LiveRunner:
         if self.config.on_disconnect == "reduce":
             epoch = self._epoch_ms
             time_s = None if epoch is None else (now_ms - epoch) / 1000.0
-            self.guarded.limiter.reduce(0, DISCONNECT_OPERATOR, time_s=time_s)
+            self.guarded.limiter.reduce_temporarily(0, DISCONNECT_OPERATOR, time_s=time_s)
 
     async def _finish_background(self) -> None:
         """Wait (at most :data:`EXIT_CANCEL_WAIT_S`) for a disconnect's cancels still running,
@@ -361,9 +390,13 @@ class LiveRunner:
             if now_ms is None:
                 log.info("the market ended after %d decisions", self.stats.decisions)
                 return
+            if self.ops is not None:
+                self.ops.apply_pending()  # the operator's commands, between decisions
             started = self._clock_s()
             if not self.connected:
                 self.stats.skipped += 1
+                if self.metrics is not None:
+                    self.metrics.update(decided=False)
                 continue
             if self._needs_reconcile:
                 await self._reconcile("reconnect" if self._reconnecting else "retry")
@@ -381,6 +414,8 @@ class LiveRunner:
                 self.stats.message_to_order_s.append(sent - arrived)
             if self.stats.decisions % self.config.reconcile_every == 0:
                 await self._reconcile("periodic")
+            if self.metrics is not None:
+                self.metrics.update()
 
     def _drain(self) -> None:
         """Take the events the venue already holds (the pump may not have run since they

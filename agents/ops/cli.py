@@ -1,12 +1,17 @@
-"""``mmgym-ops``: the operator's command line. ``mmgym-ops <command> ...``; ``report``
-writes a live session's report from its journal (docs/operations.md)."""
+"""``mmgym-ops``: the operator's command line (docs/operations.md). ``status``, ``halt``,
+``reduce``, ``resume`` and ``flatten`` talk to a running ``mmgym-live``'s controls
+(:mod:`agents.ops.control_cli`); ``report`` writes a session's report from its journal
+(:mod:`agents.ops.report_cli`)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-USAGE = "usage: mmgym-ops {report} ...  (mmgym-ops <command> --help for a command's arguments)"
+USAGE = (
+    "usage: mmgym-ops {status,halt,reduce,resume,flatten,report} ...  "
+    "(mmgym-ops <command> --help for a command's arguments)"
+)
 
 
 def _report(argv: list[str]) -> int:
@@ -15,7 +20,16 @@ def _report(argv: list[str]) -> int:
     return main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"report": _report}
+def _control(argv: list[str]) -> int:
+    from agents.ops.control_cli import main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "report": _report,
+    **{name: _control for name in ("status", "halt", "reduce", "resume", "flatten")},
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"mmgym-ops: error: unknown command {args[0]!r}; {USAGE}", file=sys.stderr)
         return 2
-    return command(args[1:])
+    return command(args[1:] if command is _report else args)
 
 
 def entry() -> None:

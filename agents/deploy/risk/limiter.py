@@ -24,7 +24,9 @@ the policy (it reads only the quotes, the inputs and its own state) and vectoris
   decision (Hummingbot's measured from the start, polled every 10 s); once HALTED every order
   is cancelled at every decision, so nothing keeps quoting after it fires (Hummingbot kept
   placing orders in one release); a halt can flatten first, in one explicit sequence, and only
-  an operator leaves HALTED.
+  an operator leaves HALTED;
+- an operator can hold an account in REDUCING (:meth:`RiskLimiter.reduce`) until they resume
+  it: the kill switch's checks and halts run as before, only its return to ACTIVE waits.
 """
 
 from __future__ import annotations
@@ -114,6 +116,12 @@ class RiskLimiter:
         self._batch = limit_batch_parallel if parallel else limit_batch
         self._all = np.ones(self.num_accounts, dtype=np.bool_)
         self._trusted = np.zeros(self.num_accounts, dtype=np.int64)
+        self.operator_reducing = np.zeros(self.num_accounts, dtype=np.bool_)
+        """Accounts an operator holds in REDUCING (:meth:`reduce`), until :meth:`resume`."""
+        self._held_until = np.full(self.num_accounts, -np.inf)
+        """The kill switch's own REDUCING hold of each operator-held account (decision time,
+        s; -inf: none), restored when the operator resumes."""
+        self._holding = False
         self.open_accounts(seeds=seeds_from(seed, self.num_accounts))
 
     # --- the hot path ---------------------------------------------------------------------
@@ -160,6 +168,8 @@ class RiskLimiter:
         else:
             _check_untrusted(untrusted, n)
         state = self.state
+        if self._holding:
+            self._hold_operator_reducing()
         self._batch(
             self.packed_limits,
             quotes,
@@ -191,6 +201,9 @@ class RiskLimiter:
             seeds = np.zeros(self.num_accounts, dtype=np.uint64)
         else:  # a stream of its own, not the market's of the same seed
             seeds = np.asarray(seeds, dtype=np.uint64) ^ _STREAM_SALT
+        self.operator_reducing[mask] = False
+        self._held_until[mask] = -np.inf
+        self._holding = bool(self.operator_reducing.any())
         open_accounts(
             self.packed_limits,
             self.state.records,
@@ -217,6 +230,7 @@ class RiskLimiter:
         (default: the account's last decision time)."""
         for i in self._indices(accounts, operator):
             records = self.state.records
+            self._release(i)
             if records["mode"][i] != TradingMode.HALTED:
                 self._command(i, TradingMode.HALTED, Reason.OPERATOR_HALT, operator, time_s)
             if flatten and not records["flattening"][i]:
@@ -232,7 +246,7 @@ class RiskLimiter:
         with nothing working (recorded as ``FLATTENED``)."""
         self.halt(accounts, operator, flatten=True, time_s=time_s)
 
-    def reduce(
+    def reduce_temporarily(
         self,
         accounts: Accounts,
         operator: str,
@@ -240,16 +254,17 @@ class RiskLimiter:
         reason: Reason = Reason.STALE_MARKET_DATA,
         time_s: float | None = None,
     ) -> None:
-        """Move ACTIVE ``accounts`` to REDUCING now (e.g. the live runner lost the venue's
-        stream): from the next decision only orders that reduce a position are admitted, until
-        no trigger has held for ``reducing_hold_seconds`` after ``time_s`` (default: the
+        """Move ACTIVE ``accounts`` to REDUCING now, as the kill switch would (e.g. the live
+        runner lost the venue's stream): from the next decision only orders that reduce a
+        position are admitted, until no trigger has held for ``reducing_hold_seconds`` after
+        ``time_s`` (default: the
         account's last decision time; before the first decision, the first one ends the hold
         unless a trigger holds). An account already REDUCING has its hold extended to that
         time; a HALTED one stays HALTED (only :meth:`operator_reset` leaves it). ``reason`` (a
         transition reason) is recorded with the transition. Not a way around the limiter: the
         checks run as always, REDUCING only admits less."""
         if not reason.is_transition:
-            raise ValueError(f"reduce: {reason.name} is not a transition reason")
+            raise ValueError(f"reduce_temporarily: {reason.name} is not a transition reason")
         records = self.state.records
         hold = float(self.limits.reducing_hold_seconds)
         for i in self._indices(accounts, operator):
@@ -279,8 +294,57 @@ class RiskLimiter:
         mask[indices] = True
         restart_accounts(records, mask)
         for i in indices:
+            self._release(i)
             records["flattening"][i] = False
             self._command(i, TradingMode.ACTIVE, Reason.OPERATOR_RESET, operator, time_s)
+
+    def reduce(self, accounts: Accounts, operator: str, time_s: float | None = None) -> None:
+        """Hold ``accounts`` in REDUCING until :meth:`resume` (an operator's command, recorded as
+        ``OPERATOR_REDUCE``): from the next decision only orders that reduce abs(position) are
+        admitted, exactly as in the kill switch's REDUCING. Every check and trigger runs as
+        before (a halt trigger still halts, which ends the hold); only the return to ACTIVE
+        (``RECOVERED``) waits for the operator. Held by :meth:`limit` (the simulator's fused
+        step does not take operator commands). Already held: nothing changes. Raises ValueError
+        for a HALTED account (only :meth:`operator_reset` leaves HALTED)."""
+        indices = self._indices(accounts, operator)
+        records = self.state.records
+        halted = [i for i in indices if records["mode"][i] == TradingMode.HALTED]
+        if halted:
+            raise ValueError(
+                f"reduce: accounts {halted} are HALTED (only operator_reset leaves HALTED)"
+            )
+        for i in indices:
+            if self.operator_reducing[i]:
+                continue
+            reducing = records["mode"][i] == TradingMode.REDUCING
+            self._held_until[i] = records["reducing_until"][i] if reducing else -np.inf
+            self.operator_reducing[i] = True
+            records["reducing_until"][i] = np.inf
+            self._command(i, TradingMode.REDUCING, Reason.OPERATOR_REDUCE, operator, time_s)
+        self._holding = True
+
+    def resume(self, accounts: Accounts, operator: str, time_s: float | None = None) -> None:
+        """End the operator's REDUCING of ``accounts`` (recorded as ``OPERATOR_RESUME``). The
+        kill switch takes over where it was: an account none of whose REDUCING triggers held
+        during the hold, or whose hold has passed, returns to ACTIVE (its triggers are checked
+        again at the next decision, and move it back to REDUCING at once if they hold); one
+        whose trigger held stays REDUCING until the kill switch's hold ends (``RECOVERED``).
+        Raises ValueError for an account the operator does not hold in REDUCING."""
+        indices = self._indices(accounts, operator)
+        not_held = [i for i in indices if not self.operator_reducing[i]]
+        if not_held:
+            raise ValueError(f"resume: accounts {not_held} are not held in REDUCING by an operator")
+        records = self.state.records
+        for i in indices:
+            held = float(self._held_until[i])
+            last = float(records["last_time"][i])
+            self._release(i)
+            if held > last:  # the kill switch's own hold has not passed: it ends it
+                records["reducing_until"][i] = held
+                self._command(i, TradingMode.REDUCING, Reason.OPERATOR_RESUME, operator, time_s)
+            else:
+                records["reducing_until"][i] = -np.inf
+                self._command(i, TradingMode.ACTIVE, Reason.OPERATOR_RESUME, operator, time_s)
 
     def add_counts(self, reason: Reason, counts: NDArray[np.int64]) -> None:
         """Count ``reason`` for each account (``counts`` per account) in the last decision and
@@ -311,6 +375,26 @@ class RiskLimiter:
         if bad:
             raise ValueError(f"unknown account(s) {bad}; accounts are 0..{self.num_accounts - 1}")
         return indices
+
+    def _release(self, i: int) -> None:
+        """Drop the operator's REDUCING hold of account ``i`` (a halt, reset or resume)."""
+        self.operator_reducing[i] = False
+        self._held_until[i] = -np.inf
+        self._holding = bool(self.operator_reducing.any())
+
+    def _hold_operator_reducing(self) -> None:
+        """Before a decision: keep every operator-held REDUCING account from recovering (its
+        ``reducing_until`` at +inf), remembering a hold the kill switch set since; an account
+        the kill switch has halted since is no longer held."""
+        records = self.state.records
+        for i in np.flatnonzero(self.operator_reducing):
+            if records["mode"][i] != TradingMode.REDUCING:
+                self._release(int(i))
+                continue
+            until = float(records["reducing_until"][i])
+            if until != np.inf:
+                self._held_until[i] = max(float(self._held_until[i]), until)
+                records["reducing_until"][i] = np.inf
 
     def _command(
         self, i: int, mode: TradingMode, reason: Reason, operator: str, time_s: float | None

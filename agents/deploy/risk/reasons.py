@@ -64,6 +64,9 @@ class Reason(IntEnum):
     STALE_OBSERVATION = 41
     MODEL_ERROR = 42
     NON_FINITE_ACTION = 43
+    # --- the operator's REDUCING ----------------------------------------------------------------
+    OPERATOR_REDUCE = 44
+    OPERATOR_RESUME = 45
 
     @property
     def description(self) -> str:
@@ -166,6 +169,10 @@ DESCRIPTIONS: dict[Reason, str] = {
     "the action's shape: the safe action is sent and the account goes REDUCING",
     Reason.NON_FINITE_ACTION: "the model returned a NaN or infinite action component: the safe "
     "action is sent and the account goes REDUCING",
+    Reason.OPERATOR_REDUCE: "an operator moved the account to REDUCING: it stays there (the kill "
+    "switch's holds do not end it) until the operator resumes, or a halt trigger halts it",
+    Reason.OPERATOR_RESUME: "an operator ended their REDUCING: back to ACTIVE, or REDUCING until "
+    "the kill switch's own hold ends if one of its triggers held",
 }
 
 GUARD_REASONS: frozenset[Reason] = frozenset(
@@ -192,6 +199,8 @@ TRANSITION_REASONS: frozenset[Reason] = frozenset(
         Reason.FLATTEN_REQUESTED,
         Reason.FLATTENED,
         Reason.OPERATOR_RESET,
+        Reason.OPERATOR_REDUCE,
+        Reason.OPERATOR_RESUME,
         Reason.STALE_MARKET_DATA,
         Reason.UNKNOWN_ACCOUNT,
         *GUARD_REASONS,
