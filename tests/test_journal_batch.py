@@ -194,7 +194,8 @@ PER_BATCH = 4
 
 
 def _run_writer(path: Path, mode: str, rng: random.Random) -> list[tuple[list[int], int]]:
-    """Start a writer, SIGKILL it at a random moment; the batches it reported committed."""
+    """Start a writer, SIGKILL it at a random moment after its first batch; the batches it
+    reported committed."""
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), mode],
         stdout=subprocess.PIPE,
@@ -204,9 +205,11 @@ def _run_writer(path: Path, mode: str, rng: random.Random) -> list[tuple[list[in
     try:
         assert writer.stdout is not None
         assert writer.stdout.readline() == "ready\n", "the writer did not start"
+        first = writer.stdout.readline()  # one batch committed, however loaded the machine
         time.sleep(rng.uniform(0.0, 0.25))
         writer.send_signal(signal.SIGKILL)
         out, err = writer.communicate(timeout=TIMEOUT)
+        out = first + out
     finally:
         if writer.poll() is None:
             writer.kill()
@@ -248,4 +251,4 @@ def test_sigkill_inside_batches_leaves_whole_batches_only(tmp_path: Path) -> Non
             assert len(state.fills) == len(by_i) and state.positions.get("BTC", 0.0) == 0.5 * len(
                 by_i
             )
-    assert len(committed) > 12, "the writers committed batches before they were killed"
+    assert len(committed) >= 12, "each writer committed a batch before it was killed"
