@@ -288,28 +288,29 @@ class HyperliquidVenue:
     async def events(self) -> AsyncIterator[VenueEvent]:
         """Events until the venue is closed."""
         while True:
-            event = await self._events.get()
-            if event is _CLOSED:
+            item = await self._events.get()
+            if item is _CLOSED:
                 return
-            if isinstance(event, str):
-                event = self._take_book(event)
-                if event is None:
-                    continue
-            yield event
+            event = self._take(item)
+            if event is not None:
+                yield event
 
     def ready_events(self) -> Iterator[VenueEvent]:
         """The events already received and not yet taken, without waiting (a consumer drains
         them before deciding, so that it decides on everything that has arrived)."""
         while not self._events.empty():
-            event = self._events.get_nowait()
-            if event is _CLOSED:  # the last item: leave it for events()
-                self._events.put_nowait(event)
+            item = self._events.get_nowait()
+            if item is _CLOSED:  # the last item: leave it for events()
+                self._events.put_nowait(item)
                 return
-            if isinstance(event, str):
-                event = self._take_book(event)
-                if event is None:
-                    continue
-            yield event
+            event = self._take(item)
+            if event is not None:
+                yield event
+
+    def _take(self, item: Any) -> VenueEvent | None:
+        """A queued item as its event: a coin's name stands for its newest unread book
+        (conflated), parsed now; None when that book was malformed."""
+        return self._take_book(item) if isinstance(item, str) else item
 
     def _take_book(self, coin: str) -> VenueEvent | None:
         data = self._books.pop(coin)
