@@ -208,8 +208,11 @@ def _run_writer(path: Path, mode: str, rng: random.Random) -> list[tuple[list[in
         first = writer.stdout.readline()  # one batch committed, however loaded the machine
         time.sleep(rng.uniform(0.0, 0.25))
         writer.send_signal(signal.SIGKILL)
-        out, err = writer.communicate(timeout=TIMEOUT)
-        out = first + out
+        writer.wait(TIMEOUT)
+        # read through the file objects: readline may have buffered lines that communicate(),
+        # reading the pipes' descriptors, would never see
+        assert writer.stderr is not None
+        out, err = first + writer.stdout.read(), writer.stderr.read()
     finally:
         if writer.poll() is None:
             writer.kill()
