@@ -33,7 +33,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.deploy.risk import RiskInputs, VenueSpec
-from agents.live.venues.base import AssetContext, BookSnapshot, FundingPayment, Trade, VenueEvent
+from agents.live.venues.base import (
+    AssetContext,
+    BookLevel,
+    BookSnapshot,
+    FundingPayment,
+    Trade,
+    VenueEvent,
+)
 from mmgym.core.layout import ACCOUNT_WINDOW_DTYPE, BOOK_SNAPSHOT_LEVELS, window_dtype
 from mmgym.core.params import MarketParams
 
@@ -384,7 +391,7 @@ def _premium(ctx: AssetContext | None) -> float:
 
 
 def _background(
-    levels: Sequence[object],
+    levels: Sequence[BookLevel],
     own: OwnOrder | None,
     is_buy: bool,
     tick: float,
@@ -395,8 +402,8 @@ def _background(
     the own order (its level's rest)."""
     sizes: dict[int, float] = {}
     for level in levels:
-        ticks = round(level.px / tick)  # type: ignore[attr-defined]
-        sizes[ticks] = sizes.get(ticks, 0.0) + level.sz  # type: ignore[attr-defined]
+        ticks = round(level.px / tick)
+        sizes[ticks] = sizes.get(ticks, 0.0) + level.sz
     ahead = math.nan
     if own is not None:
         own_ticks = round(own.px / tick)

@@ -486,7 +486,7 @@ class LiveRunner:
         )
         decision = self.guarded.decide(obs, self.inputs)
         desired = self._desired(decision)
-        with self.journal.batch() if hasattr(self.journal, "batch") else contextlib.nullcontext():
+        with self.journal.batch():
             for transition in self.guarded.drain_transitions():
                 self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
             payload = self._decision_payload(now_ms, decision, desired, account)
