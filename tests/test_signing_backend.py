@@ -1,6 +1,7 @@
-"""The live extra signs with coincurve: ``eth_keys`` (under ``eth_account`` and the Hyperliquid
-SDK) picks it when it is importable, and signs ~30x faster than its pure-Python backend
-(docs/benchmarks.md, "Paper exchange: order round trip"). Signatures are the same either way."""
+"""The live extra signs with coincurve: the Signer calls it directly, and ``eth_keys`` (under
+``eth_account`` and the Hyperliquid SDK) picks it when it is importable, ~30x faster than its
+pure-Python backend (docs/benchmarks.md, "Paper exchange: order round trip"). Signatures are
+the same either way."""
 
 from __future__ import annotations
 
@@ -36,20 +37,26 @@ def test_eth_keys_signs_with_coincurve(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(key.backend, CoinCurveECCBackend)
 
 
-def test_the_signer_gives_the_same_signature_with_either_backend(
+def test_the_signer_equals_the_sdk_signing_with_the_pure_python_curve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Signer signs with libsecp256k1 (coincurve) directly; the SDK's ``sign_l1_action`` with
+    eth_keys' pure-Python backend is an independent implementation of the same curve."""
     pytest.importorskip(
         "coincurve", reason="coincurve is not installed: install the live extra (make install)"
     )
     eth_keys = pytest.importorskip("eth_keys", reason="the live extra is not installed")
+    import eth_account
+    from hyperliquid.utils.signing import sign_l1_action
+
     from agents.live.venues.keys import Signer
 
     key = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-    action = {"type": "cancel", "cancels": [{"a": 0, "o": 123}]}
-    signatures = {}
-    for backend in ("CoinCurveECCBackend", "NativeECCBackend"):
-        monkeypatch.setenv("ECC_BACKEND_CLASS", f"eth_keys.backends.{backend}")
-        assert type(eth_keys.KeyAPI().backend).__name__ == backend
-        signatures[backend] = Signer(key).sign_l1(action, 1_764_867_590_000, is_mainnet=False)
-    assert signatures["CoinCurveECCBackend"] == signatures["NativeECCBackend"]
+    monkeypatch.setenv("ECC_BACKEND_CLASS", "eth_keys.backends.NativeECCBackend")
+    assert type(eth_keys.KeyAPI().backend).__name__ == "NativeECCBackend"
+    account = eth_account.Account.from_key(key)
+    signer = Signer(key)
+    for nonce in range(1_764_867_590_000, 1_764_867_590_008):
+        action = {"type": "cancel", "cancels": [{"a": nonce % 3, "o": nonce}]}
+        expected = sign_l1_action(account, action, None, nonce, None, False)
+        assert signer.sign_l1(action, nonce, is_mainnet=False) == expected

@@ -1,7 +1,8 @@
 """The signing key: loaded from an environment variable or a key file readable by its owner
 only, never from config, and never shown.
 
-:class:`Signer` holds the key and signs L1 actions with the SDK's ``sign_l1_action``. Its repr
+:class:`Signer` holds the key and signs L1 actions as the SDK's ``sign_l1_action`` does
+(libsecp256k1 through coincurve, over the EIP-712 digest computed here). Its repr
 shows the signer's address only, it refuses to be pickled, and the errors of loading a key
 never quote it. :class:`RedactingFilter` scrubs the key from log records as a last line of
 defence.
@@ -19,8 +20,8 @@ from typing import Any, NoReturn
 from mmgym.extras import extra_needed
 
 with extra_needed("agents.live.venues"):
+    import coincurve
     import eth_account
-    from eth_keys import keys as eth_keys
     from eth_utils import keccak
     from hyperliquid.utils.signing import action_hash
 
@@ -93,7 +94,7 @@ class Signer:
             raise KeyLoadError("the private key is not a valid secp256k1 key") from None
         self._account = account
         self._secret = key.lower().removeprefix("0x")
-        self._key = eth_keys.PrivateKey(bytes.fromhex(self._secret))
+        self._key = coincurve.PrivateKey(bytes.fromhex(self._secret))
         self.address: str = account.address
 
     def sign_l1(
@@ -114,8 +115,12 @@ class Signer:
             vault_address=vault_address,
             expires_after=expires_after,
         )
-        signature = self._key.sign_msg_hash(digest)
-        return {"r": hex(signature.r), "s": hex(signature.s), "v": signature.v + 27}
+        signature = self._key.sign_recoverable(digest, hasher=None)  # r, s (low), recovery id
+        return {
+            "r": hex(int.from_bytes(signature[:32], "big")),
+            "s": hex(int.from_bytes(signature[32:64], "big")),
+            "v": signature[64] + 27,
+        }
 
     def redact(self, text: str) -> str:
         """``text`` with the key (in any case, with or without 0x) replaced by ``<redacted>``."""
