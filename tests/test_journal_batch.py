@@ -77,6 +77,51 @@ def test_a_batch_that_raises_leaves_nothing_and_the_seqs_have_no_gap(tmp_path: P
     assert [payload.get("i") for _, kind, payload in rows if kind == "decision"] == [0]
 
 
+def _seen_elsewhere(path: Path) -> list[int]:
+    """The seqs another connection sees (what a crash now would leave)."""
+    with Journal.open(path) as other:
+        return [e.seq for e in other.events()]
+
+
+def test_a_deferred_batch_is_committed_with_the_next_append(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal.open(path) as journal:
+        journal.append(Kind.NOTE, {"i": -1})
+        with journal.batch(defer=True):
+            journal.append(Kind.DECISION, {"i": 0})
+            journal.append(Kind.NOTE, {"i": 0})
+        assert journal.last_seq() == 3  # this connection sees them
+        assert _seen_elsewhere(path) == [1]  # not committed yet
+        order = {"coin": "BTC", "is_buy": True, "px": 100.0, "sz": 0.5, "cloid": "0x" + "1" * 32}
+        assert journal.append(Kind.INTENT, {"action": "place", "order": order}) == 4
+        assert _seen_elsewhere(path) == [1, 2, 3, 4]  # one commit: the intent and the batch
+        with journal.batch(defer=True):
+            journal.append(Kind.DECISION, {"i": 1})
+        journal.commit()  # a decision that sent nothing
+        assert _seen_elsewhere(path) == [1, 2, 3, 4, 5]
+        journal.commit()  # nothing waits: nothing happens
+        with journal.batch(defer=True):
+            journal.append(Kind.DECISION, {"i": 2})
+    assert [seq for seq, _, _ in _rows(path)] == [1, 2, 3, 4, 5, 6]  # close() committed it
+
+
+def test_a_batch_after_a_deferred_one_joins_it_and_rolls_back_only_itself(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal.open(path) as journal:
+        with journal.batch(defer=True):
+            journal.append(Kind.DECISION, {"i": 0})
+        with pytest.raises(BoomError), journal.batch():
+            journal.append(Kind.FILL, _fill(7))
+            raise BoomError
+        assert not journal.has_fill(7) and journal.last_seq() == 1
+        assert _seen_elsewhere(path) == []  # the deferred row still waits
+        with journal.batch():
+            journal.append(Kind.FILL, _fill(8))
+        assert _seen_elsewhere(path) == [1, 2]  # committed together
+
+
 def test_a_refused_payload_inside_a_batch_rolls_the_batch_back(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     with Journal.open(path) as journal:

@@ -133,6 +133,8 @@ class Journal:
         self._depth = 0
         """How many :meth:`batch` blocks are open (0: each append commits on its own)."""
         self._batch_task: asyncio.Task[Any] | None = None
+        self._deferred = False
+        """A ``batch(defer=True)`` ended and its rows wait for the next commit."""
 
     @classmethod
     def open(
@@ -218,13 +220,22 @@ class Journal:
             if self._depth:
                 self._check_batch_task()
             cursor = self._db.execute(_INSERT, (self._clock_ms(), kind.value, cloid, tid, text))
+            if self._deferred and not self._depth:
+                self._commit_deferred()  # this row, and the deferred batch's before it
             return cursor.lastrowid if cursor.rowcount == 1 else None
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, defer: bool = False) -> Iterator[None]:
         """Make the appends of this block one transaction: committed (with ``FULL``, one sync)
         when the block exits, or, if it raises, rolled back (none of them is in the journal)
         and the exception re-raised.
+
+        ``defer``: the block's rows are committed not at its exit but with the next append
+        (one commit, one sync, for both) or at :meth:`commit`, whichever comes first. The
+        runner defers its decision's rows to the commit of the decision's first order intent,
+        which precedes the send: one sync before the order leaves instead of two. Until then
+        the rows are visible on this connection only, and a crash loses them (as it would
+        have a moment earlier); appends of other tasks and threads commit them too.
 
         ``append`` inside returns each event's seq as usual (a duplicate fill or funding
         payment, even of this batch, returns None), but the events are written only when the
@@ -249,17 +260,38 @@ class Journal:
                     self._depth -= 1
                     self._db.execute(f"RELEASE {savepoint}")
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            joins = self._deferred  # the deferred rows' transaction is still open: join it
+            self._db.execute("SAVEPOINT batch0" if joins else "BEGIN IMMEDIATE")
+            self._deferred = False
             self._depth, self._batch_task = 1, _current_task()
             try:
                 yield
-                self._db.execute("COMMIT")
+                if joins:
+                    self._db.execute("RELEASE batch0")
+                if defer:
+                    self._deferred = True
+                else:
+                    self._db.execute("COMMIT")
             except BaseException:
-                if self._db.in_transaction:
+                if joins and self._db.in_transaction:  # undo this block only
+                    self._db.execute("ROLLBACK TO batch0")
+                    self._db.execute("RELEASE batch0")
+                    self._deferred = True
+                elif self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
             finally:
                 self._depth, self._batch_task = 0, None
+
+    def commit(self) -> None:
+        """Commit the rows of a deferred :meth:`batch`, if any wait (else nothing)."""
+        with self._lock:
+            if self._deferred:
+                self._commit_deferred()
+
+    def _commit_deferred(self) -> None:
+        self._deferred = False
+        self._db.execute("COMMIT")
 
     def _check_batch_task(self) -> None:
         if _current_task() is not self._batch_task:
@@ -329,7 +361,10 @@ class Journal:
         return row is not None
 
     def close(self) -> None:
+        """Commit a deferred batch's rows, then close the file."""
         with self._lock:
+            if self._deferred:
+                self._commit_deferred()
             self._db.close()
 
     def __enter__(self) -> Journal:

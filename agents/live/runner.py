@@ -486,15 +486,19 @@ class LiveRunner:
         )
         decision = self.guarded.decide(obs, self.inputs)
         desired = self._desired(decision)
-        with self.journal.batch():
+        # committed with the first order's intent, before its send: one sync, not two
+        with self.journal.batch(defer=True):
             for transition in self.guarded.drain_transitions():
                 self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
             payload = self._decision_payload(now_ms, decision, desired, account)
             self.journal.append(Kind.DECISION, payload)
         self.stats.decisions += 1
-        await self.manager.sync(desired, time_s)
-        await self._hedge(decision, account)
-        await self._refresh_switch(now_ms)
+        try:
+            await self.manager.sync(desired, time_s)
+            await self._hedge(decision, account)
+            await self._refresh_switch(now_ms)
+        finally:
+            self.journal.commit()  # a decision that sent nothing
         return decision
 
     async def _refresh_switch(self, now_ms: int) -> None:
