@@ -78,7 +78,8 @@ class _Timing:
             record["journal"] += seconds
 
     def wrap_journal(self, journal: Any) -> None:
-        """Time ``append`` and, if the journal has it, ``batch()``'s begin and commit."""
+        """Time ``append`` and, if the journal has them, ``batch()``'s begin and commit and
+        ``commit()`` (a deferred batch's)."""
         append = journal.append
 
         def timed_append(*args: Any, **kwargs: Any) -> Any:
@@ -94,15 +95,25 @@ class _Timing:
             return
 
         @contextlib.contextmanager
-        def timed_batch() -> Iterator[None]:
+        def timed_batch(*args: Any, **kwargs: Any) -> Iterator[None]:
             t0 = time.monotonic()
-            with batch():
+            with batch(*args, **kwargs):
                 self._journal(time.monotonic() - t0)
                 yield
                 t1 = time.monotonic()
             self._journal(time.monotonic() - t1)
 
         journal.batch = timed_batch
+        commit = getattr(journal, "commit", None)
+        if commit is None:
+            return
+
+        def timed_commit() -> None:
+            t0 = time.monotonic()
+            commit()
+            self._journal(time.monotonic() - t0)
+
+        journal.commit = timed_commit
 
     def wrap_guard(self, guarded: Any) -> None:
         decide = guarded.decide
