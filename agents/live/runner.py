@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from agents.deploy.guard import GuardedDecision, GuardedPolicy
 from agents.deploy.risk import Reason, RiskInputs, TradingMode
 from agents.deploy.risk.state import Transition
+from agents.live.collector import DecisionCollector
 from agents.live.feed import AccountView, MarketFeed, OwnOrder
 from agents.live.journal import Journal, Kind
 from agents.live.order_manager import ManagerConfig, OrderManager, Quote, from_recovered
@@ -199,6 +200,9 @@ class LiveRunner:
         self.ops: OpsControl | None = None
         """The operator's controls (:mod:`agents.ops.control`), served while :meth:`run` runs;
         their commands are applied between decisions."""
+        self.collector: DecisionCollector | None = None
+        """Runs the garbage collector between decisions while :meth:`run` trades
+        (:mod:`agents.live.collector`)."""
         self.metrics: LiveMetrics | None = None
         """The metrics (:mod:`agents.ops.metrics`), served while :meth:`run` runs on a thread
         of their own, updated after each decision."""
@@ -220,7 +224,8 @@ class LiveRunner:
             try:
                 await self._serve_ops(True)
                 await self._reconcile("start")
-                await self._loop(pump)
+                with DecisionCollector() as self.collector:
+                    await self._loop(pump)
             finally:
                 try:
                     await self._finish_background()
@@ -382,6 +387,8 @@ class LiveRunner:
     async def _loop(self, pump: asyncio.Task[None]) -> None:
         limit = self.config.max_decisions
         while not self._stopping.is_set() and (limit is None or self.stats.decisions < limit):
+            if self.collector is not None:
+                self.collector.collect()  # after the last decision's orders, before the wait
             if pump.done():
                 pump.result()  # the stream ended: raise what ended it
                 raise RuntimeError("the venue's event stream ended")
