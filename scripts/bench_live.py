@@ -248,13 +248,12 @@ def latency_table(decisions: int, repeats: int) -> str:
 
 
 def report(decisions: int, repeats: int) -> str:
-    from eth_keys.backends import get_backend
+    from importlib.metadata import version
 
-    backend = type(get_backend()).__name__
     return (
         f"Live runner, message to order (lockstep on loopback, the paper exchange in its own "
         f"process; a baseline bundle (avellaneda_stoikov, {bench_exchange.SCENARIO}); "
         f"{repeats} runs per cell of {decisions} decisions after {WARMUP} of warm-up, the cells "
-        f"taking turns; order jitter 0; signing backend eth_keys {backend}):\n\n"
+        f"taking turns; order jitter 0; signing with coincurve {version('coincurve')}):\n\n"
         + latency_table(decisions, repeats)
     )
