@@ -7,7 +7,7 @@ it) and writes, into one folder:
   definitions and its check against the equity change, the fills, the markouts at 1, 10 and
   60 s, the RiskLimiter's interventions by reason, decision latency (when the journal holds
   it) and the incidents (risk transitions, connection changes, restarts, reconciliations that
-  found drift, operator commands);
+  found drift, operator commands, alerts);
 - the plots of :data:`PLOTS`, and ``fills.csv`` (every fill with its markouts).
 
 Times on the plots and in the tables are the venue's (the decisions' ``venue_time_ms`` and the
@@ -65,6 +65,7 @@ INCIDENT_STYLES = {
     "reconcile drift": ("#ff7f0e", ":"),
     "operator command": ("#9467bd", "-."),
     "restart": ("#000000", "-"),
+    "alert": ("#e377c2", (0, (1, 1))),
 }
 """How the timeline marks each kind of incident (colour, line style)."""
 
@@ -85,6 +86,7 @@ class Session:
     notes: list[Event] = field(default_factory=list)
     reconciles: list[Event] = field(default_factory=list)
     commands: list[Event] = field(default_factory=list)
+    alerts: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         lists = {
@@ -95,6 +97,7 @@ class Session:
             Kind.NOTE: self.notes,
             Kind.RECONCILE: self.reconciles,
             Kind.OPERATOR_COMMAND: self.commands,
+            Kind.ALERT: self.alerts,
         }
         for event in self.events:
             target = lists.get(event.kind)
@@ -305,8 +308,8 @@ class Incident:
 
 
 def incidents(session: Session) -> list[Incident]:
-    """Connection changes, restarts, reconciliations that found drift, operator commands, in
-    seq order."""
+    """Connection changes, restarts, reconciliations that found drift, operator commands and
+    alerts (their ``firing`` rows, reminders included, and ``resolved`` rows), in seq order."""
     out = []
     starts = [n for n in session.notes if n.payload.get("event") == "start"]
     for note in session.notes:
@@ -325,6 +328,8 @@ def incidents(session: Session) -> list[Incident]:
             out.append(_incident(session, "reconcile drift", r, _drift_text(r.payload)))
     for c in session.commands:
         out.append(_incident(session, "operator command", c, _command_text(c.payload)))
+    for a in session.alerts:
+        out.append(_incident(session, "alert", a, _alert_text(a.payload)))
     return sorted(out, key=lambda i: i.seq)
 
 
@@ -348,6 +353,18 @@ def _drift_text(p: Mapping[str, Any]) -> str:
                 f"{d.get('coin')} position {d.get('local')} here, {d.get('venue')} at the venue"
             )
     return "; ".join(parts)
+
+
+def _alert_text(p: Mapping[str, Any]) -> str:
+    state = str(p.get("state", "?")) + (" (reminder)" if p.get("repeat") else "")
+    text = f"{p.get('rule')} {state}, {p.get('severity')}, action {p.get('action')}"
+    message = p.get("message")
+    suppressed = p.get("suppressed")
+    if message:
+        text += f": {message}"
+    if isinstance(suppressed, int) and suppressed:
+        text += f" ({suppressed} more not sent)"
+    return text
 
 
 def _command_text(p: Mapping[str, Any]) -> str:
@@ -429,8 +446,8 @@ def markdown(
         "Equity (quote currency) and each coin's position (base units) at every decision, on "
         "the venue's clock. Shaded: the risk state (ACTIVE, REDUCING, HALTED) from the "
         "`risk_transition` rows; vertical lines: incidents (connection lost or back, restarts, "
-        "reconciliations that found drift, operator commands; each at the venue time of the "
-        "decision before it).",
+        "reconciliations that found drift, operator commands, alerts firing or resolved; each "
+        "at the venue time of the decision before it).",
         "",
         f"![timeline]({PLOTS['timeline']})",
         "",
@@ -707,6 +724,7 @@ def _incidents_section(session: Session, found: Sequence[Incident]) -> list[str]
         ("Restarts", ("restart",)),
         ("Reconciliation drift", ("reconcile drift",)),
         ("Operator commands", ("operator command",)),
+        ("Alerts", ("alert",)),
     )
     for title, kinds in groups:
         mine = [i for i in found if i.kind in kinds]
