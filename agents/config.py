@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from agents.baselines.registry import BASELINES, load_all, setting_types, settings_of
 from agents.deploy.risk.limits import RiskLimits
@@ -411,6 +411,50 @@ LIVE_PACING = ("wall", "lockstep")
 
 
 @dataclass
+class WebhookConfig:
+    """Where alerts are posted (``alerts.webhook``; docs/operations.md, "Alerts")."""
+
+    url: str | None = None
+    """http(s) URL the alerts are POSTed to as JSON (None: no webhook)."""
+    timeout_s: float = 5.0
+    """Per post."""
+    queue_size: int = 100
+    """Posts waiting at most; more are dropped (logged)."""
+    max_per_minute: float = 30.0
+    """Posts a minute at most, over all rules (more are dropped, logged)."""
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            from agents.ops.alert_rules import check_webhook_url
+
+            check_webhook_url(self.url)
+        if not self.timeout_s > 0 or self.queue_size < 1 or not self.max_per_minute > 0:
+            raise ValueError(
+                "alerts.webhook: timeout_s and max_per_minute must be > 0, queue_size >= 1"
+            )
+
+
+@dataclass
+class AlertsConfig:
+    """The live runner's alert rules (the ``live/alerts`` group, conf/live/alerts/*.yaml)."""
+
+    rules: list[Any] = field(default_factory=list)
+    """Each a mapping: name, condition, threshold, severity, action, [window], [resolve_after_s],
+    [cooldown_s] (:class:`agents.ops.alert_rules.Rule`)."""
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+
+    def __post_init__(self) -> None:
+        self.to_rules()  # a bad rule fails at composition, naming it
+
+    def to_rules(self) -> tuple[Any, ...]:
+        """The checked rules (:class:`agents.ops.alert_rules.Rule`)."""
+        from agents.ops.alert_rules import parse_rules
+
+        plain = OmegaConf.to_container(self.rules) if isinstance(self.rules, ListConfig) else None
+        return parse_rules(plain if plain is not None else self.rules)
+
+
+@dataclass
 class LiveJob:
     """``scripts/live.py`` (``mmgym-live``): trade a bundle on a Hyperliquid-protocol venue (the
     paper exchange or Hyperliquid) through the guarded live runner (docs/live.md). The key
@@ -461,6 +505,8 @@ class LiveJob:
     off); the token from ``$MMGYM_OPS_TOKEN`` or ``$MMGYM_OPS_TOKEN_FILE`` (docs/operations.md)."""
     metrics_port: int | None = None
     """Prometheus metrics on 127.0.0.1:<port>/metrics (0: a free port; None: off)."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """The alert rules and webhook (``live/alerts@alerts=default|none``; docs/operations.md)."""
 
     def __post_init__(self) -> None:
         for name in ("ops_port", "metrics_port"):
@@ -605,6 +651,7 @@ def register_configs() -> None:
         "sweep": {"sweep": SweepConfig},
         "risk": {"risk": RiskConfig},
         "vet": {"vet": VetConfig},
+        "alerts": {"alerts": AlertsConfig},
     }
     load_all()
     for name in BASELINES:

@@ -7,7 +7,9 @@ The settings are conf/live.yaml (schema ``agents.config.LiveJob``). The key come
 ``$MMGYM_HL_PRIVATE_KEY`` or a 0600 file named by ``$MMGYM_HL_KEY_FILE``, never from config. An
 existing journal is recovered from, reconciled with the venue, and only then quoted from. With
 ``ops_port`` the operator's controls listen on 127.0.0.1 (token from ``$MMGYM_OPS_TOKEN`` or
-``$MMGYM_OPS_TOKEN_FILE``), with ``metrics_port`` the Prometheus metrics (docs/operations.md).
+``$MMGYM_OPS_TOKEN_FILE``), with ``metrics_port`` the Prometheus metrics; the alert rules of
+``alerts`` (conf/live/alerts, ``live/alerts@alerts=none`` for none) run after each decision
+(docs/operations.md).
 SIGINT or SIGTERM stops after the decision in progress and cancels the open orders. Exit codes:
 0 stopped (a signal, ``max_decisions`` or the market's end); 1 the runner failed (its open
 orders canceled where the venue answered; the dead-man's switch covers the rest); 2 bad input,
@@ -90,6 +92,11 @@ def run(job: LiveJob) -> int:
             from agents.ops.metrics import LiveMetrics
 
             runner.metrics = LiveMetrics(runner, job.metrics_port)
+        rules = job.alerts.to_rules()
+        if rules or job.alerts.webhook.url:
+            from agents.ops.alerts import from_config
+
+            runner.alerts = from_config(runner, rules, job.alerts.webhook)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()

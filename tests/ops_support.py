@@ -4,8 +4,11 @@ exchange in lockstep, in-process, 127.0.0.1 only, its decisions let through one 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,6 +20,8 @@ from agents.live.journal import Journal
 from agents.live.pacing import LockstepPacer
 from agents.live.runner import LiveRunner, RunnerConfig
 from agents.live.venues import Signer
+from agents.ops.alert_rules import Rule
+from agents.ops.alerts import AlertEngine, Webhook
 from agents.ops.control import OpsControl
 from agents.ops.metrics import LiveMetrics
 from mmgym.exchange import BackgroundServer, Clock, PaperExchange, PaperVenue
@@ -73,7 +78,14 @@ class Session:
     operator's controls (``ops``) and metrics (``metrics``) on free ports of 127.0.0.1."""
 
     def __init__(
-        self, tmp_path: Path, *, seed: int = 3, ops: bool = True, metrics: bool = False
+        self,
+        tmp_path: Path,
+        *,
+        seed: int = 3,
+        ops: bool = True,
+        metrics: bool = False,
+        rules: Sequence[Rule] = (),
+        webhook: Webhook | None = None,
     ) -> None:
         params = make_params(
             "calm", episode_seconds=3600.0, funding_interval_seconds=60.0, num_assets=1
@@ -92,6 +104,9 @@ class Session:
         self.metrics = LiveMetrics(self.runner, 0) if metrics else None
         self.runner.ops = self.ops
         self.runner.metrics = self.metrics
+        if rules or webhook is not None:
+            self.runner.alerts = AlertEngine(self.runner, rules, webhook)
+        self.journal_path = tmp_path / "journal.db"
         self.task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> Session:
@@ -146,3 +161,41 @@ class Session:
         finally:
             self.journal.close()
             self.server.close()
+
+
+class HookServer:
+    """A webhook on 127.0.0.1 (a free port) that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-path"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10.0)
+
+
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (a webhook that is down)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"

@@ -50,6 +50,10 @@ PAYLOADS: dict[Kind, tuple[dict[str, Any], str | None, int | None]] = {
     Kind.OPERATOR_COMMAND: ({"command": "halt", "by": "ops"}, None, None),
     Kind.RECONCILE: ({"drift": False, "orphans": [], "missed_fills": 0}, None, None),
     Kind.NOTE: ({"text": "started, bundle 1a2b"}, None, None),
+    Kind.ALERT: ({"rule": "funding_drift", "severity": "warning", "action": "reduce",
+                  "state": "firing", "repeat": False, "incident": "funding_drift@1000",
+                  "value": -3.5, "threshold": 2.0, "unit": "quote", "message": "drift",
+                  "suppressed": 0, "venue_time_ms": 1_700_000_000_000}, None, None),
 }  # fmt: skip
 
 
@@ -132,6 +136,7 @@ def test_a_funding_payment_is_recorded_once_per_coin_and_time(tmp_path: Path) ->
         (Kind.NOTE, {"x": 1}, 5, "only fills carry a tid"),
         (Kind.ACK, {"oid": 5}, None, "an ack is an order's"),
         (Kind.ORDER_UPDATE, {"oid": 5, "status": "open"}, None, "'state'"),
+        (Kind.ALERT, {"rule": "x", "severity": "warning", "action": "none"}, None, "'state'"),
         (Kind.NOTE, {"x": float("nan")}, None, "not JSON"),
         (Kind.NOTE, {"x": object()}, None, "not JSON"),
         (Kind.NOTE, [1, 2], None, "mapping or a dataclass"),

@@ -1,5 +1,5 @@
 """The write-ahead journal: every decision, order intent, ack, fill, funding payment, risk
-transition and operator command, appended to SQLite before the runner acts on it.
+transition, operator command and alert, appended to SQLite before the runner acts on it.
 
 One append-only table ``events(seq, time_ms, kind, cloid, tid UNIQUE, payload)`` (payload a
 JSON object) and a ``meta`` table (schema version, bundle sha, venue url, account address).
@@ -72,6 +72,7 @@ class Kind(enum.StrEnum):
     OPERATOR_COMMAND = "operator_command"
     RECONCILE = "reconcile"
     NOTE = "note"
+    ALERT = "alert"
 
 
 class Synchronous(enum.StrEnum):
@@ -430,6 +431,7 @@ _REQUIRED: dict[Kind, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     Kind.INTENT: (("action", str),),
     Kind.ORDER_UPDATE: (("state", str),),
     Kind.RISK_TRANSITION: (("to", str),),
+    Kind.ALERT: (("rule", str), ("severity", str), ("action", str), ("state", str)),
 }  # fmt: skip
 """The payload fields recovery reads, per kind (other kinds are free-form objects)."""
 

@@ -157,8 +157,8 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
             state.last_decision = event
         case Kind.RECONCILE:
             state.last_reconcile = event
-        case Kind.NOTE:
-            pass
+        case Kind.NOTE | Kind.ALERT:
+            pass  # what an alert changed is in its risk_transition row
     if order is not None:
         order.last_seq = event.seq
 

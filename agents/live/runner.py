@@ -53,8 +53,10 @@ from agents.live.venues.base import (
 from mmgym.features.observation import ObservationBuilder, ObservationConfig
 
 if TYPE_CHECKING:
+    from agents.ops.alerts import AlertEngine
     from agents.ops.control import OpsControl
     from agents.ops.metrics import LiveMetrics
+    from agents.ops.pnl import JournalPnl
 
 log = logging.getLogger("mmgym.live")
 
@@ -206,6 +208,12 @@ class LiveRunner:
         self.metrics: LiveMetrics | None = None
         """The metrics (:mod:`agents.ops.metrics`), served while :meth:`run` runs on a thread
         of their own, updated after each decision."""
+        self.alerts: AlertEngine | None = None
+        """The alert rules (:mod:`agents.ops.alerts`), evaluated after each decision (and each
+        decision time skipped); their corrective actions applied at once, between decisions."""
+        self.pnl: JournalPnl | None = None
+        """The PnL decomposition and funding drift of the journal's rows, kept by the metrics
+        and the alerts (:func:`agents.ops.pnl.runner_pnl`)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -294,6 +302,8 @@ class LiveRunner:
             await self.ops.close()
         if self.metrics is not None:
             self.metrics.close()
+        if self.alerts is not None:
+            await asyncio.to_thread(self.alerts.close)  # the webhook's last posts
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first
@@ -402,8 +412,7 @@ class LiveRunner:
             started = self._clock_s()
             if not self.connected:
                 self.stats.skipped += 1
-                if self.metrics is not None:
-                    self.metrics.update(decided=False)
+                self._after(now_ms, decided=False)
                 continue
             if self._needs_reconcile:
                 await self._reconcile("reconnect" if self._reconnecting else "retry")
@@ -421,8 +430,15 @@ class LiveRunner:
                 self.stats.message_to_order_s.append(sent - arrived)
             if self.stats.decisions % self.config.reconcile_every == 0:
                 await self._reconcile("periodic")
-            if self.metrics is not None:
-                self.metrics.update()
+            self._after(now_ms, decided=True)
+
+    def _after(self, now_ms: int, decided: bool) -> None:
+        """After a decision (or a decision time skipped): the metrics, then the alert rules
+        (whose corrective state applies at once, before the next decision)."""
+        if self.metrics is not None:
+            self.metrics.update(decided=decided)
+        if self.alerts is not None:
+            self.alerts.evaluate(now_ms)
 
     def _drain(self) -> None:
         """Take the events the venue already holds (the pump may not have run since they
@@ -547,7 +563,8 @@ class LiveRunner:
         desired: Mapping[str, Quote],
         account: AccountView,
     ) -> dict[str, Any]:
-        """What a decision saw and chose: the market (mids and marks), the account (positions,
+        """What a decision saw and chose: the market (mids, marks, the published funding rates
+        and oracle prices), the account (positions,
         cash, equity, all in quote currency), the risk mode, the limited quotes (price, size
         per side; size 0 is no order), the hedge fractions and the limiter's counts by
         reason."""
@@ -559,6 +576,14 @@ class LiveRunner:
             "mids": {c: _finite(float(m)) for c, m in zip(self.config.coins, mids, strict=True)},
             "marks": {
                 c: _finite(float(m)) for c, m in zip(self.config.coins, feed.marks(), strict=True)
+            },
+            "funding_rates": {
+                c: _finite(float(r))
+                for c, r in zip(self.config.coins, windows["funding_estimate"], strict=True)
+            },
+            "oracles": {
+                c: _finite(float(x))
+                for c, x in zip(self.config.coins, windows["oracle"], strict=True)
             },
             "positions": {c: q for c, q in account.positions.items() if q},
             "cash": account.cash,

@@ -8,7 +8,8 @@ logged without the token.
 
 ``GET /v1/status`` answers at once (even while a decision is in progress or the loop waits on
 the venue): the risk mode, the last transition and its reason, the limiter's counts, positions,
-open orders, equity, the connection and the decision counts.
+open orders, equity, the connection, the decision counts and the alert incidents open
+(``alerts``: :meth:`agents.ops.alerts.AlertEngine.active`).
 
 ``POST /v1/<command>`` with a JSON object ``{"operator": NAME, "reason": TEXT, "confirm":
 bool}``, for ``halt``, ``reduce``, ``resume`` and ``flatten``: the command is journaled
@@ -390,4 +391,5 @@ class OpsControl:
             "reconciles": stats.reconciles,
             "drift": stats.drift,
             "pending_commands": self.pending,
+            "alerts": runner.alerts.active() if runner.alerts is not None else [],
         }

@@ -9,6 +9,14 @@ few ``set``, ``inc`` and ``observe`` calls on label children made once at the st
 Metrics (money in the quote currency):
 
 - ``mmgym_equity``, ``mmgym_pnl`` (equity less the session's collateral);
+- ``mmgym_pnl_component{component}``: the journal's PnL decomposition (``spread``,
+  ``inventory``, ``mark_basis``, ``fees``, ``funding``, ``hedge``, and ``residual``: the equity
+  change less their sum) between its first and last decision with a known equity, by
+  :class:`~agents.ops.pnl.PnlAccumulator` from the rows the runner journaled, the code the session
+  report uses (NaN before the first such decision);
+- ``mmgym_funding_drift``: the perps' funding payments received less the expected carry,
+  ``-position x oracle x published rate`` as of the last decision before each payment
+  (:mod:`agents.ops.pnl`), summed over the journal;
 - ``mmgym_position{coin}`` (perps and hedge coins), ``mmgym_exposure{coin}`` (position x mark);
 - ``mmgym_resting_notional{coin,side}``: the open orders' unfilled notional per side;
 - ``mmgym_hedge_delta{coin}``: the perp's position plus its hedge coin's (0 fully hedged);
@@ -41,6 +49,7 @@ with extra_needed("agents.ops.metrics"):
 from agents.deploy.risk import Reason
 from agents.live.journal import Kind
 from agents.ops.control import HOST
+from agents.ops.pnl import COMPONENTS, runner_pnl
 
 if TYPE_CHECKING:
     from agents.live.runner import LiveRunner
@@ -78,6 +87,13 @@ class LiveMetrics:
 
         self.equity = gauge("mmgym_equity", "Equity (quote currency; NaN when a mark is unknown)")
         self.pnl = gauge("mmgym_pnl", "Equity less the session's collateral (quote currency)")
+        component = gauge(
+            "mmgym_pnl_component", "PnL decomposition of the journal (quote)", ["component"]
+        )
+        self._components = {name: component.labels(name) for name in (*COMPONENTS, "residual")}
+        self.funding_drift = gauge(
+            "mmgym_funding_drift", "Funding received less the expected carry (quote currency)"
+        )
         position = gauge("mmgym_position", "Position (base units)", ["coin"])
         exposure = gauge("mmgym_exposure", "Position x mark (quote currency)", ["coin"])
         resting = gauge(
@@ -162,6 +178,7 @@ class LiveMetrics:
             self._inc(self.conflated, "conflated", feed.conflated)
         else:
             marks = np.full(len(self._coins), math.nan)
+        self._pnl()
         orders = account.orders
         for k, coin in enumerate(self._coins):
             q = positions.get(coin, 0.0)
@@ -207,6 +224,17 @@ class LiveMetrics:
                 self._message_seen += 1
         elif decided and isinstance(m2o, float) and math.isfinite(m2o):
             self.message_to_order.observe(m2o)
+
+    def _pnl(self) -> None:
+        """The decomposition and funding drift of the rows journaled since the last update."""
+        pnl = runner_pnl(self.runner).update()
+        d = pnl.decomposition()
+        for name, child in self._components.items():
+            if d is None:
+                child.set(math.nan)
+            else:
+                child.set(d.residual if name == "residual" else d.components[name])
+        self.funding_drift.set(pnl.funding_drift)
 
     def _inc(self, counter: Counter, key: str, total: int) -> None:
         """Move ``counter`` up to the runner's running ``total``."""

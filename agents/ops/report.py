@@ -7,7 +7,7 @@ it) and writes, into one folder:
   definitions and its check against the equity change, the fills, the markouts at 1, 10 and
   60 s, the RiskLimiter's interventions by reason, decision latency (when the journal holds
   it) and the incidents (risk transitions, connection changes, restarts, reconciliations that
-  found drift, operator commands);
+  found drift, operator commands, alerts);
 - the plots of :data:`PLOTS`, and ``fills.csv`` (every fill with its markouts).
 
 Times on the plots and in the tables are the venue's (the decisions' ``venue_time_ms`` and the
@@ -37,6 +37,7 @@ import numpy as np
 
 from agents.live.journal import SCHEMA_VERSION, Event, Journal, JournalError, Kind
 from agents.metrics import max_drawdown, mean_confidence_interval
+from agents.ops.pnl import COMPONENTS, PnlAccumulator, PnlDecomposition
 from mmgym.extras import extra_needed
 from mmgym.markdown import table
 
@@ -51,9 +52,6 @@ PLOTS = {
     "interventions": "interventions.png",
 }
 """The report's PNG plots, in its folder."""
-HEDGE_SUFFIX = "-HEDGE"
-"""A hedge venue's coin is its perp's coin with this suffix (the paper exchange's and the
-runner's ``hedge_coins`` convention)."""
 MARKOUT_HORIZONS_S = (1, 10, 60)
 """Markout horizons (s of venue time)."""
 LATENCY_FIELD = "latency_ms"
@@ -67,38 +65,9 @@ INCIDENT_STYLES = {
     "reconcile drift": ("#ff7f0e", ":"),
     "operator command": ("#9467bd", "-."),
     "restart": ("#000000", "-"),
+    "alert": ("#e377c2", (0, (1, 1))),
 }
 """How the timeline marks each kind of incident (colour, line style)."""
-
-COMPONENTS = {
-    "spread": (
-        "spread capture",
-        "sum over the perps' fills of signed size x (mid at the last decision before the fill "
-        "- fill price): what each fill earned against the mid the policy saw",
-    ),
-    "inventory": (
-        "inventory",
-        "sum over decisions of position x (mid at this decision - mid at the last one), the "
-        "position including the fills since the last decision (from a fill on, its size "
-        "earns the mid's changes)",
-    ),
-    "mark_basis": (
-        "mark vs mid",
-        "the journaled equity values positions at the mark, the components above at the mid: "
-        "position x (mark - mid) at the last decision minus the same at the first",
-    ),
-    "fees": ("fees", "minus the fees of the perps' fills (a rebate is a negative fee)"),
-    "funding": ("funding", "the perps' funding payments received (paid: negative)"),
-    "hedge": (
-        "hedge",
-        f"the cash flows of the fills on the hedge coins (`<COIN>{HEDGE_SUFFIX}`), minus their "
-        "fees, plus their funding: the journaled equity books the hedge leg's cash but leaves "
-        "its position's value out (the hedge venue's)",
-    ),
-}
-"""The PnL components: name -> (label, definition). Their sum is the equity change between the
-first and the last decision (the report states the difference, which should be rounding)."""
-
 
 # --- reading ------------------------------------------------------------------------------------
 
@@ -117,6 +86,7 @@ class Session:
     notes: list[Event] = field(default_factory=list)
     reconciles: list[Event] = field(default_factory=list)
     commands: list[Event] = field(default_factory=list)
+    alerts: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         lists = {
@@ -127,6 +97,7 @@ class Session:
             Kind.NOTE: self.notes,
             Kind.RECONCILE: self.reconciles,
             Kind.OPERATOR_COMMAND: self.commands,
+            Kind.ALERT: self.alerts,
         }
         for event in self.events:
             target = lists.get(event.kind)
@@ -215,116 +186,10 @@ def read_session(journal_path: str | Path) -> Session:
 # --- the numbers --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PnlDecomposition:
-    """The equity change between the first and the last decision with a known equity, in parts
-    (:data:`COMPONENTS`, quote currency)."""
-
-    components: dict[str, float]
-    equity_start: float
-    equity_end: float
-    start_ms: int | None
-    end_ms: int | None
-    fills: int
-    """Fills inside the window (between the two decisions)."""
-    outside_fills: int
-    """Fills before the first decision or after the last (in neither equity's change)."""
-    other_coins: tuple[str, ...]
-    """Coins filled that are neither a perp of the decisions nor a hedge coin (their cash
-    flows are in the equity change and in no component)."""
-
-    @property
-    def change(self) -> float:
-        return self.equity_end - self.equity_start
-
-    @property
-    def total(self) -> float:
-        return math.fsum(self.components.values())
-
-    @property
-    def residual(self) -> float:
-        """Equity change minus the components' sum (rounding, unless the journal's cash or
-        positions disagree with its fills and funding rows)."""
-        return self.change - self.total
-
-
 def decompose(session: Session) -> PnlDecomposition | None:
-    """The PnL decomposition of ``session`` (None: no decision has a known equity)."""
-    events = session.events
-    known = [
-        i
-        for i, e in enumerate(events)
-        if e.kind is Kind.DECISION and _num(e.payload.get("equity")) is not None
-    ]
-    if not known:
-        return None
-    first, last = known[0], known[-1]
-    coins = session.coins
-    mids = _mid_series(session.decisions, coins)
-    parts = dict.fromkeys(COMPONENTS, 0.0)
-    spread: list[float] = []
-    inventory: list[float] = []
-    fees: list[float] = []
-    funding: list[float] = []
-    hedge: list[float] = []
-    start = events[first].payload
-    q = {c: _num(_mapping(start.get("positions")).get(c)) or 0.0 for c in coins}
-    mid = mids[events[first].seq]
-    basis_start = _basis(q, _mapping(start.get("marks")), mid)
-    inside = 0
-    other: set[str] = set()
-    for event in events[first + 1 : last + 1]:
-        p = event.payload
-        if event.kind is Kind.FILL:
-            inside += 1
-            coin, px, fee = str(p["coin"]), float(p["px"]), float(p["fee"])
-            signed = float(p["sz"]) if p["is_buy"] else -float(p["sz"])
-            if coin in q:
-                spread.append(signed * (mid[coin] - px))
-                fees.append(-fee)
-                q[coin] += signed
-            elif coin.endswith(HEDGE_SUFFIX):
-                hedge.append(-signed * px - fee)
-            else:
-                other.add(coin)
-        elif event.kind is Kind.FUNDING:
-            coin = str(p["coin"])
-            if coin in q:
-                funding.append(float(p["usdc"]))
-            elif coin.endswith(HEDGE_SUFFIX):
-                hedge.append(float(p["usdc"]))
-            else:
-                other.add(coin)
-        elif event.kind is Kind.DECISION:
-            now = mids[event.seq]
-            inventory.extend(q[c] * (now[c] - mid[c]) for c in coins)
-            mid = now
-    end = events[last].payload
-    parts["spread"] = math.fsum(spread)
-    parts["inventory"] = math.fsum(inventory)
-    parts["mark_basis"] = _basis(q, _mapping(end.get("marks")), mid) - basis_start
-    parts["fees"] = math.fsum(fees)
-    parts["funding"] = math.fsum(funding)
-    parts["hedge"] = math.fsum(hedge)
-    return PnlDecomposition(
-        components=parts,
-        equity_start=float(start["equity"]),
-        equity_end=float(end["equity"]),
-        start_ms=_int(start.get("venue_time_ms")),
-        end_ms=_int(end.get("venue_time_ms")),
-        fills=inside,
-        outside_fills=len(session.fills) - inside,
-        other_coins=tuple(sorted(other)),
-    )
-
-
-def _basis(q: Mapping[str, float], marks: Mapping[str, Any], mid: Mapping[str, float]) -> float:
-    total = []
-    for coin, position in q.items():
-        mark = _num(marks.get(coin))
-        if position and mark is not None:
-            total.append(position * (mark - mid[coin]))
-    return math.fsum(total)
+    """The PnL decomposition of ``session`` (None: no decision has a known equity): its rows
+    through :class:`~agents.ops.pnl.PnlAccumulator`, as the live metrics feed them."""
+    return PnlAccumulator(session.coins).add_all(session.events).decomposition()
 
 
 def _mid_series(decisions: Sequence[Event], coins: Sequence[str]) -> dict[int, dict[str, float]]:
@@ -443,8 +308,8 @@ class Incident:
 
 
 def incidents(session: Session) -> list[Incident]:
-    """Connection changes, restarts, reconciliations that found drift, operator commands, in
-    seq order."""
+    """Connection changes, restarts, reconciliations that found drift, operator commands and
+    alerts (their ``firing`` rows, reminders included, and ``resolved`` rows), in seq order."""
     out = []
     starts = [n for n in session.notes if n.payload.get("event") == "start"]
     for note in session.notes:
@@ -463,6 +328,8 @@ def incidents(session: Session) -> list[Incident]:
             out.append(_incident(session, "reconcile drift", r, _drift_text(r.payload)))
     for c in session.commands:
         out.append(_incident(session, "operator command", c, _command_text(c.payload)))
+    for a in session.alerts:
+        out.append(_incident(session, "alert", a, _alert_text(a.payload)))
     return sorted(out, key=lambda i: i.seq)
 
 
@@ -486,6 +353,18 @@ def _drift_text(p: Mapping[str, Any]) -> str:
                 f"{d.get('coin')} position {d.get('local')} here, {d.get('venue')} at the venue"
             )
     return "; ".join(parts)
+
+
+def _alert_text(p: Mapping[str, Any]) -> str:
+    state = str(p.get("state", "?")) + (" (reminder)" if p.get("repeat") else "")
+    text = f"{p.get('rule')} {state}, {p.get('severity')}, action {p.get('action')}"
+    message = p.get("message")
+    suppressed = p.get("suppressed")
+    if message:
+        text += f": {message}"
+    if isinstance(suppressed, int) and suppressed:
+        text += f" ({suppressed} more not sent)"
+    return text
 
 
 def _command_text(p: Mapping[str, Any]) -> str:
@@ -567,8 +446,8 @@ def markdown(
         "Equity (quote currency) and each coin's position (base units) at every decision, on "
         "the venue's clock. Shaded: the risk state (ACTIVE, REDUCING, HALTED) from the "
         "`risk_transition` rows; vertical lines: incidents (connection lost or back, restarts, "
-        "reconciliations that found drift, operator commands; each at the venue time of the "
-        "decision before it).",
+        "reconciliations that found drift, operator commands, alerts firing or resolved; each "
+        "at the venue time of the decision before it).",
         "",
         f"![timeline]({PLOTS['timeline']})",
         "",
@@ -845,6 +724,7 @@ def _incidents_section(session: Session, found: Sequence[Incident]) -> list[str]
         ("Restarts", ("restart",)),
         ("Reconciliation drift", ("reconcile drift",)),
         ("Operator commands", ("operator command",)),
+        ("Alerts", ("alert",)),
     )
     for title, kinds in groups:
         mine = [i for i in found if i.kind in kinds]

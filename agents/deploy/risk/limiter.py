@@ -223,16 +223,20 @@ class RiskLimiter:
         *,
         flatten: bool = False,
         time_s: float | None = None,
+        reason: Reason = Reason.OPERATOR_HALT,
     ) -> None:
         """HALT ``accounts`` now (a manual kill switch): every order is cancelled from the next
         decision on. With ``flatten``, a flatten-then-halt sequence starts (see
         :meth:`flatten_then_halt`). ``operator`` names who commands it; ``time_s`` is recorded
-        (default: the account's last decision time)."""
+        (default: the account's last decision time); ``reason`` (a transition reason) is
+        recorded with the transition (an alert rule's halt: ``ALERT``)."""
+        if not reason.is_transition:
+            raise ValueError(f"halt: {reason.name} is not a transition reason")
         for i in self._indices(accounts, operator):
             records = self.state.records
             self._release(i)
             if records["mode"][i] != TradingMode.HALTED:
-                self._command(i, TradingMode.HALTED, Reason.OPERATOR_HALT, operator, time_s)
+                self._command(i, TradingMode.HALTED, reason, operator, time_s)
             if flatten and not records["flattening"][i]:
                 records["flattening"][i] = True
                 self._command(i, TradingMode.HALTED, Reason.FLATTEN_REQUESTED, operator, time_s)

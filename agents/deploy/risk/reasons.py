@@ -67,6 +67,8 @@ class Reason(IntEnum):
     # --- the operator's REDUCING ----------------------------------------------------------------
     OPERATOR_REDUCE = 44
     OPERATOR_RESUME = 45
+    # --- the live runner's alert rules ----------------------------------------------------------
+    ALERT = 46
 
     @property
     def description(self) -> str:
@@ -173,6 +175,9 @@ DESCRIPTIONS: dict[Reason, str] = {
     "switch's holds do not end it) until the operator resumes, or a halt trigger halts it",
     Reason.OPERATOR_RESUME: "an operator ended their REDUCING: back to ACTIVE, or REDUCING until "
     "the kill switch's own hold ends if one of its triggers held",
+    Reason.ALERT: "an alert rule's corrective action (conf/live/alerts) moved the account to "
+    "REDUCING (held while the rule fires, then reducing_hold_seconds) or HALTED; the transition "
+    "names the rule",
 }
 
 GUARD_REASONS: frozenset[Reason] = frozenset(
@@ -201,6 +206,7 @@ TRANSITION_REASONS: frozenset[Reason] = frozenset(
         Reason.OPERATOR_RESET,
         Reason.OPERATOR_REDUCE,
         Reason.OPERATOR_RESUME,
+        Reason.ALERT,
         Reason.STALE_MARKET_DATA,
         Reason.UNKNOWN_ACCOUNT,
         *GUARD_REASONS,
