@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.live.journal import Event, Journal, JournalError, Kind, wall_clock_ms
-from agents.live.recovery import Replay
+from agents.live.recovery import RecoveredOrder, Replay
 from agents.ops.report import (
     COMPONENTS,
     HEDGE_SUFFIX,
@@ -403,8 +403,8 @@ def _positions(view: SessionView) -> Section:
     positions = view.replay.state.positions
     resting: dict[tuple[str, bool], float] = {}
     for order in view.replay.open_orders():
-        if order.coin is not None and order.is_buy is not None and order.sz is not None:
-            left = max(order.sz - order.filled_by_oid.get(order.oid or -1, 0.0), 0.0)
+        left = _left(order)
+        if order.coin is not None and order.is_buy is not None and left is not None:
             key = (order.coin, order.is_buy)
             resting[key] = resting.get(key, 0.0) + left
     coins = list(view.coins)
@@ -434,6 +434,14 @@ def _positions(view: SessionView) -> Section:
     return Section("Positions and exposure", header, tuple(rows), "lrrrrrr", note)
 
 
+def _left(order: RecoveredOrder) -> float | None:
+    """What is left of the order's current version (its size less its fills)."""
+    if order.sz is None:
+        return None
+    filled = order.filled_by_oid.get(order.oid, 0.0) if order.oid is not None else 0.0
+    return max(order.sz - filled, 0.0)
+
+
 def _orders(view: SessionView) -> Section:
     orders = sorted(view.replay.open_orders(), key=lambda o: o.last_seq)
     rows = []
@@ -441,14 +449,14 @@ def _orders(view: SessionView) -> Section:
         side = "n/a" if o.is_buy is None else ("buy" if o.is_buy else "sell")
         state = o.state.value + (f" ({o.pending})" if o.pending else "")
         rows.append(
-            (o.coin or "n/a", side, _g(o.px, ".8g"), _g(o.sz), _g(o.filled_sz), state, o.cloid)
+            (o.coin or "n/a", side, _g(o.px, ".8g"), _g(o.sz), _g(_left(o)), state, o.cloid)
         )
     note = f"{len(orders)} open (journal)"
     if len(orders) > MAX_ORDERS:
         note += f", the {MAX_ORDERS} latest shown"
     if view.status is not None and isinstance(view.status.get("open_orders"), list):
         note += f"; {len(view.status['open_orders'])} per the runner's status"
-    header = ("coin", "side", "px", "size", "filled", "state", "cloid")
+    header = ("coin", "side", "px", "size", "left", "state", "cloid")
     return Section("Open orders", header, tuple(rows), "llrrrll", note)
 
 
