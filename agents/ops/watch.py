@@ -59,6 +59,7 @@ from agents.ops.report import (
     LATENCY_FIELD,
     PnlDecomposition,
     Session,
+    _basis,
     _int,
     _mapping,
     _num,
@@ -278,13 +279,7 @@ class PnlFold:
             self.mid.setdefault(coin, 0.0)
 
     def _basis(self, p: Mapping[str, Any]) -> float:
-        marks = _mapping(p.get("marks"))
-        total = []
-        for coin, position in self.q.items():
-            mark = _num(marks.get(coin))
-            if position and mark is not None:
-                total.append(position * (mark - self.mid[coin]))
-        return math.fsum(total)
+        return _basis(self.q, _mapping(p.get("marks")), self.mid)
 
     def _step(self, event: Event) -> None:
         p, t = event.payload, self.terms
