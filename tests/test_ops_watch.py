@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import sqlite3
 import subprocess
 import sys
@@ -44,9 +45,10 @@ def _text(view: SessionView) -> str:
 
 
 def _line_with(text: str, *cells: str) -> str:
-    """The line of ``text`` holding every one of ``cells`` (as whole cells), in order."""
+    """The line of ``text`` holding every one of ``cells`` (as whole cells: between two
+    spaces or a table's rule), in order."""
     for line in text.splitlines():
-        parts = [p.strip() for p in line.replace("|", "│").split("│")]
+        parts = [p.strip() for p in re.split(r"\s{2,}|[│|]", line)]
         at = 0
         for cell in cells:
             try:
@@ -329,3 +331,28 @@ def test_the_cli(recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as helped:
         cli.main(["watch", "--help"])
     assert helped.value.code == 0 and "--exit-when-done" in capsys.readouterr().out
+
+
+def _alert(rule: str, state: str, opened_ms: int, **extra: object) -> dict[str, object]:
+    return {
+        "rule": rule, "severity": "warning", "action": "reduce", "state": state, "repeat": False,
+        "incident": f"{rule}@{opened_ms}", "value": 0.02, "threshold": 0.01, "unit": "fraction",
+        "message": f"{rule} {state}", "suppressed": 0, "venue_time_ms": None, **extra,
+    }  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(Kind, "ALERT"), reason="this journal has no alert rows yet")
+def test_the_alerts_panel(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    with Journal.open(path) as j:
+        j.append(Kind.NOTE, {"event": "start"})
+        j.append("alert", _alert("funding_drift", "firing", 1))
+        j.append("alert", _alert("drawdown", "firing", 2))
+        j.append("alert", _alert("funding_drift", "firing", 1, repeat=True))
+        j.append("alert", _alert("funding_drift", "resolved", 1))
+    with _view(path) as view:
+        view.update()
+        text = _text(view)
+    _line_with(text, "warning", "funding_drift", "reduce", "resolved", "0.02 vs 0.01 fraction")
+    _line_with(text, "funding_drift", "firing (repeat)")
+    _line_with(text, "4 alert rows; firing: drawdown")

@@ -72,7 +72,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 ALERT_KIND = "alert"
-"""The journal kind of an alert row (handled generically: rule, severity, state, message)."""
+"""The journal kind of an alert row (``rule``, ``severity``, ``action``, ``state``, ``repeat``,
+``incident``, ``value``, ``threshold``, ``unit``, ``message``; a field missing shows blank)."""
 STOP_EVENT = "stop"
 """The runner's note at its end (``LiveRunner.run``); ``start`` at each start."""
 MAX_ORDERS = 12
@@ -124,6 +125,8 @@ class SessionView:
         self.latency: dict[str, deque[float]] = {}
         self.interventions: Counter[str] = Counter()
         self.alerts: list[Event] = []
+        self.open_alerts: dict[str, Event] = {}
+        """The incidents firing (by ``incident``): their last row (not ``resolved``)."""
         self.connected = True
         self.disconnects = 0
         self.last_connection: Event | None = None
@@ -199,6 +202,11 @@ class SessionView:
                     self.interventions[str(reason)] += int(n)
         elif event.kind.value == ALERT_KIND:
             self.alerts.append(event)
+            incident = str(p.get("incident") or p.get("rule"))
+            if p.get("state") == "resolved":
+                self.open_alerts.pop(incident, None)
+            else:
+                self.open_alerts[incident] = event
         elif event.kind is Kind.NOTE:
             what = p.get("event")
             if what == "connection":
@@ -490,22 +498,33 @@ def _alerts(view: SessionView) -> Section:
     rows = []
     for a in view.alerts[-MAX_ALERTS:]:
         p = a.payload
+        state = str(p.get("state", "")) + (" (repeat)" if p.get("repeat") else "")
+        value, threshold = _num(p.get("value")), _num(p.get("threshold"))
+        measured = "" if value is None else f"{value:.4g}"
+        if threshold is not None:
+            measured += f" vs {threshold:.4g}"
+        if measured and p.get("unit"):
+            measured += f" {p['unit']}"
         rows.append(
             (
                 _utc(a.time_ms)[11:],
                 str(p.get("severity", "")),
                 str(p.get("rule", "")),
-                str(p.get("state", "")),
+                str(p.get("action", "")),
+                state,
+                measured,
                 str(p.get("message", "")),
             )
         )
     if not rows:
-        rows.append(("none", "", "", "", ""))
+        rows.append(("none", "", "", "", "", "", ""))
+    open_ = sorted({str(a.payload.get("rule")) for a in view.open_alerts.values()})
     note = f"{len(view.alerts)} alert rows" + (
         f", the {MAX_ALERTS} latest shown" if len(view.alerts) > MAX_ALERTS else ""
     )
-    header = ("time (UTC)", "severity", "rule", "state", "message")
-    return Section("Alerts", header, tuple(rows), "lllll", note)
+    note += f"; firing: {', '.join(open_)}" if open_ else "; none firing"
+    header = ("time (UTC)", "severity", "rule", "action", "state", "value", "message")
+    return Section("Alerts", header, tuple(rows), "lllllrl", note)
 
 
 def _latency(view: SessionView) -> Section:
@@ -579,7 +598,7 @@ def render(view: SessionView) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
-    tables = [_table(s, rich.box.ROUNDED) for s in sections(view)]
+    tables = [_table(s, rich.box.SIMPLE_HEAD) for s in sections(view)]
     grid = rich.table.Table.grid(padding=(0, 2))
     grid.add_column()
     grid.add_column()
@@ -697,15 +716,11 @@ def run_watch(
         if plain or not console.is_terminal:
             while True:
                 finished = refresh()
-                console.print(
-                    plain_text(view), markup=False, highlight=False, end="", soft_wrap=True
-                )
+                _print(console, plain_text(view))
                 if finished or _wait(stop, every_s, view if exit_when_done else None):
                     if not finished:  # the last state, at the stop
                         refresh()
-                        console.print(
-                            plain_text(view), markup=False, highlight=False, end="", soft_wrap=True
-                        )
+                        _print(console, plain_text(view))
                     return view
         finished = refresh()
         with Live(render(view), console=console, auto_refresh=False, transient=False) as live:
@@ -716,6 +731,13 @@ def run_watch(
         return view
     finally:
         view.close()
+
+
+def _print(console: Console, text: str) -> None:
+    """``text`` as it is (no markup, no wrapping), flushed (a log file or a pipe sees each
+    summary when it is printed)."""
+    console.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+    console.file.flush()
 
 
 def _wait(stop: threading.Event, seconds: float, view: SessionView | None) -> bool:
