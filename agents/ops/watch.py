@@ -7,16 +7,16 @@ session. The rendering is a pure function of a view: :func:`sections` gives the 
 plain data, :func:`render` as a rich renderable (the terminal dashboard), :func:`plain_text` as
 plain-text tables (stdout not a terminal, or ``--plain``).
 
-The panels: equity and the PnL decomposition (:func:`agents.ops.report.decompose`), positions
-and exposure per coin (hedge coins included), open orders (recovery's replay of the intents,
-acks, order updates and fills: :class:`agents.live.recovery.Replay`), the risk state with its
-last transition, alerts (``alert`` rows), latency percentiles over the last ``window``
-decisions (the decision rows' ``latency_ms``), the connection; and a header line. When the
-runner's control API is reachable (``url``, or the URL its ``ops_listening`` note journaled,
-with the operator token of ``$MMGYM_OPS_TOKEN`` / ``$MMGYM_OPS_TOKEN_FILE``), its
-``GET /v1/status`` adds what only the runner knows (its live risk mode, connection, queued
-commands, skipped decisions); without it every panel still shows (docs/operations.md,
-"Watching a session").
+The panels: equity and the PnL decomposition (:func:`agents.ops.report.decompose`'s, folded
+row by row by :class:`PnlFold`), positions and exposure per coin (hedge coins included), open
+orders (recovery's replay of the intents, acks, order updates and fills:
+:class:`agents.live.recovery.Replay`), the risk state with its last transition, alerts
+(``alert`` rows), latency percentiles over the last ``window`` decisions (the decision rows'
+``latency_ms``), the connection; and a header line. When the runner's control API is
+reachable (``url``, or the URL its ``ops_listening`` note journaled, with the operator token
+of ``$MMGYM_OPS_TOKEN`` / ``$MMGYM_OPS_TOKEN_FILE``), its ``GET /v1/status`` adds what only
+the runner knows (its live risk mode, connection, queued commands, skipped decisions);
+without it every panel still shows (docs/operations.md, "Watching a session").
 
 The API (``scripts/paper.py`` shows the dashboard while the runner runs in a subprocess)::
 
@@ -136,6 +136,7 @@ class SessionView:
         killed)."""
         self.ops_url: str | None = None
         self.pnl = PnlFold()
+        """The PnL decomposition fed row by row (``update(event)``, ``decomposition()``)."""
         self.status: dict[str, Any] | None = None
         """The runner's ``GET /v1/status`` at the last refresh (None: not asked or no answer)."""
         self.status_note = "not asked"
@@ -176,13 +177,13 @@ class SessionView:
         self.session.extend(events)
         for event in events:
             self._fold(event)
-            self.pnl.apply(event)
+            self.pnl.update(event)
         self.last_row = events[-1]
 
     @property
     def decomposition(self) -> PnlDecomposition | None:
         """The PnL decomposition so far (:class:`PnlFold`, ``report.decompose``'s)."""
-        return self.pnl.result()
+        return self.pnl.decomposition()
 
     def _fold(self, event: Event) -> None:
         p = event.payload
@@ -254,7 +255,8 @@ class PnlFold:
         """The rows after the last decision with a known equity (in the window once the next
         one comes)."""
 
-    def apply(self, event: Event) -> None:
+    def update(self, event: Event) -> None:
+        """Fold the next row (in seq order)."""
         if event.kind is Kind.FILL:
             self.fills += 1
         known = event.kind is Kind.DECISION and _num(event.payload.get("equity")) is not None
@@ -319,7 +321,7 @@ class PnlFold:
                     t["inventory"].append(self.q.get(coin, 0.0) * (self.mid[coin] - before[coin]))
                 self.q.setdefault(coin, 0.0)
 
-    def result(self) -> PnlDecomposition | None:
+    def decomposition(self) -> PnlDecomposition | None:
         """The decomposition so far (None: no decision with a known equity yet)."""
         if self.start is None or self.end is None:
             return None
