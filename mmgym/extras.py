@@ -27,6 +27,7 @@ EXTRA_OF: dict[str, str] = {
     "hyperliquid": "live",
     "eth_account": "live",
     "prometheus_client": "live",
+    "rich": "live",
 }
 """Top-level import name -> the extra of ``pyproject.toml`` that installs it."""
 

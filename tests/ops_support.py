@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp
+
 from agents.baselines.registry import make_baseline
 from agents.deploy.guard import GuardedPolicy
 from agents.live.feed import MarketFeed
@@ -201,3 +203,35 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/hook"
+
+
+async def get_status(s: Session, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
+    """``GET /v1/status`` with ``token`` (None: no header): (HTTP status, answer)."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(s.url + "/v1/status", headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def post(
+    s: Session, command: str, token: str | None = TOKEN, **body: Any
+) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/<command>`` with ``body`` and ``token``: (HTTP status, answer)."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(s.url + f"/v1/{command}", json=body, headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def command(s: Session, command: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    """Send a command and let one decision through: the runner applies it before deciding."""
+    body = {"operator": "alice", "reason": f"test {command}", **body}
+    task = asyncio.create_task(post(s, command, **body))
+    await wait_until(lambda: task.done() or (s.ops is not None and s.ops.pending > 0), "queued")
+    if not task.done():
+        await s.step()
+    return await asyncio.wait_for(task, TIMEOUT_S)

@@ -10,9 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from agents.deploy.export import export_baseline
@@ -22,6 +20,9 @@ from agents.ops import control_cli
 from agents.ops.control import OperatorCommand, TokenError, load_token
 from mmgym.scenarios import make_params
 from tests.ops_support import TOKEN, Session, wait_until
+from tests.ops_support import command as _command
+from tests.ops_support import get_status as _get
+from tests.ops_support import post as _post
 from tests.venue_support import AGENT_KEY, USER, loopback_only  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,36 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
 A, R, H = TradingMode.ACTIVE, TradingMode.REDUCING, TradingMode.HALTED
-
-
-async def _get(s: Session, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(s.url + "/v1/status", headers=headers) as response,
-    ):
-        return response.status, await response.json()
-
-
-async def _post(
-    s: Session, command: str, token: str | None = TOKEN, **body: Any
-) -> tuple[int, dict[str, Any]]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(s.url + f"/v1/{command}", json=body, headers=headers) as response,
-    ):
-        return response.status, await response.json()
-
-
-async def _command(s: Session, command: str, **body: Any) -> tuple[int, dict[str, Any]]:
-    """Send a command and let one decision through: the runner applies it before deciding."""
-    body = {"operator": "alice", "reason": f"test {command}", **body}
-    task = asyncio.create_task(_post(s, command, **body))
-    await wait_until(lambda: task.done() or (s.ops is not None and s.ops.pending > 0), "queued")
-    if not task.done():
-        await s.step()
-    return await asyncio.wait_for(task, 60.0)
 
 
 def _mode(s: Session) -> TradingMode:

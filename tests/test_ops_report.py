@@ -129,7 +129,11 @@ def test_report_of_a_lockstep_session(tmp_path: Path) -> None:
 
     transitions = _table(text, "### Risk transitions")
     assert ["ACTIVE", "REDUCING", "WINDOW_LOSS"] in [r[3:6] for r in transitions]
-    assert "carry no latency (`latency_ms`)" in text
+    # Each decision row after the first carries the previous decision's latencies.
+    latency = {r[0]: r for r in _table(text, "## Latency")}
+    assert set(latency) == {"decision", "message_to_order"}
+    assert int(latency["decision"][1]) == kinds[Kind.DECISION] - 1
+    assert 0 < int(latency["message_to_order"][1]) <= kinds[Kind.DECISION] - 1
 
 
 T0 = EPOCH_MS

@@ -127,6 +127,12 @@ def of_type(events: list[VenueEvent], kind: type[Any]) -> list[Any]:
 @pytest.fixture
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any connection or name lookup off 127.0.0.1 fails the test."""
+    guard_loopback(monkeypatch)
+
+
+def guard_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any connection or name lookup off 127.0.0.1 fail (undone with ``monkeypatch``;
+    for a fixture of a wider scope: ``with pytest.MonkeyPatch.context() as mp``)."""
     real_connect = socket.socket.connect
     real_getaddrinfo = socket.getaddrinfo
 

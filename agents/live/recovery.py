@@ -12,6 +12,7 @@ gives every rule.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,21 +98,58 @@ class RecoveredState:
         return sum(self.cash.values()) + sum(q * marks[c] for c, q in self.positions.items() if q)
 
 
+class Replay:
+    """Recovery's replay fed rows as they are read (a watcher reads a running session's journal
+    by seq): :attr:`state` is what the rows so far say."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        self.state = RecoveredState()
+        self._by_oid: dict[int, str] = {}
+        self._open: dict[str, RecoveredOrder] = {}
+
+    def apply(self, events: Iterable[Event]) -> None:
+        """Replay ``events`` (the rows after :attr:`state`'s ``last_seq``, in seq order). A row
+        holding a field recovery needs in the wrong shape raises :class:`JournalCorruptError`
+        naming its seq."""
+        state = self.state
+        for event in events:
+            try:
+                _apply(state, self._by_oid, event)
+            except (KeyError, TypeError, ValueError) as e:
+                raise JournalCorruptError(
+                    f"journal {self.path}: event seq {event.seq} ({event.kind.value}) cannot be "
+                    f"replayed: {type(e).__name__}: {e}; the file was not changed"
+                ) from e
+            state.last_seq = event.seq
+            state.last_time_ms = event.time_ms
+            self._track(event)
+
+    def open_orders(self) -> list[RecoveredOrder]:
+        """:meth:`RecoveredState.open_orders` kept up to date row by row (no scan of every
+        order the session ever had)."""
+        return list(self._open.values())
+
+    def _track(self, event: Event) -> None:
+        p = event.payload
+        oid, target = _oid(p), p.get("target") if event.kind is Kind.INTENT else None
+        for key in (event.cloid, oid, target):
+            cloid = self._by_oid.get(key) if isinstance(key, int) else key
+            order = self.state.orders.get(cloid) if isinstance(cloid, str) else None
+            if order is None:
+                continue
+            if order.final:
+                self._open.pop(order.cloid, None)
+            else:
+                self._open[order.cloid] = order
+
+
 def recover(journal: Journal) -> RecoveredState:
     """Replay every event of ``journal``. A row that cannot be read or holds a field recovery
     needs in the wrong shape raises :class:`JournalCorruptError` naming its seq."""
-    state = RecoveredState()
-    by_oid: dict[int, str] = {}
-    for event in journal.events():
-        try:
-            _apply(state, by_oid, event)
-        except (KeyError, TypeError, ValueError) as e:
-            raise JournalCorruptError(
-                f"journal {journal.path}: event seq {event.seq} ({event.kind.value}) cannot be "
-                f"replayed: {type(e).__name__}: {e}; the file was not changed"
-            ) from e
-        state.last_seq = event.seq
-        state.last_time_ms = event.time_ms
+    replay = Replay(journal.path)
+    replay.apply(journal.events())
+    state = replay.state
     state.positions = dict(state.positions)
     state.cash = dict(state.cash)
     state.fees = dict(state.fees)

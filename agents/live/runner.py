@@ -197,6 +197,9 @@ class LiveRunner:
         """Market data that arrived before the feed exists (before the first decision)."""
         self._background: set[asyncio.Task[Any]] = set()
         self._switch_at_ms: int | None = None
+        self._last_latency_ms: dict[str, float] | None = None
+        """The last decision's latencies (ms), journaled with the next decision (a decision's
+        row is written before its orders are sent, so its own are not known yet)."""
         if isinstance(pacer, LockstepPacer) and pacer.connected is None:
             pacer.connected = lambda: self.connected  # no waiting for data while cut off
         self.ops: OpsControl | None = None
@@ -248,7 +251,28 @@ class LiveRunner:
                         await pump
                     await self._serve_ops(False)
                     await self.pacer.close()
+                    self._journal_stop()
         return self.stats
+
+    def _journal_stop(self) -> None:
+        """The ``stop`` note: the session's end (a watcher stops on it) with the stats and the
+        last decision's latencies. Never raises (the way out must finish)."""
+        stats = self.stats
+        try:
+            self.journal.append(
+                Kind.NOTE,
+                {
+                    "event": "stop",
+                    "decisions": stats.decisions,
+                    "skipped": stats.skipped,
+                    "disconnects": stats.disconnects,
+                    "reconciles": stats.reconciles,
+                    "drift": stats.drift,
+                    "latency_ms": self._last_latency_ms,
+                },
+            )
+        except Exception as err:  # a closed or broken journal: the stop is still a stop
+            log.warning("the stop note was not journaled: %s", err)
 
     async def _start(self) -> None:
         state = recover(self.journal)
@@ -424,10 +448,13 @@ class LiveRunner:
             self._drain()
             arrived = self._mark_sends()
             await self.decide(now_ms)
-            self.stats.decision_latency_s.append(self._clock_s() - started)
+            latency = self._clock_s() - started
+            self.stats.decision_latency_s.append(latency)
+            self._last_latency_ms = {"decision": 1000.0 * latency}
             sent = getattr(self.venue, "first_sent_s", math.nan)
             if sent - arrived >= 0.0:  # False when either is NaN
                 self.stats.message_to_order_s.append(sent - arrived)
+                self._last_latency_ms["message_to_order"] = 1000.0 * (sent - arrived)
             if self.stats.decisions % self.config.reconcile_every == 0:
                 await self._reconcile("periodic")
             self._after(now_ms, decided=True)
@@ -566,8 +593,9 @@ class LiveRunner:
         """What a decision saw and chose: the market (mids, marks, the published funding rates
         and oracle prices), the account (positions,
         cash, equity, all in quote currency), the risk mode, the limited quotes (price, size
-        per side; size 0 is no order), the hedge fractions and the limiter's counts by
-        reason."""
+        per side; size 0 is no order), the hedge fractions, the limiter's counts by reason,
+        and the previous decision's latencies (ms: ``decision``, and ``message_to_order``
+        when it sent an order; None at the first decision of a run)."""
         feed = self._feed()
         windows = feed.windows[0]
         mids = 0.5 * (windows["best_bid"] + windows["best_ask"])
@@ -595,6 +623,7 @@ class LiveRunner:
             },
             "hedge_fraction": [_finite(float(x)) for x in decision.quotes[0]["hedge_fraction"]],
             "reasons": {r.name: n for r, n in decision.reasons(0).items()},
+            "latency_ms": self._last_latency_ms,
         }
 
     async def _hedge(self, decision: GuardedDecision, account: AccountView) -> None:

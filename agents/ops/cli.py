@@ -1,7 +1,8 @@
 """``mmgym-ops``: the operator's command line (docs/operations.md). ``status``, ``halt``,
 ``reduce``, ``resume`` and ``flatten`` talk to a running ``mmgym-live``'s controls
 (:mod:`agents.ops.control_cli`); ``report`` writes a session's report from its journal
-(:mod:`agents.ops.report_cli`)."""
+(:mod:`agents.ops.report_cli`); ``watch`` shows a session's live dashboard from its journal
+(:mod:`agents.ops.watch_cli`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import sys
 from collections.abc import Callable
 
 USAGE = (
-    "usage: mmgym-ops {status,halt,reduce,resume,flatten,report} ...  "
+    "usage: mmgym-ops {status,halt,reduce,resume,flatten,report,watch} ...  "
     "(mmgym-ops <command> --help for a command's arguments)"
 )
 
 
 def _report(argv: list[str]) -> int:
     from agents.ops.report_cli import main
+
+    return main(argv)
+
+
+def _watch(argv: list[str]) -> int:
+    from agents.ops.watch_cli import main
 
     return main(argv)
 
@@ -28,6 +35,7 @@ def _control(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": _report,
+    "watch": _watch,
     **{name: _control for name in ("status", "halt", "reduce", "resume", "flatten")},
 }
 
@@ -42,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"mmgym-ops: error: unknown command {args[0]!r}; {USAGE}", file=sys.stderr)
         return 2
-    return command(args[1:] if command is _report else args)
+    return command(args if command is _control else args[1:])
 
 
 def entry() -> None:
     """The console script."""
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -49,14 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_url(url: str) -> str:
+def check_url(url: str) -> str:
+    """``url`` without its trailing slash; ValueError unless http:// on this host."""
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in LOOPBACK:
         raise ValueError(f"--url must be http:// on this host ({', '.join(LOOPBACK)}), got {url!r}")
     return url.rstrip("/")
 
 
-def _request(url: str, token: str, body: dict[str, Any] | None, timeout: float) -> Any:
+def request(url: str, token: str, body: dict[str, Any] | None, timeout: float) -> Any:
+    """GET (``body`` None) or POST ``body`` to ``url`` with the token, never through a proxy;
+    the open response (urllib raises HTTPError for a status >= 400)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     request.add_header("Authorization", f"Bearer {token}")
@@ -70,7 +73,7 @@ def main(argv: list[str]) -> int:
     """Send one command; return the exit code."""
     try:
         args = _parser().parse_args(argv)
-        url = _check_url(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
+        url = check_url(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
         body: dict[str, Any] | None = None
         if args.command in ACTIONS:
             for name, limit in (("operator", MAX_OPERATOR), ("reason", MAX_REASON)):
@@ -89,7 +92,7 @@ def main(argv: list[str]) -> int:
         return 2
     path = "/v1/status" if body is None else f"/v1/{args.command}"
     try:
-        with _request(url + path, token, body, args.timeout) as response:
+        with request(url + path, token, body, args.timeout) as response:
             code, text = response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         code, text = err.code, err.read().decode(errors="replace")
@@ -111,6 +114,18 @@ def main(argv: list[str]) -> int:
         print(f"mmgym-ops: {answer.get('message', f'HTTP {code}')}", file=sys.stderr)
         return 1
     return 0
+
+
+def fetch_status(url: str, token: str, timeout: float = 1.0) -> dict[str, Any]:
+    """The runner's ``GET /v1/status`` answer's ``status`` object. OSError (or a subclass:
+    unreachable, refused, HTTP error) or ValueError (not the runner's answer) when there is
+    none."""
+    with request(check_url(url) + "/v1/status", token, None, timeout) as response:
+        answer = json.loads(response.read().decode())
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if not isinstance(status, dict):
+        raise ValueError(f"{url}/v1/status did not answer with a status")
+    return status
 
 
 if __name__ == "__main__":

@@ -89,6 +89,15 @@ class Session:
     alerts: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        events, self.events = self.events, []
+        self._decision_seqs: list[int] = []
+        self._index: dict[int, int] = {}
+        self.epoch_ms: int | None = None
+        """The episode's start on the venue's clock (the runner's ``episode_start`` note)."""
+        self.extend(events)
+
+    def extend(self, events: Sequence[Event]) -> None:
+        """Append rows read after the last one (a session read incrementally, by seq)."""
         lists = {
             Kind.DECISION: self.decisions,
             Kind.FILL: self.fills,
@@ -99,15 +108,16 @@ class Session:
             Kind.OPERATOR_COMMAND: self.commands,
             Kind.ALERT: self.alerts,
         }
-        for event in self.events:
+        for event in events:
+            self._index[event.seq] = len(self.events)
+            self.events.append(event)
             target = lists.get(event.kind)
             if target is not None:
                 target.append(event)
-        self._decision_seqs = [d.seq for d in self.decisions]
-        self._index = {e.seq: i for i, e in enumerate(self.events)}
-        epochs = [n.payload.get("epoch_ms") for n in self.notes if "epoch_ms" in n.payload]
-        self.epoch_ms = _int(epochs[0]) if epochs else None
-        """The episode's start on the venue's clock (the runner's ``episode_start`` note)."""
+            if event.kind is Kind.DECISION:
+                self._decision_seqs.append(event.seq)
+            elif self.epoch_ms is None and event.kind is Kind.NOTE:
+                self.epoch_ms = _int(event.payload.get("epoch_ms"))
 
     @property
     def coins(self) -> tuple[str, ...]:
@@ -142,9 +152,11 @@ class Session:
         return self.venue_ms(event)
 
 
-def read_session(journal_path: str | Path) -> Session:
-    """The journal at ``journal_path``, opened read-only. Raises :class:`JournalError` naming
-    the file when it is missing, not an SQLite database, or not an mmgym journal."""
+def open_read_only(journal_path: str | Path) -> Journal:
+    """The journal at ``journal_path``, opened read-only (a running session keeps writing it;
+    :meth:`Journal.events` with ``since_seq`` reads what it appended since). Raises
+    :class:`JournalError` naming the file when it is missing, not an SQLite database, or not
+    an mmgym journal of this schema version."""
     path = Path(journal_path)
     if not path.exists():
         raise JournalError(f"{path}: no such file")
@@ -158,7 +170,9 @@ def read_session(journal_path: str | Path) -> Session:
     if head != b"SQLite format 3\x00":
         raise JournalError(f"{path} is not a journal (not an SQLite database)")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
     except sqlite3.Error as e:
         raise JournalError(f"{path}: cannot open it read-only ({e})") from e
     journal = Journal(path, db, lambda: 0)
@@ -177,10 +191,16 @@ def read_session(journal_path: str | Path) -> Session:
                 f"journal {path} has schema version {meta.get('schema_version')}, this mmgym "
                 f"reads version {SCHEMA_VERSION}"
             )
-        events = list(journal.events())
-    finally:
+    except BaseException:
         journal.close()
-    return Session(path, meta, events)
+        raise
+    return journal
+
+
+def read_session(journal_path: str | Path) -> Session:
+    """The journal at ``journal_path``, read whole (:func:`open_read_only`)."""
+    with open_read_only(journal_path) as journal:
+        return Session(journal.path, journal.meta(), list(journal.events()))
 
 
 # --- the numbers --------------------------------------------------------------------------------
