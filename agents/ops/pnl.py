@@ -164,10 +164,14 @@ class _Window:
 
 class PnlAccumulator:
     """The PnL decomposition (:data:`COMPONENTS`) and the funding drift of the journal rows
-    :meth:`add`-ed so far, in seq order. ``coins``: the perps (the decisions' ``mids``)."""
+    :meth:`add`-ed so far, in seq order. ``coins``: the perps (the decisions' ``mids``); None:
+    those of the first decision (the rows before it wait for it), for a reader that follows a
+    journal from its start (the runner's decisions all hold the same coins)."""
 
-    def __init__(self, coins: Sequence[str]) -> None:
-        self.coins = tuple(coins)
+    def __init__(self, coins: Sequence[str] | None) -> None:
+        self.coins: tuple[str, ...] = () if coins is None else tuple(coins)
+        self._waiting: list[Event] | None = [] if coins is None else None
+        """The rows before the first decision, while the coins are not known."""
         self._fills = 0
         self._first_mid: dict[str, float] = {}
         self._first_mark: dict[str, float] = {}
@@ -193,6 +197,13 @@ class PnlAccumulator:
 
     def add(self, event: Event) -> None:
         """Take the next row of the journal."""
+        if self._waiting is not None:
+            if event.kind is not Kind.DECISION:
+                self._waiting.append(event)
+                return
+            self.coins = tuple(_mapping(event.payload.get("mids")))
+            waiting, self._waiting = self._waiting, None
+            self.add_all(waiting)
         kind = event.kind
         if kind is Kind.DECISION:
             self._decision(event.payload)

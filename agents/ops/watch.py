@@ -7,9 +7,9 @@ session. The rendering is a pure function of a view: :func:`sections` gives the 
 plain data, :func:`render` as a rich renderable (the terminal dashboard), :func:`plain_text` as
 plain-text tables (stdout not a terminal, or ``--plain``).
 
-The panels: equity and the PnL decomposition (:func:`agents.ops.report.decompose`'s, folded
-row by row by :class:`PnlFold`), positions and exposure per coin (hedge coins included), open
-orders (recovery's replay of the intents, acks, order updates and fills:
+The panels: equity and the PnL decomposition (:class:`agents.ops.pnl.PnlAccumulator`, fed row
+by row: the same as the report's and the live metrics'), positions and exposure per coin (hedge
+coins included), open orders (recovery's replay of the intents, acks, order updates and fills:
 :class:`agents.live.recovery.Replay`), the risk state with its last transition, alerts
 (``alert`` rows), latency percentiles over the last ``window`` decisions (the decision rows'
 ``latency_ms``), the connection; and a header line. When the runner's control API is
@@ -53,13 +53,12 @@ import numpy as np
 
 from agents.live.journal import Event, Journal, JournalError, Kind, wall_clock_ms
 from agents.live.recovery import RecoveredOrder, Replay
+from agents.ops.pnl import HEDGE_SUFFIX, PnlAccumulator
 from agents.ops.report import (
     COMPONENTS,
-    HEDGE_SUFFIX,
     LATENCY_FIELD,
     PnlDecomposition,
     Session,
-    _basis,
     _int,
     _mapping,
     _num,
@@ -135,8 +134,8 @@ class SessionView:
         """The ``stop`` note after the last ``start`` (None: the runner is running, or was
         killed)."""
         self.ops_url: str | None = None
-        self.pnl = PnlFold()
-        """The PnL decomposition fed row by row (``update(event)``, ``decomposition()``)."""
+        self.pnl = PnlAccumulator(None)
+        """The PnL decomposition fed row by row (``add(event)``, ``decomposition()``)."""
         self.status: dict[str, Any] | None = None
         """The runner's ``GET /v1/status`` at the last refresh (None: not asked or no answer)."""
         self.status_note = "not asked"
@@ -177,12 +176,13 @@ class SessionView:
         self.session.extend(events)
         for event in events:
             self._fold(event)
-            self.pnl.update(event)
+            self.pnl.add(event)
         self.last_row = events[-1]
 
     @property
     def decomposition(self) -> PnlDecomposition | None:
-        """The PnL decomposition so far (:class:`PnlFold`, ``report.decompose``'s)."""
+        """The PnL decomposition so far (:class:`~agents.ops.pnl.PnlAccumulator`, as
+        ``report.decompose`` and the live metrics compute it)."""
         return self.pnl.decomposition()
 
     def _fold(self, event: Event) -> None:
@@ -230,117 +230,6 @@ class SessionView:
             p50, p99 = np.percentile(np.fromiter(values, float), [50, 99])
             out[stage] = (len(values), float(p50), float(p99), max(values))
         return out
-
-
-class PnlFold:
-    """:func:`agents.ops.report.decompose` folded row by row: the same components, from the
-    first decision with a known equity to the last, over the rows between them, at a cost per
-    row instead of per refresh (``decompose`` on 10,000 decisions takes about 160 ms).
-
-    Equal to ``decompose`` (the same terms, summed with :func:`math.fsum`) when every decision
-    carries each coin's mid; a decision without a coin's mid uses its last known mid, else its
-    mark (``decompose`` may also take a later decision's first mid)."""
-
-    def __init__(self) -> None:
-        self.start: Event | None = None
-        self.end: Event | None = None
-        self.q: dict[str, float] = {}
-        self.mid: dict[str, float] = {}
-        self.terms: dict[str, list[float]] = {n: [] for n in COMPONENTS if n != "mark_basis"}
-        self.basis_start = 0.0
-        self.inside = 0
-        self.fills = 0
-        self.other: set[str] = set()
-        self.pending: list[Event] = []
-        """The rows after the last decision with a known equity (in the window once the next
-        one comes)."""
-
-    def update(self, event: Event) -> None:
-        """Fold the next row (in seq order)."""
-        if event.kind is Kind.FILL:
-            self.fills += 1
-        known = event.kind is Kind.DECISION and _num(event.payload.get("equity")) is not None
-        if self.start is None:
-            if event.kind is Kind.DECISION:
-                self._mids(event.payload)
-            if known:
-                self.start = self.end = event
-                self.q = {
-                    c: _num(_mapping(event.payload.get("positions")).get(c)) or 0.0
-                    for c in self.mid
-                }
-                self.basis_start = self._basis(event.payload)
-            return
-        self.pending.append(event)
-        if known:
-            for row in self.pending:
-                self._step(row)
-            self.pending.clear()
-            self.end = event
-
-    def _mids(self, p: Mapping[str, Any]) -> None:
-        marks = _mapping(p.get("marks"))
-        for coin, x in _mapping(p.get("mids")).items():
-            mid = _num(x)
-            if mid is None and coin not in self.mid:
-                mid = _num(marks.get(coin))
-            if mid is not None:
-                self.mid[coin] = mid
-            self.mid.setdefault(coin, 0.0)
-
-    def _basis(self, p: Mapping[str, Any]) -> float:
-        return _basis(self.q, _mapping(p.get("marks")), self.mid)
-
-    def _step(self, event: Event) -> None:
-        p, t = event.payload, self.terms
-        if event.kind is Kind.FILL:
-            self.inside += 1
-            coin, px, fee = str(p["coin"]), float(p["px"]), float(p["fee"])
-            signed = float(p["sz"]) if p["is_buy"] else -float(p["sz"])
-            if coin in self.q:
-                t["spread"].append(signed * (self.mid[coin] - px))
-                t["fees"].append(-fee)
-                self.q[coin] += signed
-            elif coin.endswith(HEDGE_SUFFIX):
-                t["hedge"].append(-signed * px - fee)
-            else:
-                self.other.add(coin)
-        elif event.kind is Kind.FUNDING:
-            coin = str(p["coin"])
-            if coin in self.q:
-                t["funding"].append(float(p["usdc"]))
-            elif coin.endswith(HEDGE_SUFFIX):
-                t["hedge"].append(float(p["usdc"]))
-            else:
-                self.other.add(coin)
-        elif event.kind is Kind.DECISION:
-            before = dict(self.mid)
-            self._mids(p)
-            for coin in self.mid:
-                if coin in before:
-                    t["inventory"].append(self.q.get(coin, 0.0) * (self.mid[coin] - before[coin]))
-                self.q.setdefault(coin, 0.0)
-
-    def decomposition(self) -> PnlDecomposition | None:
-        """The decomposition so far (None: no decision with a known equity yet)."""
-        if self.start is None or self.end is None:
-            return None
-        start, end = self.start.payload, self.end.payload
-        parts = {name: math.fsum(self.terms.get(name, ())) for name in COMPONENTS}
-        parts["mark_basis"] = self._basis(end) - self.basis_start
-        return PnlDecomposition(
-            components=parts,
-            equity_start=float(start["equity"]),
-            equity_end=float(end["equity"]),
-            start_ms=_int(start.get("venue_time_ms")),
-            end_ms=_int(end.get("venue_time_ms")),
-            fills=self.inside,
-            outside_fills=self.fills - self.inside,
-            other_coins=tuple(sorted(self.other)),
-        )
-
-
-# --- the panels ---------------------------------------------------------------------------------
 
 
 def _money(x: float | None) -> str:
