@@ -37,7 +37,14 @@ import numpy as np
 
 from agents.live.journal import SCHEMA_VERSION, Event, Journal, JournalError, Kind
 from agents.metrics import max_drawdown, mean_confidence_interval
-from agents.ops.pnl import COMPONENTS, PnlAccumulator, PnlDecomposition
+from agents.ops.pnl import (  # the readers of journal payloads are shared
+    COMPONENTS,
+    PnlAccumulator,
+    PnlDecomposition,
+    _int,
+    _mapping,
+    _num,
+)
 from mmgym.extras import extra_needed
 from mmgym.markdown import table
 
@@ -928,20 +935,6 @@ def plot_interventions(counts: Mapping[str, int], path: Path) -> Path:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _mapping(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
-
-
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    return float(x) if math.isfinite(x) else None
-
-
-def _int(x: Any) -> int | None:
-    return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
 def _utc(ms: int | None) -> str:
