@@ -327,3 +327,18 @@ def test_a_journaled_paper_session_recovers_the_venues_books(tmp_path: Path) -> 
     assert state.unknown_orders() == []
     for o in venue.book.open_orders():
         assert o.cloid is not None and state.orders[o.cloid].oid == o.oid
+
+
+def test_the_peak_equity_is_the_highest_since_the_last_operator_reset(tmp_path: Path) -> None:
+    """The kill switch's peak restarts at an operator's reset, and recovery's with it."""
+    with Journal.open(tmp_path / "j.db") as journal:
+        for equity in (100.0, 120.0, None, 110.0):
+            journal.append(Kind.DECISION, {"equity": equity})
+        assert recover(journal).peak_equity == 120.0
+        journal.append(
+            Kind.RISK_TRANSITION, {"from": "HALTED", "to": "ACTIVE", "reason": "OPERATOR_RESET"}
+        )
+        assert recover(journal).peak_equity is None
+        for equity in (90.0, 95.0, 93.0):
+            journal.append(Kind.DECISION, {"equity": equity})
+        assert recover(journal).peak_equity == 95.0

@@ -11,6 +11,7 @@ gives every rule.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class RecoveredState:
     last_nonce: int | None = None
     operator_commands: list[Event] = field(default_factory=list)
     last_decision: Event | None = None
+    peak_equity: float | None = None
+    """The highest equity of the decisions since the last operator reset (the kill switch's
+    peak, which an operator's reset restarts; None: no decision with a known equity)."""
     last_reconcile: Event | None = None
     last_seq: int = 0
     last_time_ms: int | None = None
@@ -189,10 +193,17 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
         case Kind.RISK_TRANSITION:
             state.risk_state = str(p["to"])
             state.risk_transition = event
+            if p.get("reason") == "OPERATOR_RESET":
+                state.peak_equity = None
         case Kind.OPERATOR_COMMAND:
             state.operator_commands.append(event)
         case Kind.DECISION:
             state.last_decision = event
+            equity = p.get("equity")
+            known = isinstance(equity, int | float) and not isinstance(equity, bool)
+            if known and math.isfinite(equity):
+                if state.peak_equity is None or equity > state.peak_equity:
+                    state.peak_equity = float(equity)
         case Kind.RECONCILE:
             state.last_reconcile = event
         case Kind.NOTE | Kind.ALERT:

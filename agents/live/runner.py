@@ -286,6 +286,10 @@ class LiveRunner:
             last = self.journal.last(Kind.RISK_TRANSITION)
             if last is not None and last.payload.get("reason") == Reason.OPERATOR_REDUCE.name:
                 self.guarded.limiter.reduce(0, str(last.payload.get("operator") or "journal"))
+        if state.peak_equity is not None:  # the kill switch's drawdown carries on
+            peak = self.guarded.limiter.state.records["peak_equity"]
+            if not peak[0] >= state.peak_equity:  # (NaN before the first decision)
+                peak[0] = state.peak_equity
         await self.venue.subscribe_account()
         for coin in self.config.coins:  # a hedge coin's fills come with the account's
             await self.venue.subscribe_market(coin)
@@ -295,6 +299,7 @@ class LiveRunner:
         if self._epoch_ms is None:
             epoch = self._journaled("epoch_ms")
             self._epoch_ms = None if epoch is None else int(epoch)
+        self._restore_reducing(state)
         if collateral is None:
             if any(abs(q) > 0.0 for q in self.manager.positions.values()):
                 raise ValueError(
@@ -328,6 +333,29 @@ class LiveRunner:
             self.metrics.close()
         if self.alerts is not None:
             await asyncio.to_thread(self.alerts.close)  # the webhook's last posts
+
+    def _restore_reducing(self, state: RecoveredState) -> None:
+        """A REDUCING of the kill switch, an alert or a lost stream (not an operator's: that
+        one is held until ``resume``) outlives a restart: REDUCING again, its hold counted from
+        the last journaled decision (``reducing_hold_seconds``), ended as usual by the kill
+        switch once no trigger holds."""
+        transition = state.risk_transition
+        if state.risk_state != TradingMode.REDUCING.name or transition is None:
+            return
+        name = transition.payload.get("reason")
+        if name == Reason.OPERATOR_REDUCE.name:
+            return
+        reason = Reason.__members__.get(str(name), Reason.STALE_MARKET_DATA)
+        if not reason.is_transition:
+            reason = Reason.STALE_MARKET_DATA
+        time_s = None
+        decision = state.last_decision
+        venue_ms = None if decision is None else decision.payload.get("venue_time_ms")
+        if isinstance(venue_ms, int) and self._epoch_ms is not None:
+            time_s = (venue_ms - self._epoch_ms) / 1000.0
+        self.guarded.limiter.reduce_temporarily(
+            0, "journal: REDUCING before the restart", reason=reason, time_s=time_s
+        )
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first

@@ -1,0 +1,44 @@
+"""What the kill switch held outlives a restart of the runner: a REDUCING that was not an
+operator's (here a lost stream's, as the runner moves it) is REDUCING again at once, and the
+drawdown is measured from the session's peak equity, not from the equity at the restart."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+from agents.deploy.risk import Reason, TradingMode
+from agents.live.journal import Kind
+from tests.ops_support import Session
+
+
+def test_a_kill_switch_reducing_and_the_peak_equity_outlive_a_restart(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Session(tmp_path, ops=False) as s:
+            await s.step(3)
+            s.runner.guarded.limiter.reduce_temporarily(
+                0, "runner: venue stream lost", reason=Reason.STALE_MARKET_DATA
+            )
+            await s.step(2)
+            assert s.runner.guarded.state.mode_of(0) == TradingMode.REDUCING
+            equities = [
+                e.payload["equity"]
+                for e in s.journal.events()
+                if e.kind is Kind.DECISION and e.payload.get("equity") is not None
+            ]
+        async with Session(tmp_path, ops=False) as s:  # the same journal, a new process' state
+            limiter = s.runner.guarded.limiter
+            assert limiter.state.mode_of(0) == TradingMode.REDUCING
+            assert not limiter.operator_reducing[0]
+            assert float(limiter.state.records["peak_equity"][0]) == max(equities)
+            await s.step()
+            last = s.journal.last(Kind.RISK_TRANSITION)
+            assert last is not None and last.payload["to"] == "REDUCING"
+            assert last.payload["reason"] == "STALE_MARKET_DATA"
+            assert "restart" in str(last.payload.get("operator"))
+            decision = s.journal.last(Kind.DECISION)
+            assert decision is not None and decision.payload["mode"] == "REDUCING"
+            assert math.isfinite(float(limiter.state.records["peak_equity"][0]))
+
+    asyncio.run(main())
