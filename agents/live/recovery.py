@@ -201,9 +201,9 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
             state.last_decision = event
             equity = p.get("equity")
             known = isinstance(equity, int | float) and not isinstance(equity, bool)
-            if known and math.isfinite(equity):
-                if state.peak_equity is None or equity > state.peak_equity:
-                    state.peak_equity = float(equity)
+            peak = -math.inf if state.peak_equity is None else state.peak_equity
+            if known and math.isfinite(equity) and equity > peak:
+                state.peak_equity = float(equity)
         case Kind.RECONCILE:
             state.last_reconcile = event
         case Kind.NOTE | Kind.ALERT:
