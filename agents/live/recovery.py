@@ -200,10 +200,10 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
         case Kind.DECISION:
             state.last_decision = event
             equity = p.get("equity")
-            known = isinstance(equity, int | float) and not isinstance(equity, bool)
-            peak = -math.inf if state.peak_equity is None else state.peak_equity
-            if known and math.isfinite(equity) and equity > peak:
-                state.peak_equity = float(equity)
+            if isinstance(equity, int | float) and not isinstance(equity, bool):
+                peak = -math.inf if state.peak_equity is None else state.peak_equity
+                if math.isfinite(equity) and equity > peak:
+                    state.peak_equity = float(equity)
         case Kind.RECONCILE:
             state.last_reconcile = event
         case Kind.NOTE | Kind.ALERT:
