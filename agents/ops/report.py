@@ -37,6 +37,7 @@ import numpy as np
 
 from agents.live.journal import SCHEMA_VERSION, Event, Journal, JournalError, Kind
 from agents.metrics import max_drawdown, mean_confidence_interval
+from agents.ops.market_log import MarketWindow, interventions_by_window
 from mmgym.extras import extra_needed
 from mmgym.markdown import table
 
@@ -175,6 +176,21 @@ def read_session(journal_path: str | Path) -> Session:
     """The journal at ``journal_path``, opened read-only. Raises :class:`JournalError` naming
     the file when it is missing, not an SQLite database, or not an mmgym journal."""
     path = Path(journal_path)
+    journal = open_read_only(path)
+    try:
+        meta = journal.meta()
+        events = list(journal.events())
+    finally:
+        journal.close()
+    return Session(path, meta, events)
+
+
+def open_read_only(journal_path: str | Path) -> Journal:
+    """The journal at ``journal_path``, opened read-only (a running session can keep writing
+    it): read it with ``events(since_seq)``, then ``close()``. Raises :class:`JournalError`
+    naming the file when it is missing, not an SQLite database, not an mmgym journal or of
+    another schema version."""
+    path = Path(journal_path)
     if not path.exists():
         raise JournalError(f"{path}: no such file")
     if not path.is_file():
@@ -200,16 +216,16 @@ def read_session(journal_path: str | Path) -> Session:
             raise JournalError(
                 f"{path} is an SQLite database but not an mmgym journal (tables {sorted(tables)})"
             )
-        meta = journal.meta()
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
+        version = journal.meta().get("schema_version")
+        if version != str(SCHEMA_VERSION):
             raise JournalError(
-                f"journal {path} has schema version {meta.get('schema_version')}, this mmgym "
-                f"reads version {SCHEMA_VERSION}"
+                f"journal {path} has schema version {version}, this mmgym reads version "
+                f"{SCHEMA_VERSION}"
             )
-        events = list(journal.events())
-    finally:
+    except BaseException:
         journal.close()
-    return Session(path, meta, events)
+        raise
+    return journal
 
 
 # --- the numbers --------------------------------------------------------------------------------
@@ -526,9 +542,13 @@ def risk_segments(session: Session) -> list[tuple[str, int, int]]:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def write_session_report(journal_path: str | Path, out_dir: str | Path) -> Path:
+def write_session_report(
+    journal_path: str | Path, out_dir: str | Path, windows: Sequence[MarketWindow] = ()
+) -> Path:
     """Write ``out_dir/session.md``, its plots (:data:`PLOTS`) and ``fills.csv`` from the journal
-    at ``journal_path`` (opened read-only); returns the markdown file's path."""
+    at ``journal_path`` (opened read-only); returns the markdown file's path. ``windows``: spans
+    of venue time to mark on the timeline and count the limiter's interventions in (a paper
+    exchange's liquidation cascades, :mod:`agents.ops.market_log`)."""
     session = read_session(journal_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -539,11 +559,11 @@ def write_session_report(journal_path: str | Path, out_dir: str | Path) -> Path:
     found = incidents(session)
     segments = risk_segments(session)
     _write_fills_csv(session, decomposition, per_fill, out / FILLS_CSV)
-    plot_timeline(session, segments, found, out / PLOTS["timeline"])
+    plot_timeline(session, segments, found, out / PLOTS["timeline"], windows)
     plot_decomposition(decomposition, out / PLOTS["pnl"])
     plot_markouts(markouts, out / PLOTS["markouts"])
     plot_interventions(counts, out / PLOTS["interventions"])
-    text = markdown(session, decomposition, markouts, counts, with_reason, found, segments)
+    text = markdown(session, decomposition, markouts, counts, with_reason, found, segments, windows)
     path = out / REPORT
     path.write_text(text)
     return path
@@ -557,6 +577,7 @@ def markdown(
     with_reason: Mapping[str, int],
     found: Sequence[Incident],
     segments: Sequence[tuple[str, int, int]],
+    windows: Sequence[MarketWindow] = (),
 ) -> str:
     """The whole ``session.md``."""
     lines = [f"# Session report: {session.path.name}", "", _intro(session), ""]
@@ -577,6 +598,7 @@ def markdown(
     lines += _fills_section(session)
     lines += _markout_section(markouts)
     lines += _interventions_section(session, counts, with_reason)
+    lines += _windows_section(session, windows)
     lines += _latency_section(session)
     lines += _incidents_section(session, found)
     return "\n".join(lines).rstrip() + "\n"
@@ -783,6 +805,43 @@ def _interventions_section(
     return lines
 
 
+def _windows_section(session: Session, windows: Sequence[MarketWindow]) -> list[str]:
+    """Each window's span and the limiter's interventions in it and outside it."""
+    if not windows:
+        return []
+    origin = _int(session.decisions[0].payload.get("venue_time_ms")) if session.decisions else None
+    lines = [
+        "## Market events",
+        "",
+        "Spans of venue time the venue reported (hatched on the timeline), with the decision "
+        "rows' `reasons` summed inside each span and outside it.",
+        "",
+    ]
+    for w in windows:
+        inside, outside = interventions_by_window(session.decisions, w)
+        since = (
+            f" ({(w.start_ms - origin) / 1000:g} s to {(w.end_ms - origin) / 1000:g} s after the "
+            "first decision)"
+            if origin is not None
+            else ""
+        )
+        held = [d for d in session.decisions if w.holds(_int(d.payload.get("venue_time_ms")) or -1)]
+        rows: list[list[object]] = [
+            [reason, inside[reason], outside[reason]]
+            for reason in sorted(inside | outside, key=lambda r: (-inside[r], -outside[r], r))
+        ]
+        rows.append(["all", sum(inside.values()), sum(outside.values())])
+        lines += [
+            f"### {w.name}: {_utc(w.start_ms)} to {_utc(w.end_ms)}{since}",
+            "",
+            f"{w.detail}. {len(held)} of the {len(session.decisions)} decisions fall in it.",
+            "",
+            table(["reason", "in the window", "outside it"], rows, "lrr"),
+            "",
+        ]
+    return lines
+
+
 def _reason_descriptions() -> dict[str, str]:
     try:  # the limiter's package (numba); a report without descriptions is still a report
         from agents.deploy.risk.reasons import Reason
@@ -918,8 +977,10 @@ def plot_timeline(
     segments: Sequence[tuple[str, int, int]],
     found: Sequence[Incident],
     path: Path,
+    windows: Sequence[MarketWindow] = (),
 ) -> Path:
-    """Equity and positions against venue time, risk-state bands, incident lines."""
+    """Equity and positions against venue time, risk-state bands, incident lines, ``windows``
+    hatched."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -959,6 +1020,18 @@ def plot_timeline(
                 lw=0,
             )
     handles += [Patch(color=MODE_COLOURS[m], label=m) for m in MODES]
+    for w in windows:
+        for ax in (top, bottom):
+            ax.axvspan(
+                (w.start_ms - origin) / 1000.0,
+                (w.end_ms - origin) / 1000.0,
+                facecolor="none",
+                edgecolor="#555555",
+                hatch="//",
+                lw=0.8,
+            )
+    names = list(dict.fromkeys(w.name for w in windows))
+    handles += [Patch(facecolor="none", edgecolor="#555555", hatch="//", label=n) for n in names]
     kinds_seen = []
     for incident in found:
         if incident.venue_ms is None:
