@@ -35,7 +35,9 @@ def run(job: PaperExchangeJob) -> int:
     epoch = job.epoch_ms if job.epoch_ms is not None else int(time.time()) * 1000
     clock = Clock(job.time_mode, job.speed)
     venue = PaperVenue(market.params, job.seed, job.coins[:k], job.user, epoch)
-    exchange = PaperExchange(venue, job.api_wallet or job.user, clock)
+    exchange = PaperExchange(
+        venue, job.api_wallet or job.user, clock, start_on_subscribe=job.start_on_subscribe
+    )
 
     def ready(url: str) -> None:
         print(

@@ -376,9 +376,12 @@ def fill_markouts(session: Session) -> dict[int, dict[float, float | None]]:
     price), the mid of the first decision at or after the fill's venue time plus the horizon
     that knows the coin's mid (None: the journal ends before, or a hedge coin's fill)."""
     timed = sorted(
-        (t, d.payload)
-        for d in session.decisions
-        if (t := _int(d.payload.get("venue_time_ms"))) is not None
+        (
+            (t, d.payload)
+            for d in session.decisions
+            if (t := _int(d.payload.get("venue_time_ms"))) is not None
+        ),
+        key=lambda x: x[0],  # decisions of one venue time (wall pacing) keep journal order
     )
     times = [t for t, _ in timed]
     out: dict[int, dict[float, float | None]] = {}
