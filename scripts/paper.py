@@ -25,7 +25,7 @@ report (docs/operations.md, "make paper").
 Everything lands in ``<runs>/paper/<time>/``: ``journal.db``, ``report/session.md`` (and its
 plots), ``market.jsonl``, ``exchange.log``, ``runner.log``, ``ops-token`` and ``paper-key`` (the
 paper account's key, 0600; never printed). Exit codes: 0 the session ran and was reported; 1 it
-failed (the message says where); 2 bad settings.
+failed (the message says where) or a signal stopped it; 2 bad settings.
 """
 
 from __future__ import annotations
@@ -451,6 +451,8 @@ def _session(job: PaperJob) -> int:
             print(f"make paper: {sig}: stopping the runner, then the exchange", flush=True)
             code = 1
         finally:
+            for s in (signal.SIGINT, signal.SIGTERM):  # the stops below are bounded
+                signal.signal(s, signal.SIG_IGN)
             runner_code = stop(runner)
             exchange_code = stop(exchange)
     if runner_code not in (0, None) or exchange_code not in (0, None):
