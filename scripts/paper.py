@@ -30,6 +30,7 @@ failed (the message says where) or a signal stopped it; 2 bad settings.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import json
@@ -46,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from agents.cli import job_main
 from agents.config import PaperJob
@@ -66,7 +67,7 @@ class SessionError(RuntimeError):
     """The session could not run; the message says what failed and where its log is."""
 
 
-class Stopped(Exception):
+class StoppedError(Exception):
     """SIGINT or SIGTERM reached this script."""
 
 
@@ -190,10 +191,8 @@ def paper_account(out: Path) -> tuple[str, Path]:
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the child gets SIGTERM when this script dies, even by SIGKILL (no orphans)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -247,10 +246,10 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def signals_stop() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Stopped` while the block runs."""
+    """SIGINT and SIGTERM raise :class:`StoppedError` while the block runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Stopped(signal.Signals(signum).name)
+        raise StoppedError(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -447,7 +446,7 @@ def _session(job: PaperJob) -> int:
             if runner.poll() is None:
                 print(f"make paper: the session passed timeout_s={job.timeout_s:g} s; stopping")
             code = 0
-        except Stopped as sig:
+        except StoppedError as sig:
             print(f"make paper: {sig}: stopping the runner, then the exchange", flush=True)
             code = 1
         finally:

@@ -17,12 +17,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from markdown_tables import assert_tables_render
 
 from agents.deploy.export import export_baseline
 from agents.live.journal import Kind
 from agents.ops.market_log import cascades, interventions_by_window, read_market_log
 from agents.ops.report import read_session
-from markdown_tables import assert_tables_render
 from mmgym.scenarios import make_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +74,8 @@ def test_a_paper_session_of_the_adaptive_baseline_shows_the_limiter_in_the_casca
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paper = _paper_script()
-    code = paper.main(
-        [f"runs={tmp_path}", f"seed={SEED}", "market_seconds=200", "progress_every=50"]
-        + SMALL_VETTING
-    )
+    settings = [f"runs={tmp_path}", f"seed={SEED}", "market_seconds=200", "progress_every=50"]
+    code = paper.main([*settings, *SMALL_VETTING])
     output = capsys.readouterr().out
     assert code == 0, output
     assert "the adaptive baseline, not the demo's policy" in output
