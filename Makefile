@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= train,ray,live,dev
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo paper test lint bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+paper: $(STAMP)
+	$(PY) scripts/paper.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mmgym agents experiments docs/tools scripts tests

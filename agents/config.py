@@ -393,6 +393,12 @@ class PaperExchangeJob:
     """Names of the perps, the first ``num_assets`` used."""
     epoch_ms: int | None = None
     """Time stamp (ms) of the market's start; None: the wall clock at start, in whole seconds."""
+    start_on_subscribe: bool = False
+    """``wall`` and ``accelerated``: start the market's clock at the first WebSocket
+    subscription instead of at the server's start."""
+    market_log: str | None = None
+    """A JSON-lines file the exchange appends each interval's crowd liquidations and forced
+    volume to (``PaperVenue.crowd_event``); None: none."""
 
     def __post_init__(self) -> None:
         check_seed("seed", self.seed)
@@ -405,6 +411,60 @@ class PaperExchangeJob:
         from mmgym.exchange.clock import Clock
 
         Clock(self.time_mode, self.speed)  # a bad mode or speed fails at composition
+
+
+@dataclass
+class PaperJob:
+    """``scripts/paper.py`` (``make paper``): a paper session of the demo's bundle (else a
+    vetted ``baseline``'s) on a liquidation cascade (docs/operations.md)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The paper exchange's market (``env=liquidation_cascade``)."""
+    seed: int = 0
+    """The market's seed (the paper exchange's ``seed``)."""
+    market_seconds: float = 480.0
+    """Market time (s) of the session: the runner stops after this many decision intervals."""
+    time_mode: str = "lockstep"
+    """``lockstep``: the runner advances the exchange one interval per decision, as fast as it
+    decides (deterministic); ``accelerated``: the exchange runs ``speed`` intervals per interval
+    of wall time and the runner decides on the host's clock at that pace."""
+    speed: float = 10.0
+    """Decision intervals per ``decision_interval`` of wall time (``accelerated``)."""
+    risk: RiskConfig = field(default_factory=lambda: RiskConfig(enabled=True))
+    """The runner's limits (``risk=paper``); never off."""
+    vet: VetConfig = field(default_factory=VetConfig)
+    """The stress suite that vets the baseline when no demo bundle is used (``vet=demo``)."""
+    baseline: str = "adaptive"
+    """The baseline traded when no demo run passed vetting."""
+    runs: str = "runs"
+    """Where the demo's runs are read (``<runs>/demo/<time>/``) and the session is written
+    (``<runs>/paper/<time>/``; the baseline's vetted bundle is kept in ``<runs>/paper/``)."""
+    progress_every: int = 60
+    """Decisions between two progress lines."""
+    cascade_gap_s: float = 30.0
+    """Crowd liquidations less than this far apart (s of market time) are one cascade."""
+    cascade_after_s: float = 120.0
+    """The cascade's window runs this long after its last forced order (the limiter's
+    ``rolling_window_seconds`` in ``risk=paper``: the market move it reacts to)."""
+    timeout_s: float = 900.0
+    """Wall-time bound of the session; past it both servers are stopped."""
+
+    def __post_init__(self) -> None:
+        check_seed("seed", self.seed)
+        if not self.risk.enabled:
+            raise ValueError(
+                "the paper session trades through the RiskLimiter: risk=none is refused"
+            )
+        if self.time_mode not in ("lockstep", "accelerated"):
+            raise ValueError(f"time_mode must be lockstep or accelerated, got {self.time_mode!r}")
+        for name in ("market_seconds", "speed", "timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.progress_every < 1:
+            raise ValueError(f"progress_every must be >= 1, got {self.progress_every}")
+        for name in ("cascade_gap_s", "cascade_after_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 LIVE_PACING = ("wall", "lockstep")
@@ -642,6 +702,7 @@ def register_configs() -> None:
             "vet": VetJob,
             "paper_exchange": PaperExchangeJob,
             "live": LiveJob,
+            "paper": PaperJob,
         },
         "experiment": {"reproduce": ReproduceJob},
         "env": {"env": EnvConfig},

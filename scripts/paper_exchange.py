@@ -2,17 +2,22 @@
 
     mmgym-paper-exchange user=0x<40 hex> env=calm port=8765 time_mode=lockstep seed=3
     mmgym-paper-exchange user=0x<40 hex> env=volatile port=0 time_mode=accelerated speed=20
+    mmgym-paper-exchange user=0x<40 hex> env=liquidation_cascade market_log=market.jsonl
 
 The settings are conf/paper_exchange.yaml (schema ``agents.config.PaperExchangeJob``); the
 market is built as training builds it (``agents.market``). Prints the URL it serves (port=0
-picks a free port) and serves until SIGINT or SIGTERM. Exit codes: 0 stopped by a signal; 2 bad
-input, with a one-line message on stderr.
+picks a free port) and serves until SIGINT or SIGTERM; with ``market_log`` it appends each
+interval's crowd liquidations and forced volume to that JSON-lines file. Exit codes: 0 stopped
+by a signal; 2 bad input, with a one-line message on stderr.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 from agents.cli import job_main
 from agents.config import PaperExchangeJob
@@ -30,7 +35,9 @@ def run(job: PaperExchangeJob) -> int:
     epoch = job.epoch_ms if job.epoch_ms is not None else int(time.time()) * 1000
     clock = Clock(job.time_mode, job.speed)
     venue = PaperVenue(market.params, job.seed, job.coins[:k], job.user, epoch)
-    exchange = PaperExchange(venue, job.api_wallet or job.user, clock)
+    exchange = PaperExchange(
+        venue, job.api_wallet or job.user, clock, start_on_subscribe=job.start_on_subscribe
+    )
 
     def ready(url: str) -> None:
         print(
@@ -39,7 +46,15 @@ def run(job: PaperExchangeJob) -> int:
             flush=True,
         )
 
-    serve(exchange, job.port, ready)
+    with ExitStack() as stack:
+        if job.market_log is not None:
+            log = stack.enter_context(Path(job.market_log).open("a", buffering=1))
+
+            def write(event: dict[str, object]) -> None:
+                log.write(json.dumps(event) + "\n")
+
+            venue.on_crowd_event = write
+        serve(exchange, job.port, ready)
     print("mmgym-paper-exchange: stopped", flush=True)
     return 0
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from agents.live.journal import SCHEMA_VERSION, Event, Journal, JournalError, Kind
 from agents.metrics import max_drawdown, mean_confidence_interval
+from agents.ops.market_log import MarketWindow, interventions_by_window
 from agents.ops.pnl import (  # the readers of journal payloads are shared
     COMPONENTS,
     PnlAccumulator,
@@ -160,10 +161,10 @@ class Session:
 
 
 def open_read_only(journal_path: str | Path) -> Journal:
-    """The journal at ``journal_path``, opened read-only (a running session keeps writing it;
-    :meth:`Journal.events` with ``since_seq`` reads what it appended since). Raises
-    :class:`JournalError` naming the file when it is missing, not an SQLite database, or not
-    an mmgym journal of this schema version."""
+    """The journal at ``journal_path``, opened read-only (a running session can keep writing
+    it): read it with ``events(since_seq)``, then ``close()``. Raises :class:`JournalError`
+    naming the file when it is missing, not an SQLite database, not an mmgym journal or of
+    another schema version."""
     path = Path(journal_path)
     if not path.exists():
         raise JournalError(f"{path}: no such file")
@@ -192,11 +193,11 @@ def open_read_only(journal_path: str | Path) -> Journal:
             raise JournalError(
                 f"{path} is an SQLite database but not an mmgym journal (tables {sorted(tables)})"
             )
-        meta = journal.meta()
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
+        version = journal.meta().get("schema_version")
+        if version != str(SCHEMA_VERSION):
             raise JournalError(
-                f"journal {path} has schema version {meta.get('schema_version')}, this mmgym "
-                f"reads version {SCHEMA_VERSION}"
+                f"journal {path} has schema version {version}, this mmgym reads version "
+                f"{SCHEMA_VERSION}"
             )
     except BaseException:
         journal.close()
@@ -252,9 +253,12 @@ def fill_markouts(session: Session) -> dict[int, dict[float, float | None]]:
     price), the mid of the first decision at or after the fill's venue time plus the horizon
     that knows the coin's mid (None: the journal ends before, or a hedge coin's fill)."""
     timed = sorted(
-        (t, d.payload)
-        for d in session.decisions
-        if (t := _int(d.payload.get("venue_time_ms"))) is not None
+        (
+            (t, d.payload)
+            for d in session.decisions
+            if (t := _int(d.payload.get("venue_time_ms"))) is not None
+        ),
+        key=lambda x: x[0],  # decisions of one venue time (wall pacing) keep journal order
     )
     times = [t for t, _ in timed]
     out: dict[int, dict[float, float | None]] = {}
@@ -432,9 +436,13 @@ def risk_segments(session: Session) -> list[tuple[str, int, int]]:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def write_session_report(journal_path: str | Path, out_dir: str | Path) -> Path:
+def write_session_report(
+    journal_path: str | Path, out_dir: str | Path, windows: Sequence[MarketWindow] = ()
+) -> Path:
     """Write ``out_dir/session.md``, its plots (:data:`PLOTS`) and ``fills.csv`` from the journal
-    at ``journal_path`` (opened read-only); returns the markdown file's path."""
+    at ``journal_path`` (opened read-only); returns the markdown file's path. ``windows``: spans
+    of venue time to mark on the timeline and count the limiter's interventions in (a paper
+    exchange's liquidation cascades, :mod:`agents.ops.market_log`)."""
     session = read_session(journal_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -445,11 +453,11 @@ def write_session_report(journal_path: str | Path, out_dir: str | Path) -> Path:
     found = incidents(session)
     segments = risk_segments(session)
     _write_fills_csv(session, decomposition, per_fill, out / FILLS_CSV)
-    plot_timeline(session, segments, found, out / PLOTS["timeline"])
+    plot_timeline(session, segments, found, out / PLOTS["timeline"], windows)
     plot_decomposition(decomposition, out / PLOTS["pnl"])
     plot_markouts(markouts, out / PLOTS["markouts"])
     plot_interventions(counts, out / PLOTS["interventions"])
-    text = markdown(session, decomposition, markouts, counts, with_reason, found, segments)
+    text = markdown(session, decomposition, markouts, counts, with_reason, found, segments, windows)
     path = out / REPORT
     path.write_text(text)
     return path
@@ -463,6 +471,7 @@ def markdown(
     with_reason: Mapping[str, int],
     found: Sequence[Incident],
     segments: Sequence[tuple[str, int, int]],
+    windows: Sequence[MarketWindow] = (),
 ) -> str:
     """The whole ``session.md``."""
     lines = [f"# Session report: {session.path.name}", "", _intro(session), ""]
@@ -483,6 +492,7 @@ def markdown(
     lines += _fills_section(session)
     lines += _markout_section(markouts)
     lines += _interventions_section(session, counts, with_reason)
+    lines += _windows_section(session, windows)
     lines += _latency_section(session)
     lines += _incidents_section(session, found)
     return "\n".join(lines).rstrip() + "\n"
@@ -689,6 +699,43 @@ def _interventions_section(
     return lines
 
 
+def _windows_section(session: Session, windows: Sequence[MarketWindow]) -> list[str]:
+    """Each window's span and the limiter's interventions in it and outside it."""
+    if not windows:
+        return []
+    origin = _int(session.decisions[0].payload.get("venue_time_ms")) if session.decisions else None
+    lines = [
+        "## Market events",
+        "",
+        "Spans of venue time the venue reported (hatched on the timeline), with the decision "
+        "rows' `reasons` summed inside each span and outside it.",
+        "",
+    ]
+    for w in windows:
+        inside, outside = interventions_by_window(session.decisions, w)
+        since = (
+            f" ({(w.start_ms - origin) / 1000:g} s to {(w.end_ms - origin) / 1000:g} s after the "
+            "first decision)"
+            if origin is not None
+            else ""
+        )
+        held = [d for d in session.decisions if w.holds(_int(d.payload.get("venue_time_ms")) or -1)]
+        rows: list[list[object]] = [
+            [reason, inside[reason], outside[reason]]
+            for reason in sorted(inside | outside, key=lambda r: (-inside[r], -outside[r], r))
+        ]
+        rows.append(["all", sum(inside.values()), sum(outside.values())])
+        lines += [
+            f"### {w.name}: {_utc(w.start_ms)} to {_utc(w.end_ms)}{since}",
+            "",
+            f"{w.detail}. {len(held)} of the {len(session.decisions)} decisions fall in it.",
+            "",
+            table(["reason", "in the window", "outside it"], rows, "lrr"),
+            "",
+        ]
+    return lines
+
+
 def _reason_descriptions() -> dict[str, str]:
     try:  # the limiter's package (numba); a report without descriptions is still a report
         from agents.deploy.risk.reasons import Reason
@@ -825,8 +872,10 @@ def plot_timeline(
     segments: Sequence[tuple[str, int, int]],
     found: Sequence[Incident],
     path: Path,
+    windows: Sequence[MarketWindow] = (),
 ) -> Path:
-    """Equity and positions against venue time, risk-state bands, incident lines."""
+    """Equity and positions against venue time, risk-state bands, incident lines, ``windows``
+    hatched."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -866,6 +915,18 @@ def plot_timeline(
                 lw=0,
             )
     handles += [Patch(color=MODE_COLOURS[m], label=m) for m in MODES]
+    for w in windows:
+        for ax in (top, bottom):
+            ax.axvspan(
+                (w.start_ms - origin) / 1000.0,
+                (w.end_ms - origin) / 1000.0,
+                facecolor="none",
+                edgecolor="#555555",
+                hatch="//",
+                lw=0.8,
+            )
+    names = list(dict.fromkeys(w.name for w in windows))
+    handles += [Patch(facecolor="none", edgecolor="#555555", hatch="//", label=n) for n in names]
     kinds_seen = []
     for incident in found:
         if incident.venue_ms is None:

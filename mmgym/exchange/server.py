@@ -71,13 +71,21 @@ def _error(text: str) -> web.Response:
 class PaperExchange:
     """The HTTP and WebSocket handlers over ``venue``; only ``agent`` may sign actions."""
 
-    def __init__(self, venue: PaperVenue, agent: str, clock: Clock) -> None:
+    def __init__(
+        self, venue: PaperVenue, agent: str, clock: Clock, *, start_on_subscribe: bool = False
+    ) -> None:
         self.venue = venue
         self.agent = agent.lower()
         self.clock = clock
+        self.start_on_subscribe = start_on_subscribe
+        """Wall and accelerated modes: the market's clock starts at the first WebSocket
+        subscription, not when the server starts (a client that takes seconds to start meets
+        the market at its start)."""
         self.nonces = NonceBook()
         self._sockets: dict[web.WebSocketResponse, set[tuple[str, str]]] = {}
         self._lock = asyncio.Lock()
+        self._subscribed = asyncio.Event() if start_on_subscribe else None
+        """Set by the first subscription (with ``start_on_subscribe``)."""
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -270,6 +278,8 @@ class PaperExchange:
     async def _tick_forever(self) -> None:
         period = self.clock.seconds_per_decision(self.venue.params.decision_interval)
         loop = asyncio.get_running_loop()
+        if self._subscribed is not None:
+            await self._subscribed.wait()
         due = loop.time() + period
         while self.venue.ended is None:
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -323,6 +333,8 @@ class PaperExchange:
         subs = self._sockets.setdefault(ws, set())
         if method == "subscribe":
             subs.add(key)
+            if self._subscribed is not None:
+                self._subscribed.set()
         else:
             subs.discard(key)
         await ws.send_json(

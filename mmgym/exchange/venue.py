@@ -24,7 +24,7 @@ Pure Python and NumPy, no I/O: the server (:mod:`mmgym.exchange.server`) drives 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -186,6 +186,10 @@ class PaperVenue:
         self.day_volume = np.zeros(k)
         """Taker notional traded per perp (the ``dayNtlVlm`` of the asset context)."""
         self.steps = 0
+        self.on_crowd_event: Callable[[dict[str, Any]], None] | None = None
+        """Called after each interval in which crowd accounts were liquidated or forced
+        orders traded, with :meth:`crowd_event` (the exchange's ``market_log``)."""
+        self._crowd_liquidations = 0
         if warm and params.num_assets not in _COMPILED:
             # Compile the decision path now (a throwaway market of the same shape), so that the
             # first /paper/advance does not spend a cold compile (tens of seconds) in a request.
@@ -674,6 +678,10 @@ class PaperVenue:
             self.ended = "liquidated"
         elif bool(self.sim.terminated[0]) or bool(self.sim.truncated[0]):
             self.ended = "truncated"
+        if self.on_crowd_event is not None:
+            event = self.crowd_event(now)
+            if event is not None:
+                self.on_crowd_event(event)
         for coin in self.coins:
             self._emit_trades(coin, now)
             self._emit("l2Book", coin.name, self.l2_book(coin))
@@ -684,6 +692,27 @@ class PaperVenue:
             self._emit(
                 "activeAssetCtx", coin.name, {"coin": coin.name, "ctx": self.asset_ctx(coin.asset)}
             )
+
+    def crowd_event(self, now: int) -> dict[str, Any] | None:
+        """The last interval's liquidations of the leveraged crowd and forced volume per perp
+        (base units), or None when there were none: what a venue's liquidation feed would
+        show, which the Hyperliquid API this exchange serves does not carry."""
+        total = int(self.account["crowd_liquidations"])
+        new, self._crowd_liquidations = total - self._crowd_liquidations, total
+        a = self.assets
+        forced = a["forced_buy_volume"] + a["forced_sell_volume"] + a["backstop_volume"]
+        if new <= 0 and not (forced > 0).any():
+            return None
+        coins = {
+            c.name: {
+                "forced_buy": float(a["forced_buy_volume"][c.perp]),
+                "forced_sell": float(a["forced_sell_volume"][c.perp]),
+                "backstop": float(a["backstop_volume"][c.perp]),
+                "mid": float(a["mid"][c.perp]),
+            }
+            for c in self.coins
+        }
+        return {"time_ms": now, "liquidations": new, "coins": coins}
 
     def _book_fills(
         self,
