@@ -1,8 +1,8 @@
 """A paper session (``make paper``): the demo's bundle on a liquidation cascade, through the
-guarded live runner and the paper exchange on 127.0.0.1, in accelerated time; then the session
-report (docs/operations.md, "make paper").
+guarded live runner and the paper exchange on 127.0.0.1, in lockstep (or accelerated time);
+then the session report (docs/operations.md, "make paper").
 
-    python scripts/paper.py                          # 480 s of market time at x10
+    python scripts/paper.py                          # 480 s of market time in lockstep
     python scripts/paper.py market_seconds=300 speed=20 seed=1717
     python scripts/paper.py runs=/tmp/runs vet.num_envs=8 vet.seeds=[20000]
 
@@ -17,8 +17,9 @@ report (docs/operations.md, "make paper").
    liquidations to ``market.jsonl``.
 3. The live runner (``mmgym-live``) trades the bundle for ``market_seconds`` of market time with
    a fresh journal, ``risk=paper`` limits, the operator's controls (``ops_port=0``, a generated
-   token in the 0600 file ``ops-token``) and metrics (``metrics_port=0``). A progress line every
-   ``progress_every`` decisions shows what it does.
+   token in the 0600 file ``ops-token``), metrics (``metrics_port=0``) and the default alert
+   rules. On a terminal the live dashboard (``mmgym-ops watch``) shows it; otherwise a progress
+   line every ``progress_every`` decisions, then the dashboard's plain-text summary.
 4. Both are stopped (the runner, then the exchange; SIGINT or SIGTERM to this script stops both
    too), the session report is written with the cascade marked, and the paths are printed.
 
@@ -40,6 +41,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -264,8 +266,8 @@ def signals_stop() -> Iterator[None]:
 
 class Progress:
     """A progress line every ``every`` decisions and at each risk transition, read from the
-    journal (read-only) while the runner writes it. The dashboard's stand-in: see
-    :func:`watch`."""
+    journal (read-only) while the runner writes it: what :func:`watch` prints when stdout is
+    not a terminal."""
 
     def __init__(self, journal: Path, every: int, total: int, print_: Callable[[str], None]):
         self.journal = journal
@@ -339,14 +341,36 @@ def watch(
 ) -> None:
     """Show the session while the runner trades, until it exits or ``deadline`` (monotonic).
 
-    The live dashboard (``mmgym-ops watch``, agents/ops/watch.py) replaces the progress lines
-    here once it exists: ``run_watch(journal, refresh_s=1.0, plain=not sys.stdout.isatty(),
-    exit_when_done=True, stop=lambda: runner.poll() is not None)``."""
+    On a terminal: the live dashboard (``mmgym-ops watch``, :func:`agents.ops.watch.run_watch`),
+    refreshed every second. Otherwise (a log, a pipe): a progress line every ``progress_every``
+    decisions and at each risk transition, then the dashboard's plain-text summary once the
+    runner stopped."""
+    from agents.ops.watch import run_watch
+
+    if sys.stdout.isatty():
+        stop = threading.Event()
+
+        def stop_when_the_runner_ends() -> None:
+            while runner.poll() is None and time.monotonic() < deadline and not stop.is_set():
+                time.sleep(0.25)
+            stop.set()
+
+        waiter = threading.Thread(target=stop_when_the_runner_ends, daemon=True)
+        waiter.start()
+        try:
+            run_watch(journal, refresh_s=1.0, exit_when_done=True, stop=stop, wait_s=60.0)
+        finally:
+            stop.set()
+            waiter.join(timeout=1.0)
+        return
     progress = Progress(journal, job.progress_every, total, lambda s: print(s, flush=True))
     while runner.poll() is None and time.monotonic() < deadline:
         progress.poll()
         time.sleep(0.25)
     progress.poll()
+    if journal.exists():
+        print(flush=True)
+        run_watch(journal, plain=True, once=True)
 
 
 # --- the session --------------------------------------------------------------------------------

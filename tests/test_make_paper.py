@@ -78,6 +78,8 @@ def test_a_paper_session_of_the_adaptive_baseline_shows_the_limiter_in_the_casca
     code = paper.main([*settings, *SMALL_VETTING])
     output = capsys.readouterr().out
     assert code == 0, output
+    assert "Equity and PnL (quote)" in output, "the dashboard's plain-text summary at the end"
+    assert "200 decisions" in output and "| stopped" in output
     assert "the adaptive baseline, not the demo's policy" in output
     assert f"no demo run in {tmp_path / 'demo'}" in output
 
@@ -153,3 +155,50 @@ def test_sigterm_stops_the_runner_and_the_exchange(tmp_path: Path) -> None:
     ports = {int(p) for p in URL.findall(output)}
     assert len(ports) >= 3 and all(_closed(p) for p in ports)
     assert (sessions[0] / "report" / "session.md").is_file(), "the report of what ran"
+
+
+def test_on_a_terminal_the_session_shows_the_live_dashboard(tmp_path: Path) -> None:
+    """stdout a pseudo-terminal: the dashboard (rich, redrawn in place) instead of the progress
+    lines, and the session still ends, stops both children and is reported."""
+    import pty
+    import select
+
+    bundle = tmp_path / "demo" / "20260101-000000" / "bundle"
+    export_baseline("adaptive", bundle, make_params("liquidation_cascade"), force=True)
+    leader, follower = pty.openpty()
+    parent = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "paper.py"), f"runs={tmp_path}", f"seed={SEED}",
+         "market_seconds=60", "progress_every=10"],
+        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, close_fds=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "160", "LINES": "60",
+             "TERM": "xterm-256color"},
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 300.0
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # the terminal closed: every writer exited
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif parent.poll() is not None:
+                break
+        code = parent.wait(60.0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        os.close(leader)
+    output = b"".join(chunks).decode(errors="replace")
+    assert code == 0, output[-4000:]
+    assert "\x1b[" in output, "drawn with terminal escapes"
+    assert "Equity and PnL (quote)" in output and "Risk" in output, output[-4000:]
+    assert "decision   10/" not in output, "no progress lines on a terminal"
+    sessions = [p for p in (tmp_path / "paper").iterdir() if p.name[0].isdigit()]
+    assert len(sessions) == 1 and (sessions[0] / "report" / "session.md").is_file()
+    assert _processes_naming(str(sessions[0])) == [], "no child left"
