@@ -125,6 +125,16 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     with Journal.open(journal) as j:
         state = recover(j)
         fill_tids = [e.tid for e in j.events() if e.kind is Kind.FILL]
+        placed = [
+            e.cloid for e in j.events() if e.kind is Kind.INTENT and e.payload["action"] == "place"
+        ]
+        halts = [
+            e.payload
+            for e in j.events()
+            if e.kind is Kind.RISK_TRANSITION and e.payload["to"] == "HALTED"
+        ]
+    assert len(placed) == len(set(placed)), "no cloid placed twice, across restarts too"
+    assert not halts, f"a crash and its recovery alone never halt: {halts}"
     exchange_tids = [f["tid"] for f in venue.fills]
     assert exchange_tids, "the session should trade"
     assert sorted(fill_tids) == sorted(exchange_tids), "every exchange fill exactly once"

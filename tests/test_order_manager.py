@@ -97,3 +97,43 @@ def test_a_quote_with_a_size_and_a_bad_price_is_refused() -> None:
     assert Quote(100.0, 0.0, float("nan"), 0.0).side(True) is None  # no order: price unused
     with pytest.raises(ValueError, match="quote price"):
         Quote(float("nan"), 1.0, 101.0, 1.0).side(True)
+
+
+def test_a_restarted_manager_never_issues_a_journaled_cloid() -> None:
+    """A seeded manager's cloids follow its seed; a restart (a new process, the same seed)
+    must not issue the cloids of the process before it: a reused cloid merged two orders'
+    fills in recovery and made the restart cancel its own order as an orphan."""
+    first = manager_with(Recorder())
+    first.restore([], [], restart=7)
+    issued = [first.new_cloid() for _ in range(5)]
+    assert len(set(issued)) == 5
+
+    same_start = manager_with(Recorder())  # the same seed and restart: the same stream...
+    orders = [ManagedOrder(c, "BTC", True, Version(100.0, 1.0)) for c in issued]
+    same_start.restore(orders, [], restart=7)
+    assert same_start.new_cloid() not in issued  # ...but none of the restored cloids
+
+    later = manager_with(Recorder())  # a later start: another stream
+    later.restore([], [], restart=8)
+    assert not set(issued) & {later.new_cloid() for _ in range(5)}
+    again = manager_with(Recorder())
+    again.restore([], [], restart=8)
+    assert again.new_cloid() == manager_with_restart(8)  # seeded: reproducible
+
+
+def manager_with_restart(restart: int) -> str:
+    m = manager_with(Recorder())
+    m.restore([], [], restart=restart)
+    return m.new_cloid()
+
+
+def test_missed_fills_alone_are_repaired_not_out_of_step() -> None:
+    from agents.live.order_manager import PositionDrift, ReconcileReport
+    from agents.live.venues.base import OpenOrder
+
+    imported = ReconcileReport(imported_fills=(fill(1, 10, 0.5),))
+    assert imported.drift and not imported.out_of_step
+    orphan = OpenOrder("BTC", 11, OTHER, True, 100.0, 1.0, 1.0, "Alo", False, 0)
+    assert ReconcileReport(orphans_canceled=(orphan,)).out_of_step
+    assert ReconcileReport(position_drift=(PositionDrift("BTC", 1.0, 0.5),)).out_of_step
+    assert not ReconcileReport().drift and not ReconcileReport().out_of_step

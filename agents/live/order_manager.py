@@ -160,6 +160,14 @@ class ReconcileReport:
         """Whether anything was out of step (an alert; positions call for a risk move)."""
         return bool(self.imported_fills or self.orphans_canceled or self.position_drift)
 
+    @property
+    def out_of_step(self) -> bool:
+        """Whether the books disagree with the venue's beyond what a reconciliation repairs:
+        orders on the venue the journal never sent (orphans) or a position that differs after
+        the missed fills were imported. Missed fills alone (a lost message, the fills of a
+        restart's downtime) are what reconciliation is for."""
+        return bool(self.orphans_canceled or self.position_drift)
+
     def summary(self) -> dict[str, Any]:
         return {
             "imported_tids": [f.tid for f in self.imported_fills],
@@ -260,7 +268,10 @@ class OrderManager:
             raise ValueError(f"ended_retention_s must be finite and >= 0 or None, got {retention}")
         self._record = sink
         self._throttle = throttle
+        self._seed = seed
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        self._journaled_cloids: set[str] = set()
+        """The cloids of the orders :meth:`restore` took up: never issued again."""
         self._sleep = sleep
         self._clock_ms = clock_ms
         self.orders: dict[str, ManagedOrder] = {}
@@ -295,8 +306,11 @@ class OrderManager:
         return self.orders.get(cloid_or_oid.lower())
 
     def new_cloid(self) -> str:
-        """A fresh client order id: "0x" and 32 hex digits."""
-        return f"0x{self._rng.getrandbits(128):032x}"
+        """A fresh client order id: "0x" and 32 hex digits, none of a restored order's."""
+        while True:
+            cloid = f"0x{self._rng.getrandbits(128):032x}"
+            if cloid not in self._journaled_cloids:
+                return cloid
 
     def _after(self, order: ManagedOrder) -> None:
         """Keep the indexes in step with ``order``'s phase and oids."""
@@ -337,12 +351,22 @@ class OrderManager:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def restore(self, orders: Iterable[ManagedOrder], fills: Iterable[Fill]) -> None:
+    def restore(
+        self, orders: Iterable[ManagedOrder], fills: Iterable[Fill], restart: int = 0
+    ) -> None:
         """Take up orders and fills recovered from the journal (fills are booked, not
         recorded again; :func:`from_recovered` converts a ``RecoveredState``). Call
-        :meth:`reconcile` next, before quoting."""
+        :meth:`reconcile` next, before quoting.
+
+        ``restart`` tells this start from every earlier one (the runner passes the journal's
+        last seq, which every start moves): a seeded manager's cloid stream is seeded with
+        it, so a restarted process does not issue the cloids of the one before it, and no cloid
+        of a restored order is issued again (a reused cloid would merge two orders' fills)."""
+        if self._seed is not None:
+            self._rng = random.Random(f"{self._seed}/{restart}")
         for order in orders:
             order.cloid = order.cloid.lower()
+            self._journaled_cloids.add(order.cloid)
             self.orders[order.cloid] = order
             self._after(order)
         for fill in fills:

@@ -120,7 +120,10 @@ class RunnerStats:
     """Decision times passed while the stream was down (nothing quoted)."""
     reconciles: int = 0
     drift: int = 0
-    """Reconciliations that found something out of step."""
+    """Reconciliations that found something out of step (missed fills included)."""
+    out_of_step: int = 0
+    """Reconciliations that found orphan orders or a position differing after the import
+    (:attr:`~agents.live.order_manager.ReconcileReport.out_of_step`)."""
     disconnects: int = 0
     decision_latency_s: list[float] = field(default_factory=list)
     """Per decision: from the pacer's return to the order manager's return (host clock)."""
@@ -278,7 +281,7 @@ class LiveRunner:
         state = recover(self.journal)
         self.recovered = state
         orders, fills = from_recovered(state)
-        self.manager.restore(orders, fills)
+        self.manager.restore(orders, fills, restart=state.last_seq)
         self._funding_cash = sum(state.funding.values())
         if state.risk_state == TradingMode.HALTED.name:
             self.guarded.limiter.halt(0, "journal: HALTED before the restart")
@@ -689,6 +692,8 @@ class LiveRunner:
         if report.drift:
             self.stats.drift += 1
             log.warning("reconcile (%s) found drift: %s", why, report.summary())
+        if report.out_of_step:
+            self.stats.out_of_step += 1
 
     def _resting(self) -> bool:
         """Whether the manager holds an order on the venue's book."""

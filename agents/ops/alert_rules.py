@@ -28,8 +28,9 @@ CONDITIONS: dict[str, tuple[str, str]] = {
     ),
     "reconcile_drift": (
         "count",
-        "reconciliations with the venue that found something out of step (missed fills, "
-        "orphan orders, a position that differs) since the last evaluation",
+        "reconciliations with the venue that found orders the journal never sent (orphans) "
+        "or a position that differs after the missed fills were imported, since the last "
+        "evaluation (missed fills alone are repaired, not counted)",
     ),
     "disconnected": (
         "s",

@@ -359,8 +359,8 @@ class AlertEngine:
         limiter = runner.guarded.limiter
         denials = int(np.sum(limiter.state.denials[0][self._order_reasons]))
         m.denials.append(denials)
-        new_drift = stats.drift - m.drift_seen
-        m.drift_seen = stats.drift
+        new_drift = stats.out_of_step - m.drift_seen
+        m.drift_seen = stats.out_of_step
         if runner.connected:
             m.down_since_ms = None
         elif m.down_since_ms is None:
