@@ -94,8 +94,9 @@ def test_both_streams_are_seeded_per_env_with_distinct_salts() -> None:
 
 
 def test_crowd_renewals_draw_alike_whoever_was_liquidated() -> None:
-    """A renewal that falls on an account waiting for its final close makes the same draws as
-    any other: which accounts are waiting depends on the marks, which the agent's fills move.
+    """A renewal that falls on an account waiting for its final close counts as an opening like
+    any other (its draws are keyed by the count): which accounts are waiting depends on the
+    marks, which the agent's fills move.
 
     Without that rule env 5 of this batch leaves the common fair-price path at decision 804
     (quoting the full size on both sides versus not quoting, in a crowded market).

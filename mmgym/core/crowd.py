@@ -16,6 +16,13 @@ the book (``backstop_volume``). The walk moves the impact and so the mark, which
 further accounts: a cascade. Accounts renew (close and reopen at the current marks,
 a transfer that sends no orders) after ``crowd_holding_seconds`` on average; a liquidated
 account reopens at its next renewal. With ``crowd_leverage = 0`` no account can be liquidated.
+
+Paired draws: the renewals take one uniform of the market stream per tick. Every opening draws
+from its own counter-based key (episode's crowd key, account ``j``, ``j``'s opening count), one
+uniform per quantity (leverage, entry, one size per perp), whatever the parameters; the entry is
+drawn by inversion, not by rejection. So two runs on one seed that differ in any one parameter
+open account ``j`` for the ``n``-th time from the same uniforms, and the crowd never shifts the
+market stream's other draws.
 """
 
 from __future__ import annotations
@@ -29,65 +36,94 @@ from numpy.typing import NDArray
 from mmgym.core.book import buy_from_asks, liquidation_limit, sell_into_bids, volume_within
 from mmgym.core.codes import NO_TICK
 from mmgym.core.records import Record
-from mmgym.core.rng import exponential, standard_normal_pair, uniform
+from mmgym.core.rng import (
+    keyed_u64,
+    keyed_uniform_open,
+    next_u64,
+    normal_cdf,
+    normal_quantile,
+    uniform,
+)
 
 NEVER = -np.inf
 PARTIAL_FIRST = 0.2
 MAX_WALKS = 100
-MAX_ENTRY_DRAWS = 8
+DRAW_LEVERAGE = 0
+"""Index of an opening's uniform for the account's leverage (drawn even at leverage 0)."""
+DRAW_ENTRY = 1
+"""Index of an opening's uniform for the entry prices' distance from the marks."""
+DRAW_SIZES = 2
+"""Index of an opening's uniform for the size in perp 0; perp ``k`` has ``DRAW_SIZES + k``."""
+_ACCOUNT_BITS = np.uint64(16)  # an opening's counter is (opening, j): j < 2**16 accounts
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def opening_key(crowd_key: np.uint64, j: int, opening: int) -> np.uint64:
+    """Key of the draws of account ``j``'s opening number ``opening`` (0 at the episode's start,
+    then one per renewal of ``j``) in the episode whose crowd key is ``crowd_key``."""
+    return keyed_u64(crowd_key, (np.uint64(opening) << _ACCOUNT_BITS) | np.uint64(j))
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def opening_uniform(key: np.uint64, draw: int) -> float:
+    """Uniform number ``draw`` (``DRAW_LEVERAGE``, ``DRAW_ENTRY``, ``DRAW_SIZES + k``) of the
+    opening keyed ``key`` (:func:`opening_key`)."""
+    return keyed_uniform_open(key, np.uint64(draw))
 
 
 @nb.njit(cache=True, error_model="numpy")
-def open_account(
-    rng: NDArray[np.uint64],
-    i: int,
-    e: Record,
-    A: NDArray[np.void],
-    P: Record,
-    j: int,
-    keep: bool = True,
-) -> None:
+def entry_shift(side: float, rate: float, leverage: float, dispersion: float, u: float) -> float:
+    """Ratio of an account's entry prices to the marks: ``exp(dispersion x Z)``, Z a standard
+    normal conditioned on the account opening above maintenance, by inversion of uniform ``u``.
+
+    The marks cancel from the maintenance test (the basket is one-sided and every entry sits the
+    same ratio from its mark), which reads ``side - rate >= shift (side - 1 / leverage)``, that
+    is ``side x Z <= b``; so ``side x Z = Phi^-1(u Phi(b))``. With leverage at most the venue's
+    cap (half the maintenance leverage) ``Phi(b) > 0.5``. The same ``u`` at another leverage or
+    dispersion gives the same quantile of the new conditional law (a comonotone pairing)."""
+    if dispersion <= 0.0:
+        return 1.0
+    gap = side - 1.0 / leverage  # 0 for a long at leverage 1: any entry is above maintenance
+    p_max = 1.0 if gap == 0.0 else normal_cdf(side * math.log((side - rate) / gap) / dispersion)
+    return math.exp(dispersion * side * normal_quantile(u * p_max))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def open_account(e: Record, A: NDArray[np.void], P: Record, j: int, keep: bool = True) -> None:
     """(Re)open crowd account ``j`` near the current marks with a fresh leverage.
 
-    The basket's entry prices sit ``exp(dispersion x Z)`` from the marks (one Z per account:
-    positions opened earlier); a draw that would put the account under maintenance at the
-    current marks is redrawn (such an account would already have been liquidated). With
-    ``keep`` False the same draws are made and discarded: the account is left as it is.
-
-    The draws depend on nothing the agent can move: every perp's entry sits ``shift`` from its
-    mark and the basket is one-sided, so the marks cancel from the maintenance test, which
-    reads ``side - rate >= shift (side - 1 / leverage)``.
+    Draws the account's opening from its own key (:func:`opening_key`): the leverage, the entry
+    and one size per perp each have a fixed uniform, whatever the parameters, so two runs that
+    differ in any parameter open account ``j`` for the ``n``-th time from the same uniforms. The
+    basket's entry prices sit :func:`entry_shift` from the marks. With ``keep`` False the
+    opening is counted and the account is left as it is (it waits for its final close).
     """
+    opening = e.crowd_openings[j]
+    e.crowd_openings[j] = opening + 1
+    if not keep:
+        return
+    key = opening_key(e.crowd_key, j, opening)
     side = e.crowd_side[j]
     per_account = P.crowd_open_interest / (0.5 * e.crowd_side.shape[0])
     rate = P.crowd_maintenance_rate
+    for k in range(A.shape[0]):
+        size = side * per_account * (0.5 + opening_uniform(key, DRAW_SIZES + k))
+        e.crowd_size[j, k] = size
+        e.crowd_coef[j, k] = size - rate * abs(size)
+    e.crowd_release_tick[j] = NO_TICK
     leverage = 0.0
     if P.crowd_leverage > 0.0:
-        leverage = 1.0 + max(P.crowd_leverage - 1.0, 0.0) * exponential(rng, i)
+        spread = max(P.crowd_leverage - 1.0, 0.0)
+        leverage = 1.0 - spread * math.log(opening_uniform(key, DRAW_LEVERAGE))  # 1 + spread Exp
         leverage = min(leverage, P.max_leverage)  # the venue's cap
-    for k in range(A.shape[0]):
-        size = side * per_account * (0.5 + uniform(rng, i))
-        if keep:
-            e.crowd_size[j, k] = size
-            e.crowd_coef[j, k] = size - rate * abs(size)
-    if keep:
-        e.crowd_release_tick[j] = NO_TICK
+    e.crowd_account_leverage[j] = leverage
     if leverage <= 0.0:
-        if keep:
-            e.crowd_threshold[j] = NEVER
+        e.crowd_entry_shift[j] = 1.0
+        e.crowd_threshold[j] = NEVER
         return
-    accepted = False
-    shift = 1.0
-    for attempt in range(MAX_ENTRY_DRAWS + 1):
-        shift = 1.0
-        if attempt < MAX_ENTRY_DRAWS and P.crowd_entry_dispersion > 0.0:
-            z, _ = standard_normal_pair(rng, i)
-            shift = math.exp(P.crowd_entry_dispersion * z)
-        if side - rate >= shift * (side - 1.0 / leverage):  # above maintenance at the marks
-            accepted = True
-            break
-    if not (keep and accepted):  # not accepted even at shift 1: beyond twice the venue's cap
-        return
+    u = opening_uniform(key, DRAW_ENTRY)
+    shift = entry_shift(side, rate, leverage, P.crowd_entry_dispersion, u)
+    e.crowd_entry_shift[j] = shift
     notional = 0.0
     entry_value = 0.0
     for k in range(A.shape[0]):
@@ -99,11 +135,14 @@ def open_account(
 
 @nb.njit(cache=True, error_model="numpy")
 def reset_crowd(rng: NDArray[np.uint64], i: int, e: Record, A: NDArray[np.void], P: Record) -> None:
-    """Open every crowd account at the initial marks: the first half long, the rest short."""
+    """Draw the episode's crowd key (one draw of stream ``i``) and open every crowd account at
+    the initial marks: the first half long, the rest short."""
+    e.crowd_key = next_u64(rng, i)
     n = e.crowd_side.shape[0]
     for j in range(n):
         e.crowd_side[j] = 1.0 if j < n // 2 else -1.0
-        open_account(rng, i, e, A, P, j)
+        e.crowd_openings[j] = 0
+        open_account(e, A, P, j)
     e.crowd_liquidations = 0
     e.crowd_pending = 0
     e.crowd_min_slack = -np.inf  # forces a full scan on the first tick
@@ -157,10 +196,10 @@ def step_crowd(
     u = uniform(rng, i)
     if u < n * P.crowd_renewal_prob_per_tick:
         j = int(u / P.crowd_renewal_prob_per_tick) % n
-        # An account waiting for its final close stays; its renewal's draws are still made, so
-        # the market stream does not depend on which accounts the marks have liquidated.
+        # An account waiting for its final close stays; its renewal still counts, so its next
+        # opening has the same key whichever accounts the marks have liquidated.
         keep = e.crowd_release_tick[j] == NO_TICK
-        open_account(rng, i, e, A, P, j, keep)
+        open_account(e, A, P, j, keep)
         if keep:
             e.crowd_min_slack = -np.inf
     if e.crowd_pending == 0:

@@ -15,9 +15,11 @@ Per market tick of an env, in order:
 Each env draws only from its own two streams (:mod:`mmgym.core.rng`), so its trajectory does
 not depend on the batch it is in. The market stream makes the same draws in the same order
 whatever the agent does: the regime, the shocks, jumps, basis switches, taker arrivals, sides
-and sizes, the crowd's renewals, and one latency draw per perp per decision. The agent stream
-holds the draws that happen only when the agent's actions make them happen: the hedge children's
-fill limit and venue noise. Two policies on one seed thus share the market's random path.
+and sizes, the crowd's renewals (and one key per episode for the crowd's openings, which draw
+from keys of their own: :mod:`mmgym.core.crowd`), and one latency draw per perp per decision.
+The agent stream holds the draws that happen only when the agent's actions make them happen:
+the hedge children's fill limit and venue noise. Two policies on one seed thus share the
+market's random path.
 """
 
 from __future__ import annotations

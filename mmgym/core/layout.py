@@ -75,6 +75,12 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             ("crowd_threshold", "f8", (crowd,)),
             ("crowd_release_tick", "i8", (crowd,)),
             ("crowd_liquidations", "i8"),
+            # the openings' draws: the episode's key, each account's openings so far (renewals
+            # included), and the leverage and entry/mark ratio of its latest opening
+            ("crowd_key", "u8"),
+            ("crowd_openings", "i8", (crowd,)),
+            ("crowd_account_leverage", "f8", (crowd,)),
+            ("crowd_entry_shift", "f8", (crowd,)),
             # exact skip of the scan: no account can cross while min_slack > max_coef x the
             # marks' total distance from crowd_ref_mark (the check is linear in the marks)
             ("crowd_min_slack", "f8"),

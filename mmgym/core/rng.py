@@ -32,6 +32,8 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_ONE = np.uint64(1)
 _SEED_SALT = np.uint64(0x6D6D67796D2D7631)  # "mmgym-v1"
 _AGENT_SALT = np.uint64(0x6D6D67796D2D6131)  # "mmgym-a1"
 
@@ -95,6 +97,76 @@ def standard_normal_pair(rng: NDArray[np.uint64], i: int) -> tuple[float, float]
 def exponential(rng: NDArray[np.uint64], i: int) -> float:
     """Exponential draw with mean 1."""
     return -math.log(uniform_open(rng, i))
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def keyed_u64(key: np.uint64, counter: np.uint64) -> np.uint64:
+    """64 random bits at position ``counter`` of the splitmix64 sequence that starts at ``key``.
+
+    A counter-based draw: it depends on ``key`` and ``counter`` alone, never on how many numbers
+    were drawn before it, so a draw keyed by an event cannot be shifted by other draws."""
+    return _mix(key + (counter + _ONE) * _GOLDEN)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def keyed_uniform_open(key: np.uint64, counter: np.uint64) -> float:
+    """Uniform on (0, 1) at position ``counter`` of the sequence of ``key`` (:func:`keyed_u64`)."""
+    return (float(keyed_u64(key, counter) >> _S11) + 0.5) * _INV_2_53
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def normal_cdf(x: float) -> float:
+    """Standard normal distribution function (``erfc``: accurate in the lower tail)."""
+    return 0.5 * math.erfc(-x * _INV_SQRT2)
+
+
+# Wichura's AS241 (PPND16): numerator and denominator coefficients, highest degree first, of the
+# central region (|p - 0.5| <= 0.425), the tail to r = sqrt(-log(min(p, 1 - p))) <= 5, and beyond.
+_AS241 = np.array(
+    [
+        [2.5090809287301226727e3, 3.3430575583588128105e4, 6.7265770927008700853e4,
+         4.5921953931549871457e4, 1.3731693765509461125e4, 1.9715909503065514427e3,
+         1.3314166789178437745e2, 3.3871328727963666080e0],
+        [5.2264952788528545610e3, 2.8729085735721942674e4, 3.9307895800092710610e4,
+         2.1213794301586595867e4, 5.3941960214247511077e3, 6.8718700749205790830e2,
+         4.2313330701600911252e1, 1.0],
+        [7.74545014278341407640e-4, 2.27238449892691845833e-2, 2.41780725177450611770e-1,
+         1.27045825245236838258e0, 3.64784832476320460504e0, 5.76949722146069140550e0,
+         4.63033784615654529590e0, 1.42343711074968357734e0],
+        [1.05075007164441684324e-9, 5.47593808499534494600e-4, 1.51986665636164571966e-2,
+         1.48103976427480074590e-1, 6.89767334985100004550e-1, 1.67638483018380384940e0,
+         2.05319162663775882187e0, 1.0],
+        [2.01033439929228813265e-7, 2.71155556874348757815e-5, 1.24266094738807843860e-3,
+         2.65321895265761230930e-2, 2.96560571828504891230e-1, 1.78482653991729133580e0,
+         5.46378491116411436990e0, 6.65790464350110377720e0],
+        [2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751005468180e-5,
+         7.86869131145613259100e-4, 1.48753612908506148525e-2, 1.36929880922735805310e-1,
+         5.99832206555887937690e-1, 1.0],
+    ]
+)  # fmt: skip
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _ratio(region: int, r: float) -> float:
+    """Rational function of AS241's ``region`` (0 central, 1 near tail, 2 far tail) at ``r``."""
+    num = _AS241[2 * region, 0]
+    den = _AS241[2 * region + 1, 0]
+    for k in range(1, _AS241.shape[1]):
+        num = num * r + _AS241[2 * region, k]
+        den = den * r + _AS241[2 * region + 1, k]
+    return num / den
+
+
+@nb.njit(cache=True, error_model="numpy")
+def normal_quantile(p: float) -> float:
+    """Standard normal quantile for ``p`` in (0, 1): Wichura's AS241 (PPND16), relative error
+    about 1e-16, the algorithm of Python's ``statistics.NormalDist.inv_cdf``."""
+    q = p - 0.5
+    if abs(q) <= 0.425:
+        return q * _ratio(0, 0.180625 - q * q)
+    r = math.sqrt(-math.log(p if q <= 0.0 else 1.0 - p))
+    x = _ratio(1, r - 1.6) if r <= 5.0 else _ratio(2, r - 5.0)
+    return -x if q < 0.0 else x
 
 
 @nb.njit(cache=True, error_model="numpy")
