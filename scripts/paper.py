@@ -3,7 +3,7 @@ guarded live runner and the paper exchange on 127.0.0.1, in lockstep (or acceler
 then the session report (docs/operations.md, "make paper").
 
     python scripts/paper.py                          # 480 s of market time in lockstep
-    python scripts/paper.py market_seconds=300 speed=20 seed=1717
+    python scripts/paper.py market_seconds=300 time_mode=accelerated speed=20 seed=2357
     python scripts/paper.py runs=/tmp/runs vet.num_envs=8 vet.seeds=[20000]
 
 1. The bundle: the newest ``<runs>/demo/<time>/bundle/`` (``make demo`` writes it when its
@@ -359,6 +359,8 @@ def watch(
         waiter.start()
         try:
             run_watch(journal, refresh_s=1.0, exit_when_done=True, stop=stop, wait_s=60.0)
+            while runner.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)  # the journal's stop note comes just before the runner exits
         finally:
             stop.set()
             waiter.join(timeout=1.0)

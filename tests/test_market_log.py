@@ -54,7 +54,7 @@ def test_a_bad_line_is_named(tmp_path: Path) -> None:
 
 def test_the_venue_reports_the_crowds_liquidations() -> None:
     params = make_params("liquidation_cascade", episode_seconds=3600.0)
-    venue = PaperVenue(params, 589, ["BTC"], ADDRESS, epoch_ms=0)
+    venue = PaperVenue(params, 190, ["BTC"], ADDRESS, epoch_ms=0)  # liquidations at 78-138 s
     events: list[dict] = []
     venue.on_crowd_event = events.append
     venue.advance(200)
