@@ -74,7 +74,7 @@ def main() -> None:
             records[run.label] = run.record(args.envs, args.hours, args.seed, bar.update)
         for cross in cross_runs():
             bar.set_postfix_str(cross.label)
-            prices[cross.label] = cross.record(args.envs, args.hours, args.seed, bar.update)
+            prices[cross.label] = cross.prices(args.envs, args.hours, args.seed, bar.update)
     sim_time = time.perf_counter() - start
     table = summary_table(tqdm(records.values(), desc="measure"))
     cross_facts = measure(prices)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import optimize
 
+from docs.tools.stylized_facts.runs import FactsRun
 from mmgym.analysis.cross_asset import (
     PriceRecord,
     correlation,
@@ -40,18 +41,10 @@ Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class CrossRun:
-    """One price-only run: ``scenario`` with ``overrides``, named ``label``."""
+class CrossRun(FactsRun):
+    """A run of the section: recorded by :meth:`prices` (prices and regime only)."""
 
-    label: str
-    scenario: str
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    def ticks(self, hours: float) -> int:
-        """Market ticks one env of this run simulates in ``hours``."""
-        return round(hours * 3600 / make_params(self.scenario, **self.overrides).tick_seconds)
-
-    def record(
+    def prices(
         self, envs: int, hours: float, seed: int, progress: Callable[[int], object] | None = None
     ) -> PriceRecord:
         """Simulate the run (:func:`mmgym.analysis.cross_asset.simulate_prices`)."""
