@@ -333,7 +333,7 @@ def q_for_ratio(rho: float, ratio: float = 8.0) -> float:
 def section(facts: Mapping[str, list[Row]], rel_img: str, envs: int, hours: float) -> str:
     """The page's cross-asset section (markdown)."""
     calm = _find(facts[groups()[MULTI_ASSET[0]]["calm held"].label], 60.0, "calm")["corr"]
-    q8 = q_for_ratio(calm)
+    q8 = q_for_ratio(calm) if 0.0 < calm < 1.0 else math.nan
     return f"""## Cross-asset dependence
 
 Runs with several perps, each {envs} envs x {hours:g} h from the page's seeds, prices only
