@@ -1,10 +1,12 @@
 """Stylized facts of every scenario: simulate, measure, plot, and write docs/stylized_facts.md.
 
 Simulates every scenario of :mod:`mmgym.scenarios` with a passive agent (no orders), plus a
-control run (calm, one fixed regime, no informed flow) for the Hawkes fit, measures the facts
-of :mod:`mmgym.analysis.stylized_facts` and writes a markdown page with a table per topic and
-PNG figures (runs: :mod:`docs.tools.stylized_facts.runs`; figures:
-:mod:`docs.tools.stylized_facts.plots`; page: :mod:`docs.tools.stylized_facts.report`).
+control run (calm, one fixed regime, no informed flow) for the Hawkes fit, and the price-only
+runs of the cross-asset section (:mod:`docs.tools.stylized_facts.cross_asset`), measures the
+facts of :mod:`mmgym.analysis.stylized_facts` and :mod:`mmgym.analysis.cross_asset` and
+writes a markdown page with a table per topic and PNG figures (runs:
+:mod:`docs.tools.stylized_facts.runs`; figures: :mod:`docs.tools.stylized_facts.plots`; page:
+:mod:`docs.tools.stylized_facts.report`).
 
     python scripts/stylized_facts.py            # 32 envs x 4 h per scenario (about 2 min)
     python scripts/stylized_facts.py --quick    # 8 envs x 1 h (a smoke run)
@@ -14,6 +16,7 @@ PNG figures (runs: :mod:`docs.tools.stylized_facts.runs`; figures:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,10 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not 
 
 from tqdm import tqdm
 
+from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
 from docs.tools.stylized_facts.runs import FACTS_RUNS
 from docs.tools.stylized_facts.tables import tables_markdown
+from mmgym.analysis.cross_asset import PriceRecord
 from mmgym.analysis.market_record import MarketRecord
 from mmgym.analysis.stylized_facts import summary_table
 
@@ -59,17 +64,24 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    total = sum(run.ticks(args.hours) for run in FACTS_RUNS)
+    runs = [*FACTS_RUNS, *cross_runs()]
+    total = sum(run.ticks(args.hours) for run in runs)
     records: dict[str, MarketRecord] = {}
+    prices: dict[str, PriceRecord] = {}
     with tqdm(total=total, unit="tick", unit_scale=True, desc="simulate", mininterval=1.0) as bar:
         for run in FACTS_RUNS:
             bar.set_postfix_str(run.label)
             records[run.label] = run.record(args.envs, args.hours, args.seed, bar.update)
+        for cross in cross_runs():
+            bar.set_postfix_str(cross.label)
+            prices[cross.label] = cross.prices(args.envs, args.hours, args.seed, bar.update)
     sim_time = time.perf_counter() - start
     table = summary_table(tqdm(records.values(), desc="measure"))
+    cross_facts = measure(prices)
     measure_time = time.perf_counter() - start - sim_time
 
     cascades = plot_all(records, table, args.img)
+    plot_cross_asset(prices, args.img / "cross_asset.png")
     runtime = time.perf_counter() - start
     write_page(
         args.out,
@@ -82,6 +94,9 @@ def main() -> None:
         command=command,
         runtime=runtime,
         img=args.img,
+        cross_asset=section(
+            cross_facts, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
+        ),
     )
     print(tables_markdown(table))
     print(

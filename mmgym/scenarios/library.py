@@ -120,7 +120,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="cross_margin_event",
             description=(
-                "Three perps with correlated shocks whose correlation goes to 0.95 in stress, "
+                "Three perps with correlated shocks whose correlation goes to 0.97 in stress, "
                 "and a leveraged, cross-margined crowd on a 40x venue: a liquidation closes "
                 "positions in every perp at once, so a shock in one asset forces flow in all. "
                 "Stresses portfolio inventory and size rules keyed on a single asset's "
@@ -129,7 +129,7 @@ SCENARIOS: dict[str, Scenario] = {
             overrides={
                 "num_assets": 3,
                 "initial_regime": "volatile",
-                "asset_correlation": (0.4, 0.6, 0.95),
+                "asset_correlation": (0.9, 0.93, 0.97),
                 "margin_tiers": ((0.0, 40.0), (500_000.0, 20.0)),
                 "crowd_leverage": 20.0,
                 "crowd_entry_dispersion": 0.02,

@@ -36,13 +36,15 @@ def write_page(
     command: str,
     runtime: float,
     img: Path,
+    cross_asset: str = "",
 ) -> None:
     """The page: how it was made, what each fact means, the tables, the figures, the checks.
 
     ``table``: :func:`mmgym.analysis.stylized_facts.summary_table` of ``records`` (every run of
     :data:`docs.tools.stylized_facts.runs.FACTS_RUNS`, ``envs`` envs x ``hours`` h from ``seed``);
     ``cascades``: the net and gross bursts of :func:`docs.tools.stylized_facts.plots.plot_all`;
-    ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures.
+    ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures; ``cross_asset``
+    is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`).
     """
     rel = os.path.relpath(img, path.parent)
     t = table
@@ -164,6 +166,7 @@ For comparison, the window with the largest gross forced volume (env {gross.env}
 t = {gross.peak_second:.0f} s: {gross.burst_forced_volume:.0f} units, net
 {gross.burst_net_sell:+.0f}); see "two-sided forced flow" in the model checks.
 
+{cross_asset}
 ## Control: the Hawkes fit in a fixed regime
 
 In the `control` run the fit gives n = {control["hawkes_n"]:.4f} ± {control["hawkes_n_se"]:.4f}
