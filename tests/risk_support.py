@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.deploy.risk import Reason, RiskInputs, RiskLimiter, RiskLimits, VenueSpec, new_quotes
+from agents.deploy.risk import (
+    Reason,
+    RiskInputs,
+    RiskLimiter,
+    RiskLimits,
+    TradingMode,
+    Transition,
+    VenueSpec,
+    new_quotes,
+)
 from mmgym.scenarios import make_params
 
 VENUE = VenueSpec.from_market(make_params("calm"))
@@ -111,3 +120,14 @@ def decide(
     out = quotes.copy()
     counts = limiter.limit(out, inputs)
     return out, counted(counts)
+
+
+def quiet_step(limiter: RiskLimiter, t: float, **inputs: Any) -> list[Transition]:
+    """One decision at time ``t`` with no orders; the transitions it recorded."""
+    decide(limiter, make_quotes(bid=0.0, ask=0.0), make_inputs(time_s=t, **inputs))
+    return limiter.drain_transitions()
+
+
+def mode_moves(transitions: list[Transition]) -> list[tuple[TradingMode, TradingMode, Reason]]:
+    """(previous mode, mode, reason) of each transition."""
+    return [(x.previous, x.mode, x.reason) for x in transitions]

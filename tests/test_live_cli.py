@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +12,10 @@ import pytest
 from agents.config import LiveJob
 from agents.deploy.export import export_baseline
 from mmgym.scenarios import make_params
+from tests.venue_support import run_live_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "0x" + "ab" * 20
-
-
-def _live(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "live.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
-    )
 
 
 @pytest.mark.parametrize(
@@ -42,7 +30,7 @@ def _live(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     ],
 )
 def test_bad_settings_exit_2_naming_them(args: list[str], named: str) -> None:
-    done = _live(*args)
+    done = run_live_script(*args)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mmgym-live: error:"), done.stderr
@@ -52,7 +40,7 @@ def test_bad_settings_exit_2_naming_them(args: list[str], named: str) -> None:
 def test_the_key_comes_from_the_environment_only(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     export_baseline("fixed_spread", bundle, make_params("calm"), force=True)
-    done = _live(f"bundle={bundle}", f"account={ACCOUNT}", f"journal={tmp_path / 'j.db'}")
+    done = run_live_script(f"bundle={bundle}", f"account={ACCOUNT}", f"journal={tmp_path / 'j.db'}")
     assert done.returncode == 2, done.stderr
     assert "MMGYM_HL_PRIVATE_KEY" in done.stderr and "never read from config" in done.stderr
     assert not (tmp_path / "j.db").exists(), "no journal before a key"

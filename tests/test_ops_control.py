@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from tests.ops_support import TOKEN, Session, wait_until
 from tests.ops_support import command as _command
 from tests.ops_support import get_status as _get
 from tests.ops_support import post as _post
-from tests.venue_support import AGENT_KEY, USER, loopback_only  # noqa: F401
+from tests.venue_support import AGENT_KEY, USER, loopback_only, run_live_script  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -293,20 +291,9 @@ def test_a_command_needs_an_operator_and_a_reason() -> None:
         OperatorCommand.parse("halt", {"operator": "a\nb", "reason": "r"})
 
 
-def _live(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "live.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
-    )
-
-
 @pytest.mark.parametrize("setting", ["ops_port=70000", "metrics_port=-1"])
 def test_mmgym_live_refuses_a_bad_port(setting: str) -> None:
-    done = _live("bundle=b", f"account={USER}", "journal=j.db", setting)
+    done = run_live_script("bundle=b", f"account={USER}", "journal=j.db", setting)
     assert done.returncode == 2, done.stderr
     assert setting.partition("=")[0] in done.stderr and done.stderr.count("\n") == 1
 
@@ -316,7 +303,7 @@ def test_mmgym_live_with_ops_port_needs_a_token_before_trading(tmp_path: Path) -
     export_baseline("fixed_spread", bundle, make_params("calm"), force=True)
     journal = tmp_path / "j.db"
     args = (f"bundle={bundle}", f"account={USER}", f"journal={journal}", "ops_port=0")
-    done = _live(*args, env={"MMGYM_HL_PRIVATE_KEY": AGENT_KEY})
+    done = run_live_script(*args, env={"MMGYM_HL_PRIVATE_KEY": AGENT_KEY})
     assert done.returncode == 2, done.stderr
     assert "MMGYM_OPS_TOKEN" in done.stderr and done.stderr.count("\n") == 1
     assert not journal.exists(), "no journal before a token"

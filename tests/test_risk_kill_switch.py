@@ -6,21 +6,19 @@ import math
 
 import numpy as np
 import pytest
-from risk_support import ASK, decide, make_inputs, make_limiter, make_quotes
+from risk_support import (
+    ASK,
+    decide,
+    make_inputs,
+    make_limiter,
+    make_quotes,
+    mode_moves,
+    quiet_step,
+)
 
-from agents.deploy.risk import Reason, RiskLimiter, TradingMode, Transition
+from agents.deploy.risk import Reason, TradingMode
 
 A, R, H = TradingMode.ACTIVE, TradingMode.REDUCING, TradingMode.HALTED
-
-
-def _step(limiter: RiskLimiter, t: float, **inputs: object) -> list[Transition]:
-    """One decision at time ``t`` with no orders; the transitions it recorded."""
-    decide(limiter, make_quotes(bid=0.0, ask=0.0), make_inputs(time_s=t, **inputs))  # type: ignore[arg-type]
-    return limiter.drain_transitions()
-
-
-def _moves(transitions: list[Transition]) -> list[tuple[TradingMode, TradingMode, Reason]]:
-    return [(x.previous, x.mode, x.reason) for x in transitions]
 
 
 def test_every_account_opens_active_and_the_opening_is_recorded() -> None:
@@ -35,9 +33,9 @@ def test_every_account_opens_active_and_the_opening_is_recorded() -> None:
 def test_window_loss_moves_to_reducing() -> None:
     limiter = make_limiter(reducing_window_loss_fraction=0.02)
     limiter.drain_transitions()
-    assert _step(limiter, 0.0, equity=10_000.0) == []
-    assert _step(limiter, 10.0, equity=9_810.0) == []  # 1.9 %
-    moves = _moves(_step(limiter, 20.0, equity=9_790.0))  # 2.1 % from the window's high
+    assert quiet_step(limiter, 0.0, equity=10_000.0) == []
+    assert quiet_step(limiter, 10.0, equity=9_810.0) == []  # 1.9 %
+    moves = mode_moves(quiet_step(limiter, 20.0, equity=9_790.0))  # 2.1 % from the window's high
     assert moves == [(A, R, Reason.WINDOW_LOSS)]
 
 
@@ -46,19 +44,21 @@ def test_a_loss_older_than_the_window_does_not_count() -> None:
         rolling_window_seconds=60.0, reducing_drawdown_fraction=0.5, halt_drawdown_fraction=0.6
     )
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    assert _step(limiter, 30.0, equity=9_850.0) == []
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    assert quiet_step(limiter, 30.0, equity=9_850.0) == []
     assert limiter.state.records["window_loss"][0] == pytest.approx(0.015)  # within
-    assert _step(limiter, 100.0, equity=9_800.0) == []
+    assert quiet_step(limiter, 100.0, equity=9_800.0) == []
     assert limiter.state.records["window_loss"][0] == 0.0  # both highs are older than 60 s
 
 
 def test_drawdown_is_measured_from_the_peak_not_the_start() -> None:
     limiter = make_limiter(rolling_window_seconds=60.0)  # reducing at 5 % drawdown
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    _step(limiter, 100.0, equity=12_000.0)
-    moves = _moves(_step(limiter, 200.0, equity=11_300.0))  # +13 % on the start, -5.8 % peak
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    quiet_step(limiter, 100.0, equity=12_000.0)
+    moves = mode_moves(
+        quiet_step(limiter, 200.0, equity=11_300.0)
+    )  # +13 % on the start, -5.8 % peak
     assert moves == [(A, R, Reason.DRAWDOWN)]
     assert limiter.state.records["drawdown"][0] == pytest.approx(700 / 12_000)
     assert limiter.state.records["window_loss"][0] == 0.0  # the fall is older than the window
@@ -67,8 +67,8 @@ def test_drawdown_is_measured_from_the_peak_not_the_start() -> None:
 def test_margin_coverage_moves_to_reducing() -> None:
     limiter = make_limiter()  # reducing under 2, halted under 1.5
     limiter.drain_transitions()
-    assert _step(limiter, 0.0, maintenance=4_000.0) == []  # coverage 2.5
-    moves = _moves(_step(limiter, 1.0, maintenance=5_500.0))  # 1.82
+    assert quiet_step(limiter, 0.0, maintenance=4_000.0) == []  # coverage 2.5
+    moves = mode_moves(quiet_step(limiter, 1.0, maintenance=5_500.0))  # 1.82
     assert moves == [(A, R, Reason.MARGIN_COVERAGE)]
 
 
@@ -86,8 +86,8 @@ def test_margin_coverage_moves_to_reducing() -> None:
 def test_kill_switch_halts(reason: Reason, path: list[dict], flatten: bool) -> None:
     limiter = make_limiter(flatten_on_halt=flatten)
     limiter.drain_transitions()
-    assert _step(limiter, 0.0, **path[0]) == []
-    moves = _moves(_step(limiter, 31.0, **path[1]))
+    assert quiet_step(limiter, 0.0, **path[0]) == []
+    moves = mode_moves(quiet_step(limiter, 31.0, **path[1]))
     expected = [(A, H, reason)] + ([(H, H, Reason.FLATTEN_REQUESTED)] if flatten else [])
     if flatten:  # a flat account is flat at once
         expected.append((H, H, Reason.FLATTENED))
@@ -98,46 +98,48 @@ def test_kill_switch_halts(reason: Reason, path: list[dict], flatten: bool) -> N
 def test_drawdown_halts_from_the_peak() -> None:
     limiter = make_limiter(rolling_window_seconds=60.0, flatten_on_halt=False)
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    _step(limiter, 100.0, equity=12_000.0)
-    assert _moves(_step(limiter, 200.0, equity=10_790.0)) == [(A, H, Reason.DRAWDOWN)]
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    quiet_step(limiter, 100.0, equity=12_000.0)
+    assert mode_moves(quiet_step(limiter, 200.0, equity=10_790.0)) == [(A, H, Reason.DRAWDOWN)]
 
 
 def test_a_short_unknown_account_does_not_halt() -> None:
     limiter = make_limiter()
     limiter.drain_transitions()
-    assert _step(limiter, 0.0, equity=math.nan) == []
-    assert _step(limiter, 29.0, equity=math.nan) == []  # under halt_stale_data_seconds
-    assert _step(limiter, 30.0) == []  # known again: the clock restarts
-    assert _step(limiter, 59.0, equity=math.nan) == []
+    assert quiet_step(limiter, 0.0, equity=math.nan) == []
+    assert quiet_step(limiter, 29.0, equity=math.nan) == []  # under halt_stale_data_seconds
+    assert quiet_step(limiter, 30.0) == []  # known again: the clock restarts
+    assert quiet_step(limiter, 59.0, equity=math.nan) == []
 
 
 def test_reducing_escalates_to_halted() -> None:
     limiter = make_limiter(flatten_on_halt=False)
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    assert _moves(_step(limiter, 1.0, equity=9_750.0)) == [(A, R, Reason.WINDOW_LOSS)]
-    assert _moves(_step(limiter, 2.0, equity=9_550.0)) == [(R, H, Reason.WINDOW_LOSS)]
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    assert mode_moves(quiet_step(limiter, 1.0, equity=9_750.0)) == [(A, R, Reason.WINDOW_LOSS)]
+    assert mode_moves(quiet_step(limiter, 2.0, equity=9_550.0)) == [(R, H, Reason.WINDOW_LOSS)]
 
 
 def test_reducing_recovers_only_after_its_hold() -> None:
     limiter = make_limiter(reducing_hold_seconds=60.0)
     limiter.drain_transitions()
-    _step(limiter, 0.0)
-    assert _moves(_step(limiter, 1.0, maintenance=5_500.0)) == [(A, R, Reason.MARGIN_COVERAGE)]
-    assert _step(limiter, 30.0, maintenance=5_500.0) == []  # still triggered: hold to 90
-    assert _step(limiter, 89.0) == []  # cleared, but within the hold
-    assert _moves(_step(limiter, 90.0)) == [(R, A, Reason.RECOVERED)]
+    quiet_step(limiter, 0.0)
+    assert mode_moves(quiet_step(limiter, 1.0, maintenance=5_500.0)) == [
+        (A, R, Reason.MARGIN_COVERAGE)
+    ]
+    assert quiet_step(limiter, 30.0, maintenance=5_500.0) == []  # still triggered: hold to 90
+    assert quiet_step(limiter, 89.0) == []  # cleared, but within the hold
+    assert mode_moves(quiet_step(limiter, 90.0)) == [(R, A, Reason.RECOVERED)]
 
 
 def test_halted_is_never_left_automatically() -> None:
     limiter = make_limiter(flatten_on_halt=False)
     limiter.drain_transitions()
-    _step(limiter, 0.0)
-    _step(limiter, 1.0, maintenance=7_000.0)
+    quiet_step(limiter, 0.0)
+    quiet_step(limiter, 1.0, maintenance=7_000.0)
     assert limiter.state.mode_of(0) == H
     for t in range(2, 20_000, 500):  # everything healthy for hours
-        assert _step(limiter, float(t)) == []
+        assert quiet_step(limiter, float(t)) == []
     assert limiter.state.mode_of(0) == H
 
 
@@ -145,7 +147,7 @@ def test_flatten_then_halt_places_reducing_orders_until_flat_then_nothing() -> N
     limiter = make_limiter(max_order_size=2.0)
     limiter.drain_transitions()
     limiter.flatten_then_halt(0, operator="alice", time_s=0.0)
-    assert _moves(limiter.drain_transitions()) == [
+    assert mode_moves(limiter.drain_transitions()) == [
         (A, H, Reason.OPERATOR_HALT),
         (H, H, Reason.FLATTEN_REQUESTED),
     ]
@@ -163,7 +165,7 @@ def test_flatten_then_halt_places_reducing_orders_until_flat_then_nothing() -> N
     assert (out["bid_px"][0, 0], out["bid_size"][0, 0], out["ask_size"][0, 0]) == (9_999, 0.4, 0.0)
     # flat (under the venue's smallest order): the sequence ends, the account stays HALTED
     out, _ = decide(limiter, policy, make_inputs(time_s=4.0, position=0.004))
-    assert _moves(limiter.drain_transitions()) == [(H, H, Reason.FLATTENED)]
+    assert mode_moves(limiter.drain_transitions()) == [(H, H, Reason.FLATTENED)]
     assert out["bid_size"][0, 0] == out["ask_size"][0, 0] == 0.0
     out, _ = decide(limiter, policy, make_inputs(time_s=5.0, position=0.5))
     assert out["bid_size"][0, 0] == out["ask_size"][0, 0] == 0.0  # nothing after the sequence
@@ -197,8 +199,8 @@ def test_operator_halt_is_recorded_with_the_operator() -> None:
 def test_operator_reset_is_the_only_way_out_of_halted() -> None:
     limiter = make_limiter(flatten_on_halt=False, rolling_window_seconds=60.0)
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    assert _moves(_step(limiter, 100.0, equity=8_900.0)) == [(A, H, Reason.DRAWDOWN)]
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    assert mode_moves(quiet_step(limiter, 100.0, equity=8_900.0)) == [(A, H, Reason.DRAWDOWN)]
     with pytest.raises(ValueError, match="operator"):
         limiter.operator_reset(0, operator=" ")
     limiter.operator_reset(0, operator="carol", time_s=101.0)
@@ -210,7 +212,7 @@ def test_operator_reset_is_the_only_way_out_of_halted() -> None:
         "carol",
     )
     # the references restart: the same equity does not trip again
-    assert _step(limiter, 102.0, equity=8_900.0) == []
+    assert quiet_step(limiter, 102.0, equity=8_900.0) == []
     assert limiter.state.records["peak_equity"][0] == 8_900.0
     with pytest.raises(ValueError, match="not HALTED"):
         limiter.operator_reset(0, operator="carol")
@@ -227,9 +229,9 @@ def test_operator_commands_check_their_accounts() -> None:
 def test_every_transition_is_counted_and_timed() -> None:
     limiter = make_limiter(flatten_on_halt=False)
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
-    _step(limiter, 7.0, equity=9_750.0)
-    _step(limiter, 9.0, equity=9_550.0)
+    quiet_step(limiter, 0.0, equity=10_000.0)
+    quiet_step(limiter, 7.0, equity=9_750.0)
+    quiet_step(limiter, 9.0, equity=9_550.0)
     limiter.operator_reset(0, operator="erin")
     log = [*limiter.state.transitions]
     counts = limiter.state.counts(0)
@@ -241,16 +243,16 @@ def test_every_transition_is_counted_and_timed() -> None:
 def test_the_reduce_command_holds_reducing_then_the_limiter_recovers() -> None:
     limiter = make_limiter(flatten_on_halt=False, reducing_hold_seconds=60.0)
     limiter.drain_transitions()
-    _step(limiter, 0.0, equity=10_000.0)
+    quiet_step(limiter, 0.0, equity=10_000.0)
     limiter.reduce_temporarily(0, operator="runner")  # at the last decision's time (0 s)
     (entry,) = limiter.drain_transitions()
     assert (entry.previous, entry.mode, entry.reason) == (A, R, Reason.STALE_MARKET_DATA)
     assert (entry.time_s, entry.operator) == (0.0, "runner")
     limiter.reduce_temporarily(0, operator="runner", time_s=30.0)  # REDUCING: the hold moves on
     assert limiter.drain_transitions() == []
-    assert _step(limiter, 60.0, equity=10_000.0) == []  # held until 90 s
+    assert quiet_step(limiter, 60.0, equity=10_000.0) == []  # held until 90 s
     assert limiter.state.mode[0] == R
-    assert _moves(_step(limiter, 90.0, equity=10_000.0)) == [(R, A, Reason.RECOVERED)]
+    assert mode_moves(quiet_step(limiter, 90.0, equity=10_000.0)) == [(R, A, Reason.RECOVERED)]
 
 
 def test_the_reduce_command_leaves_halted_alone_and_checks_its_reason() -> None:

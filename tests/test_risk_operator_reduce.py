@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from risk_support import decide, make_inputs, make_limiter, make_quotes
+from risk_support import decide, make_inputs, make_limiter, make_quotes, mode_moves, quiet_step
 
-from agents.deploy.risk import Reason, RiskLimiter, TradingMode, Transition
+from agents.deploy.risk import Reason, TradingMode
 
 A, R, H = TradingMode.ACTIVE, TradingMode.REDUCING, TradingMode.HALTED
-
-
-def _step(limiter: RiskLimiter, t: float, **inputs: object) -> list[Transition]:
-    decide(limiter, make_quotes(bid=0.0, ask=0.0), make_inputs(time_s=t, **inputs))  # type: ignore[arg-type]
-    return limiter.drain_transitions()
-
-
-def _moves(transitions: list[Transition]) -> list[tuple[TradingMode, TradingMode, Reason]]:
-    return [(x.previous, x.mode, x.reason) for x in transitions]
 
 
 def test_reduce_holds_reducing_until_resume_and_admits_only_reducing_orders() -> None:
     limiter = make_limiter(reducing_hold_seconds=5.0)
     limiter.drain_transitions()
-    _step(limiter, 0.0)
+    quiet_step(limiter, 0.0)
     limiter.reduce(0, "alice", time_s=0.5)
     [entry] = limiter.drain_transitions()
     assert (entry.previous, entry.mode, entry.reason, entry.operator) == (
@@ -44,7 +35,7 @@ def test_reduce_holds_reducing_until_resume_and_admits_only_reducing_orders() ->
     limiter.reduce(0, "alice")  # already held: nothing
     assert limiter.drain_transitions() == []
     limiter.resume(0, "bob", time_s=1002.0)
-    assert _moves(limiter.drain_transitions()) == [(R, A, Reason.OPERATOR_RESUME)]
+    assert mode_moves(limiter.drain_transitions()) == [(R, A, Reason.OPERATOR_RESUME)]
     out, _ = decide(limiter, make_quotes(), make_inputs(time_s=1003.0))
     assert limiter.state.mode_of(0) == A and out["bid_size"][0, 0] > 0.0
     assert limiter.state.counts(0)[Reason.OPERATOR_REDUCE] == 1
@@ -54,28 +45,28 @@ def test_reduce_holds_reducing_until_resume_and_admits_only_reducing_orders() ->
 def test_a_kill_switch_hold_during_the_operators_outlasts_the_resume() -> None:
     limiter = make_limiter(reducing_hold_seconds=60.0)
     limiter.drain_transitions()
-    _step(limiter, 0.0)
+    quiet_step(limiter, 0.0)
     limiter.reduce(0, "alice")
     limiter.drain_transitions()
-    _step(limiter, 10.0)
-    moves = _step(limiter, 20.0, maintenance=5_500.0)  # a margin trigger while held
+    quiet_step(limiter, 10.0)
+    moves = quiet_step(limiter, 20.0, maintenance=5_500.0)  # a margin trigger while held
     assert moves == [] and limiter.state.mode_of(0) == R
-    assert _step(limiter, 30.0) == []  # the trigger cleared: the kill switch's hold runs on
+    assert quiet_step(limiter, 30.0) == []  # the trigger cleared: the kill switch's hold runs on
     limiter.resume(0, "alice")
-    assert _moves(limiter.drain_transitions()) == [(R, R, Reason.OPERATOR_RESUME)]
-    assert _step(limiter, 40.0) == []  # the kill switch's hold: until 80
-    assert _moves(_step(limiter, 90.0)) == [(R, A, Reason.RECOVERED)]
+    assert mode_moves(limiter.drain_transitions()) == [(R, R, Reason.OPERATOR_RESUME)]
+    assert quiet_step(limiter, 40.0) == []  # the kill switch's hold: until 80
+    assert mode_moves(quiet_step(limiter, 90.0)) == [(R, A, Reason.RECOVERED)]
 
 
 def test_a_halt_trigger_halts_an_operator_held_account_and_ends_the_hold() -> None:
     limiter = make_limiter()
     limiter.drain_transitions()
-    _step(limiter, 0.0)
+    quiet_step(limiter, 0.0)
     limiter.reduce(0, "alice")
     limiter.drain_transitions()
-    moves = _moves(_step(limiter, 1.0, maintenance=7_000.0))
+    moves = mode_moves(quiet_step(limiter, 1.0, maintenance=7_000.0))
     assert moves[0] == (R, H, Reason.MARGIN_COVERAGE)
-    _step(limiter, 2.0)
+    quiet_step(limiter, 2.0)
     assert not limiter.operator_reducing[0]
     with pytest.raises(ValueError, match="not held"):
         limiter.resume(0, "alice")
@@ -92,8 +83,8 @@ def test_operator_halt_and_reset_end_the_hold() -> None:
     limiter.halt(0, "alice")
     assert limiter.state.mode_of(0) == H and not limiter.operator_reducing.any()
     limiter.operator_reset(0, "alice")
-    _step(limiter, 0.0)
-    _step(limiter, 100.0)
+    quiet_step(limiter, 0.0)
+    quiet_step(limiter, 100.0)
     assert limiter.state.mode_of(0) == A
 
 
