@@ -1000,6 +1000,14 @@ def main() -> None:
     parser.add_argument("--exchange-server", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--exchange-books", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--live-gc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="count the garbage collector's runs in a live session of N decisions, with the "
+        "runner's DecisionCollector and with CPython's automatic collector (scripts/bench_live.py)",
+    )
+    parser.add_argument(
         "--live-latency",
         type=int,
         default=0,
@@ -1025,6 +1033,13 @@ def main() -> None:
 
         mode, speed, agent = args.exchange_server
         bench_exchange.serve_exchange(mode, float(speed), agent, args.exchange_books)
+        return
+    if args.live_gc > 0:
+        import bench_live
+
+        report = bench_live.collections_table(args.live_gc)
+        print(f"\nMachine: {machine()}. Commit {commit()}, {time.strftime('%Y-%m-%d')}.\n")
+        print(report)
         return
     if args.live_latency > 0:
         import bench_live

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,16 @@ class _Timing:
         return {p: np.array(v) for p, v in columns.items()}
 
 
-def _run(decisions: int, synchronous: str, books: int, bundle: Path) -> dict[str, Any]:
-    """One session of ``WARMUP + decisions`` decisions on a fresh exchange process."""
+def _run(
+    decisions: int,
+    synchronous: str,
+    books: int,
+    bundle: Path,
+    on_timing: Callable[[_Timing], None] | None = None,
+) -> dict[str, Any]:
+    """One session of ``WARMUP + decisions`` decisions on a fresh exchange process;
+    ``on_timing`` sees the session's timing before it starts (``current`` is set while a
+    decision runs)."""
     from agents.deploy.guard import GuardedPolicy
     from agents.live.journal import Journal, Synchronous
     from agents.live.order_manager import ManagerConfig
@@ -186,6 +195,8 @@ def _run(decisions: int, synchronous: str, books: int, bundle: Path) -> dict[str
         timing.wrap_guard(guarded)
         runner = LiveRunner(venue, guarded, journal, config, LockstepPacer(url))
         timing.wrap_runner(runner)
+        if on_timing is not None:
+            on_timing(timing)
         stats = asyncio.run(runner.run())
     if stats.decisions != WARMUP + decisions:
         raise RuntimeError(f"the session made {stats.decisions} decisions, not {decisions}")
@@ -256,4 +267,86 @@ def report(decisions: int, repeats: int) -> str:
         f"{repeats} runs per cell of {decisions} decisions after {WARMUP} of warm-up, the cells "
         f"taking turns; order jitter 0; signing with coincurve {version('coincurve')}):\n\n"
         + latency_table(decisions, repeats)
+    )
+
+
+class _AutomaticCollector:
+    """Stands in for :class:`agents.live.collector.DecisionCollector`: CPython's collector left
+    as it is (collecting wherever an allocation crosses its threshold)."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+
+    def __enter__(self) -> _AutomaticCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def collect(self) -> None:
+        return None
+
+
+class _GcWatch:
+    """Every collection of a session: (generation, seconds, whether a decision was running)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float, bool]] = []
+        self._timing: _Timing | None = None
+        self._start: tuple[float, bool] | None = None
+
+    def attach(self, timing: _Timing) -> None:
+        self._timing = timing
+        gc.callbacks.append(self._callback)
+
+    def detach(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            inside = self._timing is not None and self._timing.current is not None
+            self._start = (time.perf_counter(), inside)
+        elif self._start is not None:
+            t0, inside = self._start
+            self.seen.append((int(info["generation"]), time.perf_counter() - t0, inside))
+            self._start = None
+
+
+def collections_table(decisions: int) -> str:
+    """The garbage collector in a session of ``decisions`` decisions (``NORMAL``, usual rate),
+    with the runner's DecisionCollector and with CPython's automatic collector: per generation
+    the collections, their p50 and largest duration, and how many started inside a decision
+    (the runner's ``decide``, where the quote path is)."""
+    import agents.live.runner as runner_module
+    from agents.deploy.export import export_baseline
+
+    rows = []
+    original = runner_module.DecisionCollector
+    with tempfile.TemporaryDirectory(prefix="mmgym-live-bundle-") as folder:
+        bundle = Path(folder) / "bundle"
+        export_baseline("avellaneda_stoikov", bundle, bench_exchange._params(), force=True)
+        for name, collector in (
+            ("DecisionCollector", original),
+            ("automatic", _AutomaticCollector),
+        ):
+            watch = _GcWatch()
+            runner_module.DecisionCollector = collector  # type: ignore[misc,assignment]
+            try:
+                _run(decisions, "NORMAL", 1, bundle, on_timing=watch.attach)
+            finally:
+                runner_module.DecisionCollector = original  # type: ignore[misc]
+                watch.detach()
+            for generation in range(3):
+                took = np.array([t for g, t, _ in watch.seen if g == generation]) * 1e3
+                inside = sum(1 for g, _, i in watch.seen if g == generation and i)
+                rows.append([
+                    name, generation, len(took),
+                    f"{np.median(took):.3f}" if len(took) else "-",
+                    f"{took.max():.3f}" if len(took) else "-", inside,
+                ])  # fmt: skip
+    return table(
+        ["collector", "generation", "collections", "p50 (ms)", "largest (ms)", "inside a decision"],
+        rows,
+        "lrrrrr",
     )

@@ -1,14 +1,14 @@
 """CPython's garbage collector, kept off the quote path while the runner trades.
 
 CPython collects when allocations cross a threshold, wherever that happens: on the quote path
-too. In a probe of 320 lockstep decisions (``scripts/bench_live.py``'s session), the automatic
-collector ran 96 young collections of about 0.1 ms, 9 middle ones of about 1.3 ms and one full
-collection of 149 ms, each inside whatever code crossed the threshold. While the runner trades,
-:class:`DecisionCollector` turns the automatic collector off and runs, between decisions (after
-a decision's orders left, before the wait for the next one), the collection CPython would have
-run by then: the same thresholds and the same choice of generation. The start-up's heap
-(modules, compiled code, the bundle) is collected once and frozen (``gc.freeze``), so that a
-full collection scans only what the session allocated.
+too. While the runner trades, :class:`DecisionCollector` turns the automatic collector off and
+runs, between decisions (after a decision's orders left, before the wait for the next one), the
+collection CPython would have run by then: the same thresholds and the same choice of
+generation. The start-up's heap (modules, compiled code, the bundle) is collected once before
+trading (a full collection of about 140 ms) and frozen (``gc.freeze``), so that a later full
+collection scans only what the session allocated. ``python scripts/bench.py --live-gc 300``
+counts the collections of a session with it and with CPython's own collector
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
