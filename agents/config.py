@@ -546,6 +546,9 @@ class LiveJob:
     """The account's collateral (quote currency); None: the venue's account value at start."""
     synchronous: str = "FULL"
     """The journal's SQLite ``synchronous``: ``FULL`` (survives power loss) or ``NORMAL``."""
+    checkpoint_seconds: float | None = 1.0
+    """The journal's WAL is checkpointed by a thread this often, off the quote path (None:
+    SQLite's automatic checkpoints, on whichever append crosses 1,000 WAL pages)."""
     reconcile_every: int = 30
     """Reconcile with the venue every this many decisions."""
     on_disconnect: str = "reduce"
@@ -587,6 +590,10 @@ class LiveJob:
             raise ValueError(f"decision_seconds must be > 0, got {self.decision_seconds}")
         if self.max_decisions is not None and self.max_decisions < 1:
             raise ValueError(f"max_decisions must be >= 1, got {self.max_decisions}")
+        if self.checkpoint_seconds is not None and not self.checkpoint_seconds > 0.0:
+            raise ValueError(
+                f"checkpoint_seconds must be > 0 or null, got {self.checkpoint_seconds!r}"
+            )
         if self.synchronous.upper() not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {self.synchronous!r}")
         if not self.risk.enabled:

@@ -82,7 +82,12 @@ def run(job: LiveJob) -> int:
         from agents.ops.control import load_token
 
         ops_token = load_token()  # TokenError (a ValueError): exit 2, before any trading
-    with Journal.open(journal_path, synchronous=job.synchronous, meta=meta) as journal:
+    with Journal.open(
+        journal_path,
+        synchronous=job.synchronous,
+        meta=meta,
+        checkpoint_every_s=job.checkpoint_seconds,
+    ) as journal:
         runner = LiveRunner(venue, guarded, journal, config, pacer)
         if ops_token is not None and job.ops_port is not None:
             from agents.ops.control import OpsControl

@@ -3,7 +3,8 @@ transition, operator command and alert, appended to SQLite before the runner act
 
 One append-only table ``events(seq, time_ms, kind, cloid, tid UNIQUE, payload)`` (payload a
 JSON object) and a ``meta`` table (schema version, bundle sha, venue url, account address).
-SQLite runs in WAL mode; ``synchronous=FULL`` (the default) syncs the WAL at every commit, so
+SQLite runs in WAL mode, checkpointed by a thread of its own (:mod:`agents.live.checkpointer`);
+``synchronous=FULL`` (the default) syncs the WAL at every commit, so
 an append that returned survives a killed process and a power loss; ``NORMAL`` syncs at
 checkpoints only: it survives a killed process, a power loss may lose the last commits.
 Each :meth:`Journal.append` is one transaction, committed before it returns, unless it is made
@@ -31,6 +32,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agents.live.checkpointer import DEFAULT_EVERY_S, WalCheckpointer
 
 SCHEMA_VERSION = 1
 """The version of the tables below; a journal of another version is refused."""
@@ -136,6 +139,8 @@ class Journal:
         self._batch_task: asyncio.Task[Any] | None = None
         self._deferred = False
         """A ``batch(defer=True)`` ended and its rows wait for the next commit."""
+        self.checkpointer: WalCheckpointer | None = None
+        """The thread that checkpoints the WAL (None: SQLite's automatic checkpoints)."""
 
     @classmethod
     def open(
@@ -145,13 +150,20 @@ class Journal:
         synchronous: Synchronous | str = Synchronous.FULL,
         meta: JournalMeta | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        checkpoint_every_s: float | None = DEFAULT_EVERY_S,
     ) -> Journal:
         """Open (or create) the journal at ``path``.
 
         A new file (and its folder) gets the schema and ``meta``. An existing one must be an
         mmgym journal of this schema version, and its meta must agree with ``meta``'s fields
         that are given (another account's or venue's journal is refused).
+
+        ``checkpoint_every_s``: the WAL is checkpointed by a thread of its own this often
+        (:mod:`agents.live.checkpointer`), never by an append; None leaves SQLite's automatic
+        checkpoints on (an append that crosses 1,000 WAL pages pays for one).
         """
+        if checkpoint_every_s is not None and not checkpoint_every_s > 0.0:
+            raise ValueError(f"checkpoint_every_s must be > 0 or None, got {checkpoint_every_s!r}")
         path = Path(path)
         try:
             mode = Synchronous(str(synchronous).upper())
@@ -172,6 +184,8 @@ class Journal:
             if str(mode_set).lower() != "wal":
                 raise JournalError(f"journal {path}: SQLite refused WAL mode (got {mode_set})")
             db.execute(f"PRAGMA synchronous = {mode.value}")
+            if checkpoint_every_s is not None:
+                db.execute("PRAGMA wal_autocheckpoint = 0")
             _init_or_check(db, path, meta)
         except sqlite3.DatabaseError as e:
             db.close()
@@ -181,7 +195,10 @@ class Journal:
         except BaseException:
             db.close()
             raise
-        return cls(path, db, clock_ms)
+        journal = cls(path, db, clock_ms)
+        if checkpoint_every_s is not None:
+            journal.checkpointer = WalCheckpointer(path, checkpoint_every_s).start()
+        return journal
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -362,7 +379,10 @@ class Journal:
         return row is not None
 
     def close(self) -> None:
-        """Commit a deferred batch's rows, then close the file."""
+        """Commit a deferred batch's rows, stop the checkpoint thread, then close the file (the
+        last connection to close checkpoints the WAL)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         with self._lock:
             if self._deferred:
                 self._commit_deferred()
