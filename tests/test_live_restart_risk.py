@@ -1,6 +1,7 @@
 """What the kill switch held outlives a restart of the runner: a REDUCING that was not an
-operator's (here a lost stream's, as the runner moves it) is REDUCING again at once, and the
-drawdown is measured from the session's peak equity, not from the equity at the restart."""
+operator's (here a lost stream's, as the runner moves it) is REDUCING again at once, the
+drawdown is measured from the session's peak equity, not from the equity at the restart, and
+the rolling window holds the equities of the decisions before it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from pathlib import Path
 
 from agents.deploy.risk import Reason, TradingMode
+from agents.deploy.risk.window import window_stats
 from agents.live.journal import Kind
 from tests.ops_support import Session
 
@@ -22,16 +24,23 @@ def test_a_kill_switch_reducing_and_the_peak_equity_outlive_a_restart(tmp_path: 
             )
             await s.step(2)
             assert s.runner.guarded.state.mode_of(0) == TradingMode.REDUCING
-            equities = [
-                e.payload["equity"]
+            decisions = [
+                e.payload
                 for e in s.journal.events()
                 if e.kind is Kind.DECISION and e.payload.get("equity") is not None
             ]
+            equities = [p["equity"] for p in decisions]
+            epoch = s.runner._epoch_ms
+            assert epoch is not None and len(decisions) == 5
+            times = [(p["venue_time_ms"] - epoch) / 1000.0 for p in decisions]
         async with Session(tmp_path, ops=False) as s:  # the same journal, a new process' state
             limiter = s.runner.guarded.limiter
             assert limiter.state.mode_of(0) == TradingMode.REDUCING
             assert not limiter.operator_reducing[0]
             assert float(limiter.state.records["peak_equity"][0]) == max(equities)
+            record = limiter.state.records[0]
+            high, _, _, _ = window_stats(record, limiter.packed_limits[0], times[-1])
+            assert high == max(equities)  # five decisions, all within the 300 s window
             await s.step()
             last = s.journal.last(Kind.RISK_TRANSITION)
             assert last is not None and last.payload["to"] == "REDUCING"

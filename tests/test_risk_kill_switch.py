@@ -51,6 +51,25 @@ def test_a_loss_older_than_the_window_does_not_count() -> None:
     assert limiter.state.records["window_loss"][0] == 0.0  # both highs are older than 60 s
 
 
+def test_a_restored_window_counts_the_loss_before_a_restart() -> None:
+    # The same path as test_window_loss_moves_to_reducing, its first two decisions made by the
+    # runner before a restart (journaled), the third by a new limiter after it.
+    limiter = make_limiter(reducing_window_loss_fraction=0.02, rolling_window_seconds=60.0)
+    limiter.drain_transitions()
+    used = limiter.restore_equity_window(0, [-500.0, 0.0, 10.0], [20_000.0, 10_000.0, 9_810.0])
+    assert used == 2  # the sample 510 s before the last is older than any window holds
+    moves = mode_moves(quiet_step(limiter, 20.0, equity=9_790.0))  # 2.1 % from 10,000
+    assert moves == [(A, R, Reason.WINDOW_LOSS)]
+    assert limiter.state.records["window_loss"][0] == pytest.approx(210 / 10_000)
+    fresh = make_limiter(reducing_window_loss_fraction=0.02, rolling_window_seconds=60.0)
+    fresh.drain_transitions()
+    assert quiet_step(fresh, 20.0, equity=9_790.0) == []  # without it: no loss seen
+    with pytest.raises(ValueError, match="one length"):
+        limiter.restore_equity_window(0, [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="account 3"):
+        limiter.restore_equity_window(3, [1.0], [1.0])
+
+
 def test_drawdown_is_measured_from_the_peak_not_the_start() -> None:
     limiter = make_limiter(rolling_window_seconds=60.0)  # reducing at 5 % drawdown
     limiter.drain_transitions()

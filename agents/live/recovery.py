@@ -85,6 +85,9 @@ class RecoveredState:
     peak_equity: float | None = None
     """The highest equity of the decisions since the last operator reset (the kill switch's
     peak, which an operator's reset restarts; None: no decision with a known equity)."""
+    equity_path: list[tuple[int, float]] = field(default_factory=list)
+    """(venue time in ms, equity) of the decisions since the last operator reset: the kill
+    switch's rolling window is refilled from its end after a restart."""
     last_reconcile: Event | None = None
     last_seq: int = 0
     last_time_ms: int | None = None
@@ -195,6 +198,7 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
             state.risk_transition = event
             if p.get("reason") == "OPERATOR_RESET":
                 state.peak_equity = None
+                state.equity_path.clear()
         case Kind.OPERATOR_COMMAND:
             state.operator_commands.append(event)
         case Kind.DECISION:
@@ -204,6 +208,9 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
                 peak = -math.inf if state.peak_equity is None else state.peak_equity
                 if math.isfinite(equity) and equity > peak:
                     state.peak_equity = float(equity)
+                venue_ms = p.get("venue_time_ms")
+                if math.isfinite(equity) and isinstance(venue_ms, int):
+                    state.equity_path.append((venue_ms, float(equity)))
         case Kind.RECONCILE:
             state.last_reconcile = event
         case Kind.NOTE | Kind.ALERT:

@@ -303,6 +303,7 @@ class LiveRunner:
             epoch = self._journaled("epoch_ms")
             self._epoch_ms = None if epoch is None else int(epoch)
         self._restore_reducing(state)
+        self._restore_window(state)
         if collateral is None:
             if any(abs(q) > 0.0 for q in self.manager.positions.values()):
                 raise ValueError(
@@ -359,6 +360,17 @@ class LiveRunner:
         self.guarded.limiter.reduce_temporarily(
             0, "journal: REDUCING before the restart", reason=reason, time_s=time_s
         )
+
+    def _restore_window(self, state: RecoveredState) -> None:
+        """The kill switch's rolling window outlives a restart: the equities of the journaled
+        decisions since the last operator reset go back into it (on the venue's clock), so a
+        loss within ``rolling_window_seconds`` counts whether or not the runner restarted."""
+        if not state.equity_path or self._epoch_ms is None:
+            return
+        epoch = self._epoch_ms
+        times = [(ms - epoch) / 1000.0 for ms, _ in state.equity_path]
+        equities = [equity for _, equity in state.equity_path]
+        self.guarded.limiter.restore_equity_window(0, times, equities)
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first

@@ -50,6 +50,7 @@ from agents.deploy.risk.modes import TradingMode
 from agents.deploy.risk.reasons import GUARD_REASONS, Reason
 from agents.deploy.risk.state import TradingState, Transition
 from agents.deploy.risk.venue import VenueSpec
+from agents.deploy.risk.window import window_restore
 from mmgym.core.orders import QUOTE_DTYPE
 from mmgym.core.rng import seeds_from
 
@@ -357,6 +358,28 @@ class RiskLimiter:
         state.last_denials[:, reason] += counts
         state.denials[:, reason] += counts
         state.records["counted"] |= counts > 0
+
+    def restore_equity_window(
+        self, account: int, times_s: Sequence[float], equities: Sequence[float]
+    ) -> int:
+        """Put the equities of decisions made before a restart (``times_s`` on this limiter's
+        clock, in order) back into ``account``'s rolling window, so that the loss within
+        ``rolling_window_seconds`` carries on across the restart instead of starting from the
+        equity after it. Only the samples the window can still hold are used; non-finite ones
+        are skipped. Returns how many were used."""
+        times = np.asarray(times_s, dtype=np.float64)
+        values = np.asarray(equities, dtype=np.float64)
+        if times.shape != values.shape or times.ndim != 1:
+            raise ValueError("times_s and equities must be two sequences of one length")
+        if not 0 <= account < self.num_accounts:
+            raise ValueError(f"account {account} is not one of the {self.num_accounts} accounts")
+        if times.size == 0:
+            return 0
+        recent = times >= times[-1] - 2.0 * self.limits.rolling_window_seconds
+        recent &= np.isfinite(times) & np.isfinite(values)
+        times, values = times[recent], values[recent]
+        window_restore(self.state.records[account], self.packed_limits[0], times, values)
+        return int(times.size)
 
     def drain_transitions(self) -> list[Transition]:
         """The transitions recorded since the last call, oldest first (for a journal)."""

@@ -100,3 +100,15 @@ def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, f
         max(c[2], row[WINDOW_INDEX_HIGH]),
         min(c[3], row[WINDOW_INDEX_LOW]),
     )
+
+
+@nb.njit(**JIT)
+def window_restore(
+    s: Record, L: Record, times: NDArray[np.float64], equities: NDArray[np.float64]
+) -> None:
+    """Push earlier decisions' equities (times in order, the limiter's clock) into the window,
+    as their decisions did (rejects and the index are not restored); the cached aggregate is
+    dropped."""
+    for j in range(times.shape[0]):
+        window_push(s, L, times[j], equities[j], 0.0, np.nan)
+    s.window_cached_bucket = -(2**62)
