@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.live.venues import OrderRequest, OrderState, Tif
+from agents.live.venues.base import BookLevel
 from agents.live.venues.wire import (
     FLOAT_NOISE,
     AssetMeta,
@@ -345,3 +346,30 @@ def test_cancel_answers() -> None:
 def test_malformed_messages_name_what_is_wrong(parse: Any, message: Any, named: str) -> None:
     with pytest.raises(VenueMessageError, match=named.replace("(", r"\(")):
         parse(message)
+
+
+@pytest.mark.parametrize(
+    ("level", "named"),
+    [
+        ({"sz": "1", "n": 1}, "l2Book level lacks 'px'"),
+        ({"px": "1", "sz": "nan", "n": 1}, "'sz' is not finite"),
+        ({"px": "inf", "sz": "1", "n": 1}, "'px' is not finite"),
+        ({"px": None, "sz": "1", "n": 1}, "'px' is not a number"),
+        ({"px": "1", "sz": "1", "n": True}, "'n' is not an integer"),
+        ({"px": "1", "sz": "1", "n": 1.5}, "'n' is not an integer"),
+        ({"px": "1", "sz": "1"}, "l2Book level lacks 'n'"),
+        (["1", "1", 1], "l2Book level is not an object"),
+    ],
+)
+def test_every_bad_book_level_is_named(level: Any, named: str) -> None:
+    good = {"px": "99.5", "sz": "2", "n": 3}
+    message = {"coin": "BTC", "time": 1, "levels": [[good, level], [good]]}
+    with pytest.raises(VenueMessageError, match=named):
+        parse_book(message)
+
+
+def test_book_levels_read_strings_and_numbers_alike() -> None:
+    levels = [[{"px": "99.5", "sz": "2", "n": 3}], [{"px": 100.5, "sz": 1, "n": 2}]]
+    book = parse_book({"coin": "BTC", "time": 1, "levels": levels})
+    assert book.bids[0] == BookLevel(99.5, 2.0, 3) and book.asks[0] == BookLevel(100.5, 1.0, 2)
+    assert type(book.asks[0].sz) is float

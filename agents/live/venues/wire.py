@@ -276,6 +276,18 @@ def parse_book(data: Any) -> BookSnapshot:
 
 
 def _level(level: Any) -> BookLevel:
+    # The common case first (a JSON object with numeric strings and an int count: one dict
+    # lookup per field); anything else takes the checked path below, which names what is wrong.
+    if type(level) is dict:
+        try:
+            px = float(level["px"])
+            sz = float(level["sz"])
+            n = level["n"]
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            if type(n) is int and math.isfinite(px) and math.isfinite(sz):
+                return BookLevel(px, sz, n)
     return BookLevel(
         _float(level, "px", "l2Book level"),
         _float(level, "sz", "l2Book level"),
