@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -612,12 +613,13 @@ class RiskPair:
             for a in self.batch:
                 env.step(a)  # warm-up
 
-    def block(self, steps: int) -> dict[str, float]:
-        """Seconds per step of a block of ``steps`` steps of the bare env, then of the limited
-        env with the same actions, then the limited env's own split (:func:`_limiter_share`,
-        one block)."""
+    def block(self, steps: int, limited_first: bool = False) -> dict[str, float]:
+        """Seconds per step of a block of ``steps`` steps of the bare env and one of the
+        limited env with the same actions (the bare one first unless ``limited_first``), then
+        the limited env's own split (:func:`_limiter_share`, one block)."""
         out = {}
-        for name, env in (("bare", self.bare), ("limited", self.limited)):
+        envs = [("bare", self.bare), ("limited", self.limited)]
+        for name, env in envs[::-1] if limited_first else envs:
             t0 = time.perf_counter()
             for j in range(steps):
                 env.step(self.batch[j % len(self.batch)])
@@ -633,6 +635,26 @@ def _overhead_cells(blocks: list[dict[str, float]]) -> tuple[float, float, float
     limited = statistics.median(b["limited"] for b in blocks)
     share = statistics.median(b["share"] for b in blocks)
     return bare, limited, limited / bare - 1, share
+
+
+def overhead_interval(blocks: list[dict[str, float]]) -> tuple[float, float, float]:
+    """The overhead from the blocks' paired ratios: ``exp(mean log(limited / bare)) - 1`` and
+    its 95 % confidence interval (Student's t on the blocks' log ratios, n - 1 degrees of
+    freedom; each block's pair ran back to back, so the machine's slow drifts cancel)."""
+    from scipy import stats
+
+    logs = np.log([b["limited"] / b["bare"] for b in blocks])
+    n = logs.size
+    mean = float(logs.mean())
+    if n < 2:
+        return math.expm1(mean), math.nan, math.nan
+    half = float(stats.t.ppf(0.975, n - 1)) * float(logs.std(ddof=1)) / math.sqrt(n)
+    return math.expm1(mean), math.expm1(mean - half), math.expm1(mean + half)
+
+
+def _interval_cell(blocks: list[dict[str, float]]) -> str:
+    mid, low, high = overhead_interval(blocks)
+    return f"{100 * mid:+.1f} % ({100 * low:+.1f} to {100 * high:+.1f})"
 
 
 def _limiter_latency() -> tuple[float, float, int]:
@@ -663,8 +685,8 @@ def _limiter_latency() -> tuple[float, float, int]:
 
 RISK_HEADER = [
     "| {n} envs, calm, kernel on | actions | bare step | limited step | overhead "
-    "| limiter's part / kernel, same steps |",
-    "|---|---|---:|---:|---:|---:|",
+    "| overhead, paired blocks, 95 % CI ({blocks} blocks) | limiter's part / kernel, same steps |",
+    "|---|---|---:|---:|---:|---:|---:|",
 ]
 
 
@@ -682,25 +704,26 @@ def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int 
         "|---|---:|---:|",
         f"| {decisions:,} decisions (target p99 <= 20 us) | {p50:.1f} us | {p99:.1f} us |",
         "",
-        RISK_HEADER[0].format(n=num_envs),
+        RISK_HEADER[0].format(n=num_envs, blocks=repeats),
         RISK_HEADER[1],
     ]
     for parallel in (True, False):
         for kind in RISK_ACTIONS:
             pair = RiskPair(num_envs, parallel, kind)
             blocks = []
-            for _ in range(repeats):
+            for j in range(repeats):
                 idle.wait()  # each pair of blocks (with --wait-idle)
-                blocks.append(pair.block(steps))
+                blocks.append(pair.block(steps, limited_first=j % 2 == 1))
             bare, limited, overhead, share = _overhead_cells(blocks)
             cores = "both cores" if parallel else "one core"
             print(
-                f"  RiskLimitedVectorEnv {cores}, {kind}: {100 * overhead:+.0f} % per step; "
+                f"  RiskLimitedVectorEnv {cores}, {kind}: {100 * overhead:+.0f} % per step "
+                f"(paired: {_interval_cell(blocks)}); "
                 f"limiter's part {100 * share:.0f} % of the kernel's in the same steps"
             )
             lines.append(
                 f"| {cores} | {kind} | {1e6 * bare:,.0f} us | {1e6 * limited:,.0f} us | "
-                f"{100 * overhead:+.0f} % | {100 * share:.0f} % |"
+                f"{100 * overhead:+.0f} % | {_interval_cell(blocks)} | {100 * share:.0f} % |"
             )
     return "\n".join(lines)
 
@@ -984,6 +1007,12 @@ def main() -> None:
         help="also time the RiskLimiter and RiskLimitedVectorEnv (steps per block)",
     )
     parser.add_argument(
+        "--risk-blocks",
+        type=int,
+        default=15,
+        help="pairs of blocks per cell of --risk-steps (the order alternates; default 15)",
+    )
+    parser.add_argument(
         "--exchange-rtt",
         type=int,
         default=0,
@@ -1106,7 +1135,7 @@ def main() -> None:
         idle.wait()
         table += "\n\n" + _sb3_table(args.sb3_steps)
     if args.risk_steps > 0:
-        table += "\n\n" + _risk_table(args.risk_steps, idle)
+        table += "\n\n" + _risk_table(args.risk_steps, idle, repeats=args.risk_blocks)
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     if args.guard_decisions > 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from markdown_tables import assert_tables_render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,3 +146,22 @@ def test_stylized_facts_script_writes_its_page_and_figures(tmp_path: Path) -> No
     assert out.read_text().startswith("#")
     assert_tables_render(out.read_text(), "stylized facts page")
     assert list(img.glob("*.png"))
+
+
+def test_the_limiter_overhead_interval_is_students_t_on_paired_log_ratios() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from bench import overhead_interval
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    ratios = [1.02, 1.10, 1.05]  # limited / bare per block
+    blocks = [{"bare": 1e-3, "limited": 1e-3 * r} for r in ratios]
+    mid, low, high = overhead_interval(blocks)
+    logs = np.log(ratios)
+    half = 4.302652729911275 * logs.std(ddof=1) / np.sqrt(3)  # t(0.975, 2 dof)
+    assert mid == pytest.approx(np.expm1(logs.mean()), rel=1e-12)
+    assert (low, high) == pytest.approx(
+        (np.expm1(logs.mean() - half), np.expm1(logs.mean() + half))
+    )
+    assert low < 0.05 < high
+    assert np.isnan(overhead_interval(blocks[:1])[1])
