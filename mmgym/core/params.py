@@ -521,8 +521,10 @@ class MarketParams:
         Packed("funding_cap_per_interval"),
     )
     impact_notional: float = param(
-        6000.0,
-        "Notional walked through the book for the impact bid and ask of the premium index.",
+        400.0,
+        "Notional walked through the book for the impact bid and ask of the premium index (the "
+        "default is about the top level's notional: small against the near-touch depth, as "
+        "venues' impact notionals are against real books).",
         POSITIVE,
         Packed("impact_notional"),
     )
@@ -535,34 +537,37 @@ class MarketParams:
 
     # --- leverage demand (the carry premium) -------------------------------------------------
     carry_mean: Triple = param(
-        (0.0, 0.0, 0.0),
+        (0.00005, -0.0002, -0.0008),
         "Long-run mean of the leverage-demand premium (fraction of price) per regime: background "
         "makers quote around fair x (1 + premium) + impact, so the premium index and funding "
-        "follow it. All ``carry_*`` at 0: no premium (the book centred on fair + impact).",
+        "follow it. ``carry_mean``, ``carry_volatility``, ``carry_return_beta`` and "
+        "``carry_squeeze_per_hour`` all 0: no premium (the book centred on fair + impact). The "
+        "defaults put the 8 h funding of ``calm`` at the published BTC figures "
+        "(docs/stylized_facts.md).",
         sequence_of(3, Rule("a finite number", is_number), "three finite numbers"),
         Packed("carry_mean", shape=PER_REGIME),
     )
     carry_volatility: Triple = param(
-        (0.0, 0.0, 0.0),
+        (0.0003, 0.0004, 0.0006),
         "Stationary std of the premium's Ornstein-Uhlenbeck part (fraction of price), per regime.",
         NON_NEGATIVE_TRIPLE,
         Packed("carry_noise_per_sample", lambda p: _carry_noise(p), shape=PER_REGIME),
     )
     carry_timescale: float = param(
-        14400.0,
+        28800.0,
         "Mean-reversion time (s) of the premium; it is updated at every premium sample.",
         POSITIVE,
         Packed("carry_decay_per_sample", lambda p: _carry_decay(p)),
     )
     carry_return_beta: float = param(
-        0.0,
+        0.035,
         "Premium added per unit log return of the fair price (rallies raise the demand for "
         "leverage, drawdowns push it negative); it then decays with ``carry_timescale``.",
         Rule("a finite number", is_number),
         Packed("carry_return_beta"),
     )
     carry_squeeze_per_hour: Triple = param(
-        (0.0, 0.0, 0.0),
+        (0.01, 0.01, 0.0),
         "Rate per hour of squeezes, per regime: upward jumps of the premium (exponential size).",
         NON_NEGATIVE_TRIPLE,
         Packed(
@@ -574,7 +579,7 @@ class MarketParams:
         ),
     )
     carry_squeeze_size: float = param(
-        0.0,
+        0.0012,
         "Mean size of a squeeze (fraction of price).",
         NON_NEGATIVE,
         Packed("carry_squeeze_size"),
