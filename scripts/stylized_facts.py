@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not 
 
 from tqdm import tqdm
 
+from docs.tools.stylized_facts import funding
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
@@ -75,6 +76,7 @@ def main() -> None:
         for cross in cross_runs():
             bar.set_postfix_str(cross.label)
             prices[cross.label] = cross.prices(args.envs, args.hours, args.seed, bar.update)
+    funding_records = funding.simulate(args.envs, args.hours, args.seed)
     sim_time = time.perf_counter() - start
     table = summary_table(tqdm(records.values(), desc="measure"))
     cross_facts = measure(prices)
@@ -96,7 +98,8 @@ def main() -> None:
         img=args.img,
         cross_asset=section(
             cross_facts, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
-        ),
+        )
+        + funding.section(funding_records),
     )
     print(tables_markdown(table))
     print(

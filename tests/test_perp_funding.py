@@ -23,6 +23,13 @@ from mmgym.core.params import SECONDS_PER_8H, MarketParams
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 Z = 4.0  # tolerance in standard errors for the statistical checks
+CARRY_OFF: dict[str, Any] = {
+    "carry_mean": (0.0, 0.0, 0.0),
+    "carry_volatility": (0.0, 0.0, 0.0),
+    "carry_return_beta": 0.0,
+    "carry_squeeze_per_hour": (0.0, 0.0, 0.0),
+}
+"""The leverage-demand premium switched off (mmgym/core/carry.py)."""
 PREMIUM_TOL = 1e-14  # absolute round-off bound on a premium sample (and on rates built from it)
 
 
@@ -221,8 +228,9 @@ def test_funding_payments_follow_the_premium_samples(clamp: float) -> None:
 
 
 def test_without_premium_the_rate_is_the_interest() -> None:
-    # Calm: the background book straddles the oracle, so the impact bid is below it and the
-    # impact ask above it at every sample: P = 0 and F = I exactly (I x 60 s / 8 h per payment).
+    # Calm with the leverage-demand premium off: the background book straddles the oracle, so
+    # the impact bid is below it and the impact ask above it at every sample: P = 0 and F = I
+    # exactly (I x 60 s / 8 h per payment).
     num_envs, steps = 8, 600
     p, rows = _run(
         num_envs,
@@ -232,6 +240,7 @@ def test_without_premium_the_rate_is_the_interest() -> None:
         scenario="calm",
         funding_interval_seconds=60.0,
         random_funding_phase=False,
+        **CARRY_OFF,
     )
     stats = _check_funding(p, rows)
     assert stats["nonzero_samples"] == 0
@@ -312,6 +321,7 @@ def test_the_cap_binds(case: str) -> None:
 def test_funding_sign_follows_one_sided_flow(tilt: float) -> None:
     # funding_squeeze: persistent buying (tilt > 0) with a weak arbitrage pull: the perp trades
     # at a premium and funding is positive; the mirror image (selling) gives negative funding.
+    # The leverage-demand premium is off: this checks the flow's own basis.
     # Six 10-minute payments per env over an hour; each env's mean realised rate is one
     # independent observation.
     num_envs, steps = 128, 3600
@@ -322,6 +332,7 @@ def test_funding_sign_follows_one_sided_flow(tilt: float) -> None:
         taker_imbalance=(tilt, tilt, tilt),
         funding_interval_seconds=600.0,
         random_funding_phase=False,
+        **CARRY_OFF,
     )
     env.reset(seed=51 if tilt > 0 else 52_000)
     a = _no_quotes(num_envs)

@@ -7,8 +7,9 @@ At its level the queue is: volume ahead, then the agent, then volume behind.
 
 - A taker order walks the book level by level; an emptied level moves the best price.
 - Background makers keep their best quotes at ``anchor +/- half_spread`` (anchor = fair price
-  plus impact, in ticks): new levels they quote start thin (``new_level_fraction``) and levels
-  they abandon are cancelled, so the agent there loses everyone ahead of it.
+  times one plus the leverage-demand premium, plus impact, in ticks): new levels they quote
+  start thin (``new_level_fraction``) and levels they abandon are cancelled, so the agent there
+  loses everyone ahead of it.
 - Depth relaxes toward a regime-dependent profile; a shrinking level is a cancellation spread
   evenly through its queue, so the volume ahead of the agent shrinks in proportion.
 """
@@ -54,8 +55,9 @@ def insert_top(
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def anchor_ticks(a: Record, P: Record) -> float:
-    """Price (in ticks) around which background makers quote: fair price plus impact."""
-    return a.fair_ticks + a.impact
+    """Price (in ticks) around which background makers quote: fair price plus impact plus the
+    leverage-demand premium (:mod:`mmgym.core.carry`)."""
+    return a.fair_ticks * (1.0 + a.carry) + a.impact
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

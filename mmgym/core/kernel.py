@@ -8,7 +8,9 @@ Per market tick of an env, in order:
    in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
    the hedge leg is marked and a due hedge child is sent;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
-4. marks are refreshed and positions marked to them; premium samples and funding when due;
+4. marks are refreshed and positions marked to them; when due, the leverage-demand premium
+   steps (:mod:`mmgym.core.carry`, it moves the makers' anchor from the next tick on), the
+   premium index is sampled and funding paid;
 5. the account is revalued; below maintenance margin the agent is liquidated and the episode
    ends (``terminated``).
 
@@ -16,7 +18,9 @@ Each env draws only from its own two streams (:mod:`mmgym.core.rng`), so its tra
 not depend on the batch it is in. The market stream makes the same draws in the same order
 whatever the agent does: the regime, the shocks, jumps, basis switches, taker arrivals, sides
 and sizes, the crowd's renewals (and one key per episode for the crowd's openings, which draw
-from keys of their own: :mod:`mmgym.core.crowd`), and one latency draw per perp per decision.
+from keys of their own: :mod:`mmgym.core.crowd`; the leverage-demand premium draws from keys
+derived from the stream's state at reset, without advancing it: :mod:`mmgym.core.carry`), and
+one latency draw per perp per decision.
 The agent stream holds the draws that happen only when the agent's actions make them happen:
 the hedge children's fill limit and venue noise. Two policies on one seed thus share the
 market's random path.
@@ -40,6 +44,7 @@ from mmgym.core.book import (
     replenish,
     sell_into_bids,
 )
+from mmgym.core.carry import reset_carry, step_carry
 from mmgym.core.codes import NO_TICK, STATIONARY_REGIME, Reason, Reward
 from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
@@ -161,6 +166,7 @@ def tick_env(
     step_crowd(rng, i, e, A, P, r)
     # Clocks are compared with the time at the end of this tick, (tick + 1) x dt.
     premium_due = e.tick + 1 == e.next_premium_tick
+    sample = e.next_premium_tick // P.premium_sample_ticks
     funding_due = e.tick + 1 == e.next_funding_tick
     dt = P.tick_seconds
     for k in range(n):
@@ -172,6 +178,7 @@ def tick_env(
         update_mark(a, P)
         w.mid[t] = a.mid
         if premium_due:
+            step_carry(a, P, r, e.carry_key, sample, k)
             sample_premium(a, P)
         if funding_due:
             pay_funding(a, P)
@@ -322,6 +329,7 @@ def _reset_one(
     if P.random_funding_phase:
         phase = 1 + math.floor(uniform(rng, i) * P.funding_interval_ticks)
     e.next_funding_tick = phase
+    reset_carry(rng, i, e, A, P, r)
     for k in range(A.shape[0]):
         _reset_asset(rng, i, A[k], P, r)
     reset_crowd(rng, i, e, A, P)

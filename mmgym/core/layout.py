@@ -87,6 +87,8 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             ("crowd_max_coef", "f8"),
             ("crowd_ref_mark", "f8", (assets,)),
             ("crowd_pending", "i8"),
+            # the leverage-demand premium's key for this episode (mmgym.core.carry)
+            ("carry_key", "u8"),
             # scratch: correlated shocks of this tick
             ("shock", "f8", (assets,)),
             ("shock_raw", "f8", (assets,)),
@@ -140,6 +142,9 @@ def asset_dtype(levels: int) -> np.dtype:
             ("premium", "f8"),
             ("premium_sum", "f8"),
             ("premium_count", "i8"),
+            # leverage demand: the premium (fraction of price) and the fair price at its update
+            ("carry", "f8"),
+            ("carry_ref_price", "f8"),
             ("funding_history", "f8", (FUNDING_HISTORY,)),
             # hedge venue
             ("hedge_position", "f8"),

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mmgym.core.carry import stationary_law
 from mmgym.core.codes import STATIONARY_REGIME, HedgeSchedule, Regime, Reward, names
 from mmgym.core.param_spec import (
     BOOLEAN,
@@ -157,6 +158,40 @@ def _stationary_excitation(p: MarketParams) -> tuple[NDArray[np.float64], NDArra
         lam = np.linalg.solve(np.eye(2) - b, mu)
         buy[r], sell[r] = float(lam[0] - mu[0]), float(lam[1] - mu[1])
     return buy, sell
+
+
+def _carry_decay(p: MarketParams) -> float:
+    """Decay of the premium's OU part over one premium sample."""
+    return math.exp(-p.premium_sample_seconds / p.carry_timescale)
+
+
+def _carry_noise(p: MarketParams) -> NDArray[np.float64]:
+    """Innovation std per premium sample that keeps the OU part's stationary std, per regime."""
+    decay = _carry_decay(p)
+    return np.array(p.carry_volatility) * math.sqrt(1.0 - decay * decay)
+
+
+def _carry_start(p: MarketParams) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Stationary mean and std of the premium per regime (diffusive returns, jumps and the
+    informed drift left out): the law it starts an episode from."""
+    ticks = p.premium_sample_seconds / p.tick_seconds
+    sigma = _sigma_per_tick(p)
+    decay = _carry_decay(p)
+    mean = np.zeros(NUM_REGIMES)
+    std = np.zeros(NUM_REGIMES)
+    for r in range(NUM_REGIMES):
+        var = sigma[r] ** 2 * ticks
+        mean[r], std[r] = stationary_law(
+            p.carry_mean[r],
+            p.carry_volatility[r],
+            decay,
+            p.carry_return_beta,
+            -0.5 * var,
+            var,
+            -math.expm1(-p.carry_squeeze_per_hour[r] * p.premium_sample_seconds / 3600.0),
+            p.carry_squeeze_size,
+        )
+    return mean, std
 
 
 def _hedge_impact(p: MarketParams) -> NDArray[np.float64]:
@@ -486,8 +521,10 @@ class MarketParams:
         Packed("funding_cap_per_interval"),
     )
     impact_notional: float = param(
-        6000.0,
-        "Notional walked through the book for the impact bid and ask of the premium index.",
+        400.0,
+        "Notional walked through the book for the impact bid and ask of the premium index (the "
+        "default is about the top level's notional: small against the near-touch depth, as "
+        "venues' impact notionals are against real books).",
         POSITIVE,
         Packed("impact_notional"),
     )
@@ -496,6 +533,58 @@ class MarketParams:
         "Draw the time to the first funding uniformly over an interval (else a full interval).",
         BOOLEAN,
         Packed("random_funding_phase", dtype="?"),
+    )
+
+    # --- leverage demand (the carry premium) -------------------------------------------------
+    carry_mean: Triple = param(
+        (0.00005, -0.0002, -0.0008),
+        "Long-run mean of the leverage-demand premium (fraction of price) per regime: background "
+        "makers quote around fair x (1 + premium) + impact, so the premium index and funding "
+        "follow it. ``carry_mean``, ``carry_volatility``, ``carry_return_beta`` and "
+        "``carry_squeeze_per_hour`` all 0: no premium (the book centred on fair + impact). The "
+        "defaults put the 8 h funding of ``calm`` at the published BTC figures "
+        "(docs/stylized_facts.md).",
+        sequence_of(3, Rule("a finite number", is_number), "three finite numbers"),
+        Packed("carry_mean", shape=PER_REGIME),
+    )
+    carry_volatility: Triple = param(
+        (0.0003, 0.0004, 0.0006),
+        "Stationary std of the premium's Ornstein-Uhlenbeck part (fraction of price), per regime.",
+        NON_NEGATIVE_TRIPLE,
+        Packed("carry_noise_per_sample", lambda p: _carry_noise(p), shape=PER_REGIME),
+    )
+    carry_timescale: float = param(
+        28800.0,
+        "Mean-reversion time (s) of the premium; it is updated at every premium sample.",
+        POSITIVE,
+        Packed("carry_decay_per_sample", lambda p: _carry_decay(p)),
+    )
+    carry_return_beta: float = param(
+        0.035,
+        "Premium added per unit log return of the fair price (rallies raise the demand for "
+        "leverage, drawdowns push it negative); it then decays with ``carry_timescale``.",
+        Rule("a finite number", is_number),
+        Packed("carry_return_beta"),
+    )
+    carry_squeeze_per_hour: Triple = param(
+        (0.01, 0.01, 0.0),
+        "Rate per hour of squeezes, per regime: upward jumps of the premium (exponential size).",
+        NON_NEGATIVE_TRIPLE,
+        Packed(
+            "carry_squeeze_prob_per_sample",
+            lambda p: (
+                -np.expm1(-np.array(p.carry_squeeze_per_hour) * p.premium_sample_seconds / 3600.0)
+            ),
+            shape=PER_REGIME,
+        ),
+    )
+    carry_squeeze_size: float = param(
+        0.0012,
+        "Mean size of a squeeze (fraction of price).",
+        NON_NEGATIVE,
+        Packed("carry_squeeze_size"),
+        Packed("carry_start_mean", lambda p: _carry_start(p)[0], shape=PER_REGIME),
+        Packed("carry_start_std", lambda p: _carry_start(p)[1], shape=PER_REGIME),
     )
 
     # --- margin and liquidation ---------------------------------------------------------------

@@ -75,7 +75,8 @@ SCENARIOS: dict[str, Scenario] = {
             description=(
                 "Persistent one-sided buying (crowded longs) with a weak arbitrage pull: the "
                 "perp trades at a premium for long stretches and funding turns large and "
-                "positive, so a short inventory earns carry while a long one bleeds. Stresses "
+                "positive, with squeezes of the leverage premium (one every 10 h, 30 bp on "
+                "average), so a short inventory earns carry while a long one bleeds. Stresses "
                 "funding-aware inventory and the cost of hedging the carry."
             ),
             overrides={
@@ -84,6 +85,8 @@ SCENARIOS: dict[str, Scenario] = {
                 "impact_coefficient": 1.0,
                 "decoupling_per_hour": (6.0, 0.25),
                 "decoupled_pull_seconds": 1800.0,
+                "carry_squeeze_per_hour": (0.1, 0.1, 0.02),
+                "carry_squeeze_size": 0.003,
             },
         ),
         Scenario(
