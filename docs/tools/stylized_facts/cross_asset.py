@@ -22,6 +22,7 @@ import numpy as np
 from scipy import optimize
 
 from docs.tools.stylized_facts.runs import FactsRun
+from docs.tools.stylized_facts.targets import plus_minus, verdict
 from mmgym.analysis.cross_asset import (
     PriceRecord,
     correlation,
@@ -110,22 +111,6 @@ def _find(rows: list[Row], horizon: float, regime: str) -> Row:
     return next(r for r in rows if r["horizon"] == horizon and r["regime"] == regime)
 
 
-def _pm(value: float, se: float, digits: int = 2) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:.{digits}f} ± {se:.{digits}f}" if math.isfinite(se) else f"{value:.{digits}f}"
-
-
-def _verdict(value: float, se: float, low: float, high: float = math.inf) -> str:
-    """``yes`` inside ``[low, high]``, ``near`` within 2 SE of it, ``no`` beyond."""
-    if not math.isfinite(value):
-        return "-"
-    if low <= value <= high:
-        return "yes"
-    gap = low - value if value < low else value - high
-    return "near (within 2 SE)" if math.isfinite(se) and gap <= 2 * se else "no"
-
-
 def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[str, str]) -> Any:
     """Rows of one target table from the calm (1 and 5 min), pooled and stress fact rows."""
     rows = [
@@ -134,24 +119,24 @@ def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[st
             f"{CALM_RANGE[0]}-{CALM_RANGE[1]}",
             KAIKO,
             where["calm"],
-            _pm(calm["corr"], calm["corr_se"]),
-            _verdict(calm["corr"], calm["corr_se"], *CALM_RANGE),
+            plus_minus(calm["corr"], calm["corr_se"]),
+            verdict(calm["corr"], calm["corr_se"], *CALM_RANGE),
         ],
         [
             "correlation of 5 min returns, calm",
             f"{CALM_RANGE[0]}-{CALM_RANGE[1]}",
             KAIKO,
             where["calm"],
-            _pm(calm5["corr"], calm5["corr_se"]),
-            _verdict(calm5["corr"], calm5["corr_se"], *CALM_RANGE),
+            plus_minus(calm5["corr"], calm5["corr_se"]),
+            verdict(calm5["corr"], calm5["corr_se"], *CALM_RANGE),
         ],
         [
             "correlation of 1 min returns, all regimes",
             "about 0.7 (long run)",
             KAIKO,
             where["pooled"],
-            _pm(pooled["corr"], pooled["corr_se"]),
-            _verdict(pooled["corr"], pooled["corr_se"], *CALM_RANGE),
+            plus_minus(pooled["corr"], pooled["corr_se"]),
+            verdict(pooled["corr"], pooled["corr_se"], *CALM_RANGE),
         ],
     ]
     diff = stress["corr"] - calm["corr"]
@@ -162,7 +147,7 @@ def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[st
             "> 0 (rises in stress)",
             GKILLAS,
             f"{where['stress']} minus {where['calm']}",
-            _pm(diff, diff_se),
+            plus_minus(diff, diff_se),
             "-" if not math.isfinite(diff) else ("yes" if diff > 2 * diff_se else "no"),
         ]
     )
@@ -174,8 +159,8 @@ def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[st
                 f"almost complete (read: ≥ {TAIL_FLOOR})",
                 MALLELA,
                 where["stress"],
-                _pm(lam, se),
-                _verdict(lam, se, TAIL_FLOOR, 1.0),
+                plus_minus(lam, se),
+                verdict(lam, se, TAIL_FLOOR, 1.0),
             ]
         )
     for label, row, name in (("all regimes", pooled, "pooled"), ("stressed", stress, "stress")):
@@ -187,8 +172,8 @@ def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[st
                 f"about 8-fold (read: {RATIO_RANGE[0]:g}-{RATIO_RANGE[1]:g})",
                 MALLELA,
                 where[name],
-                _pm(ratio, se),
-                _verdict(ratio, se, *RATIO_RANGE),
+                plus_minus(ratio, se),
+                verdict(ratio, se, *RATIO_RANGE),
             ]
         )
     return rows
@@ -247,11 +232,11 @@ def detail_table(facts: Mapping[str, list[Row]]) -> str:
                     f"{r['horizon'] / 60:g} min",
                     r["regime"],
                     f"{r['returns']:,}",
-                    _pm(r["corr"], r["corr_se"]),
+                    plus_minus(r["corr"], r["corr_se"]),
                     f"{r['corr_n_eff']:,}",
-                    _pm(r["tail_5"], r["tail_5_se"]),
+                    plus_minus(r["tail_5"], r["tail_5_se"]),
                     f"{r['gauss_5']:.2f}",
-                    _pm(r["tail_1"], r["tail_1_se"]),
+                    plus_minus(r["tail_1"], r["tail_1_se"]),
                     f"{r['gauss_1']:.2f}",
                 ]
             )

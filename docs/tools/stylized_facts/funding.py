@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from docs.tools.stylized_facts.targets import plus_minus, verdict
 from mmgym.analysis.estimate import Estimate
 from mmgym.analysis.funding import FundingRecord, funding_facts, simulate_funding
 from mmgym.markdown import table
@@ -25,22 +26,8 @@ BASIS = "Binance BTCUSDT 1 h basis, public repository (R)"
 HEADER = ["fact", "target", "source", "simulated ± SE", "within range"]
 
 
-def _pm(e: Estimate, digits: int = 2) -> str:
-    if math.isfinite(e.se):
-        return f"{e.value:.{digits}f} ± {e.se:.{digits}f}"
-    return f"{e.value:.{digits}f}"
-
-
-def _verdict(e: Estimate, low: float, high: float = math.inf) -> str:
-    """``yes`` inside ``[low, high]``, ``near`` within 2 SE of it, ``no`` beyond."""
-    if low <= e.value <= high:
-        return "yes"
-    gap = low - e.value if e.value < low else e.value - high
-    return "near (within 2 SE)" if math.isfinite(e.se) and gap <= 2 * e.se else "no"
-
-
 def _row(fact: str, target: str, source: str, e: Estimate, low: float, high: float) -> list[str]:
-    return [fact, target, source, _pm(e), _verdict(e, low, high)]
+    return [fact, target, source, plus_minus(e.value, e.se), verdict(e.value, e.se, low, high)]
 
 
 def target_rows(name: str, f: dict[str, Estimate]) -> list[list[str]]:
