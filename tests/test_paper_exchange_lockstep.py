@@ -40,13 +40,19 @@ def _wire(perp: int, is_buy: bool, ticks: int, size: float, tick: float) -> dict
     }
 
 
-def _desired(t: int, k: int, best_bid: int, best_ask: int, q: float) -> dict[bool, tuple]:
+def _desired(
+    t: int, k: int, best_bid: int, best_ask: int, q: float, own: dict[bool, int | None]
+) -> dict[bool, tuple]:
     """A baseline-like rule: quotes around the mid, skewed against inventory, sizes that vary
-    (so takers fill them partly), one side paused when the inventory is large."""
+    (so takers fill them partly), one side paused when the inventory is large. ``own`` holds
+    the prices (ticks) of the side's resting orders: the bid, replaced first, stays under the
+    resting ask (the venue refuses an order that would cross its own account's)."""
     mid = 0.5 * (best_bid + best_ask)
     half = 1.0 + (t + k) % 3
     skew = -2.0 * q
     bid = min(math.floor(mid - half + skew), best_ask - 1)
+    if own[False] is not None:
+        bid = min(bid, own[False] - 1)
     ask = max(math.ceil(mid + half + skew), best_bid + 1)
     size = 0.3 + 0.1 * ((t + k) % 4)
     return {True: (bid, size if q < 3.0 else 0.0), False: (ask, size if q > -3.0 else 0.0)}
@@ -120,7 +126,10 @@ def test_orders_on_the_venue_match_the_env_fill_for_fill(num_assets: int, seed: 
             a = sim.assets[0, k]
             best_bid, best_ask = int(a["best_bid"]), int(a["best_ask"])
             assert venue.best_ticks(k) == (best_bid, best_ask), f"books differ at step {t}"
-            want = _desired(t, k, best_bid, best_ask, float(a["inventory"]))
+            own = {
+                side: (mine[(k, side)][0] if (k, side) in mine else None) for side in (True, False)
+            }
+            want = _desired(t, k, best_bid, best_ask, float(a["inventory"]), own)
             for is_buy, (ticks, size) in want.items():
                 side = "bid" if is_buy else "ask"
                 resting = venue.book.resting_order(k, is_buy)
