@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mmgym.analysis.tails import acf_power_law, hill, hill_tail_index
+from mmgym.analysis.tails import abs_acf, acf_power_law, hill, hill_tail_index
 from mmgym.core.stochastic_vol import abs_return_acf_model
 
 Z = 4.0
@@ -89,3 +89,10 @@ def test_acf_power_law_matches_the_slope_of_the_known_acf() -> None:
     # A single fast component decays exponentially: far steeper over the same lags.
     fast = acf_power_law(_ou_vol_returns(64, 5_000, (0.7,), (3.0,), seed=5), lags[:4])
     assert fast.value > want + Z * fast.se
+
+
+def test_abs_acf_has_no_lag_shrinkage() -> None:
+    # Series that are constant at levels drawn per series: every lag's ACF is the between-series
+    # share of the variance, 1 here, whatever the lag (the usual estimator gives (T - h) / T).
+    levels = np.random.default_rng(7).standard_normal((200, 1)) * np.ones((200, 10))
+    np.testing.assert_allclose(abs_acf(levels, [1, 5, 9]), 1.0)

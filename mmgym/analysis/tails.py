@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.analysis.estimate import Estimate
-from mmgym.analysis.returns import abs_return_acf
 
 F64 = NDArray[np.float64]
 
@@ -73,6 +72,19 @@ def hill_tail_index(returns: F64, fraction: float = 0.02, groups: int = 16) -> E
     return Estimate(value, _jackknife_se(np.array(reps)), k)
 
 
+def abs_acf(returns: F64, lags: Sequence[int]) -> F64:
+    """Autocorrelation of ``|returns|`` (``(series, time)``) at ``lags``, pooled about the
+    global mean, each lag's mean product over the pairs it has divided by the mean square.
+
+    Unlike :func:`mmgym.analysis.returns.abs_return_acf` (sums over pairs and over points, the
+    usual estimator), it has no ``(T - h) / T`` shrinkage, which matters at lags that are a
+    good part of a series' length."""
+    x = np.abs(_as_series(returns))
+    d = x - x.mean()
+    var = float((d * d).mean())
+    return np.array([float((d[:, h:] * d[:, :-h]).mean()) / var for h in lags])
+
+
 def _slope(lags: F64, acf: F64) -> float:
     ok = acf > 0.0
     if ok.sum() < 2:
@@ -85,21 +97,19 @@ def _slope(lags: F64, acf: F64) -> float:
 def acf_power_law(returns: F64, lags: Sequence[int], groups: int = 8) -> Estimate:
     """Exponent ``gamma`` of ``ACF(|r|)(h) ~ h^-gamma`` fitted over ``lags`` (in returns).
 
-    The ACF is :func:`mmgym.analysis.returns.abs_return_acf` (pooled about the global mean);
+    The ACF is :func:`abs_acf` (pooled about the global mean, without lag shrinkage);
     ``gamma`` is minus the least-squares slope of ``log ACF`` on ``log h`` (lags with a
     non-positive ACF are left out). SE: delete-one-group jackknife over ``groups`` contiguous
     groups of series (at most one group per series); fewer than 2 series: no SE (nan).
     """
     r = _as_series(returns)
     h = np.asarray(list(lags), dtype=np.float64)
-    acf, _ = abs_return_acf(r, lags=[int(v) for v in h])
+    acf = abs_acf(r, [int(v) for v in h])
     value = _slope(h, acf)
     parts = _groups(r.shape[0], groups)
     if len(parts) < 2:
         return Estimate(value, float("nan"), r.shape[0])
     lag_list = [int(v) for v in h]
-    reps = np.array(
-        [_slope(h, abs_return_acf(np.delete(r, idx, axis=0), lags=lag_list)[0]) for idx in parts]
-    )
+    reps = np.array([_slope(h, abs_acf(np.delete(r, idx, axis=0), lag_list)) for idx in parts])
     se = _jackknife_se(reps)
     return Estimate(value, se, r.shape[0])

@@ -5,8 +5,10 @@ Per tick, ``log S += signal dt + v sigma_r sqrt(dt) Z - v^2 sigma_r^2 dt / 2 + J
 ``E[v^2] = 1``), ``Z`` is the asset's share of a shock correlated across assets
 (equicorrelation by regime), ``J`` is a market-wide jump that every perp of the env takes in
 the same tick with probability ``rate_r dt`` (exponential size, downward with probability
-``jump_down_prob``) and ``signal`` is a latent Ornstein-Uhlenbeck drift. Informed takers trade
-on the sign of ``signal``, so their aggression precedes the price moves it causes (adverse
+``jump_down_prob``) and ``signal`` is a latent Ornstein-Uhlenbeck drift whose innovations are
+scaled by ``v`` too (all of the fair price's continuous variation clusters; the drift's mean
+variance is unchanged while ``v`` moves slowly against ``signal_timescale``). Informed takers
+trade on the sign of ``signal``, so their aggression precedes the price moves it causes (adverse
 selection).
 """
 
@@ -57,6 +59,6 @@ def step_fair_price(
     a.fair_ticks *= exp_small(log_return)
     a.signal = (
         a.signal * P.signal_decay_per_tick
-        + P.signal_std_per_second[r] * P.signal_noise_per_tick * z_signal
+        + vol * P.signal_std_per_second[r] * P.signal_noise_per_tick * z_signal
     )
     a.fair_price = a.fair_ticks * P.tick_size

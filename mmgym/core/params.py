@@ -294,7 +294,7 @@ class MarketParams:
 
     # --- multi-timescale stochastic volatility (mmgym.core.stochastic_vol) ---------------------
     vol_of_vol: tuple[float, float, float] = param(
-        (0.3, 0.4, 0.5),
+        (0.25, 0.25, 0.3),
         "Stationary std of the fast, medium and slow components of log volatility: a "
         "market-wide multiplier v of the diffusive shocks, normalised so E[v^2] = 1 (the "
         "regime's ``volatility`` stays the mean variance). All 0: constant volatility per "
