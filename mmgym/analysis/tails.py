@@ -5,6 +5,8 @@ autocorrelation of absolute returns, each with a standard error over independent
   (``P(|r| > x) ~ x^-alpha``; the inverse cubic law is ``alpha = 3``) from the ``k`` largest
   values pooled over series. Its SE is a delete-one-group jackknife over groups of whole series,
   which respects volatility clustering (the i.i.d. formula ``alpha / sqrt(k)`` ignores it).
+- :func:`abs_acf` and :func:`abs_acf_at`: the autocorrelation of ``|r|`` without lag
+  shrinkage, at one lag with a jackknife SE over groups of series;
 - :func:`acf_power_law`: the exponent ``gamma`` of ``ACF(|r|)(h) ~ h^-gamma``, least squares of
   ``log ACF`` on ``log h`` over given lags, with a delete-one-group jackknife SE over groups of
   series.
@@ -83,6 +85,18 @@ def abs_acf(returns: F64, lags: Sequence[int]) -> F64:
     d = x - x.mean()
     var = float((d * d).mean())
     return np.array([float((d[:, h:] * d[:, :-h]).mean()) / var for h in lags])
+
+
+def abs_acf_at(returns: F64, lag: int, groups: int = 8) -> Estimate:
+    """:func:`abs_acf` at one ``lag`` with a delete-one-group jackknife SE over ``groups``
+    contiguous groups of series (fewer than 2 series: no SE, nan)."""
+    r = _as_series(returns)
+    value = float(abs_acf(r, [lag])[0])
+    parts = _groups(r.shape[0], groups)
+    if len(parts) < 2:
+        return Estimate(value, float("nan"), r.size)
+    reps = np.array([abs_acf(np.delete(r, idx, axis=0), [lag])[0] for idx in parts])
+    return Estimate(value, _jackknife_se(reps), r.size)
 
 
 def _slope(lags: F64, acf: F64) -> float:

@@ -24,8 +24,8 @@ import pandas as pd
 from docs.tools.stylized_facts.cross_asset import CrossRun
 from docs.tools.stylized_facts.targets import plus_minus, verdict
 from mmgym.analysis.cross_asset import PriceRecord, simulate_prices
-from mmgym.analysis.returns import abs_return_acf, kurtosis
-from mmgym.analysis.tails import abs_acf, acf_power_law, hill_tail_index
+from mmgym.analysis.returns import kurtosis
+from mmgym.analysis.tails import abs_acf, abs_acf_at, acf_power_law, hill_tail_index
 from mmgym.markdown import table
 
 SCENARIOS = ("calm", "volatile")
@@ -111,14 +111,7 @@ def facts(record: PriceRecord) -> Row:
     r1 = np.diff(m, axis=1)
     r5 = np.diff(m[:, ::5], axis=1)
     acf = abs_acf(r1, ACF_LAGS)
-    acf5, acf5_se = abs_return_acf(r5, lags=[1])
-    # Lag-1 ACF of |5 min r|: jackknife SE over 8 groups of series (as the power-law fit).
-    parts = np.array_split(np.arange(r5.shape[0]), min(8, r5.shape[0]))
-    reps = np.array([abs_return_acf(np.delete(r5, p, axis=0), lags=[1])[0][0] for p in parts])
-    g = reps.size
-    acf5_jk = (
-        math.sqrt((g - 1) / g * float(((reps - reps.mean()) ** 2).sum())) if g > 1 else acf5_se
-    )
+    acf5 = abs_acf_at(r5, 1)
     ok = acf > 0
     lags = np.array(ACF_LAGS, dtype=np.float64)
     k5 = kurtosis(r5)
@@ -127,7 +120,7 @@ def facts(record: PriceRecord) -> Row:
         "hill_1": hill_tail_index(r1, HILL_FRACTION_1MIN),
         "hill_5": hill_tail_index(r5, HILL_FRACTION_5MIN),
         "kurt_5": k5,
-        "acf5_1": (float(acf5[0]), acf5_jk),
+        "acf5_1": (acf5.value, acf5.se),
         "acf_1min": acf,
         "gamma": acf_power_law(r1, ACF_LAGS),
         "r2_power": _fit_r2(np.log(lags[ok]), np.log(acf[ok])) if ok.sum() > 2 else math.nan,
