@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not 
 
 from tqdm import tqdm
 
-from docs.tools.stylized_facts import funding
+from docs.tools.stylized_facts import funding, vol_tails
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
@@ -66,7 +66,7 @@ def main() -> None:
 
     start = time.perf_counter()
     runs = [*FACTS_RUNS, *cross_runs()]
-    total = sum(run.ticks(args.hours) for run in runs)
+    total = sum(run.ticks(args.hours) for run in runs) + vol_tails.ticks(args.hours)
     records: dict[str, MarketRecord] = {}
     prices: dict[str, PriceRecord] = {}
     with tqdm(total=total, unit="tick", unit_scale=True, desc="simulate", mininterval=1.0) as bar:
@@ -76,14 +76,18 @@ def main() -> None:
         for cross in cross_runs():
             bar.set_postfix_str(cross.label)
             prices[cross.label] = cross.prices(args.envs, args.hours, args.seed, bar.update)
+        bar.set_postfix_str("volatility and tails")
+        vol_prices = vol_tails.simulate(args.envs, args.hours, args.seed, bar.update)
     funding_records = funding.simulate(args.envs, args.hours, args.seed)
     sim_time = time.perf_counter() - start
     table = summary_table(tqdm(records.values(), desc="measure"))
     cross_facts = measure(prices)
+    vol_facts = vol_tails.measure(vol_prices)
     measure_time = time.perf_counter() - start - sim_time
 
     cascades = plot_all(records, table, args.img)
     plot_cross_asset(prices, args.img / "cross_asset.png")
+    vol_tails.plot(vol_prices, vol_facts, args.img / "vol_tails.png")
     runtime = time.perf_counter() - start
     write_page(
         args.out,
@@ -99,7 +103,10 @@ def main() -> None:
         cross_asset=section(
             cross_facts, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
         )
-        + funding.section(funding_records),
+        + funding.section(funding_records)
+        + vol_tails.section(
+            vol_facts, table, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
+        ),
     )
     print(tables_markdown(table))
     print(

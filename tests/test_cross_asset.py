@@ -170,8 +170,11 @@ def test_fair_return_correlation_is_the_diffusion_and_common_jump_mixture(regime
 def test_joint_fall_probability_with_common_jumps_matches_the_closed_form() -> None:
     # Stressed, two perps, jumps with p = 0.05 per tick. For a threshold x = 2 sigma:
     # P(r1 < -x) = E_J Φ((-x - J - mu) / sigma) and P(r1 < -x, r2 < -x) = E_J Φ₂(.., ..; rho)
-    # (mu = -sigma²/2, J = 0 without a jump), by quadrature over the exponential size.
-    rec = _tick_record("stressed", seed=23, jump_rate_per_hour=(0.0, 0.0, 1800.0))
+    # (mu = -sigma²/2, J = 0 without a jump), by quadrature over the exponential size. The
+    # stochastic volatility multiplier is off: these laws are for a constant sigma.
+    rec = _tick_record(
+        "stressed", seed=23, jump_rate_per_hour=(0.0, 0.0, 1800.0), vol_of_vol=(0.0, 0.0, 0.0)
+    )
     p = rec.params
     sigma = p.volatility[2] * math.sqrt(p.tick_seconds / SECONDS_PER_YEAR)
     rho, m, d = p.asset_correlation[2], p.jump_mean_size[2], p.jump_down_prob

@@ -5,8 +5,8 @@ they would also hold for other seeds with high probability (stated per test). Sa
 
 - ``volatile``: 16 envs x 1 h, 1 s mid returns -> 16 series x 3,600 = 57,600 returns.
 - ``control``: ``calm`` with every regime switch rate 0 and no informed flow, 16 envs x 1 h,
-  36,000 ticks each, about 5 taker orders/s (2 mu / (1 - n) = 2 x 1 / 0.4) -> about 288,000
-  orders.
+  36,000 ticks each, about 5 taker orders/s (2 mu / (1 - n) = 2 x 0.5 / 0.2) -> about
+  288,000 orders.
 
 The envs are passive (no agent orders), see :func:`mmgym.analysis.stylized_facts.simulate`.
 """
@@ -85,12 +85,13 @@ def test_binned_hawkes_mle_recovers_a_known_process() -> None:
 
 
 def test_volatile_returns_have_fat_tails(volatile: sf.MarketRecord) -> None:
-    # Kurtosis of 57,600 pooled 1 s mid returns (seed 11, when written: 112, bootstrap SE 42;
-    # 10 s: 17 +/- 5 on 5,760 returns). The estimate is dominated by a few jump seconds, so its
+    # Kurtosis of 57,600 pooled 1 s mid returns (seed 11, when written: 214, bootstrap SE 82;
+    # 10 s: 31 +/- 9 on 5,760 returns). The estimate is dominated by a few jump seconds, so its
     # bootstrap law is skewed and a normal z-test on the SE understates the evidence. One-sided
     # percentile bootstrap over whole envs (1,000 resamples): even its 0.1 % quantile must
-    # exceed 3, the normal value (it was 6.1 at 1 s and 5.3 at 10 s). Regime mixing alone
-    # (volatility 0.5 / 1 / 2 by regime) keeps every resample above 3.
+    # exceed 3, the normal value (it was 17 at 1 s and 11 at 10 s). Regime mixing alone
+    # (volatility 0.5 / 1 / 2 by regime) keeps every resample above 3, and the stochastic
+    # volatility multiplier adds its lognormal mixing.
     for seconds in (1.0, 10.0):
         r = sf.log_returns(volatile, seconds)
         k = sf.kurtosis(r, n_boot=1000)
@@ -101,7 +102,7 @@ def test_volatile_returns_have_fat_tails(volatile: sf.MarketRecord) -> None:
 
 def test_absolute_returns_are_autocorrelated(volatile: sf.MarketRecord) -> None:
     # Autocorrelation of |1 s return| at lags 1-10: SE under no autocorrelation is
-    # 1 / sqrt(57,600) = 0.0042; each lag must exceed 3 SE (seed 11: all about 30 SE).
+    # 1 / sqrt(57,600) = 0.0042; each lag must exceed 3 SE (seed 11: all about 44 SE).
     acf, se = sf.abs_return_acf(sf.log_returns(volatile, 1.0), max_lag=10)
     assert se == pytest.approx(1 / math.sqrt(16 * 3600))
     assert np.all(acf > 3 * se), acf / se
@@ -112,7 +113,7 @@ def test_price_change_rises_with_order_flow_imbalance(
     name: str, request: pytest.FixtureRequest
 ) -> None:
     # OLS of the 1 s return (bp) on the 1 s signed volume, 57,600 seconds, SE clustered by env
-    # (16 clusters): the slope must be positive with t > 4 (seed 11 / 1000: t = 11 / 24).
+    # (16 clusters): the slope must be positive with t > 4 (seed 11 / 1000: t = 8.8 / 28).
     rec = request.getfixturevalue(name)
     reg = sf.ofi_regression(sf.log_returns(rec, 1.0) * 1e4, sf.order_flow_imbalance(rec))
     assert reg.slope.value > 0
@@ -123,7 +124,7 @@ def test_imbalance_slope_matches_the_impact_model(control: sf.MarketRecord) -> N
     # In one fixed regime the slope is the anchor shift impact_coefficient / depth_top (ticks
     # per unit) that survives the impact decay within the second: 0.119 bp/unit for calm. The
     # rounding of the mid to the tick grid and book sweeps move it a little: allow 3 SE
-    # (SE about 0.005) plus 15 % of the model value. Seed 1000: 0.114 +/- 0.005.
+    # (SE about 0.005) plus 15 % of the model value. Seed 1000: 0.118 +/- 0.004.
     reg = sf.ofi_regression(sf.log_returns(control, 1.0) * 1e4, sf.order_flow_imbalance(control))
     model = sf.predicted_ofi_slope_bp(control.params)[0]
     assert abs(reg.slope.value - model) < 3 * reg.slope.se + 0.15 * model, (reg.slope, model)
@@ -131,10 +132,10 @@ def test_imbalance_slope_matches_the_impact_model(control: sf.MarketRecord) -> N
 
 def test_hawkes_branching_ratio_matches_configuration(control: sf.MarketRecord) -> None:
     # Binned MLE on about 288,000 pooled buy + sell orders in one fixed regime with no informed
-    # flow: n must be within 3 sandwich SE (about 0.004, 16 clusters) of hawkes_self +
-    # hawkes_cross = 0.6, and beta within 3 SE (about 0.015) of hawkes_decay = 1/s. Seed 1000:
-    # n = 0.592 +/- 0.004 (z = -2.0), beta = 1.013 +/- 0.015. Over 12 independent batches of
-    # 32 envs x 2 h the estimates averaged 0.6003 +/- 0.0006 and 0.9993 +/- 0.0018: unbiased.
+    # flow: n must be within 3 sandwich SE (about 0.003, 16 clusters) of hawkes_self +
+    # hawkes_cross = 0.8, and beta within 3 SE (about 0.01) of hawkes_decay = 1/s. Seed 1000:
+    # n = 0.802 +/- 0.003, beta = 1.018 +/- 0.010. (At n = 0.6, over 12 independent batches of
+    # 32 envs x 2 h the estimates averaged 0.6003 +/- 0.0006 and 0.9993 +/- 0.0018: unbiased.)
     p = control.params
     fit = sf.hawkes_fit_record(control)
     n, beta = fit.branching_ratio, fit.decay
@@ -147,8 +148,8 @@ def test_hawkes_branching_ratio_matches_configuration(control: sf.MarketRecord) 
 
 def test_count_variance_matches_in_a_fixed_regime(control: sf.MarketRecord) -> None:
     # Var(N_T) / E(N_T) over 60 s windows (60 windows per env), inverted with the finite-window
-    # Hawkes formula at the configured beta: within 3 jackknife SE (about 0.01) of 0.6.
-    # Seed 1000: 0.593 +/- 0.012.
+    # Hawkes formula at the configured beta: within 3 jackknife SE (about 0.005) of 0.8.
+    # Seed 1000: 0.805 +/- 0.005.
     p = control.params
     est = sf.hawkes_count_variance(control.series("orders"), p.tick_seconds, 60.0, p.hawkes_decay)
     assert abs(est.value - (p.hawkes_self + p.hawkes_cross)) < 3 * est.se, est

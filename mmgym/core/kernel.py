@@ -2,7 +2,8 @@
 
 Per market tick of an env, in order:
 
-1. the regime switches; each perp draws its correlated fair-price shock;
+1. the regime switches; once a second the market-wide volatility multiplier is updated
+   (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock;
 2. per perp: basis coupling switch; fair price and latent drift; impact decay (the arbitrage
    pull, weak while decoupled); recentring of the background book and replenishment; orders
    in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
@@ -16,11 +17,11 @@ Per market tick of an env, in order:
 
 Each env draws only from its own two streams (:mod:`mmgym.core.rng`), so its trajectory does
 not depend on the batch it is in. The market stream makes the same draws in the same order
-whatever the agent does: the regime, the shocks, jumps, basis switches, taker arrivals, sides
-and sizes, the crowd's renewals (and one key per episode for the crowd's openings, which draw
-from keys of their own: :mod:`mmgym.core.crowd`; the leverage-demand premium draws from keys
-derived from the stream's state at reset, without advancing it: :mod:`mmgym.core.carry`), and
-one latency draw per perp per decision.
+whatever the agent does: the regime, the volatility multiplier, the shocks, jumps, basis
+switches, taker arrivals, sides and sizes, the crowd's renewals (and one key per episode for
+the crowd's openings, which draw from keys of their own: :mod:`mmgym.core.crowd`; the
+leverage-demand premium draws from keys derived from the stream's state at reset, without
+advancing it: :mod:`mmgym.core.carry`), and one latency draw per perp per decision.
 The agent stream holds the draws that happen only when the agent's actions make them happen:
 the hedge children's fill limit and venue noise. Two policies on one seed thus share the
 market's random path.
@@ -63,6 +64,7 @@ from mmgym.core.rng import (
     standard_normal_pair,
     uniform,
 )
+from mmgym.core.stochastic_vol import reset_vol, step_vol
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
 
 ACTION_PER_ASSET = len(ACTION_NAMES)
@@ -80,6 +82,7 @@ def tick_asset(
     z_price: float,
     z_signal: float,
     jump: float,
+    vol: float,
 ) -> tuple[float, float]:
     """Advance one perp of one env by one tick; return (taker buy volume, taker sell volume).
 
@@ -91,7 +94,7 @@ def tick_asset(
     elif u < P.recouple_prob_per_tick:
         a.coupled = True
     oracle_before = a.fair_price
-    step_fair_price(a, P, r, z_price, z_signal, jump)
+    step_fair_price(a, P, r, z_price, z_signal, jump, vol)
     a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
@@ -146,6 +149,8 @@ def tick_env(
     agent_rng = streams[AGENT_STREAM]
     r = next_regime(rng, i, e.regime, P.transition_cdf_per_tick)
     e.regime = r
+    if e.tick % P.vol_update_ticks == 0:
+        step_vol(rng, i, e, P)
     n = A.shape[0]
     for k in range(n):
         e.shock_raw[k], e.signal_shock[k] = standard_normal_pair(rng, i)
@@ -158,7 +163,9 @@ def tick_env(
         e.shock[k] = z
     for k in range(n):
         a = A[k]
-        bv, sv = tick_asset(rng, agent_rng, i, e, a, P, r, e.shock[k], e.signal_shock[k], jump)
+        bv, sv = tick_asset(
+            rng, agent_rng, i, e, a, P, r, e.shock[k], e.signal_shock[k], jump, e.vol
+        )
         a.taker_buy_volume += bv
         a.taker_sell_volume += sv
         W[k].buy_volume[t] = bv - a.forced_buy_volume
@@ -333,6 +340,7 @@ def _reset_one(
     for k in range(A.shape[0]):
         _reset_asset(rng, i, A[k], P, r)
     reset_crowd(rng, i, e, A, P)
+    reset_vol(rng, i, e, P)
     update_account(e, A, P)
     e.equity_before = e.equity
     e.pnl = e.equity - e.equity_before

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from mmgym.core.param_spec import pack, packed_dtype
 from mmgym.core.params import NUM_REGIMES, MarketParams
+from mmgym.core.stochastic_vol import VOL_COMPONENTS
 
 BOOK_SNAPSHOT_LEVELS = 5
 """Levels per side of the book snapshot in the event window."""
@@ -89,6 +90,9 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             ("crowd_pending", "i8"),
             # the leverage-demand premium's key for this episode (mmgym.core.carry)
             ("carry_key", "u8"),
+            # market-wide stochastic volatility: log components and the multiplier v
+            ("vol_log", "f8", (VOL_COMPONENTS,)),
+            ("vol", "f8"),
             # scratch: correlated shocks of this tick
             ("shock", "f8", (assets,)),
             ("shock_raw", "f8", (assets,)),

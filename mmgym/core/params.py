@@ -194,6 +194,28 @@ def _carry_start(p: MarketParams) -> tuple[NDArray[np.float64], NDArray[np.float
     return mean, std
 
 
+VOL_UPDATE_SECONDS = 1.0
+"""Market time between updates of the log-volatility components."""
+VOL_TRIPLE = sequence_of(3, NON_NEGATIVE, "three finite numbers >= 0 (fast, medium, slow)")
+
+
+def _vol_update_ticks(p: MarketParams) -> int:
+    """Ticks between updates of the log-volatility components (one second, at least a tick)."""
+    return max(1, round(VOL_UPDATE_SECONDS / p.tick_seconds))
+
+
+def _vol_decay(p: MarketParams) -> NDArray[np.float64]:
+    """Exact OU decay of each log-volatility component over one update."""
+    step = _vol_update_ticks(p) * p.tick_seconds
+    return np.exp(-step / np.array(p.vol_timescales, dtype=np.float64))
+
+
+def _vol_noise(p: MarketParams) -> NDArray[np.float64]:
+    """Innovation scale of each component that keeps its stationary std at ``vol_of_vol``."""
+    decay = _vol_decay(p)
+    return np.array(p.vol_of_vol, dtype=np.float64) * np.sqrt(1.0 - decay * decay)
+
+
 def _hedge_impact(p: MarketParams) -> NDArray[np.float64]:
     """Y sigma_day / sqrt(V_day): the square-root impact per sqrt(base unit), per regime."""
     sigma_day = np.array(p.volatility) * math.sqrt(SECONDS_PER_DAY / SECONDS_PER_YEAR)
@@ -270,6 +292,27 @@ class MarketParams:
         Packed("jump_down_prob"),
     )
 
+    # --- multi-timescale stochastic volatility (mmgym.core.stochastic_vol) ---------------------
+    vol_of_vol: tuple[float, float, float] = param(
+        (0.25, 0.25, 0.3),
+        "Stationary std of the fast, medium and slow components of log volatility: a "
+        "market-wide multiplier v of the diffusive shocks, normalised so E[v^2] = 1 (the "
+        "regime's ``volatility`` stays the mean variance). All 0: constant volatility per "
+        "regime.",
+        VOL_TRIPLE,
+        Packed("vol_of_vol_std", lambda p: np.array(p.vol_of_vol, dtype=np.float64), shape=(3,)),
+        Packed("vol_log_variance", lambda p: float(sum(s * s for s in p.vol_of_vol))),
+        Packed("vol_update_ticks", _vol_update_ticks, "i8"),
+    )
+    vol_timescales: tuple[float, float, float] = param(
+        (60.0, 1800.0, 86400.0),
+        "Mean-reversion times (s) of the fast, medium and slow log-volatility components; "
+        "spread over decades, their sum's autocorrelation decays like a power law.",
+        (sequence_of(3, POSITIVE, "three finite numbers > 0 (fast, medium, slow)"), INCREASING),
+        Packed("vol_decay_per_update", _vol_decay, shape=(3,)),
+        Packed("vol_noise_per_update", _vol_noise, shape=(3,)),
+    )
+
     # --- volatility regime (Markov chain) -----------------------------------------------------
     regime_switch_per_hour: tuple[Triple, Triple, Triple] = param(
         (
@@ -317,8 +360,9 @@ class MarketParams:
 
     # --- taker flow (bivariate Hawkes) --------------------------------------------------------
     taker_rate: Triple = param(
-        (1.0, 2.0, 4.0),
-        "Baseline arrival rate of taker orders per side per second, per regime.",
+        (0.5, 1.0, 2.0),
+        "Baseline (immigrant) arrival rate of taker orders per side per second, per regime; "
+        "the stationary rate is ``taker_rate / (1 - hawkes_self - hawkes_cross)``.",
         NON_NEGATIVE_TRIPLE,
         Packed("taker_buy_rate_per_tick", lambda p: _taker_rate_per_tick(p, 1.0), shape=PER_REGIME),
         Packed(
@@ -336,13 +380,13 @@ class MarketParams:
         ),
     )
     hawkes_self: float = param(
-        0.4,
+        0.53,
         "Branching ratio of buys on buys (and sells on sells).",
         NON_NEGATIVE,
         Packed("excitation_self_per_second", lambda p: _excitation_jump(p, p.hawkes_self)),
     )
     hawkes_cross: float = param(
-        0.2,
+        0.27,
         "Branching ratio of buys on sells (and sells on buys).",
         NON_NEGATIVE,
         Packed("excitation_cross_per_second", lambda p: _excitation_jump(p, p.hawkes_cross)),
