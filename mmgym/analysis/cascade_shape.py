@@ -4,9 +4,10 @@ concentrated in time and how one-sided the forced flow is, per env on its larges
 For each env the cascade is the window of ``burst_seconds`` with the most forced volume (buys
 plus sells, every asset). Around its end ``t``:
 
-- **depth drop**: ``1 - min / typical`` of the near-mid depth (the best levels of both sides,
-  ``bid_depth5 + ask_depth5``, summed over assets) smoothed over ``smooth_seconds``: the
-  minimum within ``book_seconds / 2`` of ``t`` against the env's median over the whole run;
+- **depth drop**: ``1 - min / typical`` of the near-mid depth of the side the forced flow hit
+  (the best levels, ``bid_depth5`` when forced sells dominate the event, else ``ask_depth5``,
+  summed over assets) smoothed over ``smooth_seconds``: the minimum within ``book_seconds / 2``
+  of ``t`` against the env's median over the whole run;
 - **spread ratio**: the largest smoothed spread (mean over assets) within ``book_seconds / 2``
   of ``t`` over the env's median spread;
 - **peak share**: forced volume of the burst (the busiest ``burst_seconds``) over the forced
@@ -90,7 +91,8 @@ def cascade_shapes(
     forced_sell = record.forced_sell.sum(axis=2)
     forced = record.forced_buy.sum(axis=2) + forced_sell  # (samples + 1, env)
     burst = rolling_sum(forced, per)
-    depth = rolling_mean((record.bid_depth5 + record.ask_depth5).sum(axis=2), smooth)
+    bid_depth = rolling_mean(record.bid_depth5.sum(axis=2), smooth)
+    ask_depth = rolling_mean(record.ask_depth5.sum(axis=2), smooth)
     spread = rolling_mean(
         ((record.best_ask - record.best_bid) / record.params.tick_size).mean(axis=2), smooth
     )
@@ -104,6 +106,8 @@ def cascade_shapes(
         lo, hi = max(0, t - half), min(last, t + half)
         near = slice(max(0, t - book_half), min(last, t + book_half) + 1)
         total = float(forced[lo : hi + 1, env].sum())
+        sells = float(forced_sell[lo : hi + 1, env].sum())
+        depth = bid_depth if sells >= 0.5 * total else ask_depth
         typical_depth = float(np.median(depth[:, env]))
         typical_spread = float(np.median(spread[:, env]))
         rows.append(
@@ -113,7 +117,7 @@ def cascade_shapes(
                 1.0 - float(depth[near, env].min()) / typical_depth,
                 float(spread[near, env].max()) / typical_spread,
                 float(burst[t, env]) / total,
-                float(forced_sell[lo : hi + 1, env].sum()) / total,
+                sells / total,
             )
         )
         envs.append(env)

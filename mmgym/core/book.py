@@ -87,11 +87,13 @@ def clamp_ahead(a: Record) -> None:
 @nb.njit(cache=True, error_model="numpy")
 def recentre(a: Record, P: Record, r: int, anchor: float) -> None:
     """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels
-    (each side's half-spread widens as its makers' liquidity falls: :mod:`mmgym.core.liquidity`)."""
+    (the half-spread widens as the makers' liquidity of the thinner side falls, around the
+    anchor: :mod:`mmgym.core.liquidity`)."""
     bid_scale = a.liquidity_bid
     ask_scale = a.liquidity_ask
-    target_bid = math.floor(anchor - half_spread(P, r, bid_scale))
-    target_ask = math.ceil(anchor + half_spread(P, r, ask_scale))
+    h = half_spread(P, r, min(bid_scale, ask_scale))
+    target_bid = math.floor(anchor - h)
+    target_ask = math.ceil(anchor + h)
     if target_ask <= target_bid:
         target_ask = target_bid + 1
     profile = P.depth_profile[r]

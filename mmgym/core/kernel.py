@@ -10,8 +10,8 @@ Per market tick of an env, in order:
    the hedge leg is marked and a due hedge child is sent;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
 4. marks are refreshed and positions marked to them; the makers' liquidity reacts to the tick's
-   net flow and mid move (:mod:`mmgym.core.liquidity`); premium samples and funding when due;
-   the stress memories take in the tick's moves and liquidations;
+   net flow and the oracle's move (:mod:`mmgym.core.liquidity`); premium samples and funding
+   when due; the stress memories take in the tick's mid moves and liquidations;
 5. the account is revalued; below maintenance margin the agent is liquidated and the episode
    ends (``terminated``).
 
@@ -92,6 +92,7 @@ def tick_asset(
         a.coupled = True
     oracle_before = a.fair_price
     step_fair_price(a, P, r, z_price, z_signal, jump)
+    a.fair_log_move = math.log(a.fair_price / oracle_before)
     a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
@@ -180,7 +181,7 @@ def tick_env(
         mid_before = a.mid
         update_mark(a, P)
         move = math.log(a.mid / mid_before)
-        step_liquidity(a, P, r, w.buy_volume[t] - w.sell_volume[t], move)
+        step_liquidity(a, P, r, w.buy_volume[t] - w.sell_volume[t], a.fair_log_move)
         z = move / P.sigma_per_tick[r]
         sum_z2 += z * z
         w.mid[t] = a.mid

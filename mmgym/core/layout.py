@@ -122,6 +122,7 @@ def asset_dtype(levels: int) -> np.dtype:
             ("withdrawal_bid", "f8"),
             ("withdrawal_ask", "f8"),
             ("toxic_flow", "f8"),
+            ("fair_log_move", "f8"),  # scratch: the oracle's log move in this tick
             ("bid_depth", "f8", (levels,)),
             ("ask_depth", "f8", (levels,)),
             ("mid", "f8"),

@@ -2,9 +2,10 @@
 
 Each side of each perp's book carries a maker-liquidity state ``L`` in ``[liquidity_floor, 1]``
 (1: the configured book). That side's depth relaxes toward ``L x`` the regime's profile, and
-its best quote sits ``background_half_spread_r / L^liquidity_spread_elasticity`` ticks from the
-anchor, so a side the makers leave is thin and far: forced orders walk into a gap, and the mid
-gaps away with it (:mod:`mmgym.core.book`).
+the best quotes sit ``background_half_spread_r / L^liquidity_spread_elasticity`` ticks from the
+anchor, ``L`` the thinner side's (the remaining makers quote around the anchor, so the spread's
+changes do not move the mid by themselves): a book the makers leave is thin and wide, and
+forced orders walk through its thin levels, so the price gaps (:mod:`mmgym.core.book`).
 
 Per tick, after the taker flow and the crowd's forced orders, each side takes a withdrawal
 impulse ``s >= 0`` (dimensionless): ``L <- max(L exp(-s), floor)``, and its makers cancel at
@@ -17,9 +18,10 @@ impulse of a side is the sum of
   forced, buys minus sells) of the last ``liquidity_flow_seconds`` (an exponentially decayed
   sum) over the regime's near-mid depth profile (its best ``mmgym.core.params.NEAR_LEVELS``
   levels);
-- a fast move against it (down for the bids, up for the asks):
-  ``sensitivity x max(z - threshold, 0)``, ``z`` the tick's ``|log mid move|`` over the
-  regime's diffusive sigma per tick;
+- a fast move of the oracle (the index) against it (down for the bids, up for the asks):
+  ``sensitivity x max(z - threshold, 0)``, ``z`` the tick's ``|log oracle move|`` over the
+  regime's diffusive sigma per tick (the index, not the perp's own mid: a mid that gaps inside
+  a thin book does not feed back on itself);
 - herding: ``h``, the side's self-exciting withdrawal intensity, ``h <- d h + n (1 - d) s``
   with ``d = exp(-dt / liquidity_herding_seconds)``: every unit of impulse triggers ``n``
   (``liquidity_herding``) further units through makers cancelling because others cancel, so an
@@ -63,7 +65,7 @@ def herd(withdrawal: float, impulse: float, P: Record) -> float:
 @nb.njit(cache=True, error_model="numpy")
 def step_liquidity(a: Record, P: Record, r: int, net_volume: float, log_move: float) -> None:
     """One tick of the maker-liquidity states of perp ``a`` in regime ``r``, given the tick's
-    net traded volume (buys minus sells, forced orders included) and the mid's log move."""
+    net traded volume (buys minus sells, forced orders included) and the oracle's log move."""
     a.toxic_flow = a.toxic_flow * P.liquidity_flow_decay_per_tick + net_volume
     tox = abs(a.toxic_flow) / P.near_depth[r]
     flow = P.liquidity_toxicity_rate_per_tick * max(tox - P.liquidity_toxicity_threshold, 0.0)
@@ -97,8 +99,8 @@ def step_liquidity(a: Record, P: Record, r: int, net_volume: float, log_move: fl
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def half_spread(P: Record, r: int, liquidity: float) -> float:
-    """Distance (ticks) of a side's best background quote from the anchor in regime ``r`` at
-    that side's maker liquidity ``liquidity``."""
+    """Distance (ticks) of the best background quotes from the anchor in regime ``r`` at maker
+    liquidity ``liquidity`` (the thinner side's)."""
     h = P.background_half_spread_ticks[r]
     if liquidity == 1.0:
         return h

@@ -443,7 +443,7 @@ class MarketParams:
         Packed("near_depth", _near_depth, shape=PER_REGIME),
     )
     liquidity_toxicity_threshold: float = param(
-        1.0,
+        4.0,
         "One-sided volume of the flow memory, over the near-mid depth profile (5 levels), above "
         "which makers withdraw.",
         NON_NEGATIVE,
@@ -459,14 +459,14 @@ class MarketParams:
     )
     liquidity_move_threshold: float = param(
         8.0,
-        "Mid move in one tick (in the regime's diffusive sigmas per tick) above which makers "
-        "withdraw.",
+        "Oracle (index) move in one tick, in the regime's diffusive sigmas per tick, above which "
+        "the makers on the side it goes against withdraw.",
         NON_NEGATIVE,
         Packed("liquidity_move_threshold"),
     )
     liquidity_move_sensitivity: float = param(
         0.02,
-        "Withdrawal (log of the liquidity lost) per sigma of a tick's mid move above the "
+        "Withdrawal (log of the liquidity lost) per sigma of a tick's oracle move above the "
         "threshold (0: no reaction to moves).",
         NON_NEGATIVE,
         Packed("liquidity_move_sensitivity"),
