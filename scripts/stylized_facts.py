@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not 
 from tqdm import tqdm
 
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
+from docs.tools.stylized_facts.liquidity import cascade_section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
 from docs.tools.stylized_facts.runs import FACTS_RUNS
@@ -97,6 +98,7 @@ def main() -> None:
         cross_asset=section(
             cross_facts, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
         ),
+        cascade_targets=cascade_section(records),
     )
     print(tables_markdown(table))
     print(

@@ -266,9 +266,7 @@ def test_scaled_switching_probability_is_one_minus_exp_of_the_scaled_rates(regim
     rng = new_streams(1)
     seed_streams(rng, np.array([11 + regime], dtype=np.uint64), np.ones(1, dtype=np.bool_))
     n = 200_000
-    draws = _chain(
-        rng, regime, P["transition_cdf_per_tick"][0], P["regime_rate_per_tick"][0], m, n
-    )
+    draws = _chain(rng, regime, P["transition_cdf_per_tick"][0], P["regime_rate_per_tick"][0], m, n)
     freq = np.bincount(draws, minlength=3) / n
     se = np.sqrt(expected * (1 - expected) / n)
     assert np.all(np.abs(freq - expected) < 4 * se + 1e-12), (freq, expected, se)
