@@ -161,7 +161,7 @@ interval, i.e. its contribution to the rate).
 The largest one-sided liquidation burst of `liquidation_cascade` (env {cascade.env}, window
 ending at t = {cascade.peak_second:.0f} s: {cascade.burst_liquidations} accounts liquidated,
 net forced sells {cascade.burst_net_sell:+.0f} units): prices, forced volume and liquidations,
-book depth, spread and regime around it.
+book depth with the makers' liquidity of each side, spread and regime around it.
 
 ![largest gross burst]({rel}/cascade_gross.png)
 
