@@ -57,6 +57,20 @@ def _cancel(depth: NDArray[np.float64], ratio: float) -> None:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
+def _side(
+    depth: NDArray[np.float64], level: float, impulse: float, P: Record
+) -> tuple[float, float]:
+    """One side's liquidity after the tick, and the ratio by which its makers cancelled (1 when
+    the liquidity rose): its depth is cancelled at once."""
+    after = withdraw(level, impulse, P.liquidity_floor, P.liquidity_recovery_per_tick)
+    if after >= level:
+        return after, 1.0
+    ratio = after / level
+    _cancel(depth, ratio)
+    return after, ratio
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def herd(withdrawal: float, impulse: float, P: Record) -> float:
     """Herding intensity after a tick with total impulse ``impulse``."""
     return withdrawal * P.liquidity_herding_decay_per_tick + P.liquidity_herding_jump * impulse
@@ -83,18 +97,10 @@ def step_liquidity(a: Record, P: Record, r: int, net_volume: float, log_move: fl
         ask += move
     a.withdrawal_bid = herd(a.withdrawal_bid, bid, P)
     a.withdrawal_ask = herd(a.withdrawal_ask, ask, P)
-    old = a.liquidity_bid
-    a.liquidity_bid = withdraw(old, bid, P.liquidity_floor, P.liquidity_recovery_per_tick)
-    if a.liquidity_bid < old:
-        ratio = a.liquidity_bid / old
-        _cancel(a.bid_depth, ratio)
-        a.bid_ahead *= ratio
-    old = a.liquidity_ask
-    a.liquidity_ask = withdraw(old, ask, P.liquidity_floor, P.liquidity_recovery_per_tick)
-    if a.liquidity_ask < old:
-        ratio = a.liquidity_ask / old
-        _cancel(a.ask_depth, ratio)
-        a.ask_ahead *= ratio
+    a.liquidity_bid, ratio = _side(a.bid_depth, a.liquidity_bid, bid, P)
+    a.bid_ahead *= ratio
+    a.liquidity_ask, ratio = _side(a.ask_depth, a.liquidity_ask, ask, P)
+    a.ask_ahead *= ratio
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
