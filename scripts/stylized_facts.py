@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from docs.tools.stylized_facts import funding, vol_tails
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
+from docs.tools.stylized_facts.liquidity import cascade_section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
 from docs.tools.stylized_facts.runs import FACTS_RUNS
@@ -107,6 +108,7 @@ def main() -> None:
         + vol_tails.section(
             vol_facts, table, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
         ),
+        cascade_targets=cascade_section(records),
     )
     print(tables_markdown(table))
     print(

@@ -104,9 +104,15 @@ def test_keyed_uniforms_are_uniform_and_independent_of_each_other() -> None:
 # --- paired runs ---------------------------------------------------------------------------------
 
 
+STRESS_FEEDBACK_OFF = {"stress_volatility_sensitivity": 0.0, "stress_liquidation_sensitivity": 0.0}
+"""Without the stress feedback the regime chain does not see the crowd's liquidations (with it, the
+runs share every uniform, but a liquidation that happens in one run only can tip the regime)."""
+
+
 def _market_path(overrides: dict[str, Any], seed: int) -> dict[str, NDArray[Any]]:
-    """Regime, fair price and taker orders of every env at every decision (no quotes)."""
-    env = _env(NUM_ENVS, **overrides)
+    """Regime, fair price and taker orders of every env at every decision (no quotes), with the
+    stress feedback off."""
+    env = _env(NUM_ENVS, **STRESS_FEEDBACK_OFF, **overrides)
     env.reset(seed=seed)
     action = np.tile(NO_QUOTES, (NUM_ENVS, 1))
     keys = ("regime", "fair_price", "taker_buy_orders", "taker_sell_orders")

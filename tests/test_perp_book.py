@@ -109,6 +109,8 @@ def _book(regime: int = CALM) -> NDArray[np.void]:
     state["last_trade"][0] = mid
     state["position_limit"][0] = PARAMS.max_inventory
     state["pending_tick"][0] = -1
+    state["liquidity_bid"][0] = 1.0  # the makers' full liquidity: the configured book
+    state["liquidity_ask"][0] = 1.0
     return state
 
 

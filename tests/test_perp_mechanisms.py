@@ -540,7 +540,7 @@ def test_inventory_limit_under_the_leverage_cap() -> None:
         episode_seconds=float(steps),
         initial_regime="stationary",
         num_assets=assets,
-        collateral=10.0,  # 10 x 20 / (100 x 2): about 1 unit per perp, far below max_inventory
+        collateral=5.0,  # 5 x 20 / (100 x 2): about 0.5 unit per perp, far below max_inventory
     )
     out = _run(num_envs, seed=900, actions=_random_actions(900, steps, num_envs, assets), **params)
     p = make_params(**params)

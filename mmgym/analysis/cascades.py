@@ -40,6 +40,9 @@ class CascadeWindow:
     bid_depth5: F64
     ask_depth5: F64
     spread_ticks: F64
+    liquidity_bid: F64
+    """Makers' liquidity of the bid side (1: the configured book)."""
+    liquidity_ask: F64
     liquidations: NDArray[np.int64]
     regime: NDArray[np.int8]
 
@@ -102,6 +105,8 @@ def cascade_window(
         bid_depth5=record.bid_depth5[sl, env, asset],
         ask_depth5=record.ask_depth5[sl, env, asset],
         spread_ticks=(record.best_ask[sl, env, asset] - record.best_bid[sl, env, asset]) / tick,
+        liquidity_bid=record.liquidity_bid[sl, env, asset],
+        liquidity_ask=record.liquidity_ask[sl, env, asset],
         liquidations=record.liquidations[sl, env],
         regime=record.regime[sl, env],
     )

@@ -76,12 +76,17 @@ class MarketRecord:
     forced_buy: F64
     """Forced (liquidation) buy volume over the interval."""
     forced_sell: F64
+    liquidity_bid: F64
+    """Makers' liquidity on the bid side (1: the configured book; :mod:`mmgym.core.liquidity`)."""
+    liquidity_ask: F64
     coupled: NDArray[np.bool_]
     """Whether the basis is coupled to spot (arbitrage pull at full strength)."""
     # per sample, (samples + 1, env)
     regime: NDArray[np.int8]
     liquidations: NDArray[np.int64]
     """Crowd liquidations in the interval."""
+    stress_multiplier: F64
+    """Multiplier of the regime chain's rates into stress (:mod:`mmgym.core.stress`)."""
     funded: NDArray[np.bool_]
     """A funding payment happened in the interval (its rate is ``last_funding``)."""
     seconds: float = field(init=False)
@@ -185,11 +190,14 @@ def simulate(
             "sell_volume",
             "forced_buy",
             "forced_sell",
+            "liquidity_bid",
+            "liquidity_ask",
         )
     }
     coupled = np.zeros(shape, dtype=np.bool_)
     regime = np.zeros((samples + 1, n), dtype=np.int8)
     liquidations = np.zeros((samples + 1, n), dtype=np.int64)
+    stress_multiplier = np.zeros((samples + 1, n))
     funded = np.zeros((samples + 1, n), dtype=np.bool_)
 
     tick = params.tick_size
@@ -216,7 +224,10 @@ def simulate(
         rec["ask_top"][t] = assets["ask_depth"][:, :, 0]
         rec["bid_depth5"][t] = assets["bid_depth"][:, :, :DEPTH_LEVELS].sum(axis=2)
         rec["ask_depth5"][t] = assets["ask_depth"][:, :, :DEPTH_LEVELS].sum(axis=2)
+        rec["liquidity_bid"][t] = assets["liquidity_bid"]
+        rec["liquidity_ask"][t] = assets["liquidity_ask"]
         coupled[t] = assets["coupled"]
+        stress_multiplier[t] = accounts["stress_multiplier"]
         regime[t] = acc_regime
         liquidations[t] = accounts["crowd_liquidations"]
 
@@ -253,5 +264,6 @@ def simulate(
         regime=regime,
         liquidations=liquidations,
         funded=funded,
+        stress_multiplier=stress_multiplier,
         **rec,
     )

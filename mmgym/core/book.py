@@ -10,7 +10,8 @@ At its level the queue is: volume ahead, then the agent, then volume behind.
   times one plus the leverage-demand premium, plus impact, in ticks): new levels they quote
   start thin (``new_level_fraction``) and levels they abandon are cancelled, so the agent there
   loses everyone ahead of it.
-- Depth relaxes toward a regime-dependent profile; a shrinking level is a cancellation spread
+- Depth relaxes toward a regime-dependent profile times the side's maker liquidity (1 unless
+  they withdraw, :mod:`mmgym.core.liquidity`); a shrinking level is a cancellation spread
   evenly through its queue, so the volume ahead of the agent shrinks in proportion.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.accounting import apply_fill
+from mmgym.core.liquidity import half_spread
 from mmgym.core.records import Record
 
 EMPTY = 1e-12
@@ -30,14 +32,17 @@ EMPTY = 1e-12
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def remove_top(depth: NDArray[np.float64], k: int, profile: NDArray[np.float64]) -> None:
-    """Drop the best ``k`` levels; levels entering at the deep end sit at their profile depth."""
+def remove_top(
+    depth: NDArray[np.float64], k: int, profile: NDArray[np.float64], scale: float
+) -> None:
+    """Drop the best ``k`` levels; levels entering at the deep end sit at ``scale`` x their
+    profile depth (``scale``: the makers' liquidity)."""
     n = depth.shape[0]
     k = min(k, n)
     for j in range(n - k):
         depth[j] = depth[j + k]
     for j in range(n - k, n):
-        depth[j] = profile[j]
+        depth[j] = scale * profile[j]
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -83,8 +88,12 @@ def clamp_ahead(a: Record) -> None:
 
 @nb.njit(cache=True, error_model="numpy")
 def recentre(a: Record, P: Record, r: int, anchor: float) -> None:
-    """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels."""
-    h = P.background_half_spread_ticks[r]
+    """Move background best quotes to ``anchor -/+ half_spread``, adding or cancelling levels
+    (the half-spread widens as the makers' liquidity of the thinner side falls, around the
+    anchor: :mod:`mmgym.core.liquidity`)."""
+    bid_scale = a.liquidity_bid
+    ask_scale = a.liquidity_ask
+    h = half_spread(P, r, min(bid_scale, ask_scale))
     target_bid = math.floor(anchor - h)
     target_ask = math.ceil(anchor + h)
     if target_ask <= target_bid:
@@ -92,17 +101,17 @@ def recentre(a: Record, P: Record, r: int, anchor: float) -> None:
     profile = P.depth_profile[r]
     shift = target_bid - a.best_bid
     if shift > 0:
-        insert_top(a.bid_depth, shift, profile, P.new_level_fraction)
+        insert_top(a.bid_depth, shift, profile, bid_scale * P.new_level_fraction)
     elif shift < 0:
-        remove_top(a.bid_depth, -shift, profile)
+        remove_top(a.bid_depth, -shift, profile, bid_scale)
         if a.bid_qty > 0.0 and a.bid_px > target_bid:
             a.bid_ahead = 0.0
     a.best_bid = target_bid
     shift = a.best_ask - target_ask
     if shift > 0:
-        insert_top(a.ask_depth, shift, profile, P.new_level_fraction)
+        insert_top(a.ask_depth, shift, profile, ask_scale * P.new_level_fraction)
     elif shift < 0:
-        remove_top(a.ask_depth, -shift, profile)
+        remove_top(a.ask_depth, -shift, profile, ask_scale)
         if a.ask_qty > 0.0 and a.ask_px < target_ask:
             a.ask_ahead = 0.0
     a.best_ask = target_ask
@@ -110,14 +119,17 @@ def recentre(a: Record, P: Record, r: int, anchor: float) -> None:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _relax(depth: NDArray[np.float64], profile: NDArray[np.float64], f: float) -> None:
+def _relax(
+    depth: NDArray[np.float64], profile: NDArray[np.float64], scale: float, f: float
+) -> None:
     for j in range(depth.shape[0]):
-        depth[j] += (profile[j] - depth[j]) * f
+        depth[j] += (scale * profile[j] - depth[j]) * f
 
 
 @nb.njit(cache=True, error_model="numpy")
 def replenish(a: Record, P: Record, r: int) -> None:
-    """Relax depth toward the profile; cancellations thin the queue ahead of the agent evenly."""
+    """Relax each side's depth toward the profile times that side's maker liquidity;
+    cancellations thin the queue ahead of the agent evenly."""
     f = P.refill_fraction_per_tick[r]
     profile = P.depth_profile[r]
     n = a.bid_depth.shape[0]
@@ -127,8 +139,8 @@ def replenish(a: Record, P: Record, r: int) -> None:
     track_ask = a.ask_qty > 0.0 and 0 <= ja < n
     old_bid = a.bid_depth[jb] if track_bid else 0.0
     old_ask = a.ask_depth[ja] if track_ask else 0.0
-    _relax(a.bid_depth, profile, f)
-    _relax(a.ask_depth, profile, f)
+    _relax(a.bid_depth, profile, a.liquidity_bid, f)
+    _relax(a.ask_depth, profile, a.liquidity_ask, f)
     if track_bid and a.bid_depth[jb] < old_bid:
         a.bid_ahead *= a.bid_depth[jb] / old_bid
     if track_ask and a.ask_depth[ja] < old_ask:
@@ -251,7 +263,7 @@ def sell_into_bids(a: Record, P: Record, r: int, volume: float) -> float:
         a.bid_filled += fill
         apply_fill(a, fill, a.bid_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(a.bid_depth, cleared, P.depth_profile[r])
+        remove_top(a.bid_depth, cleared, P.depth_profile[r], a.liquidity_bid)
         a.best_bid -= cleared
         clamp_ahead(a)
     a.last_trade = last_px * P.tick_size
@@ -270,7 +282,7 @@ def buy_from_asks(a: Record, P: Record, r: int, volume: float) -> float:
         a.ask_filled += fill
         apply_fill(a, -fill, a.ask_px * P.tick_size, P.maker_fee)
     if cleared > 0:
-        remove_top(a.ask_depth, cleared, P.depth_profile[r])
+        remove_top(a.ask_depth, cleared, P.depth_profile[r], a.liquidity_ask)
         a.best_ask += cleared
         clamp_ahead(a)
     a.last_trade = last_px * P.tick_size

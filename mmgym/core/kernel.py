@@ -2,16 +2,19 @@
 
 Per market tick of an env, in order:
 
-1. the regime switches; once a second the market-wide volatility multiplier is updated
+1. the regime switches (its rates into stress scaled by the stress feedback,
+   :mod:`mmgym.core.stress`); once a second the market-wide volatility multiplier is updated
    (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock;
 2. per perp: basis coupling switch; fair price and latent drift; impact decay (the arbitrage
    pull, weak while decoupled); recentring of the background book and replenishment; orders
    in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
    the hedge leg is marked and a due hedge child is sent;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
-4. marks are refreshed and positions marked to them; when due, the leverage-demand premium
-   steps (:mod:`mmgym.core.carry`, it moves the makers' anchor from the next tick on), the
-   premium index is sampled and funding paid;
+4. marks are refreshed and positions marked to them; the makers' liquidity reacts to the tick's
+   net flow and the oracle's move (:mod:`mmgym.core.liquidity`); when due, the leverage-demand
+   premium steps (:mod:`mmgym.core.carry`, it moves the makers' anchor from the next tick on),
+   the premium index is sampled and funding paid; the stress memories take in the tick's mid
+   moves and liquidations;
 5. the account is revalued; below maintenance margin the agent is liquidated and the episode
    ends (``terminated``).
 
@@ -51,11 +54,12 @@ from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
 from mmgym.core.hedge import plan_hedge, step_hedge
+from mmgym.core.liquidity import step_liquidity
 from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
 from mmgym.core.mark import mark_price, remark, update_mark
 from mmgym.core.orders import ACTION_NAMES, activate, pick_off_stale, submit
 from mmgym.core.records import Record
-from mmgym.core.regime import next_regime, sample_from_cdf
+from mmgym.core.regime import next_regime_scaled, sample_from_cdf
 from mmgym.core.rng import (
     AGENT_STREAM,
     MARKET_STREAM,
@@ -65,6 +69,7 @@ from mmgym.core.rng import (
     uniform,
 )
 from mmgym.core.stochastic_vol import reset_vol, step_vol
+from mmgym.core.stress import reset_stress, step_stress
 from mmgym.core.taker_flow import order_side, order_size, update_excitation
 
 ACTION_PER_ASSET = len(ACTION_NAMES)
@@ -95,6 +100,7 @@ def tick_asset(
         a.coupled = True
     oracle_before = a.fair_price
     step_fair_price(a, P, r, z_price, z_signal, jump, vol)
+    a.fair_log_move = math.log(a.fair_price / oracle_before)
     a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
@@ -147,7 +153,9 @@ def tick_env(
     ``streams`` holds both streams of every env (``(STREAMS, num_envs)``)."""
     rng = streams[MARKET_STREAM]
     agent_rng = streams[AGENT_STREAM]
-    r = next_regime(rng, i, e.regime, P.transition_cdf_per_tick)
+    r = next_regime_scaled(
+        rng, i, e.regime, P.transition_cdf_per_tick, P.regime_rate_per_tick, e.stress_multiplier
+    )
     e.regime = r
     if e.tick % P.vol_update_ticks == 0:
         step_vol(rng, i, e, P)
@@ -176,13 +184,19 @@ def tick_env(
     sample = e.next_premium_tick // P.premium_sample_ticks
     funding_due = e.tick + 1 == e.next_funding_tick
     dt = P.tick_seconds
+    sum_z2 = 0.0
     for k in range(n):
         a = A[k]
         w = W[k]
         # forced volume counts in the window's trade tape (added back after the crowd's step)
         w.buy_volume[t] += a.forced_buy_volume
         w.sell_volume[t] += a.forced_sell_volume
+        mid_before = a.mid
         update_mark(a, P)
+        move = math.log(a.mid / mid_before)
+        step_liquidity(a, P, r, w.buy_volume[t] - w.sell_volume[t], a.fair_log_move)
+        z = move / P.sigma_per_tick[r]
+        sum_z2 += z * z
         w.mid[t] = a.mid
         if premium_due:
             step_carry(a, P, r, e.carry_key, sample, k)
@@ -194,6 +208,7 @@ def tick_env(
         e.next_premium_tick += P.premium_sample_ticks
     if funding_due:
         e.next_funding_tick += P.funding_interval_ticks
+    step_stress(e, P, sum_z2, n)
     update_account(e, A, P)
     if below_maintenance(e):
         liquidate_agent(e, A, P, r)
@@ -272,6 +287,11 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.signal = P.signal_std_per_second[r] * z_signal
     a.impact = 0.0
     a.coupled = True
+    a.liquidity_bid = 1.0
+    a.liquidity_ask = 1.0
+    a.withdrawal_bid = 0.0
+    a.withdrawal_ask = 0.0
+    a.toxic_flow = 0.0
     a.excitation_buy = P.excitation_mean_buy_per_second[r]
     a.excitation_sell = P.excitation_mean_sell_per_second[r]
     profile = P.depth_profile[r]
@@ -341,6 +361,7 @@ def _reset_one(
         _reset_asset(rng, i, A[k], P, r)
     reset_crowd(rng, i, e, A, P)
     reset_vol(rng, i, e, P)
+    reset_stress(e)
     update_account(e, A, P)
     e.equity_before = e.equity
     e.pnl = e.equity - e.equity_before

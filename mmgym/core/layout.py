@@ -93,6 +93,11 @@ def account_dtype(assets: int, crowd: int) -> np.dtype:
             # market-wide stochastic volatility: log components and the multiplier v
             ("vol_log", "f8", (VOL_COMPONENTS,)),
             ("vol", "f8"),
+            # stress feedback on the regime chain (mmgym.core.stress)
+            ("stress_variance", "f8"),
+            ("stress_liquidations", "f8"),
+            ("stress_liquidations_seen", "i8"),
+            ("stress_multiplier", "f8"),
             # scratch: correlated shocks of this tick
             ("shock", "f8", (assets,)),
             ("shock_raw", "f8", (assets,)),
@@ -116,6 +121,14 @@ def asset_dtype(levels: int) -> np.dtype:
             ("excitation_sell", "f8"),
             ("best_bid", "i8"),
             ("best_ask", "i8"),
+            # maker liquidity per side (mmgym.core.liquidity): level, herding intensity; and the
+            # memory of the net traded volume
+            ("liquidity_bid", "f8"),
+            ("liquidity_ask", "f8"),
+            ("withdrawal_bid", "f8"),
+            ("withdrawal_ask", "f8"),
+            ("toxic_flow", "f8"),
+            ("fair_log_move", "f8"),  # scratch: the oracle's log move in this tick
             ("bid_depth", "f8", (levels,)),
             ("ask_depth", "f8", (levels,)),
             ("mid", "f8"),

@@ -77,7 +77,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
                 a.bid_depth, a.best_bid, -1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
-                remove_top(a.bid_depth, cleared, P.depth_profile[r])
+                remove_top(a.bid_depth, cleared, P.depth_profile[r], a.liquidity_bid)
                 a.best_bid -= cleared
             a.forced_sell_volume += executed
         else:
@@ -85,7 +85,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
                 a.ask_depth, a.best_ask, 1, 0, 0.0, 0.0, take
             )
             if cleared > 0:
-                remove_top(a.ask_depth, cleared, P.depth_profile[r])
+                remove_top(a.ask_depth, cleared, P.depth_profile[r], a.liquidity_ask)
                 a.best_ask += cleared
             a.forced_buy_volume += executed
         if executed <= 0.0:

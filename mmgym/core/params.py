@@ -49,6 +49,8 @@ HEDGE_SCHEDULES: tuple[str, ...] = names(HedgeSchedule)
 SECONDS_PER_YEAR = 365.0 * 24.0 * 3600.0
 SECONDS_PER_DAY = 24.0 * 3600.0
 SECONDS_PER_8H = 8.0 * 3600.0
+NEAR_LEVELS = 5
+"""Levels of the depth profile that make the near-mid depth toxic flow is measured against."""
 
 Triple = tuple[float, float, float]
 PER_REGIME = ("regimes",)
@@ -109,6 +111,18 @@ def _transition_cdf(p: MarketParams) -> NDArray[np.float64]:
     cdf = np.cumsum(regime_transition_matrix(p), axis=1)
     cdf[:, -1] = 1.0
     return cdf
+
+
+def _regime_rate_per_tick(p: MarketParams) -> NDArray[np.float64]:
+    """Off-diagonal rates of the regime chain per tick, ``q_ij dt`` (diagonal 0)."""
+    q = regime_generator(p) * p.tick_seconds
+    np.fill_diagonal(q, 0.0)
+    return q
+
+
+def _near_depth(p: MarketParams) -> NDArray[np.float64]:
+    """Depth of the profile's best ``NEAR_LEVELS`` levels per side, per regime."""
+    return depth_profile(p)[:, :NEAR_LEVELS].sum(axis=1)
 
 
 def _stationary_cdf(p: MarketParams) -> NDArray[np.float64]:
@@ -479,6 +493,122 @@ class MarketParams:
         "An agent quote this far beyond the anchor is picked off by arbitrageurs (toxic fill).",
         NON_NEGATIVE,
         Packed("arb_threshold_ticks"),
+    )
+
+    # --- endogenous liquidity (mmgym.core.liquidity) ------------------------------------------
+    liquidity_recovery_seconds: float = param(
+        30.0,
+        "Time constant (s) with which the makers' liquidity recovers toward 1 after withdrawing.",
+        POSITIVE,
+        Packed(
+            "liquidity_recovery_per_tick",
+            lambda p: math.exp(-p.tick_seconds / p.liquidity_recovery_seconds),
+        ),
+    )
+    liquidity_floor: float = param(
+        0.05,
+        "Lowest maker liquidity: the book keeps at least this fraction of its depth profile.",
+        number_in(0.0, 1.0, "(]"),
+        Packed("liquidity_floor"),
+    )
+    liquidity_flow_seconds: float = param(
+        10.0,
+        "Memory (s) of the one-sided (buys minus sells, forced included) volume makers react to.",
+        POSITIVE,
+        Packed(
+            "liquidity_flow_decay_per_tick",
+            lambda p: math.exp(-p.tick_seconds / p.liquidity_flow_seconds),
+        ),
+        Packed("near_depth", _near_depth, shape=PER_REGIME),
+    )
+    liquidity_toxicity_threshold: float = param(
+        4.0,
+        "One-sided volume of the flow memory, over the near-mid depth profile (5 levels), above "
+        "which makers withdraw.",
+        NON_NEGATIVE,
+        Packed("liquidity_toxicity_threshold"),
+    )
+    liquidity_toxicity_rate: float = param(
+        0.5,
+        "Withdrawal rate (1/s) per unit of toxicity above the threshold (0: no reaction to flow).",
+        NON_NEGATIVE,
+        Packed(
+            "liquidity_toxicity_rate_per_tick", lambda p: p.liquidity_toxicity_rate * p.tick_seconds
+        ),
+    )
+    liquidity_move_threshold: float = param(
+        8.0,
+        "Oracle (index) move in one tick, in the regime's diffusive sigmas per tick, above which "
+        "the makers on the side it goes against withdraw.",
+        NON_NEGATIVE,
+        Packed("liquidity_move_threshold"),
+    )
+    liquidity_move_sensitivity: float = param(
+        0.02,
+        "Withdrawal (log of the liquidity lost) per sigma of a tick's oracle move above the "
+        "threshold (0: no reaction to moves).",
+        NON_NEGATIVE,
+        Packed("liquidity_move_sensitivity"),
+    )
+    liquidity_herding: float = param(
+        0.5,
+        "Branching ratio of the makers' herding: each unit of withdrawal triggers this many more "
+        "through cancels answering cancels (< 1; 0: no herding).",
+        number_in(0.0, 1.0, "[)"),
+        Packed(
+            "liquidity_herding_jump",
+            lambda p: (
+                p.liquidity_herding * -math.expm1(-p.tick_seconds / p.liquidity_herding_seconds)
+            ),
+        ),
+    )
+    liquidity_herding_seconds: float = param(
+        2.0,
+        "Decay time (s) of the herding withdrawal intensity.",
+        POSITIVE,
+        Packed(
+            "liquidity_herding_decay_per_tick",
+            lambda p: math.exp(-p.tick_seconds / p.liquidity_herding_seconds),
+        ),
+    )
+    liquidity_spread_elasticity: float = param(
+        1.0,
+        "The background half-spread is ``background_half_spread / liquidity^elasticity`` "
+        "(0: the spread ignores liquidity).",
+        NON_NEGATIVE,
+        Packed("liquidity_spread_elasticity"),
+    )
+
+    # --- stress feedback on the regime chain (mmgym.core.stress) ------------------------------
+    stress_feedback_seconds: float = param(
+        120.0,
+        "Memory (s) of the realised volatility and liquidations that raise the rates into stress.",
+        POSITIVE,
+        Packed(
+            "stress_decay_per_tick", lambda p: math.exp(-p.tick_seconds / p.stress_feedback_seconds)
+        ),
+        Packed("regime_rate_per_tick", _regime_rate_per_tick, shape=("regimes", "regimes")),
+    )
+    stress_volatility_threshold: float = param(
+        3.0,
+        "Realised volatility of the mid (in the regime's diffusive sigmas) above which the rates "
+        "into more stressed regimes rise.",
+        NON_NEGATIVE,
+        Packed("stress_volatility_threshold"),
+    )
+    stress_volatility_sensitivity: float = param(
+        0.5,
+        "Rise of the rates into more stressed regimes (multiplier - 1) per sigma of realised "
+        "volatility above the threshold (0: no volatility feedback).",
+        NON_NEGATIVE,
+        Packed("stress_volatility_sensitivity"),
+    )
+    stress_liquidation_sensitivity: float = param(
+        0.2,
+        "Rise of the rates into more stressed regimes (multiplier - 1) per crowd liquidation "
+        "in the feedback memory (0: no liquidation feedback).",
+        NON_NEGATIVE,
+        Packed("stress_liquidation_sensitivity"),
     )
 
     # --- several assets -----------------------------------------------------------------------

@@ -53,9 +53,11 @@ SCENARIOS: dict[str, Scenario] = {
             description=(
                 "A crowded, highly leveraged market on a thin book: a 50x venue, large open "
                 "interest at about 25x, frequent downward jumps. A jump pushes the mark through "
-                "a cluster of long liquidation prices; the forced sells sweep a book that is "
-                "thinning and push the price into the next cluster. Stresses inventory control "
-                "while the agent's bids absorb forced flow."
+                "a cluster of long liquidation prices; the forced sells sweep a book whose "
+                "makers withdraw in turn (depth near the mid falls by most of its size, the "
+                "spread widens tenfold) and push the price into the next cluster, and the "
+                "liquidations raise the odds of stress. Stresses inventory control while the "
+                "agent's bids absorb forced flow."
             ),
             overrides={
                 "initial_regime": "volatile",

@@ -254,7 +254,18 @@ def plot_cascade(record: MarketRecord, path: Path, by: str = "net") -> CascadeWi
     ax.plot(t, cw.bid_depth5, label="bid depth, 5 levels", lw=1.0)
     ax.plot(t, cw.ask_depth5, label="ask depth, 5 levels", lw=1.0)
     ax.set_ylabel("depth (units)")
-    ax.legend(fontsize=8)
+    ax2 = ax.twinx()
+    ax2.plot(
+        t, cw.liquidity_bid, color="k", lw=0.8, ls="--", label="makers' liquidity, bids (right)"
+    )
+    ax2.plot(
+        t, cw.liquidity_ask, color="grey", lw=0.8, ls=":", label="makers' liquidity, asks (right)"
+    )
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("liquidity (1: configured)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8)
     ax = axes[3]
     ax.plot(t, cw.spread_ticks, label="spread (ticks)", lw=1.0)
     ax.set_ylabel("spread (ticks)")

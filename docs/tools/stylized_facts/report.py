@@ -37,6 +37,7 @@ def write_page(
     runtime: float,
     img: Path,
     cross_asset: str = "",
+    cascade_targets: str = "",
 ) -> None:
     """The page: how it was made, what each fact means, the tables, the figures, the checks.
 
@@ -44,7 +45,9 @@ def write_page(
     :data:`docs.tools.stylized_facts.runs.FACTS_RUNS`, ``envs`` envs x ``hours`` h from ``seed``);
     ``cascades``: the net and gross bursts of :func:`docs.tools.stylized_facts.plots.plot_all`;
     ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures; ``cross_asset``
-    is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`).
+    is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`);
+    ``cascade_targets`` the cascades' targets
+    (:func:`docs.tools.stylized_facts.liquidity.cascade_section`).
     """
     rel = os.path.relpath(img, path.parent)
     t = table
@@ -158,13 +161,15 @@ interval, i.e. its contribution to the rate).
 The largest one-sided liquidation burst of `liquidation_cascade` (env {cascade.env}, window
 ending at t = {cascade.peak_second:.0f} s: {cascade.burst_liquidations} accounts liquidated,
 net forced sells {cascade.burst_net_sell:+.0f} units): prices, forced volume and liquidations,
-book depth, spread and regime around it.
+book depth with the makers' liquidity of each side, spread and regime around it.
 
 ![largest gross burst]({rel}/cascade_gross.png)
 
 For comparison, the window with the largest gross forced volume (env {gross.env}, ending at
 t = {gross.peak_second:.0f} s: {gross.burst_forced_volume:.0f} units, net
 {gross.burst_net_sell:+.0f}); see "two-sided forced flow" in the model checks.
+
+{cascade_targets}
 
 {cross_asset}
 ## Control: the Hawkes fit in a fixed regime
