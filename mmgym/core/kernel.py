@@ -3,8 +3,9 @@
 Per market tick of an env, in order:
 
 1. the regime switches; each perp draws its correlated fair-price shock;
-2. per perp: basis coupling switch; fair price and latent drift; impact decay (the arbitrage
-   pull, weak while decoupled); recentring of the background book and replenishment; orders
+2. per perp: basis coupling switch; impact relaxation (the arbitrage pull on the fast part, weak
+   while decoupled; the slow parts in the fair price, :mod:`mmgym.core.impact`); fair price and
+   latent drift; recentring of the background book and replenishment; orders
    in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
    the hedge leg is marked and a due hedge child is sent;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
@@ -45,6 +46,7 @@ from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
 from mmgym.core.hedge import plan_hedge, step_hedge
+from mmgym.core.impact import add_flow_impact, relax_impact
 from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
 from mmgym.core.mark import mark_price, remark, update_mark
 from mmgym.core.orders import ACTION_NAMES, activate, pick_off_stale, submit
@@ -86,8 +88,8 @@ def tick_asset(
     elif u < P.recouple_prob_per_tick:
         a.coupled = True
     oracle_before = a.fair_price
+    relax_impact(a, P)
     step_fair_price(a, P, r, z_price, z_signal, jump)
-    a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
     replenish(a, P, r)
@@ -119,7 +121,7 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    a.impact += P.impact_ticks_per_unit[r] * (buy_volume - sell_volume)
+    add_flow_impact(a, P, r, buy_volume - sell_volume)
     step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
@@ -257,6 +259,8 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.fair_price = a.fair_ticks * P.tick_size
     a.signal = P.signal_std_per_second[r] * z_signal
     a.impact = 0.0
+    for j in range(a.impact_memory.shape[0]):
+        a.impact_memory[j] = 0.0
     a.coupled = True
     a.excitation_buy = P.excitation_mean_buy_per_second[r]
     a.excitation_sell = P.excitation_mean_sell_per_second[r]
