@@ -189,11 +189,14 @@ def square_root_fit(run: MetaorderRun, anchor: bool = False) -> SquareRootFit:
     impact = run.anchor_impact_bp if anchor else run.impact_bp
     after_all = run.anchor_after_bp if anchor else run.after_bp
     sizes = np.unique(run.q_over_v)
+    if sizes.size < 2:
+        raise ValueError(f"fitting the impact law needs at least two sizes, got {sizes.size}")
     means, ses, after = [], [], []
     for q in sizes:
         x = impact[run.q_over_v == q]
         means.append(x.mean())
-        ses.append(x.std(ddof=1) / math.sqrt(x.size))
+        # a floor for groups whose paired differences are all equal (deterministic anchor)
+        ses.append(max(x.std(ddof=1) / math.sqrt(x.size), 1e-9 * abs(x.mean())))
         after.append(after_all[run.q_over_v == q].mean())
     m, s = np.array(means), np.array(ses)
     if np.any(m <= 0.0):
