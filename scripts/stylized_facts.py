@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/tools: not 
 from tqdm import tqdm
 
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
+from docs.tools.stylized_facts.impact import impact_section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
 from docs.tools.stylized_facts.runs import FACTS_RUNS
@@ -78,6 +79,7 @@ def main() -> None:
     sim_time = time.perf_counter() - start
     table = summary_table(tqdm(records.values(), desc="measure"))
     cross_facts = measure(prices)
+    impact = impact_section(args.envs, min(args.hours, 1.0), args.seed)
     measure_time = time.perf_counter() - start - sim_time
 
     cascades = plot_all(records, table, args.img)
@@ -97,6 +99,7 @@ def main() -> None:
         cross_asset=section(
             cross_facts, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
         ),
+        impact=impact,
     )
     print(tables_markdown(table))
     print(

@@ -37,6 +37,7 @@ def write_page(
     runtime: float,
     img: Path,
     cross_asset: str = "",
+    impact: str = "",
 ) -> None:
     """The page: how it was made, what each fact means, the tables, the figures, the checks.
 
@@ -44,7 +45,8 @@ def write_page(
     :data:`docs.tools.stylized_facts.runs.FACTS_RUNS`, ``envs`` envs x ``hours`` h from ``seed``);
     ``cascades``: the net and gross bursts of :func:`docs.tools.stylized_facts.plots.plot_all`;
     ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures; ``cross_asset``
-    is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`).
+    is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`),
+    ``impact`` the impact section (:func:`docs.tools.stylized_facts.impact.impact_section`).
     """
     rel = os.path.relpath(img, path.parent)
     t = table
@@ -167,6 +169,7 @@ t = {gross.peak_second:.0f} s: {gross.burst_forced_volume:.0f} units, net
 {gross.burst_net_sell:+.0f}); see "two-sided forced flow" in the model checks.
 
 {cross_asset}
+{impact}
 ## Control: the Hawkes fit in a fixed regime
 
 In the `control` run the fit gives n = {control["hawkes_n"]:.4f} ± {control["hawkes_n_se"]:.4f}
