@@ -45,7 +45,8 @@ def relax_impact(a: Record, P: Record) -> None:
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def add_flow_impact(a: Record, P: Record, r: int, signed_volume: float) -> None:
     """Impact of ``signed_volume`` (buys +) traded now: the anchor moves by ``c_r`` ticks per
-    unit, split into the fast, slow and permanent parts."""
+    unit, split into the fast, slow and permanent parts. The hedge leg is revalued at the moved
+    oracle (``pnl_hedge``), so call it after the tick's :func:`mmgym.core.hedge.step_hedge`."""
     if signed_volume == 0.0:
         return
     x = P.impact_ticks_per_unit[r] * signed_volume
@@ -57,4 +58,6 @@ def add_flow_impact(a: Record, P: Record, r: int, signed_volume: float) -> None:
         memory[j] += y
         moved += y
     a.fair_ticks += moved
+    before = a.fair_price
     a.fair_price = a.fair_ticks * P.tick_size
+    a.pnl_hedge += a.hedge_position * (a.fair_price - before)  # the hedge leg, marked at the oracle

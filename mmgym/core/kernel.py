@@ -121,8 +121,8 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    add_flow_impact(a, P, r, buy_volume - sell_volume)
     step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
+    add_flow_impact(a, P, r, buy_volume - sell_volume)
     return buy_volume, sell_volume
 
 
