@@ -104,9 +104,14 @@ def test_keyed_uniforms_are_uniform_and_independent_of_each_other() -> None:
 # --- paired runs ---------------------------------------------------------------------------------
 
 
+TRANSIENT_IMPACT = {"impact_memory_shares": (0.0, 0.0, 0.0), "impact_permanent_share": 0.0}
+"""Order flow off the fair price: then the fair price is the market draws' path alone (with the
+slow and permanent impact parts, forced flow moves it, by design; they draw nothing)."""
+
+
 def _market_path(overrides: dict[str, Any], seed: int) -> dict[str, NDArray[Any]]:
     """Regime, fair price and taker orders of every env at every decision (no quotes)."""
-    env = _env(NUM_ENVS, **overrides)
+    env = _env(NUM_ENVS, **TRANSIENT_IMPACT, **overrides)
     env.reset(seed=seed)
     action = np.tile(NO_QUOTES, (NUM_ENVS, 1))
     keys = ("regime", "fair_price", "taker_buy_orders", "taker_sell_orders")
