@@ -109,7 +109,14 @@ def impact_section(envs: int, hours: float, seed: int) -> str:
         "the small sizes' noise; the anchor is the price the book is centred on before rounding. "
         "The touch quoter rests 0.1 units at the best bid and ask, re-quoting every tick; "
         f"adverse selection is the mid's move against it {HORIZON:g} s after each fill, over "
-        "the effective half-spread |fill - mid| (`mmgym.analysis.adverse_selection`).",
+        "the effective half-spread |fill - mid| (`mmgym.analysis.adverse_selection`). "
+        "The quoter joins the back of its level's queue, so it fills almost only when its level "
+        "is eaten or abandoned as the anchor moves through it (99 % of its calm fills come in a "
+        "tick where its side's best price moves away): its markout one tick after the fill is "
+        "already about 29 % of the effective spread, in calm with or without informed flow and "
+        "with the transient-only impact alike, and the informed flow and the impact's memory "
+        "add a few points by 5 min. The book's queue mechanics, not the impact, set this share; "
+        "the stressed regime's wider background spread (6 ticks) keeps its share near calm's.",
         "",
     ]
     for scenario in SCENARIOS_MEASURED:
