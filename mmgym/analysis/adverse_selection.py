@@ -24,19 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.analysis.estimate import Estimate
-from mmgym.analysis.market_record import recording_overrides
+from mmgym.analysis.market_record import fixed_regime, recording_overrides
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.scenarios import make_params
 
 F64 = NDArray[np.float64]
 TOUCH_EPSILON = 1e-6
 """Ticks by which the quoter's half-spread is cut so rounding outward puts it at the touch."""
-
-
-def fixed_regime(regime: str) -> dict[str, Any]:
-    """Overrides that hold a market in ``regime`` (no switching)."""
-    zero = (0.0, 0.0, 0.0)
-    return {"initial_regime": regime, "regime_switch_per_hour": (zero, zero, zero)}
 
 
 @dataclass(frozen=True)

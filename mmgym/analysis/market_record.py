@@ -113,6 +113,12 @@ class MarketRecord:
         return np.ascontiguousarray(x.transpose(1, 2, 0).reshape(-1, t))
 
 
+def fixed_regime(regime: str) -> dict[str, Any]:
+    """Overrides that hold a market in ``regime`` (no switching)."""
+    zero = (0.0, 0.0, 0.0)
+    return {"initial_regime": regime, "regime_switch_per_hour": (zero, zero, zero)}
+
+
 def recording_overrides(base: MarketParams, seconds: float) -> dict[str, Any]:
     """Step one tick per decision. The agent's order and hedge latencies must then fit inside
     one tick; the passive agent sends neither, so they do not matter."""

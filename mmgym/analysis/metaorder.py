@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.analysis.estimate import Estimate
+from mmgym.analysis.market_record import fixed_regime
 from mmgym.core.book import buy_from_asks, sell_into_bids
 from mmgym.core.impact import add_flow_impact
 from mmgym.core.kernel import Markets, tick_env
@@ -36,10 +37,7 @@ from mmgym.scenarios import make_params
 
 F64 = NDArray[np.float64]
 
-FIXED_CALM: dict[str, Any] = {
-    "initial_regime": "calm",
-    "regime_switch_per_hour": ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
-}
+FIXED_CALM: dict[str, Any] = fixed_regime("calm")
 """Overrides that hold a market in its calm regime (no switching)."""
 
 
