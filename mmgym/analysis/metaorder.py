@@ -36,6 +36,8 @@ from mmgym.envs.perp_mm import PerpMMSimulator
 from mmgym.scenarios import make_params
 
 F64 = NDArray[np.float64]
+REL_SE_FLOOR = 0.005
+"""Smallest relative SE of a group's mean impact in the fit (see :func:`square_root_fit`)."""
 
 FIXED_CALM: dict[str, Any] = fixed_regime("calm")
 """Overrides that hold a market in its calm regime (no switching)."""
@@ -193,8 +195,9 @@ def square_root_fit(run: MetaorderRun, anchor: bool = False) -> SquareRootFit:
     for q in sizes:
         x = impact[run.q_over_v == q]
         means.append(x.mean())
-        # a floor for groups whose paired differences are all equal (deterministic anchor)
-        ses.append(max(x.std(ddof=1) / math.sqrt(x.size), 1e-9 * abs(x.mean())))
+        # floor: the impact's scale in ticks varies with the price level (calm: 0.5 % in 1 h),
+        # so an anchor group whose paired differences are nearly equal is no surer than that
+        ses.append(max(x.std(ddof=1) / math.sqrt(x.size), REL_SE_FLOOR * abs(x.mean())))
         after.append(after_all[run.q_over_v == q].mean())
     m, s = np.array(means), np.array(ses)
     if np.any(m <= 0.0):
@@ -203,8 +206,11 @@ def square_root_fit(run: MetaorderRun, anchor: bool = False) -> SquareRootFit:
     w = (m / s) ** 2  # 1 / Var(log mean)
     xc = logq - np.average(logq, weights=w)
     slope = float(np.sum(w * xc * np.log(m)) / np.sum(w * xc * xc))
-    slope_se = float(1.0 / math.sqrt(np.sum(w * xc * xc)))
     intercept = float(np.average(np.log(m) - slope * logq, weights=w))
+    # Birge ratio: scale the SE up when the means scatter about the line more than their SEs say
+    chi2 = float(np.sum(w * (np.log(m) - intercept - slope * logq) ** 2))
+    birge = max(1.0, chi2 / (sizes.size - 2)) if sizes.size > 2 else 1.0
+    slope_se = float(math.sqrt(birge / np.sum(w * xc * xc)))
     centre = float(np.exp(np.average(logq, weights=w)))
     y = math.exp(intercept) * centre**slope / centre**0.5 / run.sigma_day_bp
     y_se = y * 1.0 / math.sqrt(np.sum(w))
