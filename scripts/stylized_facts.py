@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from docs.tools.stylized_facts import funding, vol_tails
 from docs.tools.stylized_facts.cross_asset import cross_runs, measure, plot_cross_asset, section
+from docs.tools.stylized_facts.impact import impact_section
 from docs.tools.stylized_facts.liquidity import cascade_section
 from docs.tools.stylized_facts.plots import plot_all
 from docs.tools.stylized_facts.report import write_page
@@ -84,6 +85,7 @@ def main() -> None:
     table = summary_table(tqdm(records.values(), desc="measure"))
     cross_facts = measure(prices)
     vol_facts = vol_tails.measure(vol_prices)
+    impact = impact_section(args.envs, min(args.hours, 1.0), args.seed)
     measure_time = time.perf_counter() - start - sim_time
 
     cascades = plot_all(records, table, args.img)
@@ -109,6 +111,7 @@ def main() -> None:
             vol_facts, table, os.path.relpath(args.img, args.out.parent), args.envs, args.hours
         ),
         cascade_targets=cascade_section(records),
+        impact=impact,
     )
     print(tables_markdown(table))
     print(

@@ -99,13 +99,20 @@ def test_crowd_renewals_draw_alike_whoever_was_liquidated() -> None:
     marks, which the agent's fills move.
 
     Without that rule env 5 of this batch leaves the common fair-price path at decision 804
-    (quoting the full size on both sides versus not quoting, in a crowded market).
+    (quoting the full size on both sides versus not quoting, in a crowded market). Order flow
+    is kept off the fair price (impact memory and permanent shares 0; they draw nothing), so
+    that the fair price is the market draws' path alone.
     """
     num_envs, decisions = 32, 900
     fair = []
     inventory = []
     for size in (1.0, -1.0):  # full size on both sides vs no quotes; never hedge
-        env = PerpMMVectorEnv(num_envs=num_envs, scenario="liquidation_cascade")
+        env = PerpMMVectorEnv(
+            num_envs=num_envs,
+            scenario="liquidation_cascade",
+            impact_memory_shares=(0.0, 0.0, 0.0),
+            impact_permanent_share=0.0,
+        )
         env.reset(seed=5)
         action = np.tile(np.array([0.0, -0.9, size, size, -1.0], np.float32), (num_envs, 1))
         alive = np.ones(num_envs, dtype=np.bool_)

@@ -107,12 +107,15 @@ def test_keyed_uniforms_are_uniform_and_independent_of_each_other() -> None:
 STRESS_FEEDBACK_OFF = {"stress_volatility_sensitivity": 0.0, "stress_liquidation_sensitivity": 0.0}
 """Without the stress feedback the regime chain does not see the crowd's liquidations (with it, the
 runs share every uniform, but a liquidation that happens in one run only can tip the regime)."""
+TRANSIENT_IMPACT = {"impact_memory_shares": (0.0, 0.0, 0.0), "impact_permanent_share": 0.0}
+"""Order flow off the fair price: then the fair price is the market draws' path alone (with the
+slow and permanent impact parts, forced flow moves it, by design; they draw nothing)."""
 
 
 def _market_path(overrides: dict[str, Any], seed: int) -> dict[str, NDArray[Any]]:
     """Regime, fair price and taker orders of every env at every decision (no quotes), with the
-    stress feedback off."""
-    env = _env(NUM_ENVS, **STRESS_FEEDBACK_OFF, **overrides)
+    stress feedback off and the impact transient."""
+    env = _env(NUM_ENVS, **STRESS_FEEDBACK_OFF, **TRANSIENT_IMPACT, **overrides)
     env.reset(seed=seed)
     action = np.tile(NO_QUOTES, (NUM_ENVS, 1))
     keys = ("regime", "fair_price", "taker_buy_orders", "taker_sell_orders")

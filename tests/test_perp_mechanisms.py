@@ -285,6 +285,8 @@ def test_jumps_direction_and_rate(down_prob: float) -> None:
         signal_move=(0.0, 0.0, 0.0),
         jump_rate_per_hour=(rate_per_hour,) * 3,
         jump_down_prob=down_prob,
+        impact_memory_shares=(0.0, 0.0, 0.0),  # order flow does not move the fair price
+        impact_permanent_share=0.0,
     )
     r = np.diff(np.log(out["fair_price"]), axis=0).ravel()
     jumps = r[np.abs(r) > 1e-8]  # |jump| ~ Exp(mean 1e-3): P(|jump| < 1e-8) = 1e-5

@@ -92,9 +92,10 @@ def _jackknife_se(reps: NDArray[np.float64]) -> float:
 @pytest.mark.parametrize("regime", REGIMES)
 def test_fair_price_returns_have_the_regime_correlation(regime: str) -> None:
     # Regime held fixed. asset_correlation is the correlation of the diffusive shocks; the
-    # jumps (market-wide: every perp takes them), the latent drift and the stochastic volatility
-    # multiplier (tested in test_stochastic_vol.py) are switched off so that the fair-price
-    # return of a step is exactly the correlated Gaussian shock with the regime's variance.
+    # jumps (market-wide: every perp takes them), the latent drift, the stochastic volatility
+    # multiplier (tested in test_stochastic_vol.py) and the slow and permanent parts of the
+    # impact (each perp's own flow) are switched off so that the fair-price return of a step is
+    # exactly the correlated Gaussian shock with the regime's variance.
     num_envs, steps = 32, 600
     out = _run(
         num_envs,
@@ -107,6 +108,8 @@ def test_fair_price_returns_have_the_regime_correlation(regime: str) -> None:
         jump_rate_per_hour=(0.0, 0.0, 0.0),
         signal_move=(0.0, 0.0, 0.0),
         vol_of_vol=(0.0, 0.0, 0.0),
+        impact_memory_shares=(0.0, 0.0, 0.0),
+        impact_permanent_share=0.0,
     )
     p = PerpMMVectorEnv(num_envs=1, scenario="calm", num_assets=K).params
     r_index = REGIMES.index(regime)

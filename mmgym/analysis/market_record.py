@@ -118,7 +118,13 @@ class MarketRecord:
         return np.ascontiguousarray(x.transpose(1, 2, 0).reshape(-1, t))
 
 
-def _recording_overrides(base: MarketParams, seconds: float) -> dict[str, Any]:
+def fixed_regime(regime: str) -> dict[str, Any]:
+    """Overrides that hold a market in ``regime`` (no switching)."""
+    zero = (0.0, 0.0, 0.0)
+    return {"initial_regime": regime, "regime_switch_per_hour": (zero, zero, zero)}
+
+
+def recording_overrides(base: MarketParams, seconds: float) -> dict[str, Any]:
     """Step one tick per decision. The agent's order and hedge latencies must then fit inside
     one tick; the passive agent sends neither, so they do not matter."""
     dt = base.tick_seconds
@@ -156,7 +162,7 @@ def simulate(
         raise ValueError(f"sample_seconds must be a multiple of tick_seconds ({dt})")
     samples = max(1, round(hours * 3600.0 / sample_seconds))
     seconds = samples * sample_seconds
-    sim_overrides = {**overrides, **_recording_overrides(base, seconds)}
+    sim_overrides = {**overrides, **recording_overrides(base, seconds)}
     env = PerpMMVectorEnv(
         num_envs=num_envs, scenario=scenario, parallel=False, copy=False, **sim_overrides
     )

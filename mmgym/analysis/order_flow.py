@@ -96,11 +96,25 @@ def impact_response(record: MarketRecord, horizons: Iterable[int] = (0, 10, 30, 
     return np.array(out)
 
 
+def propagator_kept(params: MarketParams, seconds: float) -> float:
+    """Share of the instantaneous impact that flow spread evenly over ``seconds`` still holds at
+    their end, under the impact propagator (:mod:`mmgym.core.impact`): each exponential part of
+    time scale ``tau`` keeps ``tau (1 - exp(-T / tau)) / T``, the permanent part all of it."""
+    kept = params.impact_permanent_share
+    taus = (params.impact_decay_seconds, *params.impact_memory_seconds)
+    shares = (
+        1.0 - params.impact_permanent_share - sum(params.impact_memory_shares),
+        *params.impact_memory_shares,
+    )
+    for tau, share in zip(taus, shares, strict=True):
+        kept += share * tau * (1.0 - math.exp(-seconds / tau)) / seconds
+    return kept
+
+
 def predicted_ofi_slope_bp(params: MarketParams, seconds: float = 1.0) -> F64:
     """Mid move (bp per base unit) the impact model predicts, per regime: the anchor shifts by
-    ``impact_coefficient / depth_top`` ticks per unit and decays with ``impact_decay_seconds``,
-    so flow spread evenly over ``seconds`` keeps ``tau (1 - exp(-T / tau)) / T`` of it."""
-    tau = params.impact_decay_seconds
-    kept = tau * (1.0 - math.exp(-seconds / tau)) / seconds
+    ``impact_coefficient / depth_top`` ticks per unit, of which flow spread evenly over
+    ``seconds`` keeps :func:`propagator_kept` at their end."""
+    kept = propagator_kept(params, seconds)
     ticks = params.impact_coefficient / np.array(params.depth_top)
     return ticks * params.tick_size / params.initial_price * 1e4 * kept

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from mmgym.core.book import buy_from_asks, liquidation_limit, sell_into_bids, volume_within
 from mmgym.core.codes import NO_TICK
+from mmgym.core.impact import add_flow_impact
 from mmgym.core.records import Record
 from mmgym.core.rng import (
     keyed_u64,
@@ -168,11 +169,11 @@ def _force_close(
             if side < 0:
                 executed = sell_into_bids(a, P, r, take)
                 a.forced_sell_volume += executed
-                a.impact -= P.impact_ticks_per_unit[r] * executed
+                add_flow_impact(a, P, r, -executed)
             else:
                 executed = buy_from_asks(a, P, r, take)
                 a.forced_buy_volume += executed
-                a.impact += P.impact_ticks_per_unit[r] * executed
+                add_flow_impact(a, P, r, executed)
             if executed <= 0.0:
                 break
             remaining -= executed

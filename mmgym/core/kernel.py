@@ -5,8 +5,9 @@ Per market tick of an env, in order:
 1. the regime switches (its rates into stress scaled by the stress feedback,
    :mod:`mmgym.core.stress`); once a second the market-wide volatility multiplier is updated
    (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock;
-2. per perp: basis coupling switch; fair price and latent drift; impact decay (the arbitrage
-   pull, weak while decoupled); recentring of the background book and replenishment; orders
+2. per perp: basis coupling switch; impact relaxation (the arbitrage pull on the fast part, weak
+   while decoupled; the slow parts in the fair price, :mod:`mmgym.core.impact`); fair price and
+   latent drift; recentring of the background book and replenishment; orders
    in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
    the hedge leg is marked and a due hedge child is sent;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
@@ -54,6 +55,7 @@ from mmgym.core.crowd import reset_crowd, step_crowd
 from mmgym.core.fair_price import draw_jump, step_fair_price
 from mmgym.core.funding import funding_rate, pay_funding, sample_premium
 from mmgym.core.hedge import plan_hedge, step_hedge
+from mmgym.core.impact import add_flow_impact, relax_impact
 from mmgym.core.liquidity import step_liquidity
 from mmgym.core.margin import below_maintenance, liquidate_agent, update_account
 from mmgym.core.mark import mark_price, remark, update_mark
@@ -99,9 +101,9 @@ def tick_asset(
     elif u < P.recouple_prob_per_tick:
         a.coupled = True
     oracle_before = a.fair_price
+    relax_impact(a, P)
     step_fair_price(a, P, r, z_price, z_signal, jump, vol)
     a.fair_log_move = math.log(a.fair_price / oracle_before)
-    a.impact *= P.impact_decay_per_tick_coupled if a.coupled else P.impact_decay_per_tick_decoupled
     anchor = anchor_ticks(a, P)
     recentre(a, P, r, anchor)
     replenish(a, P, r)
@@ -133,8 +135,8 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    a.impact += P.impact_ticks_per_unit[r] * (buy_volume - sell_volume)
     step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
+    add_flow_impact(a, P, r, buy_volume - sell_volume)
     return buy_volume, sell_volume
 
 
@@ -286,6 +288,8 @@ def _reset_asset(rng: NDArray[np.uint64], i: int, a: Record, P: Record, r: int) 
     a.fair_price = a.fair_ticks * P.tick_size
     a.signal = P.signal_std_per_second[r] * z_signal
     a.impact = 0.0
+    for j in range(a.impact_memory.shape[0]):
+        a.impact_memory[j] = 0.0
     a.coupled = True
     a.liquidity_bid = 1.0
     a.liquidity_ask = 1.0

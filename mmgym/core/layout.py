@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.core.param_spec import pack, packed_dtype
-from mmgym.core.params import NUM_REGIMES, MarketParams
+from mmgym.core.params import IMPACT_MEMORY, NUM_REGIMES, MarketParams
 from mmgym.core.stochastic_vol import VOL_COMPONENTS
 
 BOOK_SNAPSHOT_LEVELS = 5
@@ -36,6 +36,7 @@ def _packed_sizes(p: MarketParams) -> dict[str, int]:
         "levels": p.book_levels,
         "assets": p.num_assets,
         "tiers": len(p.margin_tiers),
+        "memory": IMPACT_MEMORY,
     }
 
 
@@ -116,6 +117,7 @@ def asset_dtype(levels: int) -> np.dtype:
             ("fair_ticks", "f8"),
             ("signal", "f8"),
             ("impact", "f8"),
+            ("impact_memory", "f8", (IMPACT_MEMORY,)),  # slow parts, inside fair_ticks
             ("coupled", "?"),
             ("excitation_buy", "f8"),
             ("excitation_sell", "f8"),

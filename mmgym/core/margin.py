@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from mmgym.core.accounting import apply_forced_fill, asset_equity
 from mmgym.core.book import liquidation_limit, remove_top, volume_within, walk
 from mmgym.core.codes import NO_TICK, Reason
+from mmgym.core.impact import add_flow_impact
 from mmgym.core.records import Record
 
 
@@ -93,7 +94,7 @@ def close_at_market(a: Record, P: Record, r: int) -> float:
         price = notional / executed * P.tick_size
         apply_forced_fill(a, side * executed, price, P.taker_fee, P.liquidation_penalty)
         a.last_trade = last * P.tick_size
-        a.impact += P.impact_ticks_per_unit[r] * side * executed
+        add_flow_impact(a, P, r, side * executed)
         remaining -= executed
         closed += executed
     if a.inventory != 0.0:  # beyond the band (or rounding dust): the backstop takes it

@@ -68,6 +68,9 @@ RATE_MATRIX = sequence_of(
     "a 3x3 matrix of finite rates >= 0",
 )
 INCREASING = Rule("increasing", lambda v: sorted(v) == list(v))
+IMPACT_MEMORY = 3
+"""Slow parts of the impact propagator (:mod:`mmgym.core.impact`)."""
+POSITIVE_TRIPLE_OF_SCALES = sequence_of(IMPACT_MEMORY, POSITIVE, "three time scales > 0 (s)")
 
 
 def _valid_tiers(tiers: Any) -> bool:
@@ -486,6 +489,38 @@ class MarketParams:
         Packed(
             "impact_decay_per_tick_coupled",
             lambda p: math.exp(-p.tick_seconds / p.impact_decay_seconds),
+        ),
+    )
+    impact_memory_seconds: tuple[float, float, float] = param(
+        (60.0, 600.0, 6000.0),
+        "Time scales (s) of the slow parts of the impact propagator, which move the fair price "
+        "(spot follows the perp) and relax on their own scale (:mod:`mmgym.core.impact`).",
+        POSITIVE_TRIPLE_OF_SCALES,
+        Packed(
+            "impact_memory_decay_per_tick",
+            lambda p: np.exp(-p.tick_seconds / np.array(p.impact_memory_seconds)),
+            shape=("memory",),
+        ),
+    )
+    impact_memory_shares: tuple[float, float, float] = param(
+        (0.08, 0.08, 0.017),
+        "Shares of the instantaneous impact held by each slow part (``impact_memory_seconds``); "
+        "with the fast share on ``impact_decay_seconds`` (the rest) they make the propagator "
+        "G(t) ~ t^-1/2 between about 10 s and 1 h, so metaorders follow the square-root law.",
+        sequence_of(IMPACT_MEMORY, number_in(0.0, 1.0), "three shares in [0, 1]"),
+        Packed(
+            "impact_memory_share", lambda p: np.array(p.impact_memory_shares), shape=("memory",)
+        ),
+    )
+    impact_permanent_share: float = param(
+        0.01,
+        "Share of the instantaneous impact that moves the fair price for good (price discovery "
+        "in the perp). With the memory shares at 0 and this at 0: the old transient-only model.",
+        number_in(0.0, 1.0),
+        Packed("impact_permanent_share"),
+        Packed(
+            "impact_fast_share",
+            lambda p: 1.0 - p.impact_permanent_share - sum(p.impact_memory_shares),
         ),
     )
     arb_threshold_ticks: float = param(
@@ -1080,6 +1115,12 @@ def _check_relations(p: MarketParams) -> None:
             f"<= the smallest background_half_spread ({min(p.background_half_spread)}), "
             "or a resting quote could sit through the background's opposite best price",
             p.arb_threshold_ticks,
+        )
+    if p.impact_permanent_share + sum(p.impact_memory_shares) > 1.0 + 1e-12:
+        _fail(
+            "impact_permanent_share + sum(impact_memory_shares)",
+            "<= 1 (the fast, basis share on impact_decay_seconds is the rest)",
+            p.impact_permanent_share + sum(p.impact_memory_shares),
         )
     if p.hawkes_self + p.hawkes_cross >= 1.0:
         _fail(

@@ -38,6 +38,7 @@ def write_page(
     img: Path,
     cross_asset: str = "",
     cascade_targets: str = "",
+    impact: str = "",
 ) -> None:
     """The page: how it was made, what each fact means, the tables, the figures, the checks.
 
@@ -47,7 +48,8 @@ def write_page(
     ``command`` and ``runtime`` (s) describe the run; ``img`` holds the figures; ``cross_asset``
     is the cross-asset section (:func:`docs.tools.stylized_facts.cross_asset.section`);
     ``cascade_targets`` the cascades' targets
-    (:func:`docs.tools.stylized_facts.liquidity.cascade_section`).
+    (:func:`docs.tools.stylized_facts.liquidity.cascade_section`), ``impact`` the impact section
+    (:func:`docs.tools.stylized_facts.impact.impact_section`).
     """
     rel = os.path.relpath(img, path.parent)
     t = table
@@ -172,6 +174,7 @@ t = {gross.peak_second:.0f} s: {gross.burst_forced_volume:.0f} units, net
 {cascade_targets}
 
 {cross_asset}
+{impact}
 ## Control: the Hawkes fit in a fixed regime
 
 In the `control` run the fit gives n = {control["hawkes_n"]:.4f} ± {control["hawkes_n_se"]:.4f}

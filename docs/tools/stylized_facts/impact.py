@@ -1,0 +1,130 @@
+"""The impact and adverse-selection section of the stylized-facts page: one target table per
+scenario.
+
+Runs: metaorders at 10 % participation held in the calm regime, paired with the undisturbed
+market (:func:`mmgym.analysis.metaorder.metaorder_impact`), and a touch quoter held in the calm
+and in the stressed regime (:func:`mmgym.analysis.adverse_selection.touch_quoter_markouts`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from docs.tools.stylized_facts.cross_asset import TARGET_HEADER
+from docs.tools.stylized_facts.targets import plus_minus, verdict
+from mmgym.analysis.adverse_selection import touch_quoter_markouts
+from mmgym.analysis.estimate import Estimate
+from mmgym.analysis.metaorder import FIXED_CALM, metaorder_impact, square_root_fit
+from mmgym.markdown import table
+
+SCENARIOS_MEASURED = ("calm", "volatile")
+"""Scenarios with a table (the others share calm's book and impact parameters or differ only
+in events)."""
+EXPONENT_RANGE = (0.4, 0.6)
+"""Our reading of "exponent about 0.5" (Donier & Bonart 2015, A)."""
+REVERSION_FLOOR = 2.0 / 3.0
+"""Our reading of "decays almost fully", 2 T after the end of a metaorder of duration T."""
+SHARE_RANGE = (0.05, 0.15)
+"""Our reading of "about 10 %" (Tinic et al. 2023, A indirect)."""
+HORIZON = 300.0
+"""Markout horizon (s) of the adverse selection."""
+DONIER = "Donier & Bonart 2015, Market Microstructure and Liquidity 1(2) (A)"
+TINIC = "Tinic, Sensoy, Akyildirim, Corbet 2023, J. Financial Research 46(2) (A, indirect)"
+
+
+def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
+    per_size = max(4 * envs, 32)
+    run = metaorder_impact(
+        scenario, envs_per_duration=per_size, post_factor=2.0, seed=seed, **FIXED_CALM
+    )
+    anchor = square_root_fit(run, anchor=True)
+    try:
+        mid = square_root_fit(run).exponent
+    except ValueError:  # a size whose mean mid impact is not positive: the tick grid's noise
+        mid = Estimate(math.nan, math.nan, 0)
+    shares: dict[str, Any] = {
+        regime: touch_quoter_markouts(
+            scenario, regime, num_envs=2 * envs, hours=hours, horizon_seconds=HORIZON, seed=seed
+        ).share
+        for regime in ("calm", "stressed")
+    }
+    calm, stress = shares["calm"], shares["stressed"]
+    diff, diff_se = stress.value - calm.value, math.hypot(stress.se, calm.se)
+    meta = f"calm held, {per_size} metaorders x 7 sizes, 10 % participation"
+    quote = f"{2 * envs} envs x {hours:g} h"
+    return [
+        [
+            "square-root exponent δ of I(Q) on the mid",
+            "about 0.5 (read: 0.4-0.6)",
+            DONIER,
+            meta,
+            plus_minus(mid.value, mid.se),
+            verdict(mid.value, mid.se, *EXPONENT_RANGE),
+        ],
+        [
+            "square-root exponent δ on the anchor (the mid before rounding to ticks)",
+            "about 0.5 (read: 0.4-0.6)",
+            DONIER,
+            meta,
+            plus_minus(anchor.exponent.value, anchor.exponent.se, 3),
+            verdict(anchor.exponent.value, anchor.exponent.se, *EXPONENT_RANGE),
+        ],
+        [
+            "share of a metaorder's impact reverted 2 T after its end (anchor)",
+            f"almost all (read: ≥ {REVERSION_FLOOR:.2f})",
+            DONIER,
+            meta,
+            plus_minus(anchor.reversion.value, anchor.reversion.se),
+            verdict(anchor.reversion.value, anchor.reversion.se, REVERSION_FLOOR, 1.0),
+        ],
+        [
+            f"adverse-selection share of a touch quoter's effective spread ({HORIZON:g} s), calm",
+            "about 10 % (read: 5-15 %)",
+            TINIC,
+            f"calm held, {quote}",
+            plus_minus(calm.value, calm.se),
+            verdict(calm.value, calm.se, *SHARE_RANGE),
+        ],
+        [
+            f"adverse-selection share ({HORIZON:g} s), stressed minus calm",
+            "> 0 (clearly larger in stress)",
+            TINIC,
+            f"stressed held minus calm held, {quote}",
+            plus_minus(diff, diff_se),
+            "yes" if diff > 2 * diff_se else "no",
+        ],
+    ]
+
+
+def impact_section(envs: int, hours: float, seed: int) -> str:
+    """The section's markdown: what is measured and one target table per scenario."""
+    parts = [
+        "## Targets: impact and adverse selection",
+        "",
+        "A metaorder buys (or sells) 10 % of the market's own volume every tick for T = 20 s "
+        "to 2000 s; the same market runs undisturbed on the same seed, and the impact is "
+        "side x (log price at the end - at the start), minus the undisturbed run's move "
+        "(`mmgym.analysis.metaorder`). δ is the slope of log mean impact on log Q / V_day "
+        "(weighted least squares over the 7 sizes). On the mid, the tick grid (1 bp) dominates "
+        "the small sizes' noise; the anchor is the price the book is centred on before rounding. "
+        "The touch quoter rests 0.1 units at the best bid and ask, re-quoting every tick; "
+        f"adverse selection is the mid's move against it {HORIZON:g} s after each fill, over "
+        "the effective half-spread |fill - mid| (`mmgym.analysis.adverse_selection`). "
+        "The quoter joins the back of its level's queue, so it fills almost only when its level "
+        "is eaten or abandoned as the anchor moves through it (99 % of its calm fills come in a "
+        "tick where its side's best price moves away): its markout one tick after the fill is "
+        "already about 29 % of the effective spread, in calm with or without informed flow and "
+        "with the transient-only impact alike, and the informed flow and the impact's memory "
+        "add a few points by 5 min. The book's queue mechanics, not the impact, set this share; "
+        "the stressed regime's wider background spread (6 ticks) keeps its share near calm's.",
+        "",
+    ]
+    for scenario in SCENARIOS_MEASURED:
+        parts += [
+            f"`{scenario}`:",
+            "",
+            table(TARGET_HEADER, _rows(scenario, envs, hours, seed)),
+            "",
+        ]
+    return "\n".join(parts)
