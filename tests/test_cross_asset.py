@@ -120,7 +120,14 @@ def test_regime_mask_keeps_returns_wholly_inside_a_regime() -> None:
 
 
 def _tick_record(regime: str, seed: int, **overrides: object):  # type: ignore[no-untyped-def]
-    """Two perps, regime held, no latent drift, fair price recorded every tick."""
+    """Two perps, regime held, no latent drift, fair price recorded every tick; the slow and
+    permanent impact parts are off, so that each perp's own order flow does not move its fair
+    price (the closed forms below are for the fair-price process alone)."""
+    overrides = {
+        "impact_memory_shares": (0.0, 0.0, 0.0),
+        "impact_permanent_share": 0.0,
+        **overrides,
+    }
     return simulate_prices(
         "cross_margin_event",
         num_envs=32,
