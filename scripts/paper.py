@@ -3,7 +3,7 @@ guarded live runner and the paper exchange on 127.0.0.1, in lockstep (or acceler
 then the session report (docs/operations.md, "make paper").
 
     python scripts/paper.py                          # 480 s of market time in lockstep
-    python scripts/paper.py market_seconds=300 time_mode=accelerated speed=20 seed=2357
+    python scripts/paper.py market_seconds=300 time_mode=accelerated speed=20 seed=1176
     python scripts/paper.py runs=/tmp/runs vet.num_envs=8 vet.seeds=[20000]
 
 1. The bundle: the newest ``<runs>/demo/<time>/bundle/`` (``make demo`` writes it when its

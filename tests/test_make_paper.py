@@ -27,8 +27,8 @@ from mmgym.scenarios import make_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 190
-"""A liquidation_cascade market whose crowd is liquidated from 78 s to 138 s (the mid from 98.59
-down to 97.56): the adaptive baseline withdraws while the forced orders sweep and quotes again
+"""A liquidation_cascade market whose crowd is liquidated from 73 s to 133 s (the mid from 97.77
+down to 96.91): the adaptive baseline withdraws while the forced orders sweep and quotes again
 before 200 s, when the paper limits' tail override (a move of 1 % within 120 s) cuts what it
 adds."""
 SMALL_VETTING = [
