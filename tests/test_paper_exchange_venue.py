@@ -81,8 +81,9 @@ def test_a_reduce_only_order_ends_when_its_position_closes() -> None:
 
 
 def test_a_liquidation_cancels_every_order_books_the_forced_close_and_ends_the_market() -> None:
+    # seed 4: the account's bid rests when it is liquidated (on some paths it has just filled)
     venue = _venue(
-        "liquidation_cascade", seed=2, collateral=60.0, max_inventory=50.0, max_quote_size=2.0
+        "liquidation_cascade", seed=4, collateral=60.0, max_inventory=50.0, max_quote_size=2.0
     )
     cash = float(venue.assets[0]["cash"])
     for _ in range(1000):
