@@ -33,9 +33,9 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from mmgym.analysis.estimate import Estimate
-from mmgym.analysis.market_record import PASSIVE_ACTION
+from mmgym.analysis.market_record import passive_run
 from mmgym.core.params import REGIMES, MarketParams
-from mmgym.envs.perp_mm import PerpMMVectorEnv
+from mmgym.scenarios import make_params
 
 F64 = NDArray[np.float64]
 
@@ -94,35 +94,16 @@ def simulate_prices(
     fair price and the regime after every decision. ``progress`` is called with the market
     ticks just simulated per env."""
     samples = max(1, round(hours * 3600.0 / sample_seconds))
-    env = PerpMMVectorEnv(
-        num_envs=num_envs,
-        scenario=scenario,
-        parallel=False,
-        copy=False,
-        **{
-            **overrides,
-            "decision_interval": sample_seconds,
-            "episode_seconds": samples * sample_seconds,
-        },
-    )
-    params = env.params
-    k = params.num_assets
-    action = np.tile(np.array(PASSIVE_ACTION * k, dtype=np.float64), (num_envs, 1))
-    env.reset(seed=seed)
-    assets, accounts = env.sim.assets, env.sim.accounts
-    mid = np.zeros((samples + 1, num_envs, k))
-    fair = np.zeros_like(mid)
+    params = make_params(scenario, **overrides)
+    shape = (samples + 1, num_envs, params.num_assets)
+    mid, fair = np.zeros(shape), np.zeros(shape)
     regime = np.zeros((samples + 1, num_envs), dtype=np.int8)
-    ticks = params.ticks_per_decision
-    for s in range(samples + 1):
-        if s > 0:
-            env.step(action)
-            if progress is not None:
-                progress(ticks)
-        mid[s] = assets["mid"]
-        fair[s] = assets["fair_price"]
-        regime[s] = accounts["regime"]
-    env.close()
+    run = passive_run(scenario, num_envs, samples, sample_seconds, seed, overrides, progress)
+    for s, env in enumerate(run):
+        params = env.params
+        mid[s] = env.sim.assets["mid"]
+        fair[s] = env.sim.assets["fair_price"]
+        regime[s] = env.sim.accounts["regime"]
     return PriceRecord(
         label=label or scenario,
         params=params,

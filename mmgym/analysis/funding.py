@@ -22,9 +22,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from mmgym.analysis.estimate import Estimate
-from mmgym.analysis.market_record import PASSIVE_ACTION
+from mmgym.analysis.market_record import passive_run
 from mmgym.core.params import SECONDS_PER_8H, MarketParams
-from mmgym.envs.perp_mm import PerpMMVectorEnv
 
 F64 = NDArray[np.float64]
 Statistic = Callable[[F64], float]
@@ -63,40 +62,26 @@ def simulate_funding(
     with a passive agent and funding every 8 h; one decision per ``sample_seconds``.
     ``progress`` is called with the market ticks just simulated per env."""
     samples = max(1, round(hours * 3600.0 / sample_seconds))
-    env = PerpMMVectorEnv(
-        num_envs=num_envs,
-        scenario=scenario,
-        parallel=False,
-        copy=False,
-        **{
-            **overrides,
-            "funding_interval_seconds": SECONDS_PER_8H,
-            "random_funding_phase": False,
-            "decision_interval": sample_seconds,
-            "episode_seconds": samples * sample_seconds,
-        },
-    )
-    params = env.params
-    k = params.num_assets
-    action = np.tile(np.array(PASSIVE_ACTION * k, dtype=np.float64), (num_envs, 1))
-    env.reset(seed=seed)
-    assets, accounts = env.sim.assets, env.sim.accounts
+    eight_hourly = {
+        **overrides,
+        "funding_interval_seconds": SECONDS_PER_8H,
+        "random_funding_phase": False,
+    }
     basis = np.zeros((num_envs, samples))
     carry = np.zeros_like(basis)
     rates: list[F64] = []
-    next_funding = accounts["next_funding_tick"].copy()
-    ticks = params.ticks_per_decision
-    for s in range(samples):
-        env.step(action)
-        if progress is not None:
-            progress(ticks)
-        basis[:, s] = assets["mid"][:, 0] / assets["fair_price"][:, 0] - 1.0
-        carry[:, s] = assets["carry"][:, 0]
+    run = passive_run(scenario, num_envs, samples, sample_seconds, seed, eight_hourly, progress)
+    next_funding = np.zeros(num_envs, dtype=np.int64)
+    for s, env in enumerate(run):
+        params = env.params
+        assets, accounts = env.sim.assets, env.sim.accounts
         nf = accounts["next_funding_tick"]
-        if np.all(nf != next_funding):
-            rates.append(assets["funding_history"][:, 0, 0].copy())
+        if s > 0:
+            basis[:, s - 1] = assets["mid"][:, 0] / assets["fair_price"][:, 0] - 1.0
+            carry[:, s - 1] = assets["carry"][:, 0]
+            if np.all(nf != next_funding):
+                rates.append(assets["funding_history"][:, 0, 0].copy())
         next_funding[:] = nf
-    env.close()
     return FundingRecord(
         label=label or scenario,
         params=params,

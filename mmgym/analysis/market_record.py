@@ -13,7 +13,7 @@ returns them as ``(series, time)`` with one independent series per env and asset
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +122,45 @@ def fixed_regime(regime: str) -> dict[str, Any]:
     """Overrides that hold a market in ``regime`` (no switching)."""
     zero = (0.0, 0.0, 0.0)
     return {"initial_regime": regime, "regime_switch_per_hour": (zero, zero, zero)}
+
+
+def passive_run(
+    scenario: str,
+    num_envs: int,
+    samples: int,
+    sample_seconds: float,
+    seed: int,
+    overrides: Mapping[str, Any],
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[PerpMMVectorEnv]:
+    """A passive agent in ``num_envs`` markets of ``scenario`` (env ``i`` seeded ``seed + i``,
+    parameters ``overrides``), one decision per ``sample_seconds`` for ``samples`` decisions:
+    yields the env after the reset and after each decision (``samples + 1`` times; read its
+    state before the next). ``progress`` is called with each decision's market ticks."""
+    env = PerpMMVectorEnv(
+        num_envs=num_envs,
+        scenario=scenario,
+        parallel=False,
+        copy=False,
+        **{
+            **overrides,
+            "decision_interval": sample_seconds,
+            "episode_seconds": samples * sample_seconds,
+        },
+    )
+    try:
+        k = env.params.num_assets
+        action = np.tile(np.array(PASSIVE_ACTION * k, dtype=np.float64), (num_envs, 1))
+        env.reset(seed=seed)
+        yield env
+        ticks = env.params.ticks_per_decision
+        for _ in range(samples):
+            env.step(action)
+            if progress is not None:
+                progress(ticks)
+            yield env
+    finally:
+        env.close()
 
 
 def recording_overrides(base: MarketParams, seconds: float) -> dict[str, Any]:
