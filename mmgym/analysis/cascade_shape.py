@@ -47,6 +47,11 @@ class CascadeShape:
     peak_share: F64
     long_share: F64
 
+    @property
+    def one_side(self) -> F64:
+        """Share of the event's forced volume on its dominant side (longs or shorts), 0.5-1."""
+        return np.maximum(self.long_share, 1.0 - self.long_share)
+
     def mean_se(self, name: str) -> tuple[float, float]:
         """Mean over envs of field ``name`` and its standard error (std / sqrt(n))."""
         x = np.asarray(getattr(self, name), dtype=np.float64)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import optimize
 
 from docs.tools.stylized_facts.runs import FactsRun
-from docs.tools.stylized_facts.targets import plus_minus, verdict
+from docs.tools.stylized_facts.targets import plus_minus, target_row
 from mmgym.analysis.cross_asset import (
     PriceRecord,
     correlation,
@@ -114,30 +114,33 @@ def _find(rows: list[Row], horizon: float, regime: str) -> Row:
 def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[str, str]) -> Any:
     """Rows of one target table from the calm (1 and 5 min), pooled and stress fact rows."""
     rows = [
-        [
+        target_row(
             "correlation of 1 min returns, calm",
             f"{CALM_RANGE[0]}-{CALM_RANGE[1]}",
             KAIKO,
             where["calm"],
-            plus_minus(calm["corr"], calm["corr_se"]),
-            verdict(calm["corr"], calm["corr_se"], *CALM_RANGE),
-        ],
-        [
+            calm["corr"],
+            calm["corr_se"],
+            *CALM_RANGE,
+        ),
+        target_row(
             "correlation of 5 min returns, calm",
             f"{CALM_RANGE[0]}-{CALM_RANGE[1]}",
             KAIKO,
             where["calm"],
-            plus_minus(calm5["corr"], calm5["corr_se"]),
-            verdict(calm5["corr"], calm5["corr_se"], *CALM_RANGE),
-        ],
-        [
+            calm5["corr"],
+            calm5["corr_se"],
+            *CALM_RANGE,
+        ),
+        target_row(
             "correlation of 1 min returns, all regimes",
             "about 0.7 (long run)",
             KAIKO,
             where["pooled"],
-            plus_minus(pooled["corr"], pooled["corr_se"]),
-            verdict(pooled["corr"], pooled["corr_se"], *CALM_RANGE),
-        ],
+            pooled["corr"],
+            pooled["corr_se"],
+            *CALM_RANGE,
+        ),
     ]
     diff = stress["corr"] - calm["corr"]
     diff_se = math.hypot(stress["corr_se"], calm["corr_se"])
@@ -154,27 +157,30 @@ def _target_rows(calm: Row, calm5: Row, pooled: Row, stress: Row, where: dict[st
     for tag, q in (("5", "5 %"), ("1", "1 %")):
         lam, se = stress[f"tail_{tag}"], stress[f"tail_{tag}_se"]
         rows.append(
-            [
+            target_row(
                 f"lower-tail dependence λ_L({q}) of 1 min returns, stressed",
                 f"almost complete (read: ≥ {TAIL_FLOOR})",
                 MALLELA,
                 where["stress"],
-                plus_minus(lam, se),
-                verdict(lam, se, TAIL_FLOOR, 1.0),
-            ]
+                lam,
+                se,
+                TAIL_FLOOR,
+                1.0,
+            )
         )
     for label, row, name in (("all regimes", pooled, "pooled"), ("stressed", stress, "stress")):
         g = row["gauss_1"]
         ratio, se = row["tail_1"] / g, row["tail_1_se"] / g
         rows.append(
-            [
+            target_row(
                 f"joint crashes at q = 1 % against a Gaussian copula, {label} (ratio)",
                 f"about 8-fold (read: {RATIO_RANGE[0]:g}-{RATIO_RANGE[1]:g})",
                 MALLELA,
                 where[name],
-                plus_minus(ratio, se),
-                verdict(ratio, se, *RATIO_RANGE),
-            ]
+                ratio,
+                se,
+                *RATIO_RANGE,
+            )
         )
     return rows
 

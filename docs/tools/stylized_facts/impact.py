@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from docs.tools.stylized_facts.cross_asset import TARGET_HEADER
-from docs.tools.stylized_facts.targets import plus_minus, verdict
+from docs.tools.stylized_facts.targets import plus_minus, target_row
 from mmgym.analysis.adverse_selection import touch_quoter_markouts
 from mmgym.analysis.estimate import Estimate
 from mmgym.analysis.metaorder import FIXED_CALM, metaorder_impact, square_root_fit
@@ -54,38 +54,44 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
     meta = f"calm held, {per_size} metaorders x 7 sizes, 10 % participation"
     quote = f"{2 * envs} envs x {hours:g} h"
     return [
-        [
+        target_row(
             "square-root exponent δ of I(Q) on the mid",
             "about 0.5 (read: 0.4-0.6)",
             DONIER,
             meta,
-            plus_minus(mid.value, mid.se),
-            verdict(mid.value, mid.se, *EXPONENT_RANGE),
-        ],
-        [
+            mid.value,
+            mid.se,
+            *EXPONENT_RANGE,
+        ),
+        target_row(
             "square-root exponent δ on the anchor (the mid before rounding to ticks)",
             "about 0.5 (read: 0.4-0.6)",
             DONIER,
             meta,
-            plus_minus(anchor.exponent.value, anchor.exponent.se, 3),
-            verdict(anchor.exponent.value, anchor.exponent.se, *EXPONENT_RANGE),
-        ],
-        [
+            anchor.exponent.value,
+            anchor.exponent.se,
+            *EXPONENT_RANGE,
+            digits=3,
+        ),
+        target_row(
             "share of a metaorder's impact reverted 2 T after its end (anchor)",
             f"almost all (read: ≥ {REVERSION_FLOOR:.2f})",
             DONIER,
             meta,
-            plus_minus(anchor.reversion.value, anchor.reversion.se),
-            verdict(anchor.reversion.value, anchor.reversion.se, REVERSION_FLOOR, 1.0),
-        ],
-        [
+            anchor.reversion.value,
+            anchor.reversion.se,
+            REVERSION_FLOOR,
+            1.0,
+        ),
+        target_row(
             f"adverse-selection share of a touch quoter's effective spread ({HORIZON:g} s), calm",
             "about 10 % (read: 5-15 %)",
             TINIC,
             f"calm held, {quote}",
-            plus_minus(calm.value, calm.se),
-            verdict(calm.value, calm.se, *SHARE_RANGE),
-        ],
+            calm.value,
+            calm.se,
+            *SHARE_RANGE,
+        ),
         [
             f"adverse-selection share ({HORIZON:g} s), stressed minus calm",
             "> 0 (clearly larger in stress)",

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 
 from docs.tools.stylized_facts.cross_asset import TARGET_HEADER
-from docs.tools.stylized_facts.targets import plus_minus, verdict
+from docs.tools.stylized_facts.targets import target_row
 from mmgym.analysis.cascade_shape import cascade_shapes
 from mmgym.analysis.market_record import MarketRecord
 from mmgym.markdown import table
@@ -37,25 +37,19 @@ def cascade_targets(records: Mapping[str, MarketRecord]) -> str:
         shape = cascade_shapes(records[name])
         rows = []
         for field, fact, target, low, high in TARGETS:
-            if field == "one_side":
-                x = shape.long_share
-                values = [max(v, 1.0 - v) for v in x]
-                n = len(values)
-                mean = sum(values) / n if n else math.nan
-                var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else math.nan
-                value, se = mean, math.sqrt(var / n) if n > 1 else math.nan
-            else:
-                value, se = shape.mean_se(field)
+            value, se = shape.mean_se(field)
             reading = f"{target} (read: {low:g}-{high:g})" if math.isfinite(high) else target
             rows.append(
-                [
+                target_row(
                     fact,
                     reading,
                     OCT_2025,
                     f"`{name}`",
-                    plus_minus(value, se),
-                    verdict(value, se, low, high),
-                ]
+                    value,
+                    se,
+                    low,
+                    high,
+                )
             )
         parts.append(
             f"#### `{name}`: the largest cascade of each of {shape.env.size} envs\n\n"

@@ -23,3 +23,18 @@ def verdict(value: float, se: float, low: float, high: float = math.inf) -> str:
         return "yes"
     gap = low - value if value < low else value - high
     return NEAR if math.isfinite(se) and gap <= 2 * se else "no"
+
+
+def target_row(
+    fact: str,
+    target: str,
+    source: str,
+    run: str,
+    value: float,
+    se: float,
+    low: float,
+    high: float = math.inf,
+    digits: int = 2,
+) -> list[str]:
+    """One row of a targets table: fact, target, source, run, ``value ± se``, verdict."""
+    return [fact, target, source, run, plus_minus(value, se, digits), verdict(value, se, low, high)]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from docs.tools.stylized_facts.cross_asset import CrossRun
-from docs.tools.stylized_facts.targets import plus_minus, verdict
+from docs.tools.stylized_facts.targets import plus_minus, target_row
 from mmgym.analysis.cross_asset import PriceRecord, simulate_prices
 from mmgym.analysis.returns import kurtosis
 from mmgym.analysis.tails import abs_acf, abs_acf_at, acf_power_law, hill_tail_index
@@ -140,22 +140,24 @@ def _target_rows(f: Row, off: Row, hawkes: tuple[float, float], label: str) -> l
     decay_ok = "yes" if 0.0 < g.value < 1.0 and power else "no"
     run = f"`{label}`"
     return [
-        [
+        target_row(
             f"tail exponent of 1 min returns (Hill, top {HILL_FRACTION_1MIN:.0%})",
             f"about 3 (read: {TAIL_RANGE[0]}-{TAIL_RANGE[1]}); 2-2.5 in older data",
             TAKAISHI,
             run,
-            plus_minus(h1.value, h1.se),
-            verdict(h1.value, h1.se, *TAIL_RANGE),
-        ],
-        [
+            h1.value,
+            h1.se,
+            *TAIL_RANGE,
+        ),
+        target_row(
             f"tail exponent of 5 min returns (Hill, top {HILL_FRACTION_5MIN:.0%})",
             f"about 3 (read: {TAIL_RANGE[0]}-{TAIL_RANGE[1]})",
             TAKAISHI,
             run,
-            plus_minus(h5.value, h5.se),
-            verdict(h5.value, h5.se, *TAIL_RANGE),
-        ],
+            h5.value,
+            h5.se,
+            *TAIL_RANGE,
+        ),
         [
             "|1 min r| ACF decays as a power law: exponent over lags 1-64 min "
             "(R² power law / exponential)",
@@ -165,38 +167,45 @@ def _target_rows(f: Row, off: Row, hawkes: tuple[float, float], label: str) -> l
             f"{plus_minus(g.value, g.se)} ({f['r2_power']:.2f} / {f['r2_exp']:.2f})",
             decay_ok,
         ],
-        [
+        target_row(
             "kurtosis of 5 min returns",
             f"{KURT_RANGE[0]:g}-{KURT_RANGE[1]:g}",
             REPO,
             run,
-            plus_minus(k5.value, k5.se, 1),
-            verdict(k5.value, k5.se, *KURT_RANGE),
-        ],
-        [
+            k5.value,
+            k5.se,
+            *KURT_RANGE,
+            digits=1,
+        ),
+        target_row(
             "lag-1 ACF of |5 min r|",
             f"{ACF5_RANGE[0]}-{ACF5_RANGE[1]}",
             REPO,
             run,
-            plus_minus(a5, a5_se, 3),
-            verdict(a5, a5_se, *ACF5_RANGE),
-        ],
-        [
+            a5,
+            a5_se,
+            *ACF5_RANGE,
+            digits=3,
+        ),
+        target_row(
             "lag-1 ACF of |5 min r| without stochastic volatility (`vol_of_vol` 0)",
             f"{ACF5_RANGE[0]}-{ACF5_RANGE[1]}",
             REPO,
             f"`{label}, vol_of_vol 0`",
-            plus_minus(off["acf5_1"][0], off["acf5_1"][1], 3),
-            verdict(off["acf5_1"][0], off["acf5_1"][1], *ACF5_RANGE),
-        ],
-        [
+            off["acf5_1"][0],
+            off["acf5_1"][1],
+            *ACF5_RANGE,
+            digits=3,
+        ),
+        target_row(
             "Hawkes branching ratio of taker orders (MLE, exponential kernel)",
             f"{HAWKES_RANGE[0]}-{HAWKES_RANGE[1]}",
             HAWKES_SOURCE,
             "main table's run",
-            plus_minus(*hawkes, 3),
-            verdict(*hawkes, *HAWKES_RANGE),
-        ],
+            *hawkes,
+            *HAWKES_RANGE,
+            digits=3,
+        ),
     ]
 
 
