@@ -164,37 +164,6 @@ def limit_account(
     close_row(c, totals[i], s)
 
 
-BLOCKS = 16
-"""Blocks of accounts of the parallel batch, which numba's threads share. Each thread runs whole
-blocks through the serial batch, which counts no references: a parallel loop over single
-accounts counts the references of every array view it takes, and two threads doing so on the
-same arrays contend for their counters."""
-
-
-@nb.njit(**JIT)
-def limit_batch_range(
-    La: NDArray[np.void],
-    quotes: NDArray[np.void],
-    accounts: NDArray[np.void],
-    assets: NDArray[np.void],
-    state: NDArray[np.void],
-    rng: NDArray[np.uint64],
-    totals: NDArray[np.int64],
-    counts: NDArray[np.int64],
-    trans: NDArray[np.void],
-    mask: NDArray[np.bool_],
-    untrusted: NDArray[np.int64],
-    start: int,
-    stop: int,
-) -> None:
-    """:func:`limit_batch` for accounts ``start`` to ``stop - 1``."""
-    for i in range(start, stop):
-        limit_account(
-            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
-            untrusted[i], i,
-        )  # fmt: skip
-
-
 @nb.njit(**JIT)
 def limit_batch(
     La: NDArray[np.void],
@@ -213,21 +182,11 @@ def limit_batch(
     per reason of this decision go to ``counts`` and add to ``totals``, its transitions to its
     row of ``trans`` (``state.transitions`` of them). Where ``untrusted[i]`` is a guard reason,
     account ``i``'s quotes are replaced by the safe action first."""
-    limit_batch_range(
-        La,
-        quotes,
-        accounts,
-        assets,
-        state,
-        rng,
-        totals,
-        counts,
-        trans,
-        mask,
-        untrusted,
-        0,
-        quotes.shape[0],
-    )
+    for i in range(quotes.shape[0]):
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
@@ -244,23 +203,9 @@ def limit_batch_parallel(
     mask: NDArray[np.bool_],
     untrusted: NDArray[np.int64],
 ) -> None:
-    """:func:`limit_batch` over all cores (identical results: accounts share nothing), in
-    :data:`BLOCKS` contiguous blocks of accounts."""
-    n = quotes.shape[0]
-    blocks = min(BLOCKS, n)
-    for b in nb.prange(blocks):
-        limit_batch_range(
-            La,
-            quotes,
-            accounts,
-            assets,
-            state,
-            rng,
-            totals,
-            counts,
-            trans,
-            mask,
-            untrusted,
-            b * n // blocks,
-            (b + 1) * n // blocks,
-        )
+    """:func:`limit_batch` over all cores (identical results: accounts share nothing)."""
+    for i in nb.prange(quotes.shape[0]):
+        limit_account(
+            La, quotes, accounts, assets, state, rng, totals, counts, trans, mask[i],
+            untrusted[i], i,
+        )  # fmt: skip
