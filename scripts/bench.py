@@ -19,6 +19,7 @@ overhead of each tree (its own limited step against its own bare step, medians o
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --baseline-decisions 20000
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 200
     python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 300 --against main
+    python scripts/bench.py --envs AvellanedaStoikov --sizes 1 --risk-steps 300 --risk-runs 9
     python scripts/bench.py --baseline-decisions 20000 --baselines-against main --repeats 5
     python scripts/bench.py --wait-idle 60      # on a shared machine: repeats in idle moments
     python scripts/bench.py --exchange-rtt 1000 --exchange-rate 10   # the paper exchange only
@@ -641,9 +642,17 @@ def overhead_interval(blocks: list[dict[str, float]]) -> tuple[float, float, flo
     """The overhead from the blocks' paired ratios: ``exp(mean log(limited / bare)) - 1`` and
     its 95 % confidence interval (Student's t on the blocks' log ratios, n - 1 degrees of
     freedom; each block's pair ran back to back, so the machine's slow drifts cancel)."""
+    return run_interval([b["limited"] / b["bare"] - 1.0 for b in blocks])
+
+
+def run_interval(overheads: list[float]) -> tuple[float, float, float]:
+    """The mean of overheads ``o`` as ``exp(mean log(1 + o)) - 1`` and its 95 % confidence
+    interval (Student's t on the ``log(1 + o)``, n - 1 degrees of freedom). Over independent
+    runs it takes in what a run's own blocks leave out: what differs between processes
+    (memory placement, the threads' cores) moves the overhead by a few percent."""
     from scipy import stats
 
-    logs = np.log([b["limited"] / b["bare"] for b in blocks])
+    logs = np.log1p(np.asarray(overheads, dtype=np.float64))
     n = logs.size
     mean = float(logs.mean())
     if n < 2:
@@ -725,6 +734,53 @@ def _risk_table(steps: int, idle: IdleWaiter, num_envs: int = 256, repeats: int 
                 f"| {cores} | {kind} | {1e6 * bare:,.0f} us | {1e6 * limited:,.0f} us | "
                 f"{100 * overhead:+.0f} % | {_interval_cell(blocks)} | {100 * share:.0f} % |"
             )
+    return "\n".join(lines)
+
+
+def risk_runs_table(
+    steps: int, runs: int, repeats: int, idle: IdleWaiter, num_envs: int = 256
+) -> str:
+    """RiskLimitedVectorEnv against the bare env over ``runs`` independent runs: each cell of
+    each run in a fresh worker process, ``repeats`` pairs of blocks of ``steps`` steps (order
+    alternating), the cells taking turns run by run; each run's paired overhead
+    (:func:`overhead_interval`) and the interval over the runs (:func:`run_interval`).
+    ``num_envs`` envs."""
+    cells = [(parallel, kind) for parallel in (True, False) for kind in RISK_ACTIONS]
+    per_run: dict[tuple[bool, str], list[float]] = {c: [] for c in cells}
+    shares: dict[tuple[bool, str], list[float]] = {c: [] for c in cells}
+    for run in range(runs):
+        for parallel, kind in cells:
+            worker = Worker(None)
+            try:
+                worker.ask(op="risk", num_envs=num_envs, parallel=parallel, kind=kind)
+                blocks = []
+                for j in range(repeats):
+                    idle.wait()
+                    blocks.append(
+                        worker.ask(op="risk_block", steps=steps, limited_first=j % 2 == 1)
+                    )
+            finally:
+                worker.close()
+            overhead = overhead_interval(blocks)[0]
+            per_run[(parallel, kind)].append(overhead)
+            shares[(parallel, kind)].append(_overhead_cells(blocks)[3])
+            cores = "both cores" if parallel else "one core"
+            print(f"  run {run + 1}/{runs} {cores}, {kind}: {100 * overhead:+.1f} %", flush=True)
+    lines = [
+        f"| {num_envs} envs, calm, kernel on | actions | paired overhead of each run "
+        f"({repeats} pairs of blocks) | overhead over {runs} runs, 95 % CI "
+        "| limiter's part / kernel, median of runs |",
+        "|---|---|---|---:|---:|",
+    ]
+    for parallel, kind in cells:
+        values = per_run[(parallel, kind)]
+        mid, low, high = run_interval(values)
+        each = ", ".join(f"{100 * v:+.1f}" for v in values)
+        cores = "both cores" if parallel else "one core"
+        lines.append(
+            f"| {cores} | {kind} | {each} % | {100 * mid:+.1f} % ({100 * low:+.1f} to "
+            f"{100 * high:+.1f}) | {100 * statistics.median(shares[(parallel, kind)]):.0f} % |"
+        )
     return "\n".join(lines)
 
 
@@ -884,7 +940,7 @@ def _serve() -> None:
             answer = True
         elif req["op"] == "risk_block":
             assert pair is not None
-            answer = pair.block(req["steps"])
+            answer = pair.block(req["steps"], req.get("limited_first", False))
         else:
             assert cell is not None
             answer = cell.rate(req["steps"], req["copy"])
@@ -1013,6 +1069,13 @@ def main() -> None:
         help="pairs of blocks per cell of --risk-steps (the order alternates; default 15)",
     )
     parser.add_argument(
+        "--risk-runs",
+        type=int,
+        default=1,
+        help="with --risk-steps: also this many independent runs of the env rows, each cell "
+        "in a fresh process, and the overhead's interval over the runs",
+    )
+    parser.add_argument(
         "--exchange-rtt",
         type=int,
         default=0,
@@ -1136,6 +1199,10 @@ def main() -> None:
         table += "\n\n" + _sb3_table(args.sb3_steps)
     if args.risk_steps > 0:
         table += "\n\n" + _risk_table(args.risk_steps, idle, repeats=args.risk_blocks)
+        if args.risk_runs > 1:
+            table += "\n\n" + risk_runs_table(
+                args.risk_steps, args.risk_runs, args.risk_blocks, idle
+            )
     if args.onnx_decisions > 0:
         table += "\n\n" + _onnx_policy_table(args.onnx_decisions)
     if args.guard_decisions > 0:

@@ -165,3 +165,29 @@ def test_the_limiter_overhead_interval_is_students_t_on_paired_log_ratios() -> N
     )
     assert low < 0.05 < high
     assert np.isnan(overhead_interval(blocks[:1])[1])
+
+
+def test_the_overhead_over_runs_pools_each_runs_paired_overhead() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from bench import IdleWaiter, risk_runs_table, run_interval
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    overheads = [0.06, 0.09, 0.07, 0.05]
+    logs = np.log1p(overheads)
+    half = 3.182446305284263 * logs.std(ddof=1) / 2.0  # t(0.975, 3 dof), sqrt(4) runs
+    assert run_interval(overheads) == pytest.approx(
+        (np.expm1(logs.mean()), np.expm1(logs.mean() - half), np.expm1(logs.mean() + half))
+    )
+    # two runs of 4 envs, each cell in its own worker process: the table renders, one row per
+    # cell, each with both runs' overheads and a finite interval
+    text = risk_runs_table(steps=2, runs=2, repeats=2, idle=IdleWaiter(0.0), num_envs=4)
+    assert_tables_render(text, "overhead over runs")
+    rows = [
+        line for line in text.splitlines() if line.startswith("| both") or line.startswith("| one")
+    ]
+    assert len(rows) == 4
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells[2].split(",")) == 2
+        assert "nan" not in cells[3]
