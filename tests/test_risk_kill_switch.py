@@ -17,6 +17,7 @@ from risk_support import (
 )
 
 from agents.deploy.risk import Reason, TradingMode
+from agents.deploy.risk.window import window_stats
 
 A, R, H = TradingMode.ACTIVE, TradingMode.REDUCING, TradingMode.HALTED
 
@@ -56,7 +57,7 @@ def test_a_restored_window_counts_the_loss_before_a_restart() -> None:
     # runner before a restart (journaled), the third by a new limiter after it.
     limiter = make_limiter(reducing_window_loss_fraction=0.02, rolling_window_seconds=60.0)
     limiter.drain_transitions()
-    used = limiter.restore_equity_window(0, [-500.0, 0.0, 10.0], [20_000.0, 10_000.0, 9_810.0])
+    used = limiter.restore_window(0, [-500.0, 0.0, 10.0], [20_000.0, 10_000.0, 9_810.0])
     assert used == 2  # the sample 510 s before the last is older than any window holds
     moves = mode_moves(quiet_step(limiter, 20.0, equity=9_790.0))  # 2.1 % from 10,000
     assert moves == [(A, R, Reason.WINDOW_LOSS)]
@@ -65,9 +66,32 @@ def test_a_restored_window_counts_the_loss_before_a_restart() -> None:
     fresh.drain_transitions()
     assert quiet_step(fresh, 20.0, equity=9_790.0) == []  # without it: no loss seen
     with pytest.raises(ValueError, match="one length"):
-        limiter.restore_equity_window(0, [1.0, 2.0], [1.0])
+        limiter.restore_window(0, [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="one length"):
+        limiter.restore_window(0, [1.0, 2.0], [1.0, 1.0], rejects=[1.0])
     with pytest.raises(ValueError, match="account 3"):
-        limiter.restore_equity_window(3, [1.0], [1.0])
+        limiter.restore_window(3, [1.0], [1.0])
+
+
+def test_a_restored_window_counts_the_rejects_and_the_index_before_a_restart() -> None:
+    # A reject storm half over and a market-wide fall, journaled by the runner before a
+    # restart (equities unknown there), then one decision of a new limiter after it.
+    limiter = make_limiter(flatten_on_halt=False)  # HALTED at 200 rejects in 300 s
+    limiter.drain_transitions()
+    nan = math.nan
+    log_100 = math.log(100.0)
+    used = limiter.restore_window(
+        0, [0.0, 10.0], [nan, nan], rejects=[120.0, 60.0], indices=[log_100, nan]
+    )
+    assert used == 2
+    _, rejects, index_high, index_low = window_stats(
+        limiter.state.records[0], limiter.packed_limits[0], 10.0
+    )
+    assert rejects == 180.0 and index_high == index_low == log_100
+    assert mode_moves(quiet_step(limiter, 20.0, rejects=20.0)) == [(A, H, Reason.REJECT_STORM)]
+    fresh = make_limiter(flatten_on_halt=False)
+    fresh.drain_transitions()
+    assert quiet_step(fresh, 20.0, rejects=20.0) == []  # without it: 20 rejects, no storm
 
 
 def test_drawdown_is_measured_from_the_peak_not_the_start() -> None:

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeGuard
 
 from agents.live.journal import Event, Journal, JournalCorruptError, Kind
 from agents.live.order_state import SIZE_TOLERANCE
@@ -62,6 +62,43 @@ class RecoveredOrder:
         return self.state in FINAL_STATES
 
 
+class WindowSample(NamedTuple):
+    """One journaled decision as the kill switch's rolling window saw it."""
+
+    venue_ms: int
+    equity: float
+    """Quote currency; NaN when the decision did not know it."""
+    rejects: float
+    """Venue rejects counted since the decision before it (0 in journals that predate it)."""
+    market_index: float
+    """The mean log mark of the perps; NaN when a mark was not known."""
+
+
+def _window_sample(payload: dict[str, Any]) -> WindowSample | None:
+    """The window's sample of a decision's payload (None without a venue time)."""
+    venue_ms = payload.get("venue_time_ms")
+    if not isinstance(venue_ms, int) or isinstance(venue_ms, bool):
+        return None
+    equity, rejects = payload.get("equity"), payload.get("rejects", 0)
+    marks = payload.get("marks")
+    logs = [
+        math.log(m)
+        for m in (marks.values() if isinstance(marks, dict) else ())
+        if _number(m) and math.isfinite(m) and m > 0.0
+    ]
+    known = isinstance(marks, dict) and len(logs) == len(marks) > 0
+    return WindowSample(
+        venue_ms,
+        float(equity) if _number(equity) else math.nan,
+        float(rejects) if _number(rejects) and rejects > 0 else 0.0,
+        math.fsum(logs) / len(logs) if known else math.nan,
+    )
+
+
+def _number(x: object) -> TypeGuard[int | float]:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 @dataclass(slots=True)
 class RecoveredState:
     """What the journal says, as of its event ``last_seq``. Amounts in quote currency."""
@@ -85,9 +122,9 @@ class RecoveredState:
     peak_equity: float | None = None
     """The highest equity of the decisions since the last operator reset (the kill switch's
     peak, which an operator's reset restarts; None: no decision with a known equity)."""
-    equity_path: list[tuple[int, float]] = field(default_factory=list)
-    """(venue time in ms, equity) of the decisions since the last operator reset: the kill
-    switch's rolling window is refilled from its end after a restart."""
+    window_path: list[WindowSample] = field(default_factory=list)
+    """The decisions since the last operator reset as the kill switch's rolling window saw
+    them: the window is refilled from its end after a restart."""
     last_reconcile: Event | None = None
     last_seq: int = 0
     last_time_ms: int | None = None
@@ -198,19 +235,19 @@ def _apply(state: RecoveredState, by_oid: dict[int, str], event: Event) -> None:
             state.risk_transition = event
             if p.get("reason") == "OPERATOR_RESET":
                 state.peak_equity = None
-                state.equity_path.clear()
+                state.window_path.clear()
         case Kind.OPERATOR_COMMAND:
             state.operator_commands.append(event)
         case Kind.DECISION:
             state.last_decision = event
             equity = p.get("equity")
-            if isinstance(equity, int | float) and not isinstance(equity, bool):
+            if _number(equity):
                 peak = -math.inf if state.peak_equity is None else state.peak_equity
                 if math.isfinite(equity) and equity > peak:
                     state.peak_equity = float(equity)
-                venue_ms = p.get("venue_time_ms")
-                if math.isfinite(equity) and isinstance(venue_ms, int):
-                    state.equity_path.append((venue_ms, float(equity)))
+            sample = _window_sample(p)
+            if sample is not None:
+                state.window_path.append(sample)
         case Kind.RECONCILE:
             state.last_reconcile = event
         case Kind.NOTE | Kind.ALERT:

@@ -362,15 +362,21 @@ class LiveRunner:
         )
 
     def _restore_window(self, state: RecoveredState) -> None:
-        """The kill switch's rolling window outlives a restart: the equities of the journaled
-        decisions since the last operator reset go back into it (on the venue's clock), so a
-        loss within ``rolling_window_seconds`` counts whether or not the runner restarted."""
-        if not state.equity_path or self._epoch_ms is None:
+        """The kill switch's rolling window outlives a restart: the equities, venue rejects and
+        market index of the journaled decisions since the last operator reset go back into it
+        (on the venue's clock), so a loss, a reject storm or a market-wide move within
+        ``rolling_window_seconds`` counts whether or not the runner restarted."""
+        if not state.window_path or self._epoch_ms is None:
             return
         epoch = self._epoch_ms
-        times = [(ms - epoch) / 1000.0 for ms, _ in state.equity_path]
-        equities = [equity for _, equity in state.equity_path]
-        self.guarded.limiter.restore_equity_window(0, times, equities)
+        path = state.window_path
+        self.guarded.limiter.restore_window(
+            0,
+            [(sample.venue_ms - epoch) / 1000.0 for sample in path],
+            [sample.equity for sample in path],
+            [sample.rejects for sample in path],
+            [sample.market_index for sample in path],
+        )
 
     def _journaled(self, key: str) -> float | None:
         """The first value of ``key`` a note of the journal holds (a restart keeps the first
@@ -583,7 +589,7 @@ class LiveRunner:
         with self.journal.batch(defer=True):
             for transition in self.guarded.drain_transitions():
                 self.journal.append(Kind.RISK_TRANSITION, _transition_payload(transition))
-            payload = self._decision_payload(now_ms, decision, desired, account)
+            payload = self._decision_payload(now_ms, decision, desired, account, rejects)
             self.journal.append(Kind.DECISION, payload)
         self.stats.decisions += 1
         try:
@@ -632,10 +638,12 @@ class LiveRunner:
         decision: GuardedDecision,
         desired: Mapping[str, Quote],
         account: AccountView,
+        rejects: int,
     ) -> dict[str, Any]:
         """What a decision saw and chose: the market (mids, marks, the published funding rates
         and oracle prices), the account (positions,
-        cash, equity, all in quote currency), the risk mode, the limited quotes (price, size
+        cash, equity, all in quote currency), the venue rejects counted since the previous
+        decision, the risk mode, the limited quotes (price, size
         per side; size 0 is no order), the hedge fractions, the limiter's counts by reason,
         and the previous decision's latencies (ms: ``decision``, and ``message_to_order``
         when it sent an order; None at the first decision of a run)."""
@@ -659,6 +667,7 @@ class LiveRunner:
             "positions": {c: q for c, q in account.positions.items() if q},
             "cash": account.cash,
             "equity": _finite(feed.equity(account)),
+            "rejects": rejects,
             "mode": TradingMode(int(self.guarded.state.mode[0])).name,
             "untrusted": Reason(int(decision.untrusted[0])).name if decision.untrusted[0] else None,
             "quotes": {

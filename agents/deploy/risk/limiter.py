@@ -359,26 +359,46 @@ class RiskLimiter:
         state.denials[:, reason] += counts
         state.records["counted"] |= counts > 0
 
-    def restore_equity_window(
-        self, account: int, times_s: Sequence[float], equities: Sequence[float]
+    def restore_window(
+        self,
+        account: int,
+        times_s: Sequence[float],
+        equities: Sequence[float],
+        rejects: Sequence[float] | None = None,
+        indices: Sequence[float] | None = None,
     ) -> int:
-        """Put the equities of decisions made before a restart (``times_s`` on this limiter's
-        clock, in order) back into ``account``'s rolling window, so that the loss within
-        ``rolling_window_seconds`` carries on across the restart instead of starting from the
-        equity after it. Only the samples the window can still hold are used; non-finite ones
-        are skipped. Returns how many were used."""
+        """Put the samples of decisions made before a restart (``times_s`` on this limiter's
+        clock, in order) back into ``account``'s rolling window: their equities (NaN: not
+        known), the venue rejects each counted (default none) and the market index (the mean
+        log mark; NaN or default: not known). So the loss, the reject count and the index's
+        range within ``rolling_window_seconds`` carry on across the restart instead of starting
+        afresh. Only the samples the window can still hold are used; those with a non-finite
+        time are skipped. Returns how many were used."""
         times = np.asarray(times_s, dtype=np.float64)
-        values = np.asarray(equities, dtype=np.float64)
-        if times.shape != values.shape or times.ndim != 1:
-            raise ValueError("times_s and equities must be two sequences of one length")
+        columns = [
+            np.asarray(equities, dtype=np.float64),
+            np.zeros(times.shape) if rejects is None else np.asarray(rejects, dtype=np.float64),
+            np.full(times.shape, np.nan)
+            if indices is None
+            else np.asarray(indices, dtype=np.float64),
+        ]
+        if times.ndim != 1 or any(c.shape != times.shape for c in columns):
+            raise ValueError(
+                "times_s, equities, rejects and indices must be sequences of one length"
+            )
         if not 0 <= account < self.num_accounts:
             raise ValueError(f"account {account} is not one of the {self.num_accounts} accounts")
         if times.size == 0:
             return 0
-        recent = times >= times[-1] - 2.0 * self.limits.rolling_window_seconds
-        recent &= np.isfinite(times) & np.isfinite(values)
-        times, values = times[recent], values[recent]
-        window_restore(self.state.records[account], self.packed_limits[0], times, values)
+        keep = np.isfinite(times)
+        if not keep.any():
+            return 0
+        keep &= times >= times[keep][-1] - 2.0 * self.limits.rolling_window_seconds
+        times = np.ascontiguousarray(times[keep])
+        equity, reject, index = (np.ascontiguousarray(c[keep]) for c in columns)
+        window_restore(
+            self.state.records[account], self.packed_limits[0], times, equity, reject, index
+        )
         return int(times.size)
 
     def drain_transitions(self) -> list[Transition]:

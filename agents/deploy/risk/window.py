@@ -104,11 +104,16 @@ def window_stats(s: Record, L: Record, t: float) -> tuple[float, float, float, f
 
 @nb.njit(**JIT)
 def window_restore(
-    s: Record, L: Record, times: NDArray[np.float64], equities: NDArray[np.float64]
+    s: Record,
+    L: Record,
+    times: NDArray[np.float64],
+    equities: NDArray[np.float64],
+    rejects: NDArray[np.float64],
+    indices: NDArray[np.float64],
 ) -> None:
-    """Push earlier decisions' equities (times in order, the limiter's clock) into the window,
-    as their decisions did (rejects and the index are not restored); the cached aggregate is
+    """Push earlier decisions' samples (times in order, the limiter's clock; NaN equity or
+    index: not known) into the window, as their decisions did; the cached aggregate is
     dropped."""
     for j in range(times.shape[0]):
-        window_push(s, L, times[j], equities[j], 0.0, np.nan)
+        window_push(s, L, times[j], equities[j], rejects[j], indices[j])
     s.window_cached_bucket = -(2**62)
