@@ -9,7 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from mmgym.analysis.adverse_selection import AdverseSelection, touch_quoter_markouts
+from mmgym.analysis.adverse_selection import (
+    AdverseSelection,
+    taker_markouts,
+    touch_quoter_markouts,
+)
 from mmgym.analysis.metaorder import (
     FIXED_CALM,
     MetaorderRun,
@@ -127,3 +131,23 @@ def test_touch_quoter_earns_the_background_half_spread() -> None:
     result = touch_quoter_markouts("calm", "calm", num_envs=4, hours=0.1, horizon_seconds=30.0)
     assert result.filled.sum() > 0.0
     assert 2.0 * 100.0 / 101.0 <= result.effective.value <= 2.5 * 100.0 / 99.0
+
+
+def test_takers_pay_the_background_half_spread_and_lose_nothing_to_a_still_price() -> None:
+    # The fair price, its jumps, the informed drift, the flow's impact and the carry held
+    # still: the book only recentres on a fixed anchor, so the takers' effective half-spread is
+    # the makers' 2 ticks rounded outward (2 to 2.5 bp at price 100) plus the little their
+    # larger orders walk, and the mid's move after a trade has nothing to follow (the calm
+    # market's 0.09 bp per unit at 10 s comes from the moves these overrides switch off).
+    still = {
+        "volatility": (1e-9, 1e-9, 1e-9),
+        "jump_rate_per_hour": (0.0, 0.0, 0.0),
+        "signal_move": (0.0, 0.0, 0.0),
+        "impact_coefficient": 0.0,
+        "carry_volatility": (0.0, 0.0, 0.0),
+        "carry_squeeze_per_hour": (0.0, 0.0, 0.0),
+    }
+    result = taker_markouts("calm", "calm", num_envs=4, hours=0.1, horizon_seconds=10.0, **still)
+    assert result.filled.sum() > 100.0
+    assert 2.0 * 100.0 / 101.0 <= result.effective.value <= 3.0
+    assert abs(result.adverse.value) < 0.01

@@ -54,12 +54,12 @@ CALM, STRESSED = 0, 2
 
 @nb.njit(cache=True)
 def _sell(state, Pa, r, volume):  # type: ignore[no-untyped-def]
-    return sell_into_bids(state[0], Pa[0], r, volume)
+    return sell_into_bids(state[0], Pa[0], r, volume)[0]
 
 
 @nb.njit(cache=True)
 def _buy(state, Pa, r, volume):  # type: ignore[no-untyped-def]
-    return buy_from_asks(state[0], Pa[0], r, volume)
+    return buy_from_asks(state[0], Pa[0], r, volume)[0]
 
 
 @nb.njit(cache=True)
@@ -235,6 +235,27 @@ def test_emptied_level_moves_best_price_one_tick_per_level(
     assert _get(state, "last_trade") == pytest.approx(
         (best0 + direction * (levels_emptied - (extra == 0.0))) * PARAMS.tick_size, rel=1e-15
     )
+
+
+@nb.njit(cache=True)
+def _walk_notional(state, Pa, r, volume, buy):  # type: ignore[no-untyped-def]
+    if buy:
+        return buy_from_asks(state[0], Pa[0], r, volume)
+    return sell_into_bids(state[0], Pa[0], r, volume)
+
+
+@pytest.mark.parametrize("side", ["bid", "ask"])
+def test_a_taker_walk_returns_its_notional_level_by_level(side: str) -> None:
+    # Two full levels and half of the third: the notional (ticks x units) is each level's
+    # price times what it gave, so the taker's cost over the mid is known in closed form.
+    state = _book()
+    step, best = (-1, BEST_BID) if side == "bid" else (1, BEST_ASK)
+    depth = PROFILE[CALM]
+    volume = depth[0] + depth[1] + 0.5 * depth[2]
+    executed, notional = _walk_notional(state, _packed(), CALM, volume, side == "ask")
+    expected = depth[0] * best + depth[1] * (best + step) + 0.5 * depth[2] * (best + 2 * step)
+    assert executed == pytest.approx(volume, rel=1e-14)
+    assert notional == pytest.approx(expected, rel=1e-14)
 
 
 def test_taker_order_larger_than_the_book_executes_the_book_only() -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmgym.analysis.estimate import Estimate
-from mmgym.analysis.market_record import fixed_regime, recording_overrides
+from mmgym.analysis.market_record import PASSIVE_ACTION, fixed_regime, recording_overrides
 from mmgym.envs.perp_mm import PerpMMVectorEnv
 from mmgym.scenarios import make_params
 
@@ -77,6 +77,81 @@ def touch_quoter_markouts(
     **overrides: Any,
 ) -> AdverseSelection:
     """Run the touch quoter in ``scenario`` held in ``regime`` (see the module docstring)."""
+    return _markouts(
+        scenario, regime, num_envs, hours, horizon_seconds, seed, overrides, _TouchQuoter(size)
+    )
+
+
+def taker_markouts(
+    scenario: str = "calm",
+    regime: str = "calm",
+    num_envs: int = 256,
+    hours: float = 1.0,
+    horizon_seconds: float = 300.0,
+    seed: int = 0,
+    **overrides: Any,
+) -> AdverseSelection:
+    """The market's own adverse selection: every taker trade against the background makers,
+    the agent passive, in ``scenario`` held in ``regime``.
+
+    The effective half-spread of a trade is its distance from the book's mid just before the
+    tick's taker orders (``taker_mid``), summed over the levels it walked (the kernel's
+    ``taker_buy_cost`` and ``taker_sell_cost``); the adverse move is the mid's move over the
+    horizon from that mid, against the makers. This is the decomposition of the effective
+    spread that trade-based studies estimate for a market (its price-impact share)."""
+    return _markouts(scenario, regime, num_envs, hours, horizon_seconds, seed, overrides, _Takers())
+
+
+class _TouchQuoter:
+    """Fills of a quoter resting ``size`` at the background's best bid and ask."""
+
+    def __init__(self, size: float) -> None:
+        self.size = size
+
+    def act(self, a: NDArray[np.void], p: Any, action: F64) -> None:
+        half = 0.5 * (a["best_ask"] - a["best_bid"])
+        size_action = 2.0 * self.size / p.max_quote_size - 1.0
+        # the decoder's half-spread law, a hair inside so outward rounding lands on the touch
+        action[:, 1] = 2.0 * (half - TOUCH_EPSILON - 0.5) / (p.max_half_spread_ticks - 0.5) - 1.0
+        action[:, 2] = size_action
+        action[:, 3] = size_action
+        action[:, 4] = -1.0  # no hedge
+
+    def fills(self, a: NDArray[np.void], tick: float, mid: F64) -> tuple[F64, F64, F64, F64]:
+        bid, ask = a["bid_filled"], a["ask_filled"]
+        n = bid.shape[0]
+        bid_px = np.divide(a["bid_notional"], bid, out=np.zeros(n), where=bid > 0)
+        ask_px = np.divide(a["ask_notional"], ask, out=np.zeros(n), where=ask > 0)
+        earned = (bid * (mid - bid_px) + ask * (ask_px - mid)) / mid * 1e4
+        return ask - bid, mid, earned, bid + ask
+
+
+class _Takers:
+    """Every taker trade, seen from the background makers; the agent quotes nothing."""
+
+    def act(self, a: NDArray[np.void], p: Any, action: F64) -> None:
+        action[:] = PASSIVE_ACTION
+
+    def fills(self, a: NDArray[np.void], tick: float, mid: F64) -> tuple[F64, F64, F64, F64]:
+        mid0 = a["taker_mid"] * tick
+        buy, sell = a["taker_buy_volume"], a["taker_sell_volume"]
+        earned = (a["taker_buy_cost"] + a["taker_sell_cost"]) * tick / mid0 * 1e4
+        return buy - sell, mid0, earned, buy + sell
+
+
+def _markouts(
+    scenario: str,
+    regime: str,
+    num_envs: int,
+    hours: float,
+    horizon_seconds: float,
+    seed: int,
+    overrides: dict[str, Any],
+    maker: _TouchQuoter | _Takers,
+) -> AdverseSelection:
+    """Step ``num_envs`` markets one tick per decision, ``maker`` acting, and resolve each
+    tick's fills (net sold, the mid they are measured from, spread earned in bp x quantity,
+    quantity) against the mid ``horizon_seconds`` later."""
     overrides = {**fixed_regime(regime), **overrides}
     base = make_params(scenario, **overrides)
     seconds = hours * 3600.0
@@ -89,7 +164,7 @@ def touch_quoter_markouts(
     )
     p = env.params
     if p.num_assets != 1:
-        raise ValueError(f"the touch quoter trades one perp, got num_assets={p.num_assets}")
+        raise ValueError(f"markouts are measured on one perp, got num_assets={p.num_assets}")
     env.reset(seed=seed)
     sim = env.sim
     a = sim.assets[:, 0]
@@ -100,8 +175,6 @@ def touch_quoter_markouts(
         raise ValueError(f"horizon_seconds ({horizon_seconds}) must be shorter than the run")
     n = num_envs
     action = np.zeros((n, 5))
-    size_action = 2.0 * size / p.max_quote_size - 1.0
-    hedge_off = -1.0
     # ring buffers of the last `lag` steps: net filled (asks - bids), mid before, spread earned
     net = np.zeros((lag, n))
     mid0 = np.zeros((lag, n))
@@ -113,12 +186,7 @@ def touch_quoter_markouts(
     no_reset = np.zeros(n, dtype=np.bool_)
     for t in range(steps):
         mid = 0.5 * (a["best_bid"] + a["best_ask"]) * tick
-        half = 0.5 * (a["best_ask"] - a["best_bid"])
-        # the decoder's half-spread law, a hair inside so outward rounding lands on the touch
-        action[:, 1] = 2.0 * (half - TOUCH_EPSILON - 0.5) / (p.max_half_spread_ticks - 0.5) - 1.0
-        action[:, 2] = size_action
-        action[:, 3] = size_action
-        action[:, 4] = hedge_off
+        maker.act(a, p, action)
         sim.step(action, no_reset)
         slot = t % lag
         if t >= lag:  # resolve the fills of step t - lag against the mid now
@@ -126,11 +194,5 @@ def touch_quoter_markouts(
             adverse += net[slot] * move
             effective += earned[slot]
             filled += qty[slot]
-        bid, ask = a["bid_filled"], a["ask_filled"]
-        bid_px = np.divide(a["bid_notional"], bid, out=np.zeros(n), where=bid > 0)
-        ask_px = np.divide(a["ask_notional"], ask, out=np.zeros(n), where=ask > 0)
-        net[slot] = ask - bid
-        mid0[slot] = mid
-        earned[slot] = (bid * (mid - bid_px) + ask * (ask_px - mid)) / mid * 1e4
-        qty[slot] = bid + ask
+        net[slot], mid0[slot], earned[slot], qty[slot] = maker.fills(a, tick, mid)
     return AdverseSelection(filled, effective, adverse, horizon_seconds)

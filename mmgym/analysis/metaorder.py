@@ -73,9 +73,9 @@ def run_metaorders(
             if start_tick <= t < end_tick[i] and child[i] > 0.0:
                 r = e.regime
                 if side[i] > 0:
-                    add_flow_impact(a, P, r, buy_from_asks(a, P, r, child[i]))
+                    add_flow_impact(a, P, r, buy_from_asks(a, P, r, child[i])[0])
                 else:
-                    add_flow_impact(a, P, r, -sell_into_bids(a, P, r, child[i]))
+                    add_flow_impact(a, P, r, -sell_into_bids(a, P, r, child[i])[0])
             if (t + 1) % sample_ticks == 0:
                 s = (t + 1) // sample_ticks
                 out[0, i, s] = math.log(a.mid) * 1e4

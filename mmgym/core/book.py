@@ -252,9 +252,10 @@ def impact_price(
 
 
 @nb.njit(cache=True, error_model="numpy")
-def sell_into_bids(a: Record, P: Record, r: int, volume: float) -> float:
-    """A taker sell of ``volume`` walks the bids; return the volume executed."""
-    executed, cleared, fill, ahead, last_px, _ = walk(
+def sell_into_bids(a: Record, P: Record, r: int, volume: float) -> tuple[float, float]:
+    """A taker sell of ``volume`` walks the bids; return the volume executed and its notional
+    (ticks x base units)."""
+    executed, cleared, fill, ahead, last_px, notional = walk(
         a.bid_depth, a.best_bid, -1, a.bid_px, a.bid_qty, a.bid_ahead, volume
     )
     a.bid_ahead = ahead
@@ -267,13 +268,14 @@ def sell_into_bids(a: Record, P: Record, r: int, volume: float) -> float:
         a.best_bid -= cleared
         clamp_ahead(a)
     a.last_trade = last_px * P.tick_size
-    return executed
+    return executed, notional
 
 
 @nb.njit(cache=True, error_model="numpy")
-def buy_from_asks(a: Record, P: Record, r: int, volume: float) -> float:
-    """A taker buy of ``volume`` walks the asks; return the volume executed."""
-    executed, cleared, fill, ahead, last_px, _ = walk(
+def buy_from_asks(a: Record, P: Record, r: int, volume: float) -> tuple[float, float]:
+    """A taker buy of ``volume`` walks the asks; return the volume executed and its notional
+    (ticks x base units)."""
+    executed, cleared, fill, ahead, last_px, notional = walk(
         a.ask_depth, a.best_ask, 1, a.ask_px, a.ask_qty, a.ask_ahead, volume
     )
     a.ask_ahead = ahead
@@ -286,4 +288,4 @@ def buy_from_asks(a: Record, P: Record, r: int, volume: float) -> float:
         a.best_ask += cleared
         clamp_ahead(a)
     a.last_trade = last_px * P.tick_size
-    return executed
+    return executed, notional

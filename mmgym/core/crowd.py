@@ -167,11 +167,11 @@ def _force_close(
             if take <= 1e-12:
                 break
             if side < 0:
-                executed = sell_into_bids(a, P, r, take)
+                executed, _ = sell_into_bids(a, P, r, take)
                 a.forced_sell_volume += executed
                 add_flow_impact(a, P, r, -executed)
             else:
-                executed = buy_from_asks(a, P, r, take)
+                executed, _ = buy_from_asks(a, P, r, take)
                 a.forced_buy_volume += executed
                 add_flow_impact(a, P, r, executed)
             if executed <= 0.0:

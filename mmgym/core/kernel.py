@@ -122,15 +122,21 @@ def tick_asset(
     sell_volume = 0.0
     buys = 0
     sells = 0
+    mid = 0.5 * (a.best_bid + a.best_ask)
+    a.taker_mid = mid
     for _ in range(arrivals):
         hawkes_side = 1 if uniform(rng, i) * lam_total < lam_buy else -1
         side = order_side(rng, i, hawkes_side, a.signal, P.informed_fraction[r])
         size = order_size(rng, i, P)
         if side > 0:
-            buy_volume += buy_from_asks(a, P, r, size)
+            executed, notional = buy_from_asks(a, P, r, size)
+            buy_volume += executed
+            a.taker_buy_cost += notional - executed * mid
             buys += 1
         else:
-            sell_volume += sell_into_bids(a, P, r, size)
+            executed, notional = sell_into_bids(a, P, r, size)
+            sell_volume += executed
+            a.taker_sell_cost += executed * mid - notional
             sells += 1
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
@@ -271,6 +277,8 @@ def _clear_asset_step(a: Record) -> None:
     a.rejected_post_only = 0
     a.taker_buy_volume = 0.0
     a.taker_sell_volume = 0.0
+    a.taker_buy_cost = 0.0
+    a.taker_sell_cost = 0.0
     a.taker_buy_orders = 0
     a.taker_sell_orders = 0
     a.forced_buy_volume = 0.0
