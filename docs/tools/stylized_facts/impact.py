@@ -132,6 +132,7 @@ def _market_rows(market: dict[tuple[str, float], Estimate], quote: str) -> list[
                 calm.value,
                 calm.se,
                 *SHARE_RANGE,
+                digits=3,
             )
         )
     for horizon in (SHORT_HORIZON, HORIZON):
@@ -143,7 +144,7 @@ def _market_rows(market: dict[tuple[str, float], Estimate], quote: str) -> list[
                 "> 0 (clearly larger in stress)",
                 TINIC,
                 f"stressed held minus calm held, passive agent, {quote}",
-                plus_minus(diff, diff_se),
+                plus_minus(diff, diff_se, 3),
                 "yes" if diff > 2 * diff_se else "no",
             ]
         )
