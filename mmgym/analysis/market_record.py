@@ -201,18 +201,17 @@ def simulate(
         raise ValueError(f"sample_seconds must be a multiple of tick_seconds ({dt})")
     samples = max(1, round(hours * 3600.0 / sample_seconds))
     seconds = samples * sample_seconds
-    sim_overrides = {**overrides, **recording_overrides(base, seconds)}
-    env = PerpMMVectorEnv(
-        num_envs=num_envs, scenario=scenario, parallel=False, copy=False, **sim_overrides
+    ticks = samples * per_sample
+    # one decision per tick: the passive run's decisions are the ticks recorded one by one
+    run = passive_run(
+        scenario, num_envs, ticks, dt, seed, {**overrides, **recording_overrides(base, seconds)}
     )
+    env = next(run)
     params = env.params
     n, k = num_envs, params.num_assets
-    action = np.tile(np.array(PASSIVE_ACTION * k, dtype=np.float64), (n, 1))
-    env.reset(seed=seed)
     sim = env.sim
     assets, accounts, windows = sim.assets, sim.accounts, sim.windows
 
-    ticks = samples * per_sample
     orders = np.zeros((ticks, n, k), dtype=np.int16)
     tick_regime = np.zeros((ticks, n), dtype=np.int8)
     shape = (samples + 1, n, k)
@@ -278,25 +277,22 @@ def simulate(
 
     snapshot(0)
     next_funding = accounts["next_funding_tick"].copy()
-    t_tick = 0
-    for s in range(1, samples + 1):
-        for _ in range(per_sample):
-            env.step(action)
-            np.add(buy_orders, sell_orders, out=orders[t_tick], casting="unsafe")
-            tick_regime[t_tick] = acc_regime
-            for source, target in step_volumes:
-                target[s] += source
-            t_tick += 1
-        snapshot(s)
-        nf = accounts["next_funding_tick"]
-        funded[s] = nf != next_funding
-        next_funding[:] = nf
-        if progress is not None:
-            progress(per_sample)
+    for t_tick, _ in enumerate(run):
+        s = t_tick // per_sample + 1
+        np.add(buy_orders, sell_orders, out=orders[t_tick], casting="unsafe")
+        tick_regime[t_tick] = acc_regime
+        for source, target in step_volumes:
+            target[s] += source
+        if (t_tick + 1) % per_sample == 0:
+            snapshot(s)
+            nf = accounts["next_funding_tick"]
+            funded[s] = nf != next_funding
+            next_funding[:] = nf
+            if progress is not None:
+                progress(per_sample)
     cumulative = liquidations.copy()
     liquidations[1:] = np.diff(cumulative, axis=0)
     liquidations[0] = 0
-    env.close()
     return MarketRecord(
         scenario=scenario,
         params=params,
