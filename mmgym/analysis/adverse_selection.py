@@ -91,7 +91,8 @@ def taker_markouts(
     seed: int = 0,
     **overrides: Any,
 ) -> AdverseSelection:
-    """The market's own adverse selection: every taker trade against the background makers,
+    """The market's own adverse selection: every order of the taker flow against the
+    background makers (the crowd's forced orders, which walk the book after it, are left out),
     the agent passive, in ``scenario`` held in ``regime``.
 
     The effective half-spread of a trade is its distance from the book's mid just before the
@@ -127,7 +128,8 @@ class _TouchQuoter:
 
 
 class _Takers:
-    """Every taker trade, seen from the background makers; the agent quotes nothing."""
+    """The taker flow's trades (not the crowd's forced orders), seen from the background
+    makers; the agent quotes nothing."""
 
     def act(self, a: NDArray[np.void], p: Any, action: F64) -> None:
         action[:] = PASSIVE_ACTION

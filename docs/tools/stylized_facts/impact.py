@@ -174,7 +174,8 @@ def impact_section(envs: int, hours: float, seed: int) -> str:
         "the stressed regime's wider background spread (6 ticks) keeps its share near calm's. "
         "The published share is a market's: it decomposes the effective spread of all trades "
         '(the background makers are the touch quoters there). The rows "all taker trades" '
-        "measure it the same way (`taker_markouts`): each taker trade's distance from the mid "
+        "measure it the same way (`taker_markouts`, the taker flow's orders; the crowd's "
+        "forced orders are left out): each taker trade's distance from the mid "
         "just before the tick's takers, summed over the levels it walked, against the mid's "
         f"move over {SHORT_HORIZON:g} s and {HORIZON:g} s, with the agent passive. At "
         f"{HORIZON:g} s the price's own moves make that markout noisy (its SE is several "
