@@ -6,10 +6,11 @@ Per tick, ``log S += signal dt + v sigma_r sqrt(dt) Z - v^2 sigma_r^2 dt / 2 + J
 (equicorrelation by regime), ``J`` is a market-wide jump that every perp of the env takes in
 the same tick with probability ``rate_r dt`` (exponential size, downward with probability
 ``jump_down_prob``) and ``signal`` is a latent Ornstein-Uhlenbeck drift whose innovations are
-scaled by ``v`` too (all of the fair price's continuous variation clusters; the drift's mean
-variance is unchanged while ``v`` moves slowly against ``signal_timescale``). Informed takers
-trade on the sign of ``signal``, so their aggression precedes the price moves it causes (adverse
-selection).
+equicorrelated across assets by regime (``signal_correlation``: each perp's own news in calm,
+market-wide news in stress) and scaled by ``v`` too (all of the fair price's continuous
+variation clusters; the drift's mean variance is unchanged while ``v`` moves slowly against
+``signal_timescale``). Informed takers trade on the sign of ``signal``, so their aggression
+precedes the price moves it causes (adverse selection).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def step_fair_price(
 ) -> None:
     """Advance the fair price (in ticks) and the latent drift by one tick.
 
-    ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its own, and
+    ``z_price`` is this asset's (correlated) standard normal shock, ``z_signal`` its drift's
+    (correlated by ``signal_correlation``),
     ``jump`` the market-wide jump of the tick, ``vol`` the volatility multiplier ``v``.
     """
     log_return = (

@@ -4,7 +4,8 @@ Per market tick of an env, in order:
 
 1. the regime switches (its rates into stress scaled by the stress feedback,
    :mod:`mmgym.core.stress`); once a second the market-wide volatility multiplier is updated
-   (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock;
+   (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock and
+   its latent drift's shock (correlated by ``signal_correlation``);
 2. per perp: basis coupling switch; impact relaxation (the arbitrage pull on the fast part, weak
    while decoupled; the slow parts in the fair price, :mod:`mmgym.core.impact`); fair price and
    latent drift; recentring of the background book and replenishment; orders
@@ -172,11 +173,19 @@ def tick_env(
         e.shock_raw[k], e.signal_shock[k] = standard_normal_pair(rng, i)
     jump = draw_jump(rng, i, P, r)
     chol = P.shock_cholesky[r]
+    signal_chol = P.signal_cholesky[r]
     for k in range(n):
         z = 0.0
         for j in range(k + 1):
             z += chol[k, j] * e.shock_raw[j]
         e.shock[k] = z
+    # the latent drifts' shocks are correlated in place, last asset first (each row reads only
+    # the raw shocks at or before it)
+    for k in range(n - 1, -1, -1):
+        z = 0.0
+        for j in range(k + 1):
+            z += signal_chol[k, j] * e.signal_shock[j]
+        e.signal_shock[k] = z
     for k in range(n):
         a = A[k]
         bv, sv = tick_asset(

@@ -664,6 +664,19 @@ class MarketParams:
             shape=("regimes", "assets", "assets"),
         ),
     )
+    signal_correlation: Triple = param(
+        (0.0, 0.3, 0.95),
+        "Correlation of the assets' latent-drift shocks (the news informed takers trade on), "
+        "per regime: each perp's own in calm, market-wide in stress, so that the informed "
+        "flow and the moves it predicts are shared across perps when the market falls "
+        "together. 0 in every regime gives each perp its own news.",
+        sequence_of(3, number_in(0.0, 1.0, "[)"), "three correlations in [0, 1)"),
+        Packed(
+            "signal_cholesky",
+            lambda p: correlation_cholesky(p, "signal_correlation"),
+            shape=("regimes", "assets", "assets"),
+        ),
+    )
 
     # --- basis and mark price -----------------------------------------------------------------
     taker_imbalance: Triple = param(
@@ -1195,11 +1208,12 @@ def hawkes_stationary_rate(p: MarketParams, regime: int) -> float:
     return float(p.taker_rate[regime] / (1.0 - p.hawkes_self - p.hawkes_cross))
 
 
-def correlation_cholesky(p: MarketParams) -> NDArray[np.float64]:
-    """Cholesky factors of the equicorrelation matrices of the asset shocks, (regimes, K, K)."""
+def correlation_cholesky(p: MarketParams, field: str = "asset_correlation") -> NDArray[np.float64]:
+    """Cholesky factors of the per-regime equicorrelation matrices named by ``field`` (the
+    assets' price shocks by default), shape (regimes, K, K)."""
     k = p.num_assets
     out = np.zeros((NUM_REGIMES, k, k))
-    for r, rho in enumerate(p.asset_correlation):
+    for r, rho in enumerate(getattr(p, field)):
         corr = np.full((k, k), rho) + (1.0 - rho) * np.eye(k)
         out[r] = np.linalg.cholesky(corr)
     return out

@@ -193,7 +193,8 @@ def target_tables(facts: Mapping[str, list[Row]]) -> str:
     parts = []
     for name, runs in groups().items():
         if name == ANALOGUE:
-            calm_run, pooled_run, stress_run = runs["calm"], runs["volatile"], runs["volatile"]
+            # the long run of a market that is mostly calm: the default scenario as configured
+            calm_run, pooled_run, stress_run = runs["calm"], runs["calm"], runs["volatile"]
             where = {
                 "calm": f"`{calm_run.label}` (calm)",
                 "pooled": f"`{pooled_run.label}` (all)",
@@ -348,7 +349,19 @@ regime's returns are those that lie wholly in it (the regime recorded every seco
 - **Mechanism**: the assets' diffusive shocks are equicorrelated per regime
   (`asset_correlation`), and a fair-price jump is market-wide: every perp of the env takes the
   same jump in the same tick (`jump_rate_per_hour`, `jump_mean_size`, `jump_down_prob`). In
-  stress jumps are frequent and large, so the largest falls are joint falls.
+  stress jumps are frequent and large, so the largest falls are joint falls. The latent drift
+  that informed takers trade on (each perp's news) has shocks equicorrelated per regime too
+  (`signal_correlation`, default 0 / 0.3 / 0.95): each perp's own news in calm, market-wide
+  news in stress, so the informed flow and the moves it predicts are shared when the market
+  falls together. With each perp's own news in every regime (`signal_correlation` 0), the
+  stressed drift (`signal_move` 8 bp) decorrelates the perps and the correlation falls in
+  stress instead of rising: in `volatile` with 2 perps held stressed (16 envs x 1 h), the 1 min
+  correlation is 0.75 with own news, 0.97 with the drift switched off and 0.96 with the
+  default.
+- **Long run**: the "all regimes" row of the analogue is the default scenario (`calm`) as
+  configured, a market that is mostly calm. `volatile` as configured spends much of its time in
+  the volatile and stressed regimes, whose variance dominates its pooled returns, so its pooled
+  correlation sits near the stressed one (in the table by run below).
 
 Code: [`mmgym/analysis/cross_asset.py`](../mmgym/analysis/cross_asset.py); tests:
 [`tests/test_cross_asset.py`](../tests/test_cross_asset.py).
