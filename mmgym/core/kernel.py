@@ -6,11 +6,15 @@ Per market tick of an env, in order:
    :mod:`mmgym.core.stress`); once a second the market-wide volatility multiplier is updated
    (:mod:`mmgym.core.stochastic_vol`); each perp draws its correlated fair-price shock and
    its latent drift's shock (correlated by ``signal_correlation``);
-2. per perp: basis coupling switch; impact relaxation (the arbitrage pull on the fast part, weak
-   while decoupled; the slow parts in the fair price, :mod:`mmgym.core.impact`); fair price and
-   latent drift; recentring of the background book and replenishment; orders
-   in flight reach the book; stale quotes are picked off; Hawkes taker orders walk the book;
-   the hedge leg is marked and a due hedge child is sent;
+2. per perp: basis coupling switch; orders in flight that are due reach the book as the
+   previous tick left it (a quote beyond the anchor is taken at once); Hawkes taker orders
+   walk the book, and their net flow enters the impact; then the tick's price move: impact
+   relaxation (the arbitrage pull on the fast part, weak while decoupled; the slow parts in
+   the fair price, :mod:`mmgym.core.impact`), fair price and latent drift, recentring of the
+   background book on the new anchor and replenishment; agent quotes the move left beyond the
+   anchor are picked off; the hedge leg is marked and a due hedge child is sent. An order
+   with no delay thus meets the takers of its tick at the prices it was set at, as the
+   background makers' quotes do; any delay leaves it a tick's move behind them;
 3. the leveraged crowd: renewals, staged and new forced closes in every perp at once;
 4. marks are refreshed and positions marked to them; the makers' liquidity reacts to the tick's
    net flow and the oracle's move (:mod:`mmgym.core.liquidity`); when due, the leverage-demand
@@ -101,16 +105,11 @@ def tick_asset(
             a.coupled = False
     elif u < P.recouple_prob_per_tick:
         a.coupled = True
-    oracle_before = a.fair_price
-    relax_impact(a, P)
-    step_fair_price(a, P, r, z_price, z_signal, jump, vol)
-    a.fair_log_move = math.log(a.fair_price / oracle_before)
-    anchor = anchor_ticks(a, P)
-    recentre(a, P, r, anchor)
-    replenish(a, P, r)
+    # Orders in flight that are due land on the book as the previous tick left it; one that
+    # sits beyond the anchor is taken at once.
     if a.pending_tick == e.tick:
         activate(a, P)
-    pick_off_stale(a, P, anchor)
+        pick_off_stale(a, P, anchor_ticks(a, P))
 
     # Taker arrivals. Poisson thinning: the total count is Poisson(lam_buy + lam_sell) and each
     # arrival is a buy with probability lam_buy / total, which gives independent Poisson counts
@@ -142,8 +141,19 @@ def tick_asset(
     update_excitation(a, P, buys, sells)
     a.taker_buy_orders += buys
     a.taker_sell_orders += sells
-    step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
     add_flow_impact(a, P, r, buy_volume - sell_volume)
+
+    # The fair price moves; the background makers requote around the new anchor at once, and
+    # arbitrageurs take the agent's quotes it left beyond fair value.
+    oracle_before = a.fair_price
+    relax_impact(a, P)
+    step_fair_price(a, P, r, z_price, z_signal, jump, vol)
+    a.fair_log_move = math.log(a.fair_price / oracle_before)
+    anchor = anchor_ticks(a, P)
+    recentre(a, P, r, anchor)
+    replenish(a, P, r)
+    pick_off_stale(a, P, anchor)
+    step_hedge(agent_rng, i, a, P, r, e.tick, oracle_before)
     return buy_volume, sell_volume
 
 

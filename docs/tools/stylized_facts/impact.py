@@ -29,6 +29,10 @@ REVERSION_FLOOR = 2.0 / 3.0
 """Our reading of "decays almost fully", 2 T after the end of a metaorder of duration T."""
 SHARE_RANGE = (0.05, 0.15)
 """Our reading of "about 10 %" (Tinic et al. 2023, A indirect)."""
+QUOTER_ENVS = 8
+QUOTER_HOURS = 4
+"""The touch quoter's runs: this many times the page's envs and hours (a touch quoter behind
+the background's queue fills rarely in calm, about 33 units per env in 4 h)."""
 HORIZON = 300.0
 """Markout horizon (s) of the adverse selection."""
 SHORT_HORIZON = 10.0
@@ -50,7 +54,12 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
         mid = Estimate(math.nan, math.nan, 0)
     shares: dict[str, Any] = {
         regime: touch_quoter_markouts(
-            scenario, regime, num_envs=2 * envs, hours=hours, horizon_seconds=HORIZON, seed=seed
+            scenario,
+            regime,
+            num_envs=QUOTER_ENVS * envs,
+            hours=QUOTER_HOURS * hours,
+            horizon_seconds=HORIZON,
+            seed=seed,
         ).share
         for regime in ("calm", "stressed")
     }
@@ -65,6 +74,7 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
     }
     meta = f"calm held, {per_size} metaorders x 7 sizes, 10 % participation"
     quote = f"{2 * envs} envs x {hours:g} h"
+    quoter = f"{QUOTER_ENVS * envs} envs x {QUOTER_HOURS * hours:g} h"
     return [
         target_row(
             "square-root exponent δ of I(Q) on the mid",
@@ -99,7 +109,7 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
             f"adverse-selection share of a touch quoter's effective spread ({HORIZON:g} s), calm",
             "about 10 % (read: 5-15 %)",
             TINIC,
-            f"calm held, {quote}",
+            f"calm held, {quoter}",
             calm.value,
             calm.se,
             *SHARE_RANGE,
@@ -108,7 +118,7 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
             f"adverse-selection share ({HORIZON:g} s), stressed minus calm",
             "> 0 (clearly larger in stress)",
             TINIC,
-            f"stressed held minus calm held, {quote}",
+            f"stressed held minus calm held, {quoter}",
             plus_minus(diff, diff_se),
             "yes" if diff > 2 * diff_se else "no",
         ],
@@ -162,16 +172,18 @@ def impact_section(envs: int, hours: float, seed: int) -> str:
         "(`mmgym.analysis.metaorder`). δ is the slope of log mean impact on log Q / V_day "
         "(weighted least squares over the 7 sizes). On the mid, the tick grid (1 bp) dominates "
         "the small sizes' noise; the anchor is the price the book is centred on before rounding. "
-        "The touch quoter rests 0.1 units at the best bid and ask, re-quoting every tick; "
-        f"adverse selection is the mid's move against it {HORIZON:g} s after each fill, over "
-        "the effective half-spread |fill - mid| (`mmgym.analysis.adverse_selection`). "
-        "The quoter joins the back of its level's queue, so it fills almost only when its level "
-        "is eaten or abandoned as the anchor moves through it (99 % of its calm fills come in a "
-        "tick where its side's best price moves away): its markout one tick after the fill is "
-        "already about 29 % of the effective spread, in calm with or without informed flow and "
-        "with the transient-only impact alike, and the informed flow and the impact's memory "
-        "add a few points by 5 min. The book's queue mechanics, not the impact, set this share; "
-        "the stressed regime's wider background spread (6 ticks) keeps its share near calm's. "
+        "The touch quoter rests 0.1 units at the best bid and ask, re-quoting every tick with "
+        "no delay (`mmgym.analysis.adverse_selection`, "
+        f"{QUOTER_ENVS} x the page's envs and {QUOTER_HOURS} x its hours, as it fills "
+        "rarely in calm); adverse selection is the mid's move against it "
+        f"{HORIZON:g} s after each fill, over the effective half-spread |fill - mid|. Its "
+        "orders land at the start of each tick, on the book as the background makers left it, "
+        "so it meets the tick's takers on par with them (behind them in its level's queue) "
+        "before the tick's price move; its adverse selection is then what the informed flow "
+        "and the impact's memory carry. A quoter whose orders land a tick later is a move "
+        "behind the book, and its quote left at the old touch is hit first: before the kernel "
+        "landed orders ahead of the tick's move (commit f878039 and earlier), this quoter was "
+        "in that position and its calm share was 0.35 ± 0.03, almost all of it that move. "
         "The published share is a market's: it decomposes the effective spread of all trades "
         '(the background makers are the touch quoters there). The rows "all taker trades" '
         "measure it the same way (`taker_markouts`, the taker flow's orders; the crowd's "
