@@ -4,8 +4,9 @@
 and a small ask at the best ask, re-quoting every market tick (decisions one tick apart, as in
 :mod:`mmgym.analysis.market_record`), held in one regime. With decisions a tick apart the
 latency is capped at zero, so its orders land at the start of each tick before the tick's
-takers and price move, on par with the background makers (:mod:`mmgym.core.kernel`). For each fill of ``q`` at price ``p``
-with the mid ``m_0`` just before it (the mid the quote was placed at):
+takers and price move, on par with the background makers (:mod:`mmgym.core.kernel`). For
+each fill of ``q`` at price ``p`` with the mid ``m_0`` just before it (the mid the quote was
+placed at):
 
 - effective half-spread ``|p - m_0| / m_0`` (bp),
 - adverse selection: the mid's move against the maker over the horizon, ``(m_0 - m_H) / m_0``
