@@ -29,10 +29,11 @@ REVERSION_FLOOR = 2.0 / 3.0
 """Our reading of "decays almost fully", 2 T after the end of a metaorder of duration T."""
 SHARE_RANGE = (0.05, 0.15)
 """Our reading of "about 10 %" (Tinic et al. 2023, A indirect)."""
-QUOTER_ENVS = 8
-QUOTER_HOURS = 4
-"""The touch quoter's runs: this many times the page's envs and hours (a touch quoter behind
-the background's queue fills rarely in calm, about 33 units per env in 4 h)."""
+MARKOUT_ENVS = 8
+MARKOUT_HOURS = 4
+"""The 300 s markouts' runs (the touch quoter's and the market's): this many times the page's
+envs and hours. A touch quoter behind the background's queue fills rarely in calm (about 33
+units per env in 4 h), and over 300 s the price's own moves make any markout noisy."""
 HORIZON = 300.0
 """Markout horizon (s) of the adverse selection."""
 SHORT_HORIZON = 10.0
@@ -56,8 +57,8 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
         regime: touch_quoter_markouts(
             scenario,
             regime,
-            num_envs=QUOTER_ENVS * envs,
-            hours=QUOTER_HOURS * hours,
+            num_envs=MARKOUT_ENVS * envs,
+            hours=MARKOUT_HOURS * hours,
             horizon_seconds=HORIZON,
             seed=seed,
         ).share
@@ -65,16 +66,22 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
     }
     calm, stress = shares["calm"], shares["stressed"]
     diff, diff_se = stress.value - calm.value, math.hypot(stress.se, calm.se)
+    size = {SHORT_HORIZON: (2 * envs, hours), HORIZON: (MARKOUT_ENVS * envs, MARKOUT_HOURS * hours)}
     market = {
         (regime, horizon): taker_markouts(
-            scenario, regime, num_envs=2 * envs, hours=hours, horizon_seconds=horizon, seed=seed
+            scenario,
+            regime,
+            num_envs=size[horizon][0],
+            hours=size[horizon][1],
+            horizon_seconds=horizon,
+            seed=seed,
         ).share
         for regime in ("calm", "stressed")
         for horizon in (SHORT_HORIZON, HORIZON)
     }
     meta = f"calm held, {per_size} metaorders x 7 sizes, 10 % participation"
-    quote = f"{2 * envs} envs x {hours:g} h"
-    quoter = f"{QUOTER_ENVS * envs} envs x {QUOTER_HOURS * hours:g} h"
+    quotes = {h: f"{n} envs x {t:g} h" for h, (n, t) in size.items()}
+    quoter = quotes[HORIZON]
     return [
         target_row(
             "square-root exponent δ of I(Q) on the mid",
@@ -122,11 +129,13 @@ def _rows(scenario: str, envs: int, hours: float, seed: int) -> list[list[str]]:
             plus_minus(diff, diff_se),
             "yes" if diff > 2 * diff_se else "no",
         ],
-        *_market_rows(market, quote),
+        *_market_rows(market, quotes),
     ]
 
 
-def _market_rows(market: dict[tuple[str, float], Estimate], quote: str) -> list[list[str]]:
+def _market_rows(
+    market: dict[tuple[str, float], Estimate], quotes: dict[float, str]
+) -> list[list[str]]:
     """The market-wide share (every taker trade against the background makers) in calm at
     both horizons, and stressed minus calm."""
     rows = []
@@ -138,7 +147,7 @@ def _market_rows(market: dict[tuple[str, float], Estimate], quote: str) -> list[
                 f"({horizon:g} s), calm",
                 "about 10 % (read: 5-15 %)",
                 TINIC,
-                f"calm held, passive agent, {quote}",
+                f"calm held, passive agent, {quotes[horizon]}",
                 calm.value,
                 calm.se,
                 *SHARE_RANGE,
@@ -153,7 +162,7 @@ def _market_rows(market: dict[tuple[str, float], Estimate], quote: str) -> list[
                 f"adverse-selection share, all taker trades ({horizon:g} s), stressed minus calm",
                 "> 0 (clearly larger in stress)",
                 TINIC,
-                f"stressed held minus calm held, passive agent, {quote}",
+                f"stressed held minus calm held, passive agent, {quotes[horizon]}",
                 plus_minus(diff, diff_se, 3),
                 "yes" if diff > 2 * diff_se else "no",
             ]
@@ -174,7 +183,7 @@ def impact_section(envs: int, hours: float, seed: int) -> str:
         "the small sizes' noise; the anchor is the price the book is centred on before rounding. "
         "The touch quoter rests 0.1 units at the best bid and ask, re-quoting every tick with "
         "no delay (`mmgym.analysis.adverse_selection`, "
-        f"{QUOTER_ENVS} x the page's envs and {QUOTER_HOURS} x its hours, as it fills "
+        f"{MARKOUT_ENVS} x the page's envs and {MARKOUT_HOURS} x its hours, as it fills "
         "rarely in calm); adverse selection is the mid's move against it "
         f"{HORIZON:g} s after each fill, over the effective half-spread |fill - mid|. Its "
         "orders land at the start of each tick, on the book as the background makers left it, "
@@ -190,8 +199,8 @@ def impact_section(envs: int, hours: float, seed: int) -> str:
         "forced orders are left out): each taker trade's distance from the mid "
         "just before the tick's takers, summed over the levels it walked, against the mid's "
         f"move over {SHORT_HORIZON:g} s and {HORIZON:g} s, with the agent passive. At "
-        f"{HORIZON:g} s the price's own moves make that markout noisy (its SE is several "
-        f"times the {SHORT_HORIZON:g} s one's).",
+        f"{HORIZON:g} s the price's own moves make that markout noisy, so its runs are as "
+        "large as the touch quoter's.",
         "",
     ]
     for scenario in SCENARIOS_MEASURED:
