@@ -157,6 +157,20 @@ def tick_asset(
     return buy_volume, sell_volume
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def correlate(
+    chol: NDArray[np.float64], raw: NDArray[np.float64], out: NDArray[np.float64]
+) -> None:
+    """``out = chol @ raw`` for a lower-triangular Cholesky factor: independent standard normals
+    made correlated. Rows go last first, each reading only ``raw`` at or before it, so ``out``
+    may be ``raw`` itself."""
+    for k in range(raw.shape[0] - 1, -1, -1):
+        z = 0.0
+        for j in range(k + 1):
+            z += chol[k, j] * raw[j]
+        out[k] = z
+
+
 @nb.njit(cache=True, error_model="numpy")
 def tick_env(
     streams: NDArray[np.uint64],
@@ -182,20 +196,8 @@ def tick_env(
     for k in range(n):
         e.shock_raw[k], e.signal_shock[k] = standard_normal_pair(rng, i)
     jump = draw_jump(rng, i, P, r)
-    chol = P.shock_cholesky[r]
-    signal_chol = P.signal_cholesky[r]
-    for k in range(n):
-        z = 0.0
-        for j in range(k + 1):
-            z += chol[k, j] * e.shock_raw[j]
-        e.shock[k] = z
-    # the latent drifts' shocks are correlated in place, last asset first (each row reads only
-    # the raw shocks at or before it)
-    for k in range(n - 1, -1, -1):
-        z = 0.0
-        for j in range(k + 1):
-            z += signal_chol[k, j] * e.signal_shock[j]
-        e.signal_shock[k] = z
+    correlate(P.shock_cholesky[r], e.shock_raw, e.shock)
+    correlate(P.signal_cholesky[r], e.signal_shock, e.signal_shock)
     for k in range(n):
         a = A[k]
         bv, sv = tick_asset(

@@ -660,7 +660,7 @@ class MarketParams:
         sequence_of(3, number_in(0.0, 1.0, "[)"), "three correlations in [0, 1)"),
         Packed(
             "shock_cholesky",
-            lambda p: correlation_cholesky(p),
+            lambda p: correlation_cholesky(p.num_assets, p.asset_correlation),
             shape=("regimes", "assets", "assets"),
         ),
     )
@@ -673,7 +673,7 @@ class MarketParams:
         sequence_of(3, number_in(0.0, 1.0, "[)"), "three correlations in [0, 1)"),
         Packed(
             "signal_cholesky",
-            lambda p: correlation_cholesky(p, "signal_correlation"),
+            lambda p: correlation_cholesky(p.num_assets, p.signal_correlation),
             shape=("regimes", "assets", "assets"),
         ),
     )
@@ -1208,12 +1208,11 @@ def hawkes_stationary_rate(p: MarketParams, regime: int) -> float:
     return float(p.taker_rate[regime] / (1.0 - p.hawkes_self - p.hawkes_cross))
 
 
-def correlation_cholesky(p: MarketParams, field: str = "asset_correlation") -> NDArray[np.float64]:
-    """Cholesky factors of the per-regime equicorrelation matrices named by ``field`` (the
-    assets' price shocks by default), shape (regimes, K, K)."""
-    k = p.num_assets
+def correlation_cholesky(k: int, correlations: Triple) -> NDArray[np.float64]:
+    """Cholesky factors of the per-regime equicorrelation matrices of ``k`` assets, shape
+    (regimes, k, k)."""
     out = np.zeros((NUM_REGIMES, k, k))
-    for r, rho in enumerate(getattr(p, field)):
+    for r, rho in enumerate(correlations):
         corr = np.full((k, k), rho) + (1.0 - rho) * np.eye(k)
         out[r] = np.linalg.cholesky(corr)
     return out

@@ -355,9 +355,11 @@ regime's returns are those that lie wholly in it (the regime recorded every seco
   news in stress, so the informed flow and the moves it predicts are shared when the market
   falls together. With each perp's own news in every regime (`signal_correlation` 0), the
   stressed drift (`signal_move` 8 bp) decorrelates the perps and the correlation falls in
-  stress instead of rising: in `volatile` with 2 perps held stressed (16 envs x 1 h), the 1 min
-  correlation is 0.75 with own news, 0.97 with the drift switched off and 0.96 with the
-  default.
+  stress instead of rising: in `volatile` with 2 perps held stressed, the 1 min correlation
+  is 0.75 with own news, 0.97 with the drift and the informed flow off (`signal_move` and
+  `informed_fraction` 0) and 0.96 with the default (`cross_asset_facts(simulate_prices(
+  "volatile", num_envs=16, hours=1, num_assets=2, initial_regime="stressed",
+  regime_switch_per_hour=NO_SWITCH, ...))`, `NO_SWITCH` all rates 0).
 - **Long run**: the "all regimes" row of the analogue is the default scenario (`calm`) as
   configured, a market that is mostly calm. `volatile` as configured spends much of its time in
   the volatile and stressed regimes, whose variance dominates its pooled returns, so its pooled
