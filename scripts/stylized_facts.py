@@ -8,7 +8,7 @@ writes a markdown page with a table per topic and PNG figures (runs:
 :mod:`docs.tools.stylized_facts.runs`; figures: :mod:`docs.tools.stylized_facts.plots`; page:
 :mod:`docs.tools.stylized_facts.report`).
 
-    python scripts/stylized_facts.py            # 32 envs x 4 h per scenario (about 6-7 min, 2 cores)
+    python scripts/stylized_facts.py            # 32 envs x 4 h per scenario (6-7 min on 2 cores)
     python scripts/stylized_facts.py --quick    # 8 envs x 1 h (a smoke run)
     python scripts/stylized_facts.py --envs 64 --hours 8 --out /tmp/facts.md --img /tmp/img
 """
